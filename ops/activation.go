@@ -1,0 +1,220 @@
+package ops
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/actq/actq/ops/kernel"
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// activation names one elementwise activation function. The forward and
+// backward kernels of each live in ops/kernel; the public constructor and
+// its documentation in this package's file named after it.
+type activation uint8
+
+const (
+	actGELU activation = iota + 1
+	actGELUTanh
+	actSiLU
+	actReLU
+)
+
+func (a activation) String() string {
+	switch a {
+	case actGELU:
+		return "GELU"
+	case actGELUTanh:
+		return "GELUTanh"
+	case actSiLU:
+		return "SiLU"
+	case actReLU:
+		return "ReLU"
+	}
+	return fmt.Sprintf("activation(%d)", uint8(a))
+}
+
+func forwardKernel[T kernel.Float](a activation) sliceKernel[T] {
+	return func(dst []T, in [][]T) error {
+		switch a {
+		case actGELU:
+			return kernel.GELU(dst, in[0])
+		case actGELUTanh:
+			return kernel.GELUTanh(dst, in[0])
+		case actSiLU:
+			return kernel.SiLU(dst, in[0])
+		case actReLU:
+			return kernel.ReLU(dst, in[0])
+		}
+		return fmt.Errorf("unknown %v: %w", a, ErrValue)
+	}
+}
+
+func gradKernel[T kernel.Float](a activation) sliceKernel[T] {
+	return func(dst []T, in [][]T) error {
+		switch a {
+		case actGELU:
+			return kernel.GELUGrad(dst, in[0], in[1])
+		case actGELUTanh:
+			return kernel.GELUTanhGrad(dst, in[0], in[1])
+		case actSiLU:
+			return kernel.SiLUGrad(dst, in[0], in[1])
+		case actReLU:
+			return kernel.ReLUGrad(dst, in[0], in[1])
+		}
+		return fmt.Errorf("unknown %v: %w", a, ErrValue)
+	}
+}
+
+// applyActivation is the body of GELU, GELUTanh, SiLU and ReLU.
+func applyActivation(a activation, x *gorgonia.Node) (*gorgonia.Node, error) {
+	fn := "ops." + a.String()
+	if err := CheckFloatNode(fn, "x", x); err != nil {
+		return nil, err
+	}
+	n, err := gorgonia.ApplyOp(activationOp{a}, x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	return n, nil
+}
+
+// activationOp is the forward op y = f(x) of an elementwise activation.
+// It implements gorgonia.Op, gorgonia.SDOp (tape machine) and
+// gorgonia.ADOp (Lisp machine).
+type activationOp struct{ act activation }
+
+func (op activationOp) Arity() int { return 1 }
+
+// Type is a → a, which covers scalars and tensors of any rank. It builds a
+// new type on every call: Gorgonia recycles the types it is given.
+func (op activationOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+
+func (op activationOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return sameShape(op, 1, ds)
+}
+
+func (op activationOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+	}
+	v, err := elementwise(inputs, forwardKernel[float32](op.act), forwardKernel[float64](op.act))
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	return v, nil
+}
+
+func (op activationOp) ReturnsPtr() bool     { return false }
+func (op activationOp) CallsExtern() bool    { return false }
+func (op activationOp) OverwritesInput() int { return -1 }
+func (op activationOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%v", op.act) }
+func (op activationOp) Hashcode() uint32      { return hashOf(op) }
+func (op activationOp) String() string        { return op.act.String() }
+
+func (op activationOp) DiffWRT(inputs int) []bool { return []bool{true} }
+
+// SymDiff returns dx = dy ⊙ f′(x) as an activationGradOp node.
+func (op activationOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%v.SymDiff: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+	}
+	dx, err := gorgonia.ApplyOp(activationGradOp(op), inputs[0], grad)
+	if err != nil {
+		return nil, fmt.Errorf("%v.SymDiff: %w", op, err)
+	}
+	return gorgonia.Nodes{dx}, nil
+}
+
+// DoDiff adds dy ⊙ f′(x) into x's gradient.
+func (op activationOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
+	if len(inputs) != 1 {
+		return fmt.Errorf("%v.DoDiff: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+	}
+	return doDiffInto(activationGradOp(op), inputs[0], inputs[0].Value(), output)
+}
+
+// activationGradOp is the backward op (x, dy) → dy ⊙ f′(x).
+type activationGradOp struct{ act activation }
+
+func (op activationGradOp) Arity() int { return 2 }
+
+func (op activationGradOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a)
+}
+
+func (op activationGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return sameShape(op, 2, ds)
+}
+
+func (op activationGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
+	}
+	v, err := elementwise(inputs, gradKernel[float32](op.act), gradKernel[float64](op.act))
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	return v, nil
+}
+
+func (op activationGradOp) ReturnsPtr() bool     { return false }
+func (op activationGradOp) CallsExtern() bool    { return false }
+func (op activationGradOp) OverwritesInput() int { return -1 }
+func (op activationGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%vGrad", op.act) }
+func (op activationGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op activationGradOp) String() string        { return op.act.String() + "Grad" }
+
+// sameShape checks that the op got n input shapes, all equal, and returns a
+// copy of the first.
+func sameShape(op fmt.Stringer, n int, ds []gorgonia.DimSizer) (tensor.Shape, error) {
+	if len(ds) != n {
+		return nil, fmt.Errorf("%v: got %d input shapes, want %d: %w", op, len(ds), n, ErrShape)
+	}
+	first, ok := ds[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("%v: input 0 has %T, not a tensor.Shape: %w", op, ds[0], ErrShape)
+	}
+	for i, d := range ds[1:] {
+		s, ok := d.(tensor.Shape)
+		if !ok || !s.Eq(first) {
+			return nil, fmt.Errorf("%v: input %d has shape %v, want %v: %w", op, i+1, d, first, ErrShape)
+		}
+	}
+	return first.Clone(), nil
+}
+
+// hashOf is the FNV-32a hash of an op's WriteHash.
+func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
+// doDiffInto runs a gradient op on (inputs..., dy) for the Lisp machine and
+// adds the result into wrt's gradient.
+func doDiffInto(gradOp gorgonia.Op, wrt *gorgonia.Node, input gorgonia.Value, output *gorgonia.Node) error {
+	dy, err := output.Grad()
+	if err != nil {
+		return fmt.Errorf("%v: output gradient: %w", gradOp, err)
+	}
+	acc, err := wrt.Grad()
+	if err != nil {
+		return fmt.Errorf("%v: input gradient: %w", gradOp, err)
+	}
+	dx, err := gradOp.Do(input, dy)
+	if err != nil {
+		return err
+	}
+	if err := addInto(acc, dx); err != nil {
+		return fmt.Errorf("%v: %w", gradOp, err)
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package kernel
+
+import "math"
+
+const (
+	// sqrt2OverPi is √(2/π) (https://oeis.org/A076668), β in the tanh form.
+	sqrt2OverPi = 0.79788456080286535587989211986876373695171726232986
+	// geluTanhCubic is the 0.044715 of Hendrycks & Gimpel (2016), κ.
+	geluTanhCubic = 0.044715
+)
+
+// GELUTanh sets dst[i] to the tanh approximation of GELU:
+//
+//	GELUTanh(x) = ½·x·(1 + tanh(u)),  u = √(2/π)·(x + 0.044715·x³).
+//
+// It is evaluated in float64 as x·σ(2u), σ(z) = 1/(1+e^(−z)), which equals
+// the tanh form but does not cancel for negative x (PyTorch's float32 form
+// returns −0 for x ≲ −5.2). Float32 results are within one float32 ULP of the
+// formula; float64 results within a few ULPs.
+//
+// Special cases are:
+//
+//	GELUTanh(+Inf) = +Inf
+//	GELUTanh(−Inf) = −0  (the limit; PyTorch returns NaN)
+//	GELUTanh(±0)   = ±0
+//	GELUTanh(NaN)  = NaN
+//
+// dst may alias x. It returns an error wrapping ErrLength if the lengths
+// differ.
+func GELUTanh[T Float](dst, x []T) error {
+	if err := checkLengths("kernel.GELUTanh", len(dst), len(x)); err != nil {
+		return err
+	}
+	for i, v := range x {
+		dst[i] = T(geluTanh64(float64(v)))
+	}
+	return nil
+}
+
+// GELUTanhGrad sets dst[i] = dy[i]·GELUTanh′(x[i]), the backward pass of
+// GELUTanh, with (t = tanh(u), u′ = √(2/π)·(1 + 3·0.044715·x²))
+//
+//	GELUTanh′(x) = ½(1+t) + ½·x·(1−t²)·u′ = σ(2u) + 2x·σ(2u)·σ(−2u)·u′.
+//
+// The σ form is used so that neither term cancels. Special cases are:
+//
+//	GELUTanh′(+Inf) = 1
+//	GELUTanh′(−Inf) = 0  (PyTorch returns NaN)
+//	GELUTanh′(±0)   = ½
+//	GELUTanh′(NaN)  = NaN
+//
+// dst may alias x or dy. It returns an error wrapping ErrLength if the
+// lengths differ.
+func GELUTanhGrad[T Float](dst, x, dy []T) error {
+	if err := checkLengths("kernel.GELUTanhGrad", len(dst), len(x), len(dy)); err != nil {
+		return err
+	}
+	for i, v := range x {
+		dst[i] = T(float64(dy[i]) * geluTanhDeriv64(float64(v)))
+	}
+	return nil
+}
+
+func geluTanhArg(x float64) float64 {
+	return sqrt2OverPi * (x + geluTanhCubic*x*x*x)
+}
+
+func geluTanh64(x float64) float64 {
+	s := sigmoid64(2 * geluTanhArg(x))
+	if s == 0 {
+		// x·σ(2u) → 0 from below; also keeps −Inf·0 from giving NaN.
+		return math.Copysign(0, x)
+	}
+	return x * s
+}
+
+func geluTanhDeriv64(x float64) float64 {
+	u2 := 2 * geluTanhArg(x)
+	s, sc := sigmoid64(u2), sigmoid64(-u2)
+	if s == 0 || sc == 0 {
+		// e^(−|2u|) underflowed: the second term is below float64
+		// resolution, and computing it could give Inf·0 = NaN.
+		return s
+	}
+	return s + 2*x*s*sc*sqrt2OverPi*(1+3*geluTanhCubic*x*x)
+}

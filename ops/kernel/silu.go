@@ -1,0 +1,74 @@
+package kernel
+
+import "math"
+
+// SiLU sets dst[i] = x[i]·σ(x[i]) = x[i]/(1+e^(−x[i])), the sigmoid linear
+// unit (Swish with β = 1).
+//
+// It is evaluated in float64; float32 results are within one float32 ULP of
+// the true value. Special cases are:
+//
+//	SiLU(+Inf) = +Inf
+//	SiLU(−Inf) = −0  (the limit; PyTorch returns NaN)
+//	SiLU(±0)   = ±0
+//	SiLU(NaN)  = NaN
+//
+// dst may alias x. It returns an error wrapping ErrLength if the lengths
+// differ.
+func SiLU[T Float](dst, x []T) error {
+	if err := checkLengths("kernel.SiLU", len(dst), len(x)); err != nil {
+		return err
+	}
+	for i, v := range x {
+		dst[i] = T(silu64(float64(v)))
+	}
+	return nil
+}
+
+// SiLUGrad sets dst[i] = dy[i]·SiLU′(x[i]), the backward pass of SiLU, with
+//
+//	SiLU′(x) = σ(x)·(1 + x·(1 − σ(x))) = σ(x) + x·σ(x)·σ(−x).
+//
+// σ(−x) is computed directly rather than as 1−σ(x), which would cancel.
+// Special cases are:
+//
+//	SiLU′(+Inf) = 1
+//	SiLU′(−Inf) = 0  (PyTorch returns NaN)
+//	SiLU′(±0)   = ½
+//	SiLU′(NaN)  = NaN
+//
+// dst may alias x or dy. It returns an error wrapping ErrLength if the
+// lengths differ.
+func SiLUGrad[T Float](dst, x, dy []T) error {
+	if err := checkLengths("kernel.SiLUGrad", len(dst), len(x), len(dy)); err != nil {
+		return err
+	}
+	for i, v := range x {
+		dst[i] = T(float64(dy[i]) * siluDeriv64(float64(v)))
+	}
+	return nil
+}
+
+// sigmoid64 returns 1/(1+e^(−z)): 0 when e^(−z) overflows, 1 when it
+// underflows, NaN for NaN.
+func sigmoid64(z float64) float64 {
+	return 1 / (1 + math.Exp(-z))
+}
+
+func silu64(x float64) float64 {
+	s := sigmoid64(x)
+	if s == 0 {
+		return math.Copysign(0, x)
+	}
+	return x * s
+}
+
+func siluDeriv64(x float64) float64 {
+	s, sc := sigmoid64(x), sigmoid64(-x)
+	if s == 0 || sc == 0 {
+		// The second term is x·e^(−|x|) < 2^−1000: below resolution, and
+		// ±Inf·0 would give NaN.
+		return s
+	}
+	return s + x*s*sc
+}
