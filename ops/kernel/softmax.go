@@ -79,7 +79,7 @@ func (a Axis) each(fn func(off, w int)) {
 }
 
 // single reports whether T has float32 precision, for which the kernels use
-// expSingle instead of math.Exp.
+// a float32-grade exp (expSingle, or exp8) instead of math.Exp.
 func single[T Float]() bool {
 	var z T
 	return unsafe.Sizeof(z) == 4
@@ -91,10 +91,17 @@ func single[T Float]() bool {
 //	y_j = e^(x_j − m) / Σ_k e^(x_k − m),  m = max_k x_k
 //
 // Subtracting the slice's own maximum m keeps every exponent ≤ 0, so no
-// finite input overflows. The arithmetic is in float64 whatever T is: for
-// float32, e^z comes from expSingle (relative error below 1e-8) and the
-// results are within 1 float32 ULP of the exact value; for float64,
-// from math.Exp, the results are within a few float64 ULPs.
+// finite input overflows. Three passes (the maximum; e^(x_j − m) and its
+// sum; the scaling) beat the online single-pass max-and-sum, which needs
+// two exps per element, by 2× here (BenchmarkSoftmax), since the exps
+// dominate and a slice of up to 256 KB stays in cache between passes.
+//
+// The arithmetic is in float64 whatever T is. For float32, e^z comes from
+// a float32-grade exp (expSingle, relative error 5.8e-10; or, when built
+// with GOEXPERIMENT=simd and run on an AVX-512 CPU, exp8 on eight lanes,
+// 7.0e-9), and the results are within 2^−23 relative of the exact softmax
+// of the input, about 1 ULP. For float64, e^z comes from math.Exp and the
+// results are within 1e-14 relative.
 //
 // Special cases, per slice (other slices are not affected):
 //
@@ -186,78 +193,85 @@ func LogSoftmaxGrad[T Float](dst, y, dy []T, a Axis) error {
 }
 
 // softmaxRun computes softmax or log-softmax for w adjacent slices of n
-// elements, stride inner, starting at off: three passes (max; exp and sum;
-// normalise), with the exps of softmax kept in dst between the last two.
+// elements, stride inner, starting at off.
 func softmaxRun[T Float](dst, x []T, off, w, n, inner int, log bool) {
-	var mArr, sArr, zArr [tileWidth]float64
-	m, s := mArr[:w], sArr[:w]
-
-	// Pass 1: the maximum of each slice. NaN never compares greater, so
-	// it is skipped here and reaches the sum in pass 2 instead.
 	if inner == 1 {
-		m[0] = float64(maxOf(x[off : off+n]))
+		softmaxRow(dst[off:off+n], x[off:off+n], log)
 	} else {
-		for c := range m {
-			m[c] = math.Inf(-1)
+		softmaxTile(dst, x, off, w, n, inner, log)
+	}
+}
+
+// softmaxRow computes softmax or log-softmax of one contiguous slice in
+// three passes: the maximum m; e = exp(x − m) and its sum s (softmax keeps
+// e in dst); then y = e/s, or (x − m) − log s.
+func softmaxRow[T Float](dst, x []T, log bool) {
+	// NaN never compares greater, so the maximum skips it and NaN reaches
+	// the sum instead. A fully masked slice is shifted by 0 instead of
+	// −Inf (−Inf − −Inf would be NaN): every exp is 0 and so is the sum.
+	m := float64(rowMax(x))
+	if math.IsInf(m, -1) {
+		m = 0
+	}
+	s := rowExpSum(dst, x, m, !log)
+	// A sum of 0 means a fully masked slice (otherwise the maximum
+	// contributes e^0 = 1): scaling by 0, or subtracting +Inf from
+	// x − 0 = −Inf, gives its zeros or −Infs with no test per element.
+	// A NaN sum makes the slice NaN.
+	if log {
+		lse := math.Inf(1)
+		if s != 0 {
+			lse = math.Log(s)
 		}
-		for j := range n {
-			row := x[off+j*inner : off+j*inner+w]
-			for c, v := range row {
-				if float64(v) > m[c] {
-					m[c] = float64(v)
-				}
+		rowLogOut(dst, x, m, lse)
+		return
+	}
+	inv := 0.0
+	if s != 0 {
+		inv = 1 / s
+	}
+	rowScale(dst, inv)
+}
+
+// softmaxTile is softmaxRow for w adjacent slices of n elements, stride
+// inner, starting at off: each pass walks the tile row by row, so memory is
+// read in order, with the per-slice state in arrays on the stack.
+func softmaxTile[T Float](dst, x []T, off, w, n, inner int, log bool) {
+	var mArr, sArr, zArr [tileWidth]float64
+	m, s, z := mArr[:w], sArr[:w], zArr[:w]
+	for c := range m {
+		m[c] = math.Inf(-1)
+	}
+	for j := range n {
+		o := off + j*inner
+		for c, v := range x[o : o+w] {
+			if float64(v) > m[c] {
+				m[c] = float64(v)
 			}
 		}
 	}
 	for c := range m {
-		// A fully masked slice: shift by 0 instead of −Inf (−Inf − −Inf
-		// would be NaN), so every exp is 0 and the sum is 0 below.
 		if math.IsInf(m[c], -1) {
 			m[c] = 0
 		}
 	}
-
-	// Pass 2: e = exp(x − m) and its sum, per slice. Softmax keeps e in dst.
 	sgl := single[T]()
-	for j0 := 0; j0 < n; {
-		// A block: rows j0.. of the tile, or a stretch of the one slice.
-		var z []float64
-		var xo int // offset of the block's first element in x
-		if inner == 1 {
-			z = zArr[:min(tileWidth, n-j0)]
-			xo = off + j0
-			for i, v := range x[xo : xo+len(z)] {
-				z[i] = float64(v) - m[0]
-			}
-		} else {
-			z = zArr[:w]
-			xo = off + j0*inner
-			for c, v := range x[xo : xo+w] {
-				z[c] = float64(v) - m[c]
-			}
+	for j := range n {
+		o := off + j*inner
+		for c, v := range x[o : o+w] {
+			z[c] = float64(v) - m[c]
 		}
 		expInPlace(z, sgl)
 		if !log {
-			out := dst[xo : xo+len(z)]
-			for i, e := range z {
-				out[i] = T(e)
+			out := dst[o : o+w]
+			for c, e := range z {
+				out[c] = T(e)
 			}
 		}
-		if inner == 1 {
-			s[0] += sum(z)
-			j0 += len(z)
-		} else {
-			for c, e := range z {
-				s[c] += e
-			}
-			j0++
+		for c, e := range z {
+			s[c] += e
 		}
 	}
-
-	// Pass 3: normalise. A sum of 0 means a fully masked slice (otherwise
-	// the maximum contributes e^0 = 1): scaling by 0, or subtracting +Inf
-	// from x − 0 = −Inf, gives its zeros or −Infs without a branch per
-	// element. A NaN sum makes the slice NaN.
 	for c, v := range s {
 		switch {
 		case v == 0 && log:
@@ -270,26 +284,11 @@ func softmaxRun[T Float](dst, x []T, off, w, n, inner int, log bool) {
 			s[c] = 1 / v
 		}
 	}
-	if inner == 1 {
-		xs, out := x[off:off+n], dst[off:off+n]
-		if log {
-			m, lse := m[0], s[0]
-			for j, v := range xs {
-				out[j] = T((float64(v) - m) - lse)
-			}
-		} else {
-			inv := s[0]
-			for j, e := range out {
-				out[j] = T(float64(e) * inv)
-			}
-		}
-		return
-	}
 	for j := range n {
-		xo := off + j*inner
-		out := dst[xo : xo+w]
+		o := off + j*inner
+		out := dst[o : o+w]
 		if log {
-			for c, v := range x[xo : xo+w] {
+			for c, v := range x[o : o+w] {
 				out[c] = T((float64(v) - m[c]) - s[c])
 			}
 		} else {
@@ -309,10 +308,7 @@ func softmaxGradRun[T Float](dst, y, dy []T, off, w, n, inner int) {
 			clear(out) // fully masked
 			return
 		}
-		s := dot(ys, ds)
-		for j, v := range ys {
-			out[j] = T(float64(v) * (float64(ds[j]) - s))
-		}
+		rowGradOut(out, ys, ds, rowDot(ys, ds))
 		return
 	}
 	var sArr [tileWidth]float64
@@ -337,27 +333,16 @@ func softmaxGradRun[T Float](dst, y, dy []T, off, w, n, inner int) {
 // logSoftmaxGradRun computes dx = dy − exp(y)·Σ dy for w adjacent slices of
 // n elements, stride inner, starting at off.
 func logSoftmaxGradRun[T Float](dst, y, dy []T, off, w, n, inner int) {
-	sgl := single[T]()
-	var sArr, zArr [tileWidth]float64
 	if inner == 1 {
 		ys, ds, out := y[off:off+n], dy[off:off+n], dst[off:off+n]
 		if allEqual(ys, T(math.Inf(-1))) {
 			clear(out) // fully masked
 			return
 		}
-		total := sum(ds)
-		for j0 := 0; j0 < n; j0 += tileWidth {
-			z := zArr[:min(tileWidth, n-j0)]
-			for i, v := range ys[j0 : j0+len(z)] {
-				z[i] = float64(v)
-			}
-			expInPlace(z, sgl)
-			for i, e := range z {
-				out[j0+i] = T(float64(ds[j0+i]) - e*total)
-			}
-		}
+		rowLogGradOut(out, ys, ds, rowSum(ds))
 		return
 	}
+	var sArr, zArr [tileWidth]float64
 	s, z := sArr[:w], zArr[:w]
 	for j := range n {
 		o := off + j*inner
@@ -365,6 +350,7 @@ func logSoftmaxGradRun[T Float](dst, y, dy []T, off, w, n, inner int) {
 			s[c] += float64(v)
 		}
 	}
+	sgl := single[T]()
 	for j := range n {
 		o := off + j*inner
 		for c, v := range y[o : o+w] {
@@ -407,8 +393,22 @@ func allEqual[T Float](x []T, v T) bool {
 	return true
 }
 
-// maxOf returns the largest non-NaN element of x, or −Inf if there is none.
-func maxOf[T Float](x []T) T {
+// The row helpers below do one pass over one contiguous slice. Each has a
+// vector twin for float32 (softmax_simd.go, built with GOEXPERIMENT=simd
+// on amd64) that runs when haveVec is true.
+
+// as32 returns x, whose elements are float32-based (single[T]()), as a
+// []float32 sharing its memory, for the vector twins.
+func as32[T Float](x []T) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+}
+
+// rowMax returns the largest non-NaN element of x, or −Inf if there is
+// none.
+func rowMax[T Float](x []T) T {
+	if haveVec && single[T]() {
+		return T(max32(as32(x)))
+	}
 	m := T(math.Inf(-1))
 	for _, v := range x {
 		if v > m {
@@ -416,6 +416,104 @@ func maxOf[T Float](x []T) T {
 		}
 	}
 	return m
+}
+
+// rowExpSum returns Σ e^(x_j − m) in float64, storing each term in dst if
+// store is set.
+func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
+	if haveVec && single[T]() {
+		return expSum32(as32(dst), as32(x), m, store)
+	}
+	var zArr [tileWidth]float64
+	sgl := single[T]()
+	var s float64
+	for j0 := 0; j0 < len(x); j0 += tileWidth {
+		z := zArr[:min(tileWidth, len(x)-j0)]
+		for i, v := range x[j0 : j0+len(z)] {
+			z[i] = float64(v) - m
+		}
+		expInPlace(z, sgl)
+		if store {
+			out := dst[j0 : j0+len(z)]
+			for i, e := range z {
+				out[i] = T(e)
+			}
+		}
+		s += sum(z)
+	}
+	return s
+}
+
+// rowScale sets dst_j = dst_j·inv.
+func rowScale[T Float](dst []T, inv float64) {
+	if haveVec && single[T]() {
+		scale32(as32(dst), inv)
+		return
+	}
+	for j, e := range dst {
+		dst[j] = T(float64(e) * inv)
+	}
+}
+
+// rowLogOut sets dst_j = (x_j − m) − lse.
+func rowLogOut[T Float](dst, x []T, m, lse float64) {
+	if haveVec && single[T]() {
+		logOut32(as32(dst), as32(x), m, lse)
+		return
+	}
+	dst = dst[:len(x)]
+	for j, v := range x {
+		dst[j] = T((float64(v) - m) - lse)
+	}
+}
+
+// rowDot returns Σ y·dy in float64.
+func rowDot[T Float](y, dy []T) float64 {
+	if haveVec && single[T]() {
+		return dot32(as32(y), as32(dy))
+	}
+	return dot(y, dy)
+}
+
+// rowGradOut sets dst_j = y_j·(dy_j − s).
+func rowGradOut[T Float](dst, y, dy []T, s float64) {
+	if haveVec && single[T]() {
+		gradOut32(as32(dst), as32(y), as32(dy), s)
+		return
+	}
+	dst, dy = dst[:len(y)], dy[:len(y)]
+	for j, v := range y {
+		dst[j] = T(float64(v) * (float64(dy[j]) - s))
+	}
+}
+
+// rowSum returns Σ x in float64.
+func rowSum[T Float](x []T) float64 {
+	if haveVec && single[T]() {
+		return sum32(as32(x))
+	}
+	return sum(x)
+}
+
+// rowLogGradOut sets dst_j = dy_j − e^(y_j)·total.
+func rowLogGradOut[T Float](dst, y, dy []T, total float64) {
+	if haveVec && single[T]() {
+		logGradOut32(as32(dst), as32(y), as32(dy), total)
+		return
+	}
+	var zArr [tileWidth]float64
+	sgl := single[T]()
+	for j0 := 0; j0 < len(y); j0 += tileWidth {
+		z := zArr[:min(tileWidth, len(y)-j0)]
+		for i, v := range y[j0 : j0+len(z)] {
+			z[i] = float64(v)
+		}
+		expInPlace(z, sgl)
+		ds, out := dy[j0:j0+len(z)], dst[j0:j0+len(z)]
+		for i, e := range z {
+			out[i] = T(float64(ds[i]) - e*total)
+		}
+	}
 }
 
 // sum returns Σ x in float64, with four accumulators so that the additions
@@ -452,9 +550,13 @@ func dot[T Float](y, dy []T) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// expInPlace sets z[i] = e^z[i]: with expSingle when sgl (float32 results),
-// otherwise with math.Exp.
+// expInPlace sets z[i] = e^z[i]: to float32 accuracy (expVec or
+// expSingle) when sgl, otherwise with math.Exp.
 func expInPlace(z []float64, sgl bool) {
+	if sgl && haveVec {
+		expVec(z)
+		return
+	}
 	if sgl {
 		expSingle(z)
 		return
@@ -470,6 +572,8 @@ const (
 	// integer k (ties to even) and leaves k in the low bits of the sum, so
 	// neither a rounding instruction nor a float-to-int conversion is needed.
 	expShift = 0x1.8p52
+	// expBits is log2 of expTable's length.
+	expBits = 5
 	// The exponents outside which e^z is 0 or +Inf in float32: e^−104 is
 	// below half the smallest float32 subnormal (2^−150) and e^89 above
 	// MaxFloat32 (≈ e^88.72).
@@ -477,35 +581,41 @@ const (
 	expSingleMax = 89
 )
 
+// expTable[i] holds the bits of 2^(i/32) less i<<47, so that adding k<<47
+// for k = 32·q + i (0 ≤ i < 32) gives the bits of 2^(q + i/32). The
+// layout is musl's exp2f_data (src/math/exp2f_data.c).
+var expTable = func() (t [1 << expBits]uint64) {
+	for i := range t {
+		t[i] = math.Float64bits(math.Exp2(float64(i)/(1<<expBits))) - uint64(i)<<(52-expBits)
+	}
+	return t
+}()
+
 // expSingle sets z[i] = e^z[i] to float32 accuracy: the relative error is
-// below 1e-8 (measured: 7.0e-9 over every float32 z in [−104, 89]), a
-// sixth of float32's half-ULP, so float32(e^z) is the correctly rounded
-// float32 value or its neighbour. It is twice as fast as math.Exp because
-// it needs less accuracy.
+// below 1e-9 (measured: 5.8e-10 over every 97th float32 in [−104, 89]), far
+// below float32's half-ULP of 6e-8, so float32(e^z) is the correctly
+// rounded float32 value or, rarely, its neighbour. It is about 2.5 times as
+// fast as math.Exp because it needs less accuracy.
 //
-// Method (Cephes' expf, in float64): z = k·ln2 + r with k = round(z/ln2)
-// and |r| ≤ ln2/2; e^r is its degree-7 Taylor polynomial (truncation error
-// |r|^8/8! ≤ 5.2e-9), and 2^k is built in the exponent bits. The reduction
-// uses ln2 rounded to float64, whose error, |k|·2^−54 < 1e-14, is
-// negligible here.
+// Method (musl's expf, in float64): z = (32·q + i)·ln2/32 + r with
+// 0 ≤ i < 32 and |r| ≤ ln2/64; e^z = 2^q · 2^(i/32) · e^r, with 2^(i/32)
+// from expTable and e^r − 1 from its degree-3 Taylor polynomial
+// (truncation error r^4/4! ≤ 6e-10). The reduction uses ln2/32 rounded to
+// float64, whose error, |32·q + i|·2^−59 < 1e-14, is negligible here.
 //
 // Special cases: z < −104 gives 0 (and −Inf gives 0), z > 89 gives +Inf,
 // NaN gives NaN.
 func expSingle(z []float64) {
+	const n = 1 << expBits
 	for i, v := range z {
-		t := v*math.Log2E + expShift
-		k := t - expShift
-		r := v - k*math.Ln2
-		p := 1.0 / 5040
-		p = p*r + 1.0/720
-		p = p*r + 1.0/120
-		p = p*r + 1.0/24
-		p = p*r + 1.0/6
-		p = p*r + 0.5
-		p = (p*r)*r + r + 1
-		// 2^k: the low bits of t hold k; k + 1023 is the biased exponent
-		// (1 ≤ k+1023 ≤ 2046 for z in [−104, 89]).
-		e := p * math.Float64frombits((math.Float64bits(t)+1023)<<52)
+		t := v*(n*math.Log2E) + expShift
+		k := math.Float64bits(t) // its low bits hold round(v·32/ln2)
+		t -= expShift
+		r := v - t*(math.Ln2/n)
+		p := r*(1.0/6) + 0.5
+		p = (p*r)*r + r // e^r − 1
+		scale := math.Float64frombits(expTable[k%n] + k<<(52-expBits))
+		e := scale + scale*p
 		if v < expSingleMin {
 			e = 0
 		}

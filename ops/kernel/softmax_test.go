@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/actq/actq/internal/numtest"
 )
 
 // layout is an array shape viewed as outer×n×inner around the softmax axis.
@@ -133,8 +135,10 @@ func within(got, want []float64, abs, rel float64) (worst float64, at int, ok bo
 }
 
 func TestSoftmaxMatchesReference(t *testing.T) {
-	testMatchesReference[float32](t)
-	testMatchesReference[float64](t)
+	eachPath(t, func(t *testing.T) {
+		testMatchesReference[float32](t)
+		testMatchesReference[float64](t)
+	})
 }
 
 func testMatchesReference[T Float](t *testing.T) {
@@ -192,7 +196,9 @@ func maxAbs(x []float64) float64 {
 // TestKnownValues checks the test facts 12–17 of the numerics notes
 // (computed with mpmath; onnx/backend/test/case/node/softmax.py and
 // logsoftmax.py give the float32 ones).
-func TestKnownValues(t *testing.T) {
+func TestKnownValues(t *testing.T) { eachPath(t, testKnownValues) }
+
+func testKnownValues(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		x, dy  []float64
@@ -239,11 +245,16 @@ func TestKnownValues(t *testing.T) {
 // TestStridedMatchesContiguous checks that a softmax along a non-last axis
 // (the tiled path) gives the same as the same data transposed so that the
 // axis is last (the row path).
-func TestStridedMatchesContiguous(t *testing.T) {
+func TestStridedMatchesContiguous(t *testing.T) { eachPath(t, testStridedMatchesContiguous) }
+
+func testStridedMatchesContiguous(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, l := range []layout{{2, 5, 3}, {1, 9, 64}, {2, 4, 65}, {2, 33, 130}, {3, 70, 7}} {
 		x := to[float32](randomInput(r, l.size()))
-		dy := to[float32](randomInput(r, l.size()))
+		dy := make([]float32, l.size())
+		for i := range dy {
+			dy[i] = float32(r.NormFloat64())
+		}
 		xt, dyt := transpose(x, l), transpose(dy, l)
 		lt := layout{l.outer * l.inner, l.n, 1}
 		for _, log := range []bool{false, true} {
@@ -291,7 +302,9 @@ func mustOK(t *testing.T, err error) {
 // TestRanges checks that processing the slices in pieces [Lo, Hi) gives
 // bit for bit what one call gives, and that a piece writes only inside its
 // own slices (everything else keeps its NaN guard value).
-func TestRanges(t *testing.T) {
+func TestRanges(t *testing.T) { eachPath(t, testRanges) }
+
+func testRanges(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, l := range []layout{{6, 5, 1}, {2, 5, 3}, {2, 4, 130}, {3, 3, 70}} {
 		x := to[float64](randomInput(r, l.size()))
@@ -340,7 +353,9 @@ func TestRanges(t *testing.T) {
 // TestSpecialCases pins the documented behaviour at −Inf (masks), NaN and
 // +Inf, on a slice stored contiguously and as a column of a wider array
 // (so both the row and the tiled path run), in both precisions.
-func TestSpecialCases(t *testing.T) {
+func TestSpecialCases(t *testing.T) { eachPath(t, testSpecialCases) }
+
+func testSpecialCases(t *testing.T) {
 	inf, nan := math.Inf(1), math.NaN()
 	for _, tc := range []struct {
 		name          string
@@ -459,7 +474,9 @@ func specialCase[T Float](t *testing.T, x, dy, wantY, wantDx []float64, log, exa
 
 // TestNoNaNFromFinite: finite input, however spread out, never gives NaN,
 // and softmax slices sum to 1 with values in [0, 1].
-func TestNoNaNFromFinite(t *testing.T) {
+func TestNoNaNFromFinite(t *testing.T) { eachPath(t, testNoNaNFromFinite) }
+
+func testNoNaNFromFinite(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for range 200 {
 		n := 1 + r.IntN(40)
@@ -482,56 +499,142 @@ func TestNoNaNFromFinite(t *testing.T) {
 	}
 }
 
-func TestExpSingle(t *testing.T) {
-	// Every 97th float32 in [−104, 89] (about 20 million values; the full
-	// sweep, run once, gave the 7.0e-9 quoted in the doc comment).
-	var worst float64
-	var worstAt float32
-	z := make([]float64, 1)
-	step := uint32(97)
+// eachPath runs f on the vector code (when the build and the CPU have it:
+// GOEXPERIMENT=simd on amd64 with AVX-512) and on the scalar code.
+func eachPath(t *testing.T, f func(t *testing.T)) {
+	t.Helper()
+	if haveVec {
+		t.Run("vector", f)
+		haveVec = false
+		defer func() { haveVec = true }()
+	}
+	t.Run("scalar", f)
+}
+
+// TestExp checks the float32-grade exps (expSingle, and expVec when there
+// is vector code) against math.Exp: relative error below 1e-8, and
+// float32 results at most 1 ULP from the correctly rounded ones.
+func TestExp(t *testing.T) {
+	eachPath(t, func(t *testing.T) {
+		exp := expSingle
+		if haveVec {
+			exp = expVec
+		}
+		testExp(t, exp)
+	})
+}
+
+func testExp(t *testing.T, exp func([]float64)) {
+	// Every 997th float32 in [−104, 89] (2.3 million values), in batches
+	// of 1000 so the vector code runs whole vectors. (Every 97th, 23
+	// million values, was run once for the errors quoted in the docs.)
+	step := uint32(997)
 	if testing.Short() {
 		step = 9973
 	}
-	check := func(v float32) {
-		z[0] = float64(v)
-		expSingle(z)
-		want := math.Exp(float64(v))
-		if e := math.Abs(z[0]-want) / want; e > worst {
-			worst, worstAt = e, v
-		}
-		if got32, want32 := float32(z[0]), float32(want); got32 != want32 &&
-			math.Abs(float64(got32)-float64(want32)) > 1.0001*math.Abs(float64(math.Nextafter32(want32, 0)-want32)) {
-			t.Fatalf("float32(exp(%v)) = %v, want %v: more than 1 ULP", v, got32, want32)
-		}
-	}
-	for b := math.Float32bits(-104); b > math.Float32bits(-0x1p-126); b -= step { // negative: bits decrease towards 0
-		check(math.Float32frombits(b))
+	var vals []float32
+	for b := math.Float32bits(-104); b > math.Float32bits(-0x1p-126); b -= step { // negative: bits fall towards 0
+		vals = append(vals, math.Float32frombits(b))
 	}
 	for b := math.Float32bits(0x1p-126); b < math.Float32bits(89); b += step {
-		check(math.Float32frombits(b))
+		vals = append(vals, math.Float32frombits(b))
 	}
-	if worst > 1e-8 {
-		t.Errorf("expSingle: relative error %.3g at %v, want < 1e-8", worst, worstAt)
-	}
-	t.Logf("expSingle: max relative error %.3g at %v", worst, worstAt)
-
-	for _, tc := range []struct{ z, want float64 }{
-		{0, 1}, {math.Copysign(0, -1), 1}, {-104.5, 0}, {math.Inf(-1), 0}, {89.5, math.Inf(1)},
-		{math.Inf(1), math.Inf(1)}, {1, math.E}, {-1, 1 / math.E},
-	} {
-		z[0] = tc.z
-		expSingle(z)
-		if z[0] != tc.want && math.Abs(z[0]-tc.want) > 1e-8*tc.want {
-			t.Errorf("expSingle(%v) = %v, want %v", tc.z, z[0], tc.want)
+	var worst float64
+	var worstAt float32
+	z := make([]float64, 1000)
+	for i0 := 0; i0 < len(vals); i0 += len(z) {
+		batch := vals[i0:min(i0+len(z), len(vals))]
+		z := z[:len(batch)]
+		for i, v := range batch {
+			z[i] = float64(v)
+		}
+		exp(z)
+		for i, v := range batch {
+			want := math.Exp(float64(v))
+			if e := math.Abs(z[i]-want) / want; e > worst {
+				worst, worstAt = e, v
+			}
+			if got32, want32 := float32(z[i]), float32(want); got32 != want32 &&
+				math.Abs(float64(got32)-float64(want32)) > 1.0001*math.Abs(float64(math.Nextafter32(want32, 0)-want32)) {
+				t.Fatalf("float32(exp(%v)) = %v, want %v: more than 1 ULP", v, got32, want32)
+			}
 		}
 	}
-	z[0] = math.NaN()
-	if expSingle(z); !math.IsNaN(z[0]) {
-		t.Errorf("expSingle(NaN) = %v", z[0])
+	if worst > 1e-8 {
+		t.Errorf("relative error %.3g at %v, want < 1e-8", worst, worstAt)
+	}
+	t.Logf("max relative error %.3g at %v", worst, worstAt)
+
+	nan, inf := math.NaN(), math.Inf(1)
+	special := []struct{ z, want float64 }{
+		{0, 1}, {math.Copysign(0, -1), 1}, {-104.5, 0}, {-1000, 0}, {-inf, 0}, {89.5, inf},
+		{1000, inf}, {inf, inf}, {1, math.E}, {-1, 1 / math.E}, {nan, nan},
+	}
+	// Twice over, so that the vector code sees each value in a whole vector
+	// and the scalar tail too.
+	in := make([]float64, 0, 2*len(special))
+	for range 2 {
+		for _, tc := range special {
+			in = append(in, tc.z)
+		}
+	}
+	exp(in)
+	for i, got := range in {
+		tc := special[i%len(special)]
+		switch {
+		case math.IsNaN(tc.want):
+			if !math.IsNaN(got) {
+				t.Errorf("exp(%v) = %v, want NaN", tc.z, got)
+			}
+		case got != tc.want && math.Abs(got-tc.want) > 1e-8*tc.want:
+			t.Errorf("exp(%v) = %v, want %v", tc.z, got, tc.want)
+		}
 	}
 }
 
-func TestNoAllocs(t *testing.T) {
+// TestVectorMatchesScalar: the vector and scalar code agree within 1
+// float32 ULP on rows of every length up to 40 (all tail lengths) and a
+// long one, forward and backward.
+func TestVectorMatchesScalar(t *testing.T) {
+	if !haveVec {
+		t.Skip("no vector code in this build or on this CPU")
+	}
+	r := rand.New(rand.NewPCG(17, 18))
+	lengths := []int{1000}
+	for n := 1; n <= 40; n++ {
+		lengths = append(lengths, n)
+	}
+	for _, n := range lengths {
+		x := to[float32](randomInput(r, n))
+		dy := to[float32](randomInput(r, n))
+		x[r.IntN(n)] = float32(math.Inf(-1))
+		var outs [2][4][]float32
+		for p, vec := range []bool{true, false} {
+			haveVec = vec
+			a := Along(n, n, 1)
+			for k := range outs[p] {
+				outs[p][k] = make([]float32, n)
+			}
+			mustOK(t, Softmax(outs[p][0], x, a))
+			mustOK(t, LogSoftmax(outs[p][1], x, a))
+			mustOK(t, SoftmaxGrad(outs[p][2], outs[p][0], dy, a))
+			mustOK(t, LogSoftmaxGrad(outs[p][3], outs[p][1], dy, a))
+		}
+		haveVec = true
+		for k, name := range []string{"Softmax", "LogSoftmax", "SoftmaxGrad", "LogSoftmaxGrad"} {
+			for i := range outs[0][k] {
+				v, s := outs[0][k][i], outs[1][k][i]
+				if v != s && numtest.ULP32(v, s) > 1 && math.Abs(float64(v-s)) > 1e-7 {
+					t.Errorf("n=%d %s[%d]: vector %v, scalar %v", n, name, i, v, s)
+				}
+			}
+		}
+	}
+}
+
+func TestNoAllocs(t *testing.T) { eachPath(t, testNoAllocs) }
+
+func testNoAllocs(t *testing.T) {
 	for _, l := range []layout{{8, 100, 1}, {2, 30, 70}} {
 		x := to[float32](randomInput(rand.New(rand.NewPCG(1, 1)), l.size()))
 		y, dx := make([]float32, len(x)), make([]float32, len(x))
@@ -701,43 +804,30 @@ func plainSoftmaxGrad(dst, y, dy []float32, n int) {
 	}
 }
 
-// onlineSoftmax is the online alternative (Milakov & Gimelshein 2018):
-// one pass keeps a running maximum and a sum rescaled whenever the maximum
-// grows, then a second pass computes e^(x−m)/s. It reads x twice and
-// writes y once, but computes every exp twice. The running update is done
-// per block of tileWidth with expSingle, as fast as it can be made here.
+// onlineSoftmax is the online alternative (Milakov & Gimelshein 2018,
+// arXiv:1805.02867): one pass keeps a running maximum and a sum rescaled
+// whenever the maximum grows, then a second pass computes e^(x−m)/s. It
+// reads x twice instead of three times, but computes every exp twice.
+// Built from the same row helpers as the kernel (so it uses the vector exp
+// when the kernel does), a block of tileWidth at a time; its second pass
+// is the kernel's exp pass and scaling pass, not fused into one sweep,
+// which costs it one extra pass over dst (cheap next to the exps).
 func onlineSoftmax(dst, x []float32, n int) {
-	var zArr [tileWidth]float64
+	var one [1]float64
 	for r := 0; r < len(x); r += n {
 		row, out := x[r:r+n], dst[r:r+n]
 		m, s := math.Inf(-1), 0.0
 		for j0 := 0; j0 < n; j0 += tileWidth {
 			blk := row[j0:min(j0+tileWidth, n)]
-			bm := float64(maxOf(blk))
-			if bm > m {
-				zArr[0] = m - bm
-				expSingle(zArr[:1])
-				s *= zArr[0]
+			if bm := float64(rowMax(blk)); bm > m {
+				one[0] = m - bm
+				expSingle(one[:])
+				s *= one[0]
 				m = bm
 			}
-			z := zArr[:len(blk)]
-			for i, v := range blk {
-				z[i] = float64(v) - m
-			}
-			expSingle(z)
-			s += sum(z)
+			s += rowExpSum(blk, blk, m, false)
 		}
-		inv := 1 / s
-		for j0 := 0; j0 < n; j0 += tileWidth {
-			blk := row[j0:min(j0+tileWidth, n)]
-			z := zArr[:len(blk)]
-			for i, v := range blk {
-				z[i] = float64(v) - m
-			}
-			expSingle(z)
-			for i, e := range z {
-				out[j0+i] = float32(e * inv)
-			}
-		}
+		_ = rowExpSum(out, row, m, true)
+		rowScale(out, 1/s)
 	}
 }
