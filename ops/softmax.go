@@ -51,7 +51,8 @@ import (
 // leaves the Softmax node unchanged.
 //
 // Large inputs are split over independent slices and run on up to
-// GOMAXPROCS goroutines; nothing is allocated but the output.
+// GOMAXPROCS goroutines. No scratch memory is allocated: only the output
+// (and about 1 KB of headers per call, most of it Gorgonia's).
 //
 // It returns an error wrapping ErrNilNode for a nil x, ErrDtype for a dtype
 // other than Float32 and Float64, ErrShape for a scalar (rank 0) x, and
