@@ -29,7 +29,7 @@ import (
 // Accuracy: the arithmetic is in float64 whatever the dtype. Float32
 // results are within 2^−23 relative (about 1 ULP) of the exact softmax of
 // the input (the float32 exp has relative error below 1e-8; see
-// kernel.Softmax), float64 results within 1e-14. Against PyTorch the
+// kernel.Softmax), float64 results within a few ULPs. Against PyTorch the
 // results agree within the contract's tolerance (float32 1e-6 +
 // 2e-5·|ref|, float64 1e-12 + 1e-10·|ref|), forward and backward; the
 // largest float32 differences are PyTorch's own float32 rounding.

@@ -479,6 +479,50 @@ func specialCase[T Float](t *testing.T, x, dy, wantY, wantDx []float64, log, exa
 	}
 }
 
+// TestInPlace: dst may be x (forward), or y or dy (backward), on both
+// layouts and with masked slices, giving what separate slices give.
+func TestInPlace(t *testing.T) { eachPath(t, testInPlace) }
+
+func testInPlace(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	inf := math.Inf(-1)
+	for _, l := range []layout{{4, 9, 1}, {2, 9, 5}} {
+		x := to[float32](randomInput(r, l.size()))
+		dy := make([]float32, l.size())
+		for i := range dy {
+			dy[i] = float32(r.NormFloat64())
+		}
+		// Mask one slice fully and some entries of others.
+		for j := range l.n {
+			x[j*l.inner] = float32(inf)
+		}
+		for i := 3; i < len(x); i += 7 {
+			x[i] = float32(inf)
+		}
+		a := l.axis()
+		for _, log := range []bool{false, true} {
+			fwd, bwd := Softmax[float32], SoftmaxGrad[float32]
+			if log {
+				fwd, bwd = LogSoftmax[float32], LogSoftmaxGrad[float32]
+			}
+			y, dx := make([]float32, len(x)), make([]float32, len(x))
+			mustOK(t, fwd(y, x, a))
+			mustOK(t, bwd(dx, y, dy, a))
+			inX := append([]float32(nil), x...)
+			mustOK(t, fwd(inX, inX, a))
+			inY := append([]float32(nil), y...)
+			mustOK(t, bwd(inY, inY, dy, a))
+			inDy := append([]float32(nil), dy...)
+			mustOK(t, bwd(inDy, y, inDy, a))
+			for i := range x {
+				if !numtest.Alike(float64(inX[i]), float64(y[i])) || !numtest.Alike(float64(inY[i]), float64(dx[i])) || !numtest.Alike(float64(inDy[i]), float64(dx[i])) {
+					t.Fatalf("%v log=%v [%d]: in place y %v, dx %v / %v; separate y %v, dx %v", l, log, i, inX[i], inY[i], inDy[i], y[i], dx[i])
+				}
+			}
+		}
+	}
+}
+
 // TestNoNaNFromFinite: finite input, however spread out, never gives NaN,
 // and softmax slices sum to 1 with values in [0, 1].
 func TestNoNaNFromFinite(t *testing.T) { eachPath(t, testNoNaNFromFinite) }
