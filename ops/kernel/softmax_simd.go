@@ -59,6 +59,11 @@ func exp8(z archsimd.Float64x8, c *expConsts) archsimd.Float64x8 {
 	return c.inf.Merge(e, z.Greater(c.max))
 }
 
+// full8 returns x[i:i+8], which must lie inside x, widened to float64.
+func full8(x []float32, i int) archsimd.Float64x8 {
+	return archsimd.LoadFloat32x8Slice(x[i:]).ConvertToFloat64()
+}
+
 // load8 returns x[i:i+8] widened to float64; past the end of x, lanes
 // are 0. (A tail goes through a local array rather than
 // LoadFloat32x8SlicePart, which trips the race detector's pointer checks
@@ -99,8 +104,10 @@ func hsum(v archsimd.Float64x8) float64 {
 	return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]))
 }
 
-// The loops below run whole vectors and then one part vector for the tail,
-// so every element goes through the same arithmetic wherever it lies.
+// The loops below run whole vectors (full8 and StoreSlice: the main loops
+// carry no length tests or masks, which measurably slowed them) and then
+// one part vector for the tail (load8, store8, lanes), so every element
+// goes through the same arithmetic wherever it lies.
 
 func max32(x []float32) float32 {
 	m0 := archsimd.BroadcastFloat32x16(float32(math.Inf(-1)))
@@ -135,7 +142,15 @@ func expSum32(dst, x []float32, m float64, store bool) float64 {
 	c := newExpConsts()
 	mv := archsimd.BroadcastFloat64x8(m)
 	acc := c.zero
-	for i := 0; i < len(x); i += 8 {
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		e := exp8(full8(x, i).Sub(mv), &c)
+		if store {
+			e.ConvertToFloat32().StoreSlice(dst[i:])
+		}
+		acc = acc.Add(e)
+	}
+	if i < len(x) {
 		e := exp8(load8(x, i).Sub(mv), &c)
 		if store {
 			store8(dst, i, e)
@@ -149,7 +164,11 @@ func expSum32(dst, x []float32, m float64, store bool) float64 {
 
 func scale32(dst []float32, inv float64) {
 	iv := archsimd.BroadcastFloat64x8(inv)
-	for i := 0; i < len(dst); i += 8 {
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		full8(dst, i).Mul(iv).ConvertToFloat32().StoreSlice(dst[i:])
+	}
+	if i < len(dst) {
 		store8(dst, i, load8(dst, i).Mul(iv))
 	}
 	archsimd.ClearAVXUpperBits()
@@ -157,7 +176,11 @@ func scale32(dst []float32, inv float64) {
 
 func logOut32(dst, x []float32, m, lse float64) {
 	mv, lv := archsimd.BroadcastFloat64x8(m), archsimd.BroadcastFloat64x8(lse)
-	for i := 0; i < len(x); i += 8 {
+	i := 0
+	for ; i+8 <= len(x); i += 8 {
+		full8(x, i).Sub(mv).Sub(lv).ConvertToFloat32().StoreSlice(dst[i:])
+	}
+	if i < len(x) {
 		store8(dst, i, load8(x, i).Sub(mv).Sub(lv))
 	}
 	archsimd.ClearAVXUpperBits()
@@ -168,8 +191,8 @@ func dot32(y, dy []float32) float64 {
 	a1 := a0
 	i := 0
 	for ; i+16 <= len(y); i += 16 {
-		a0 = load8(y, i).MulAdd(load8(dy, i), a0)
-		a1 = load8(y, i+8).MulAdd(load8(dy, i+8), a1)
+		a0 = full8(y, i).MulAdd(full8(dy, i), a0)
+		a1 = full8(y, i+8).MulAdd(full8(dy, i+8), a1)
 	}
 	for ; i < len(y); i += 8 {
 		a0 = load8(y, i).MulAdd(load8(dy, i), a0) // zero lanes past the end
@@ -181,7 +204,11 @@ func dot32(y, dy []float32) float64 {
 
 func gradOut32(dst, y, dy []float32, s float64) {
 	sv := archsimd.BroadcastFloat64x8(s)
-	for i := 0; i < len(y); i += 8 {
+	i := 0
+	for ; i+8 <= len(y); i += 8 {
+		full8(y, i).Mul(full8(dy, i).Sub(sv)).ConvertToFloat32().StoreSlice(dst[i:])
+	}
+	if i < len(y) {
 		store8(dst, i, load8(y, i).Mul(load8(dy, i).Sub(sv)))
 	}
 	archsimd.ClearAVXUpperBits()
@@ -192,8 +219,8 @@ func sum32(x []float32) float64 {
 	a1 := a0
 	i := 0
 	for ; i+16 <= len(x); i += 16 {
-		a0 = a0.Add(load8(x, i))
-		a1 = a1.Add(load8(x, i+8))
+		a0 = a0.Add(full8(x, i))
+		a1 = a1.Add(full8(x, i+8))
 	}
 	for ; i < len(x); i += 8 {
 		a0 = a0.Add(load8(x, i)) // zero lanes past the end
@@ -206,7 +233,11 @@ func sum32(x []float32) float64 {
 func logGradOut32(dst, y, dy []float32, total float64) {
 	c := newExpConsts()
 	nt := archsimd.BroadcastFloat64x8(-total)
-	for i := 0; i < len(y); i += 8 {
+	i := 0
+	for ; i+8 <= len(y); i += 8 {
+		exp8(full8(y, i), &c).MulAdd(nt, full8(dy, i)).ConvertToFloat32().StoreSlice(dst[i:])
+	}
+	if i < len(y) {
 		store8(dst, i, exp8(load8(y, i), &c).MulAdd(nt, load8(dy, i)))
 	}
 	archsimd.ClearAVXUpperBits()
