@@ -37,36 +37,32 @@ func (a activation) String() string {
 	return fmt.Sprintf("activation(%d)", uint8(a))
 }
 
-func forwardKernel[T kernel.Float](a activation) sliceKernel[T] {
-	return func(dst []T, in [][]T) error {
-		switch a {
-		case actGELU:
-			return kernel.GELU(dst, in[0])
-		case actGELUTanh:
-			return kernel.GELUTanh(dst, in[0])
-		case actSiLU:
-			return kernel.SiLU(dst, in[0])
-		case actReLU:
-			return kernel.ReLU(dst, in[0])
-		}
-		return fmt.Errorf("unknown %v: %w", a, ErrValue)
+func forward[T kernel.Float](a activation, dst []T, in [2][]T) error {
+	switch a {
+	case actGELU:
+		return kernel.GELU(dst, in[0])
+	case actGELUTanh:
+		return kernel.GELUTanh(dst, in[0])
+	case actSiLU:
+		return kernel.SiLU(dst, in[0])
+	case actReLU:
+		return kernel.ReLU(dst, in[0])
 	}
+	return fmt.Errorf("unknown %v: %w", a, ErrValue)
 }
 
-func gradKernel[T kernel.Float](a activation) sliceKernel[T] {
-	return func(dst []T, in [][]T) error {
-		switch a {
-		case actGELU:
-			return kernel.GELUGrad(dst, in[0], in[1])
-		case actGELUTanh:
-			return kernel.GELUTanhGrad(dst, in[0], in[1])
-		case actSiLU:
-			return kernel.SiLUGrad(dst, in[0], in[1])
-		case actReLU:
-			return kernel.ReLUGrad(dst, in[0], in[1])
-		}
-		return fmt.Errorf("unknown %v: %w", a, ErrValue)
+func backward[T kernel.Float](a activation, dst []T, in [2][]T) error {
+	switch a {
+	case actGELU:
+		return kernel.GELUGrad(dst, in[0], in[1])
+	case actGELUTanh:
+		return kernel.GELUTanhGrad(dst, in[0], in[1])
+	case actSiLU:
+		return kernel.SiLUGrad(dst, in[0], in[1])
+	case actReLU:
+		return kernel.ReLUGrad(dst, in[0], in[1])
 	}
+	return fmt.Errorf("unknown %v: %w", a, ErrValue)
 }
 
 // applyActivation is the body of GELU, GELUTanh, SiLU and ReLU.
@@ -101,19 +97,39 @@ func (op activationOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error)
 }
 
 func (op activationOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes f(x) into prealloc. The tape machine calls it when
+// x's memory is free after this node (as in an inference graph), passing x
+// itself, so the activation runs in place.
+func (op activationOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op activationOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
-	v, err := elementwise(inputs, forwardKernel[float32](op.act), forwardKernel[float64](op.act))
+	v, err := elementwise(out, inputs, op)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	return v, nil
 }
 
-func (op activationOp) ReturnsPtr() bool      { return false }
+func (op activationOp) kernel32(dst []float32, in [2][]float32) error {
+	return forward(op.act, dst, in)
+}
+func (op activationOp) kernel64(dst []float64, in [2][]float64) error {
+	return forward(op.act, dst, in)
+}
+
+// ReturnsPtr and OverwritesInput let the tape machine reuse x's memory for
+// the result when nothing reads x afterwards (see UsePreallocDo).
+func (op activationOp) ReturnsPtr() bool      { return true }
 func (op activationOp) CallsExtern() bool     { return false }
-func (op activationOp) OverwritesInput() int  { return -1 }
+func (op activationOp) OverwritesInput() int  { return 0 }
 func (op activationOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%v", op.act) }
 func (op activationOp) Hashcode() uint32      { return hashOf(op) }
 func (op activationOp) String() string        { return op.act.String() }
@@ -155,19 +171,38 @@ func (op activationGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, er
 }
 
 func (op activationGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes dx into prealloc. The tape machine calls it with dy
+// itself when nothing reads dy afterwards (the usual case in a backward
+// pass), so no new gradient tensor is allocated.
+func (op activationGradOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op activationGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
 	}
-	v, err := elementwise(inputs, gradKernel[float32](op.act), gradKernel[float64](op.act))
+	v, err := elementwise(out, inputs, op)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	return v, nil
 }
 
-func (op activationGradOp) ReturnsPtr() bool      { return false }
+func (op activationGradOp) kernel32(dst []float32, in [2][]float32) error {
+	return backward(op.act, dst, in)
+}
+func (op activationGradOp) kernel64(dst []float64, in [2][]float64) error {
+	return backward(op.act, dst, in)
+}
+
+// ReturnsPtr and OverwritesInput let the tape machine write dx over dy.
+func (op activationGradOp) ReturnsPtr() bool      { return true }
 func (op activationGradOp) CallsExtern() bool     { return false }
-func (op activationGradOp) OverwritesInput() int  { return -1 }
+func (op activationGradOp) OverwritesInput() int  { return 1 }
 func (op activationGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%vGrad", op.act) }
 func (op activationGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op activationGradOp) String() string        { return op.act.String() + "Grad" }

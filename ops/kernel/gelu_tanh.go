@@ -75,8 +75,7 @@ func geluTanh64(x float64) float64 {
 }
 
 func geluTanhDeriv64(x float64) float64 {
-	u2 := 2 * geluTanhArg(x)
-	s, sc := sigmoid64(u2), sigmoid64(-u2)
+	s, sc := sigmoidPair(2 * geluTanhArg(x))
 	if s == 0 || sc == 0 {
 		// e^(−|2u|) underflowed: the second term is below float64
 		// resolution, and computing it could give Inf·0 = NaN.

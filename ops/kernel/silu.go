@@ -63,8 +63,21 @@ func silu64(x float64) float64 {
 	return x * s
 }
 
+// sigmoidPair returns σ(z) and σ(−z) = 1−σ(z) from one exponential, each
+// without cancellation: with e = e^(−|z|), σ(|z|) = 1/(1+e) and
+// σ(−|z|) = e/(1+e).
+func sigmoidPair(z float64) (s, sc float64) {
+	e := math.Exp(-math.Abs(z))
+	big := 1 / (1 + e)
+	small := e * big
+	if z >= 0 {
+		return big, small
+	}
+	return small, big // also for NaN, where both are NaN
+}
+
 func siluDeriv64(x float64) float64 {
-	s, sc := sigmoid64(x), sigmoid64(-x)
+	s, sc := sigmoidPair(x)
 	if s == 0 || sc == 0 {
 		// The second term is x·e^(−|x|) < 2^−1000: below resolution, and
 		// ±Inf·0 would give NaN.
