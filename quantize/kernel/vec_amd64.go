@@ -1,0 +1,112 @@
+//go:build goexperiment.simd && amd64
+
+package kernel
+
+import (
+	"math"
+	"simd/archsimd"
+)
+
+// Vector kernels (AVX2) for the hot loops. Each processes a prefix of its
+// slices whose length is a multiple of the vector width and returns that
+// length; the caller finishes the tail with the scalar loop. They compute
+// exactly what the scalar loops compute: VROUNDPS rounds half to even, and
+// the multiply and round are separate instructions, so no FMA fusion.
+
+var haveAVX2 = archsimd.X86.AVX2()
+
+func fakeQuantIntVec32(dst, x []float32, q Int[float32]) int {
+	if !haveAVX2 {
+		return 0
+	}
+	n := len(x) &^ 7
+	inv := archsimd.BroadcastFloat32x8(q.inv)
+	lo := archsimd.BroadcastFloat32x8(q.lo)
+	hi := archsimd.BroadcastFloat32x8(q.hi)
+	s := archsimd.BroadcastFloat32x8(q.scale)
+	for i := 0; i < n; i += 8 {
+		v := archsimd.LoadFloat32x8Slice(x[i : i+8])
+		r := v.Mul(inv).RoundToEven().Max(lo).Min(hi)
+		r = r.Merge(lo, v.Equal(v)) // NaN → lo, as the scalar loop
+		r.Mul(s).StoreSlice(dst[i : i+8])
+	}
+	return n
+}
+
+func fakeQuantIntGradVec32(dst, x, dy []float32, q Int[float32]) int {
+	if !haveAVX2 {
+		return 0
+	}
+	n := len(x) &^ 7
+	inv := archsimd.BroadcastFloat32x8(q.inv)
+	lo := archsimd.BroadcastFloat32x8(q.lo)
+	hi := archsimd.BroadcastFloat32x8(q.hi)
+	for i := 0; i < n; i += 8 {
+		r := archsimd.LoadFloat32x8Slice(x[i : i+8]).Mul(inv).RoundToEven()
+		in := r.GreaterEqual(lo).And(r.LessEqual(hi)) // false for NaN
+		archsimd.LoadFloat32x8Slice(dy[i : i+8]).Masked(in).StoreSlice(dst[i : i+8])
+	}
+	return n
+}
+
+func fakeQuantIntVec64(dst, x []float64, q Int[float64]) int {
+	if !haveAVX2 {
+		return 0
+	}
+	n := len(x) &^ 3
+	inv := archsimd.BroadcastFloat64x4(q.inv)
+	lo := archsimd.BroadcastFloat64x4(q.lo)
+	hi := archsimd.BroadcastFloat64x4(q.hi)
+	s := archsimd.BroadcastFloat64x4(q.scale)
+	for i := 0; i < n; i += 4 {
+		v := archsimd.LoadFloat64x4Slice(x[i : i+4])
+		r := v.Mul(inv).RoundToEven().Max(lo).Min(hi)
+		r = r.Merge(lo, v.Equal(v))
+		r.Mul(s).StoreSlice(dst[i : i+4])
+	}
+	return n
+}
+
+func fakeQuantIntGradVec64(dst, x, dy []float64, q Int[float64]) int {
+	if !haveAVX2 {
+		return 0
+	}
+	n := len(x) &^ 3
+	inv := archsimd.BroadcastFloat64x4(q.inv)
+	lo := archsimd.BroadcastFloat64x4(q.lo)
+	hi := archsimd.BroadcastFloat64x4(q.hi)
+	for i := 0; i < n; i += 4 {
+		r := archsimd.LoadFloat64x4Slice(x[i : i+4]).Mul(inv).RoundToEven()
+		in := r.GreaterEqual(lo).And(r.LessEqual(hi))
+		archsimd.LoadFloat64x4Slice(dy[i : i+4]).Masked(in).StoreSlice(dst[i : i+4])
+	}
+	return n
+}
+
+// absMaxVec returns the length of the prefix it scanned and the largest
+// finite |x[i]| in it.
+func absMaxVec[T Float](x []T) (int, T) {
+	xs, ok := any(x).([]float32)
+	if !ok || !haveAVX2 {
+		return 0, 0
+	}
+	n := len(xs) &^ 7
+	if n == 0 {
+		return 0, 0
+	}
+	inf := archsimd.BroadcastFloat32x8(float32(math.Inf(1)))
+	zero := archsimd.BroadcastFloat32x8(0)
+	m := zero
+	for i := 0; i < n; i += 8 {
+		v := archsimd.LoadFloat32x8Slice(xs[i : i+8])
+		a := v.Max(zero.Sub(v))          // |v|; NaN lanes are not finite below
+		m = m.Max(a.Masked(a.Less(inf))) // drop NaN and Inf lanes
+	}
+	var lanes [8]float32
+	m.Store(&lanes)
+	best := lanes[0]
+	for _, v := range lanes[1:] {
+		best = max(best, v)
+	}
+	return n, T(best)
+}
