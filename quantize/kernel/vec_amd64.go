@@ -24,9 +24,12 @@ func fakeQuantIntVec32(dst, x []float32, q Int[float32]) int {
 	lo := archsimd.BroadcastFloat32x8(q.lo)
 	hi := archsimd.BroadcastFloat32x8(q.hi)
 	s := archsimd.BroadcastFloat32x8(q.scale)
+	zero := archsimd.BroadcastFloat32x8(0)
 	for i := 0; i < n; i += 8 {
 		v := archsimd.LoadFloat32x8Slice(x[i : i+8])
-		r := v.Mul(inv).RoundToEven().Max(lo).Min(hi)
+		// + 0 turns the −0 that VROUNDPS gives for x in (−½, 0] into +0:
+		// PyTorch's code q − z is an integer, so y = +0 there.
+		r := v.Mul(inv).RoundToEven().Add(zero).Max(lo).Min(hi)
 		r = r.Merge(lo, v.Equal(v)) // NaN → lo, as the scalar loop
 		r.Mul(s).StoreSlice(dst[i : i+8])
 	}
@@ -58,9 +61,10 @@ func fakeQuantIntVec64(dst, x []float64, q Int[float64]) int {
 	lo := archsimd.BroadcastFloat64x4(q.lo)
 	hi := archsimd.BroadcastFloat64x4(q.hi)
 	s := archsimd.BroadcastFloat64x4(q.scale)
+	zero := archsimd.BroadcastFloat64x4(0)
 	for i := 0; i < n; i += 4 {
 		v := archsimd.LoadFloat64x4Slice(x[i : i+4])
-		r := v.Mul(inv).RoundToEven().Max(lo).Min(hi)
+		r := v.Mul(inv).RoundToEven().Add(zero).Max(lo).Min(hi)
 		r = r.Merge(lo, v.Equal(v))
 		r.Mul(s).StoreSlice(dst[i : i+4])
 	}
