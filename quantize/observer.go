@@ -223,12 +223,8 @@ func batchRanges[T kernel.Float](o *Observer, x []T) (lo, hi []float64, ok []boo
 				lo[i], hi[i] = min(lo[i], float64(l)), max(hi[i], float64(h))
 			}
 		})
-		if absOnly {
-			for i := range lo {
-				a := max(-lo[i], hi[i])
-				lo[i], hi[i] = -a, a
-			}
-		}
+		// Symmetric specs take max(−lo, hi) when choosing the scale, after
+		// averaging, as torch.ao does.
 		return lo, hi, ok
 	}
 	// Percentile: gather each parameter's values.
@@ -300,7 +296,8 @@ func (o *Observer) Spec() (Spec, error) {
 }
 
 // Ranges returns copies of the observed range of each tensor, channel or
-// group (for symmetric and float specs, [−amax, amax]).
+// group (for Percentile with a symmetric or float spec, [−p, p] with p the
+// percentile of |x|).
 func (o *Observer) Ranges() (lo, hi []float64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
