@@ -76,7 +76,9 @@ func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts 
 	}
 	// Check the spec (zero points included) with placeholder scales of the
 	// right count.
-	probe, err := newPlan(fn, spec, x.Shape(), x.Dtype())
+	bare := spec
+	bare.ZeroPoint = nil
+	probe, err := newPlan(fn, bare, x.Shape(), x.Dtype())
 	if err != nil {
 		return nil, err
 	}
@@ -150,9 +152,11 @@ func lsqParams[T kernel.Float](op *lsqOp, sv any) ([]prm[T], []T, error) {
 
 func (op *lsqOp) Arity() int { return 2 }
 
+// Type is a → s → a: x's type, the scale's (a scalar or a vector), the
+// output. (Not 'b': Gorgonia's inferNodeType names the result 'b'.)
 func (op *lsqOp) Type() hm.Type {
-	a, b := hm.TypeVariable('a'), hm.TypeVariable('b')
-	return hm.NewFnType(a, b, a)
+	a, s := hm.TypeVariable('a'), hm.TypeVariable('s')
+	return hm.NewFnType(a, s, a)
 }
 
 func (op *lsqOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
@@ -286,11 +290,11 @@ type lsqGradOp struct {
 func (op *lsqGradOp) Arity() int { return 3 }
 
 func (op *lsqGradOp) Type() hm.Type {
-	a, b := hm.TypeVariable('a'), hm.TypeVariable('b')
+	a, s := hm.TypeVariable('a'), hm.TypeVariable('s')
 	if op.wrt == 0 {
-		return hm.NewFnType(a, b, a, a)
+		return hm.NewFnType(a, s, a, a)
 	}
-	return hm.NewFnType(a, b, a, b)
+	return hm.NewFnType(a, s, a, s)
 }
 
 func (op *lsqGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
