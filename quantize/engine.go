@@ -166,13 +166,38 @@ func dynamicParams[T kernel.Float](p *plan, x []T) []prm[T] {
 type engine[T kernel.Float] struct {
 	p  *plan
 	ps []prm[T]
+	// x, when ps is nil: dynamic parameters, one block each (per group,
+	// or per channel along the first axis), computed from the block when
+	// it is processed, with no allocation and while it is in cache.
+	x []T
 }
 
 func newEngine[T kernel.Float](p *plan, fixed []prm[T], x []T) *engine[T] {
-	if fixed == nil {
-		fixed = dynamicParams(p, x)
+	if fixed != nil {
+		return &engine[T]{p: p, ps: fixed}
 	}
-	return &engine[T]{p: p, ps: fixed}
+	if p.nparam > 1 && !p.cols && p.nparam*p.block == p.n {
+		return &engine[T]{p: p, x: x}
+	}
+	return &engine[T]{p: p, ps: dynamicParams(p, x)}
+}
+
+// param returns parameter i: a fixed or precomputed one, or block i's
+// dynamic one.
+func (e *engine[T]) param(i int) prm[T] {
+	if e.ps != nil {
+		return e.ps[i]
+	}
+	blk := e.x[i*e.p.block : (i+1)*e.p.block]
+	var lo, hi T
+	if e.p.spec.Format.IsInteger() && (!e.p.spec.Symmetric || e.p.qmin >= 0) {
+		lo, hi, _ = kernel.MinMax(blk)
+	} else {
+		a := kernel.AbsMax(blk)
+		lo, hi = -a, a
+	}
+	s, zp := chooseParams(e.p.spec, lo, hi, false)
+	return makeParam(e.p, s, zp)
 }
 
 // segments runs body on every run of consecutive elements that share a
@@ -211,7 +236,7 @@ func (e *engine[T]) colParams() ([]kernel.Int[T], []T) {
 	qs := make([]kernel.Int[T], period)
 	ss := make([]T, period)
 	for j := range period {
-		pr := e.ps[j/e.p.block]
+		pr := e.param(j / e.p.block)
 		qs[j], ss[j] = pr.q, pr.s
 	}
 	return qs, ss
@@ -232,9 +257,9 @@ func (e *engine[T]) forward(dst, x []T) error {
 		case i < 0:
 			return kernel.RoundFloatCols(dst[lo:hi], x[lo:hi], ff, ss)
 		case isInt:
-			return kernel.FakeQuantInt(dst[lo:hi], x[lo:hi], e.ps[i].q)
+			return kernel.FakeQuantInt(dst[lo:hi], x[lo:hi], e.param(i).q)
 		}
-		return kernel.RoundFloat(dst[lo:hi], x[lo:hi], ff, e.ps[i].s)
+		return kernel.RoundFloat(dst[lo:hi], x[lo:hi], ff, e.param(i).s)
 	})
 }
 
@@ -253,7 +278,7 @@ func (e *engine[T]) grad(dst, x, dy []T, plain bool) error {
 		if i < 0 {
 			return kernel.FakeQuantIntColsGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], qs)
 		}
-		return kernel.FakeQuantIntGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], e.ps[i].q)
+		return kernel.FakeQuantIntGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], e.param(i).q)
 	})
 }
 
@@ -277,9 +302,9 @@ func (e *engine[T]) counts(x, y []T) (kernel.Counts, error) {
 		case i < 0:
 			c, err = kernel.CountFloatCols(x[lo:hi], y[lo:hi], ff, ss)
 		case isInt:
-			c, err = kernel.CountInt(x[lo:hi], y[lo:hi], e.ps[i].q)
+			c, err = kernel.CountInt(x[lo:hi], y[lo:hi], e.param(i).q)
 		default:
-			c, err = kernel.CountFloat(x[lo:hi], y[lo:hi], ff, e.ps[i].s)
+			c, err = kernel.CountFloat(x[lo:hi], y[lo:hi], ff, e.param(i).s)
 		}
 		mu.Lock()
 		total.Add(c)
@@ -301,7 +326,7 @@ func (e *engine[T]) scaleGrad(x, dy []T) ([]float64, error) {
 	sums := make([]float64, e.p.nparam)
 	err := e.segments(func(lo, hi, i int) error {
 		if i >= 0 {
-			s, err := kernel.LSQScaleGrad(x[lo:hi], dy[lo:hi], e.ps[i].q)
+			s, err := kernel.LSQScaleGrad(x[lo:hi], dy[lo:hi], e.param(i).q)
 			mu.Lock()
 			sums[i] += s
 			mu.Unlock()
