@@ -172,11 +172,16 @@ type engine[T kernel.Float] struct {
 	x []T
 }
 
+// wholeBlocks reports whether every parameter covers exactly one block
+// (per group, or per channel along the first axis, or a tensor that is one
+// block), so that blocks can be batched through the grouped kernels.
+func (p *plan) wholeBlocks() bool { return p.nparam > 1 && !p.cols && p.nparam*p.block == p.n }
+
 func newEngine[T kernel.Float](p *plan, fixed []prm[T], x []T) *engine[T] {
 	if fixed != nil {
 		return &engine[T]{p: p, ps: fixed}
 	}
-	if p.nparam > 1 && !p.cols && p.nparam*p.block == p.n {
+	if p.wholeBlocks() {
 		return &engine[T]{p: p, x: x}
 	}
 	return &engine[T]{p: p, ps: dynamicParams(p, x)}
@@ -229,6 +234,48 @@ func (e *engine[T]) segments(body func(lo, hi, param int) error) error {
 	})
 }
 
+// symmetricGroups reports whether this run uses dynamic symmetric grids on
+// whole blocks of a signed integer format: the fused kernel
+// FakeQuantIntGroupsSymmetric, whose rule (s = max(amax/qmax, 2^-23), zero
+// point 0) is chooseParams' for these specs.
+func (e *engine[T]) symmetricGroups() bool {
+	s := e.p.spec
+	return e.ps == nil && e.x != nil && s.Format.IsInteger() && s.Symmetric && e.p.qmin < 0
+}
+
+// groupRanges runs body on ranges of whole blocks in parallel: elements
+// [lo, hi) holding n blocks.
+func (e *engine[T]) groupRanges(body func(lo, hi, n int) error) error {
+	p := e.p
+	return parallel.For(p.nparam, max(1, minParallelChunk/p.block), func(a, b int) error {
+		return body(a*p.block, b*p.block, b-a)
+	})
+}
+
+// groupBatch is how many blocks the grouped path hands to one kernel call:
+// 64 groups of 32 float32 are 8 KiB, well inside L1.
+const groupBatch = 64
+
+// groups runs body on batches of whole blocks, in parallel: elements
+// [lo, hi) covering len(qs) blocks with their grids (wholeBlocks layouts,
+// integer formats).
+func (e *engine[T]) groups(body func(lo, hi int, qs []kernel.Int[T]) error) error {
+	p := e.p
+	return parallel.For(p.nparam, max(1, minParallelChunk/p.block), func(a, b int) error {
+		var buf [groupBatch]kernel.Int[T]
+		for g := a; g < b; g += groupBatch {
+			qs := buf[:min(groupBatch, b-g)]
+			for j := range qs {
+				qs[j] = e.param(g + j).q
+			}
+			if err := body(g*p.block, (g+len(qs))*p.block, qs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // colParams expands the parameters to one per column of a row in column
 // mode.
 func (e *engine[T]) colParams() ([]kernel.Int[T], []T) {
@@ -245,6 +292,16 @@ func (e *engine[T]) colParams() ([]kernel.Int[T], []T) {
 func (e *engine[T]) forward(dst, x []T) error {
 	isInt := e.p.spec.Format.IsInteger()
 	ff := e.p.spec.Format.floatFormat()
+	if e.symmetricGroups() {
+		return e.groupRanges(func(lo, hi, n int) error {
+			return kernel.FakeQuantIntGroupsSymmetric(dst[lo:hi], x[lo:hi], n, e.p.qmin, e.p.qmax, minScale)
+		})
+	}
+	if isInt && e.p.wholeBlocks() {
+		return e.groups(func(lo, hi int, qs []kernel.Int[T]) error {
+			return kernel.FakeQuantIntGroups(dst[lo:hi], x[lo:hi], qs)
+		})
+	}
 	var qs []kernel.Int[T]
 	var ss []T
 	if e.p.cols {
@@ -269,6 +326,16 @@ func (e *engine[T]) grad(dst, x, dy []T, plain bool) error {
 	if plain || !e.p.spec.Format.IsInteger() {
 		copy(dst, dy)
 		return nil
+	}
+	if e.symmetricGroups() {
+		return e.groupRanges(func(lo, hi, n int) error {
+			return kernel.FakeQuantIntGroupsSymmetricGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], n, e.p.qmin, e.p.qmax, minScale)
+		})
+	}
+	if e.p.wholeBlocks() {
+		return e.groups(func(lo, hi int, qs []kernel.Int[T]) error {
+			return kernel.FakeQuantIntGroupsGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], qs)
+		})
 	}
 	var qs []kernel.Int[T]
 	if e.p.cols {

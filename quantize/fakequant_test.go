@@ -197,20 +197,37 @@ func TestFakeQuantDynamicSymmetric(t *testing.T) {
 // MinMax observer's, so FakeQuant with a dynamic spec equals FakeQuant
 // with the spec an observer computed from the same data.
 func TestFakeQuantDynamicAffineMatchesObserver(t *testing.T) {
-	for _, base := range []Spec{
-		{Format: UInt8},
-		{Format: Int8, NarrowRange: true},
-		{Format: UInt4, Granularity: PerChannel, Axis: 1},
-		{Format: Int4, Granularity: PerChannel, Axis: 0, Symmetric: true},
-		{Format: Int8, Granularity: PerGroup, GroupSize: 5},
-		{Format: FP8E4M3, DynamicFloatScale: true},
-		{Format: FP8E5M2, DynamicFloatScale: true, Granularity: PerChannel, Axis: -1},
+	for _, c := range []struct {
+		base  Spec
+		shape []int
+	}{
+		{Spec{Format: UInt8}, []int{6, 10}},
+		{Spec{Format: Int8, NarrowRange: true}, []int{6, 10}},
+		{Spec{Format: UInt4, Granularity: PerChannel, Axis: 1}, []int{6, 10}},
+		{Spec{Format: Int4, Granularity: PerChannel, Axis: 0, Symmetric: true}, []int{6, 10}},
+		{Spec{Format: Int8, Granularity: PerGroup, GroupSize: 5}, []int{6, 10}},
+		{Spec{Format: FP8E4M3, DynamicFloatScale: true}, []int{6, 10}},
+		{Spec{Format: FP8E5M2, DynamicFloatScale: true, Granularity: PerChannel, Axis: -1}, []int{6, 10}},
+		// The fused symmetric per-group kernel (vector path for groups of 8k).
+		{Spec{Format: Int4, Granularity: PerGroup, GroupSize: 8, Symmetric: true}, []int{4, 32}},
+		{Spec{Format: Int8, Granularity: PerGroup, GroupSize: 32, Symmetric: true, NarrowRange: true}, []int{4, 32}},
+		{Spec{Format: Int4, Granularity: PerGroup, GroupSize: 4, Symmetric: true}, []int{4, 32}},
+		{Spec{Format: UInt4, Granularity: PerGroup, GroupSize: 8, Symmetric: true}, []int{4, 32}},
+		{Spec{Format: Int8, Granularity: PerChannel, Axis: 0, Symmetric: true}, []int{4, 32}},
 	} {
-		v := make([]float32, 60)
+		base := c.base
+		n := c.shape[0] * c.shape[1]
+		v := make([]float32, n)
 		for i := range v {
 			v[i] = float32(math.Sin(float64(i)*1.7))*3 + 0.8
 		}
-		x := dense32([]int{6, 10}, v...)
+		if n == 128 {
+			v[3], v[40], v[77] = float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))
+			for i := 64; i < 72; i++ {
+				v[i] = 0 // an all-zero group
+			}
+		}
+		x := dense32(c.shape, v...)
 		obs, err := NewObserver(base, ObserverConfig{})
 		if err != nil {
 			t.Fatal(err)
@@ -222,11 +239,11 @@ func TestFakeQuantDynamicAffineMatchesObserver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		dy := dense32([]int{6, 10}, ramp32(60, 1, 2)...)
+		dy := dense32(c.shape, ramp32(n, 1, 2)...)
 		yd, dxd := run(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) { return FakeQuant(x, base) })
 		yf, dxf := run(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) { return FakeQuant(x, fixed) })
 		for i := range yd {
-			if yd[i] != yf[i] || dxd[i] != dxf[i] {
+			if math.Float64bits(yd[i]) != math.Float64bits(yf[i]) || dxd[i] != dxf[i] {
 				t.Fatalf("%+v: element %d: dynamic %v %v, observed %v %v (spec %+v)", base, i, yd[i], dxd[i], yf[i], dxf[i], fixed)
 			}
 		}

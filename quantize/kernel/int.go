@@ -211,3 +211,152 @@ func fakeQuantIntGradVec[T Float](dst, x, dy []T, q Int[T]) int {
 	}
 	return 0
 }
+
+// FakeQuantIntGroups is FakeQuantInt with one grid per group of
+// consecutive elements: x splits into len(qs) groups of len(x)/len(qs)
+// elements, and group g uses qs[g]. It is the kernel of per-group
+// quantization (and of per-channel quantization along the first axis).
+//
+// It returns an error wrapping ErrLength if the lengths differ or len(x) is
+// not a multiple of len(qs).
+func FakeQuantIntGroups[T Float](dst, x []T, qs []Int[T]) error {
+	if err := checkCols("kernel.FakeQuantIntGroups", len(dst), len(x), len(qs)); err != nil {
+		return err
+	}
+	g := len(x) / len(qs)
+	if fakeQuantIntGroupsVec(dst, x, qs) {
+		return nil
+	}
+	magic := roundMagic[T]()
+	for k := range qs {
+		q := qs[k]
+		out, in := dst[k*g:(k+1)*g], x[k*g:(k+1)*g]
+		for i, v := range in {
+			r := q.code(v, magic)
+			if !(r >= q.lo) {
+				r = q.lo
+			} else if r > q.hi {
+				r = q.hi
+			}
+			out[i] = r * q.scale
+		}
+	}
+	return nil
+}
+
+// FakeQuantIntGroupsGrad is FakeQuantIntGrad with one grid per group, as
+// in FakeQuantIntGroups.
+func FakeQuantIntGroupsGrad[T Float](dst, x, dy []T, qs []Int[T]) error {
+	if err := checkCols("kernel.FakeQuantIntGroupsGrad", len(dst), len(x), len(qs)); err != nil {
+		return err
+	}
+	if err := checkLengths("kernel.FakeQuantIntGroupsGrad", len(dst), len(dy)); err != nil {
+		return err
+	}
+	g := len(x) / len(qs)
+	if fakeQuantIntGroupsGradVec(dst, x, dy, qs) {
+		return nil
+	}
+	magic := roundMagic[T]()
+	for k := range qs {
+		q := qs[k]
+		out, in, d := dst[k*g:(k+1)*g], x[k*g:(k+1)*g], dy[k*g:(k+1)*g]
+		for i, v := range in {
+			r := q.code(v, magic)
+			if r >= q.lo && r <= q.hi {
+				out[i] = d[i]
+			} else {
+				out[i] = 0
+			}
+		}
+	}
+	return nil
+}
+
+// fakeQuantIntGroupsVec runs the whole grouped kernel with vectors when T
+// is float32 and the group length a multiple of the vector width, and
+// reports whether it did.
+func fakeQuantIntGroupsVec[T Float](dst, x []T, qs []Int[T]) bool {
+	d, ok := any(dst).([]float32)
+	if !ok {
+		return false
+	}
+	return fakeQuantIntGroupsVec32(d, any(x).([]float32), any(qs).([]Int[float32]))
+}
+
+func fakeQuantIntGroupsGradVec[T Float](dst, x, dy []T, qs []Int[T]) bool {
+	d, ok := any(dst).([]float32)
+	if !ok {
+		return false
+	}
+	return fakeQuantIntGroupsGradVec32(d, any(x).([]float32), any(dy).([]float32), any(qs).([]Int[float32]))
+}
+
+// FakeQuantIntGroupsSymmetric fake-quantizes x in groups of len(x)/groups
+// consecutive elements, each on its own symmetric grid computed from the
+// group: zero point 0 and s = max(amax/qmax, minScale), with amax the
+// largest finite |x| of the group (llama.cpp's Q4_0 with qmin −8, qmax 7,
+// groups of 32, but with the largest magnitude on +qmax). It is
+// FakeQuantIntGroups with the grids of package quantize's dynamic
+// symmetric rule, fused so that each group is read while it is in cache.
+//
+// qmax must be positive and minScale positive and finite. It returns an
+// error wrapping ErrLength if the lengths differ or len(x) is not a
+// multiple of groups.
+func FakeQuantIntGroupsSymmetric[T Float](dst, x []T, groups, qmin, qmax int, minScale T) error {
+	if err := checkCols("kernel.FakeQuantIntGroupsSymmetric", len(dst), len(x), groups); err != nil {
+		return err
+	}
+	g := len(x) / groups
+	if fakeQuantIntGroupsSymVec(dst, x, nil, g, qmin, qmax, minScale) {
+		return nil
+	}
+	for k := range groups {
+		out, in := dst[k*g:(k+1)*g], x[k*g:(k+1)*g]
+		q := SymmetricInt(AbsMax(in), qmin, qmax, minScale)
+		_ = FakeQuantInt(out, in, q)
+	}
+	return nil
+}
+
+// FakeQuantIntGroupsSymmetricGrad is FakeQuantIntGrad on the grids of
+// FakeQuantIntGroupsSymmetric.
+func FakeQuantIntGroupsSymmetricGrad[T Float](dst, x, dy []T, groups, qmin, qmax int, minScale T) error {
+	if err := checkCols("kernel.FakeQuantIntGroupsSymmetricGrad", len(dst), len(x), groups); err != nil {
+		return err
+	}
+	if err := checkLengths("kernel.FakeQuantIntGroupsSymmetricGrad", len(dst), len(dy)); err != nil {
+		return err
+	}
+	g := len(x) / groups
+	if fakeQuantIntGroupsSymVec(dst, x, dy, g, qmin, qmax, minScale) {
+		return nil
+	}
+	for k := range groups {
+		out, in, d := dst[k*g:(k+1)*g], x[k*g:(k+1)*g], dy[k*g:(k+1)*g]
+		q := SymmetricInt(AbsMax(in), qmin, qmax, minScale)
+		_ = FakeQuantIntGrad(out, in, d, q)
+	}
+	return nil
+}
+
+// SymmetricInt returns the grid of the dynamic symmetric rule for data of
+// largest magnitude amax: zero point 0, s = max(amax/qmax, minScale)
+// computed in T.
+func SymmetricInt[T Float](amax T, qmin, qmax int, minScale T) Int[T] {
+	s := amax / T(qmax)
+	if !(s >= minScale) {
+		s = minScale
+	}
+	return NewInt(s, 0, qmin, qmax)
+}
+
+// fakeQuantIntGroupsSymVec runs the forward pass (dy nil) or the backward
+// pass with vectors, if it can, and reports whether it did.
+func fakeQuantIntGroupsSymVec[T Float](dst, x, dy []T, g, qmin, qmax int, minScale T) bool {
+	d, ok := any(dst).([]float32)
+	if !ok {
+		return false
+	}
+	return fakeQuantIntGroupsSymVec32(d, any(x).([]float32), any(dy).([]float32), g, qmin, qmax, float32(minScale))
+}

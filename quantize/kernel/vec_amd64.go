@@ -114,3 +114,87 @@ func absMaxVec[T Float](x []T) (int, T) {
 	}
 	return n, T(best)
 }
+
+func fakeQuantIntGroupsVec32(dst, x []float32, qs []Int[float32]) bool {
+	g := len(x) / len(qs)
+	if !haveAVX2 || g%8 != 0 {
+		return false
+	}
+	zero := archsimd.BroadcastFloat32x8(0)
+	for k := range qs {
+		q := &qs[k]
+		inv := archsimd.BroadcastFloat32x8(q.inv)
+		lo := archsimd.BroadcastFloat32x8(q.lo)
+		hi := archsimd.BroadcastFloat32x8(q.hi)
+		s := archsimd.BroadcastFloat32x8(q.scale)
+		for i := k * g; i < (k+1)*g; i += 8 {
+			v := archsimd.LoadFloat32x8Slice(x[i : i+8])
+			r := v.Mul(inv).RoundToEven().Add(zero).Max(lo).Min(hi)
+			r = r.Merge(lo, v.Equal(v))
+			r.Mul(s).StoreSlice(dst[i : i+8])
+		}
+	}
+	return true
+}
+
+func fakeQuantIntGroupsGradVec32(dst, x, dy []float32, qs []Int[float32]) bool {
+	g := len(x) / len(qs)
+	if !haveAVX2 || g%8 != 0 {
+		return false
+	}
+	for k := range qs {
+		q := &qs[k]
+		inv := archsimd.BroadcastFloat32x8(q.inv)
+		lo := archsimd.BroadcastFloat32x8(q.lo)
+		hi := archsimd.BroadcastFloat32x8(q.hi)
+		for i := k * g; i < (k+1)*g; i += 8 {
+			r := archsimd.LoadFloat32x8Slice(x[i : i+8]).Mul(inv).RoundToEven()
+			in := r.GreaterEqual(lo).And(r.LessEqual(hi))
+			archsimd.LoadFloat32x8Slice(dy[i : i+8]).Masked(in).StoreSlice(dst[i : i+8])
+		}
+	}
+	return true
+}
+
+// fakeQuantIntGroupsSymVec32 is FakeQuantIntGroupsSymmetric for groups of a
+// multiple of 8 float32: the group's |x| maximum in vector lanes, one
+// horizontal maximum, the scale in scalar code, then the grid (dy nil) or
+// the gradient mask (dy non-nil).
+func fakeQuantIntGroupsSymVec32(dst, x, dy []float32, g, qmin, qmax int, minScale float32) bool {
+	if !haveAVX2 || g%8 != 0 || g == 0 {
+		return false
+	}
+	zero := archsimd.BroadcastFloat32x8(0)
+	inf := archsimd.BroadcastFloat32x8(float32(math.Inf(1)))
+	var lanes [8]float32
+	for k := 0; k < len(x); k += g {
+		m := zero
+		for i := k; i < k+g; i += 8 {
+			v := archsimd.LoadFloat32x8Slice(x[i : i+8])
+			a := v.Max(zero.Sub(v))
+			m = m.Max(a.Masked(a.Less(inf)))
+		}
+		m.Store(&lanes)
+		amax := max(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7])
+		q := SymmetricInt(amax, qmin, qmax, minScale)
+		inv := archsimd.BroadcastFloat32x8(q.inv)
+		lo := archsimd.BroadcastFloat32x8(q.lo)
+		hi := archsimd.BroadcastFloat32x8(q.hi)
+		if dy != nil {
+			for i := k; i < k+g; i += 8 {
+				r := archsimd.LoadFloat32x8Slice(x[i : i+8]).Mul(inv).RoundToEven()
+				in := r.GreaterEqual(lo).And(r.LessEqual(hi))
+				archsimd.LoadFloat32x8Slice(dy[i : i+8]).Masked(in).StoreSlice(dst[i : i+8])
+			}
+			continue
+		}
+		s := archsimd.BroadcastFloat32x8(q.scale)
+		for i := k; i < k+g; i += 8 {
+			v := archsimd.LoadFloat32x8Slice(x[i : i+8])
+			r := v.Mul(inv).RoundToEven().Add(zero).Max(lo).Min(hi)
+			r = r.Merge(lo, v.Equal(v))
+			r.Mul(s).StoreSlice(dst[i : i+8])
+		}
+	}
+	return true
+}
