@@ -199,7 +199,7 @@ func (op *fakeQuantOp) OverwritesInput() int { return -1 }
 // and Observer, so that two nodes differing in any of them are never
 // merged by the graph.
 func (op *fakeQuantOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "actq.FakeQuant{%v,plain=%v,stats=%p,obs=%p}", op.plan, op.opts.plainSTE, op.opts.stats, op.opts.observer)
+	fmt.Fprintf(h, "actq.FakeQuant{%s,plain=%v,stats=%p,obs=%p}", op.plan.hashString(), op.opts.plainSTE, op.opts.stats, op.opts.observer)
 }
 func (op *fakeQuantOp) Hashcode() uint32 { return hashOf(op) }
 func (op *fakeQuantOp) String() string   { return "FakeQuant{" + op.plan.String() + "}" }
@@ -304,7 +304,7 @@ func (op *fakeQuantGradOp) ReturnsPtr() bool     { return false }
 func (op *fakeQuantGradOp) CallsExtern() bool    { return false }
 func (op *fakeQuantGradOp) OverwritesInput() int { return -1 }
 func (op *fakeQuantGradOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "actq.FakeQuantGrad{%v,plain=%v}", op.fwd.plan, op.fwd.opts.plainSTE)
+	fmt.Fprintf(h, "actq.FakeQuantGrad{%s,plain=%v}", op.fwd.plan.hashString(), op.fwd.opts.plainSTE)
 }
 func (op *fakeQuantGradOp) Hashcode() uint32 { return hashOf(op) }
 func (op *fakeQuantGradOp) String() string   { return "FakeQuantGrad{" + op.fwd.plan.String() + "}" }

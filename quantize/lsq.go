@@ -90,6 +90,7 @@ func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts 
 	if err != nil {
 		return nil, err
 	}
+	p.learnable = true
 	if scale.Dtype() != x.Dtype() {
 		return nil, fmt.Errorf("%s: scale has dtype %v, x has %v: %w", fn, scale.Dtype(), x.Dtype(), ErrDtype)
 	}
@@ -231,8 +232,8 @@ func (op *lsqOp) ReturnsPtr() bool     { return false }
 func (op *lsqOp) CallsExtern() bool    { return false }
 func (op *lsqOp) OverwritesInput() int { return -1 }
 func (op *lsqOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "actq.FakeQuantLearnable{%v,log=%v,g=%v,min=%v,plain=%v,stats=%p,obs=%p}",
-		op.plan, op.cfg.LogScale, op.cfg.GradFactor, op.cfg.MinScale, op.opts.plainSTE, op.opts.stats, op.opts.observer)
+	fmt.Fprintf(h, "actq.FakeQuantLearnable{%s,log=%v,g=%v,min=%v,plain=%v,stats=%p,obs=%p}",
+		op.plan.hashString(), op.cfg.LogScale, op.cfg.GradFactor, op.cfg.MinScale, op.opts.plainSTE, op.opts.stats, op.opts.observer)
 }
 func (op *lsqOp) Hashcode() uint32 { return hashOf(op) }
 func (op *lsqOp) String() string   { return "FakeQuantLearnable{" + op.plan.String() + "}" }
@@ -370,8 +371,8 @@ func (op *lsqGradOp) ReturnsPtr() bool     { return false }
 func (op *lsqGradOp) CallsExtern() bool    { return false }
 func (op *lsqGradOp) OverwritesInput() int { return -1 }
 func (op *lsqGradOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "actq.FakeQuantLearnableGrad{wrt=%d,%v,log=%v,g=%v,min=%v,plain=%v}",
-		op.wrt, op.fwd.plan, op.fwd.cfg.LogScale, op.fwd.cfg.GradFactor, op.fwd.cfg.MinScale, op.fwd.opts.plainSTE)
+	fmt.Fprintf(h, "actq.FakeQuantLearnableGrad{wrt=%d,%s,log=%v,g=%v,min=%v,plain=%v}",
+		op.wrt, op.fwd.plan.hashString(), op.fwd.cfg.LogScale, op.fwd.cfg.GradFactor, op.fwd.cfg.MinScale, op.fwd.opts.plainSTE)
 }
 func (op *lsqGradOp) Hashcode() uint32 { return hashOf(op) }
 func (op *lsqGradOp) String() string {

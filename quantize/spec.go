@@ -77,6 +77,9 @@ type plan struct {
 	// cols: per-channel with short blocks; element i uses parameter
 	// (i % (nparam·block)) / block, run with the column kernels.
 	cols bool
+	// learnable: the scales come from a node (FakeQuantLearnable); spec.Scale
+	// holds placeholders.
+	learnable bool
 }
 
 // colsBelow is the block length under which per-channel quantization runs
@@ -234,9 +237,14 @@ func (p *plan) unscaled() bool {
 	return p.spec.Format.IsFloat() && p.spec.Scale == nil && !p.spec.DynamicFloatScale
 }
 
-// String describes the plan for hashes and logs; it lists every
-// parameter.
-func (p *plan) String() string {
+// String describes the plan for logs and errors, with at most four scales.
+func (p *plan) String() string { return p.describe(4) }
+
+// hashString describes the plan for WriteHash: every parameter, every
+// scale and zero point.
+func (p *plan) hashString() string { return p.describe(-1) }
+
+func (p *plan) describe(maxScales int) string {
 	var b strings.Builder
 	s := p.spec
 	fmt.Fprintf(&b, "%v,%v", s.Format, s.Granularity)
@@ -250,8 +258,12 @@ func (p *plan) String() string {
 		fmt.Fprintf(&b, ",sym=%v,narrow=%v", s.Symmetric, s.NarrowRange)
 	}
 	switch {
-	case s.Scale != nil:
+	case p.learnable:
+		fmt.Fprintf(&b, ",learnable scales=%d,zp=%v", len(s.Scale), s.ZeroPoint)
+	case s.Scale != nil && (maxScales < 0 || len(s.Scale) <= maxScales):
 		fmt.Fprintf(&b, ",scale=%v,zp=%v", s.Scale, s.ZeroPoint)
+	case s.Scale != nil:
+		fmt.Fprintf(&b, ",%d scales=%v…", len(s.Scale), s.Scale[:maxScales])
 	case p.dynamic():
 		b.WriteString(",dynamic")
 	}

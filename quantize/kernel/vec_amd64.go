@@ -175,7 +175,12 @@ func fakeQuantIntGroupsSymVec32(dst, x, dy []float32, g, qmin, qmax int, minScal
 			m = m.Max(a.Masked(a.Less(inf)))
 		}
 		m.Store(&lanes)
-		amax := max(lanes[0], lanes[1], lanes[2], lanes[3], lanes[4], lanes[5], lanes[6], lanes[7])
+		amax := lanes[0] // no NaN here: plain comparisons, not the builtin max
+		for _, l := range lanes[1:] {
+			if l > amax {
+				amax = l
+			}
+		}
 		q := SymmetricInt(amax, qmin, qmax, minScale)
 		inv := archsimd.BroadcastFloat32x8(q.inv)
 		lo := archsimd.BroadcastFloat32x8(q.lo)
