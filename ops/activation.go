@@ -111,9 +111,9 @@ func (op activationOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return v, nil
 }
 
-func (op activationOp) ReturnsPtr() bool     { return false }
-func (op activationOp) CallsExtern() bool    { return false }
-func (op activationOp) OverwritesInput() int { return -1 }
+func (op activationOp) ReturnsPtr() bool      { return false }
+func (op activationOp) CallsExtern() bool     { return false }
+func (op activationOp) OverwritesInput() int  { return -1 }
 func (op activationOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%v", op.act) }
 func (op activationOp) Hashcode() uint32      { return hashOf(op) }
 func (op activationOp) String() string        { return op.act.String() }
@@ -165,9 +165,9 @@ func (op activationGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) 
 	return v, nil
 }
 
-func (op activationGradOp) ReturnsPtr() bool     { return false }
-func (op activationGradOp) CallsExtern() bool    { return false }
-func (op activationGradOp) OverwritesInput() int { return -1 }
+func (op activationGradOp) ReturnsPtr() bool      { return false }
+func (op activationGradOp) CallsExtern() bool     { return false }
+func (op activationGradOp) OverwritesInput() int  { return -1 }
 func (op activationGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%vGrad", op.act) }
 func (op activationGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op activationGradOp) String() string        { return op.act.String() + "Grad" }
