@@ -166,7 +166,6 @@ func fakeQuantIntGroupsSymVec32(dst, x, dy []float32, g, qmin, qmax int, minScal
 	}
 	zero := archsimd.BroadcastFloat32x8(0)
 	inf := archsimd.BroadcastFloat32x8(float32(math.Inf(1)))
-	var lanes [8]float32
 	for k := 0; k < len(x); k += g {
 		m := zero
 		for i := k; i < k+g; i += 8 {
@@ -174,13 +173,11 @@ func fakeQuantIntGroupsSymVec32(dst, x, dy []float32, g, qmin, qmax int, minScal
 			a := v.Max(zero.Sub(v))
 			m = m.Max(a.Masked(a.Less(inf)))
 		}
-		m.Store(&lanes)
-		amax := lanes[0] // no NaN here: plain comparisons, not the builtin max
-		for _, l := range lanes[1:] {
-			if l > amax {
-				amax = l
-			}
-		}
+		// Horizontal maximum in registers: halves, then pairs, then one.
+		h := m.GetLo().Max(m.GetHi())
+		h = h.Max(h.SelectFromPair(2, 3, 2, 3, h))
+		h = h.Max(h.SelectFromPair(1, 1, 1, 1, h))
+		amax := h.GetElem(0)
 		q := SymmetricInt(amax, qmin, qmax, minScale)
 		inv := archsimd.BroadcastFloat32x8(q.inv)
 		lo := archsimd.BroadcastFloat32x8(q.lo)
