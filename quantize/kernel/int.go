@@ -35,18 +35,14 @@ func (q Int[T]) Scale() T { return q.scale }
 // (qmin − z)·s and (qmax − z)·s.
 func (q Int[T]) Bounds() (lo, hi T) { return q.lo * q.scale, q.hi * q.scale }
 
-// code returns the rounded, unclamped code relative to the zero point,
-// round_half_even(x·(1/s)), clamped to [lo−1, hi+1] so that the result
-// fits the rounding trick and ±Inf need no special case; NaN stays NaN.
-// The clamp keeps the comparison with [lo, hi] exact: a code outside
-// [lo−1, hi+1] before the clamp is still outside [lo, hi] after it.
+// code returns the rounded code relative to the zero point,
+// round_half_even(x·(1/s)), by the magic-number trick: (t + m) − m with
+// m = 1.5·2^(p−1) rounds t to an integer, half to even, for |t| < 2^(p−2).
+// Larger |t| come out wrong but still larger than 2^(p−2) − 2 in
+// magnitude, far outside every code range, so the clamp and the mask that
+// follow are right anyway; ±Inf stay ±Inf and NaN stays NaN.
 func (q Int[T]) code(x, magic T) T {
 	t := T(x * q.inv) // explicit conversion: no FMA with the add below
-	if t < q.lo-1 {
-		t = q.lo - 1
-	} else if t > q.hi+1 {
-		t = q.hi + 1
-	}
 	return T(t+magic) - magic
 }
 
@@ -79,16 +75,9 @@ func FakeQuantInt[T Float](dst, x []T, q Int[T]) error {
 	}
 	start := fakeQuantIntVec(dst, x, q)
 	magic := roundMagic[T]()
-	lo1, hi1 := q.lo-1, q.hi+1
 	dst = dst[:len(x)]
 	for i := start; i < len(x); i++ {
-		t := T(x[i] * q.inv)
-		if t < lo1 {
-			t = lo1
-		} else if t > hi1 {
-			t = hi1
-		}
-		r := T(t+magic) - magic
+		r := q.code(x[i], magic)
 		if !(r >= q.lo) {
 			r = q.lo
 		} else if r > q.hi {
