@@ -65,6 +65,22 @@ func backward[T kernel.Float](a activation, dst []T, in [2][]T) error {
 	return fmt.Errorf("unknown %v: %w", a, ErrValue)
 }
 
+// grain is the fewest elements of a the elementwise ops hand to another
+// goroutine (see elementwiseKernels). Measured with BenchmarkSplit
+// (ops/bench_test.go) on the project's 2-core machine while other jobs ran:
+// splitting an exp-based float32 kernel in two paid off from about 2¹⁸
+// elements with the AVX-512 kernels and 2¹⁵ with the portable ones, and
+// ReLU (memory-bound, ~0.1 ns per element) only past 2¹⁹. A goroutine
+// costs a few microseconds to start and join, more when the other core is
+// busy, so the grains sit at the vector crossovers: ops on smaller tensors
+// (most per-token activations in a small model) stay on the caller.
+func (a activation) grain() int {
+	if a == actReLU {
+		return 1 << 18
+	}
+	return 1 << 16
+}
+
 // applyActivation is the body of GELU, GELUTanh, SiLU and ReLU.
 func applyActivation(a activation, x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "ops." + a.String()
@@ -124,6 +140,7 @@ func (op activationOp) kernel32(dst []float32, in [2][]float32) error {
 func (op activationOp) kernel64(dst []float64, in [2][]float64) error {
 	return forward(op.act, dst, in)
 }
+func (op activationOp) grain() int { return op.act.grain() }
 
 // ReturnsPtr and OverwritesInput let the tape machine reuse x's memory for
 // the result when nothing reads x afterwards (see UsePreallocDo).
@@ -198,6 +215,7 @@ func (op activationGradOp) kernel32(dst []float32, in [2][]float32) error {
 func (op activationGradOp) kernel64(dst []float64, in [2][]float64) error {
 	return backward(op.act, dst, in)
 }
+func (op activationGradOp) grain() int { return op.act.grain() }
 
 // ReturnsPtr and OverwritesInput let the tape machine write dx over dy.
 func (op activationGradOp) ReturnsPtr() bool      { return true }
