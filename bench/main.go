@@ -1,0 +1,476 @@
+// Command bench compares actq's ops with Gorgonia's composites, with a copy
+// of the same bytes and with PyTorch, in one run on one machine.
+//
+//	go run ./bench                       # every op, 1 thread and GOMAXPROCS
+//	go run ./bench -quick                # smaller tensors, fewer repetitions
+//	go run ./bench -ops gelu,silu -threads 1 -n 4194304
+//	GOEXPERIMENT=simd go run ./bench     # with the AVX-512 kernels
+//
+// For each op, size, pass (forward; forward+backward) and thread count it
+// prints ns per element for
+//
+//	actq       the op's own code as the tape machine runs it when it can
+//	           reuse buffers (UsePreallocDo into preallocated tensors)
+//	actq tape  a tape machine running y = f(x) (and, for forward+backward,
+//	           cost = Σy and its gradient), Reset before each run
+//	gorgonia   the same machine program with Gorgonia's composite or
+//	           built-in op, where one exists
+//	copy       copying the same number of bytes (forward: one read and one
+//	           write per element; forward+backward: 2.5 times that)
+//	torch      PyTorch, timed by bench/torch_bench.py when /usr/bin/python3
+//	           imports torch (the forward call, and the forward call followed
+//	           by the backward kernel autograd would run)
+//
+// and the ratios actq/copy, actq/torch and tape/gorgonia. Each figure is the
+// median of -count samples; the samples of the Go variants are interleaved,
+// so that load from other processes hits them alike.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/actq/actq/internal/parallel"
+	"github.com/actq/actq/ops"
+	"github.com/actq/actq/ops/kernel"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// nodeFn builds an op's node from its input.
+type nodeFn = func(*gorgonia.Node) (*gorgonia.Node, error)
+
+// benchOp is one row of the comparison. To add an op, add an entry to
+// benchOps: its actq constructor, Gorgonia's equivalent (nil if none), the
+// name torch_bench.py knows it by, and its default shape.
+type benchOp struct {
+	name     string
+	actq     nodeFn
+	gorgonia nodeFn
+	torch    string
+	shape    func(n int) []int
+}
+
+func vector(n int) []int { return []int{n} }
+
+var benchOps = []benchOp{
+	{"relu", ops.ReLU, gorgonia.Rectify, "relu", vector},
+	{"gelu", ops.GELU, nil, "gelu", vector}, // Gorgonia has no erf
+	{"gelu_tanh", ops.GELUTanh, geluTanhComposite, "gelu_tanh", vector},
+	{"silu", ops.SiLU, siluComposite, "silu", vector},
+	// Softmax (512×1024, last axis) and int8 fake quant join here when
+	// ops.Softmax and quantize.FakeQuant land:
+	//	{"softmax", softmaxLast, softmaxGorgonia, "softmax", rows1024},
+	//	{"fake_quant_int8", fakeQuantInt8, nil, "fake_quant_int8", vector},
+}
+
+// geluTanhComposite is 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) from
+// Gorgonia primitives.
+func geluTanhComposite(x *gorgonia.Node) (*gorgonia.Node, error) {
+	c := func(v float64) *gorgonia.Node { return gorgonia.NewConstant(float32(v)) }
+	x3, err := gorgonia.Cube(x)
+	if err != nil {
+		return nil, err
+	}
+	k := gorgonia.Must(gorgonia.Mul(x3, c(0.044715)))
+	inner := gorgonia.Must(gorgonia.Mul(gorgonia.Must(gorgonia.Add(x, k)), c(math.Sqrt(2/math.Pi))))
+	t := gorgonia.Must(gorgonia.Tanh(inner))
+	onePlus := gorgonia.Must(gorgonia.Add(t, c(1)))
+	return gorgonia.Mul(gorgonia.Must(gorgonia.HadamardProd(x, onePlus)), c(0.5))
+}
+
+// siluComposite is x ⊙ sigmoid(x).
+func siluComposite(x *gorgonia.Node) (*gorgonia.Node, error) {
+	s, err := gorgonia.Sigmoid(x)
+	if err != nil {
+		return nil, err
+	}
+	return gorgonia.HadamardProd(x, s)
+}
+
+type config struct {
+	n       int
+	ops     []string
+	threads []int
+	count   int
+	sample  time.Duration
+	python  string
+	noTorch bool
+	tape    bool
+}
+
+func main() {
+	var c config
+	var opsFlag, threadsFlag string
+	quick := flag.Bool("quick", false, "quick run: 2^18 elements, 3 samples of 10ms (overrides -n, -count, -sample)")
+	flag.IntVar(&c.n, "n", 1<<20, "elements per tensor (softmax: rows of 1024)")
+	flag.StringVar(&opsFlag, "ops", "", "comma-separated ops (default: all)")
+	flag.StringVar(&threadsFlag, "threads", "", "comma-separated thread counts (default: 1 and GOMAXPROCS)")
+	flag.IntVar(&c.count, "count", 5, "samples per figure (the median is printed)")
+	flag.DurationVar(&c.sample, "sample", 50*time.Millisecond, "minimum duration of one sample")
+	flag.StringVar(&c.python, "python", "/usr/bin/python3", "Python with torch, for the PyTorch column")
+	flag.BoolVar(&c.noTorch, "notorch", false, "skip PyTorch")
+	flag.BoolVar(&c.tape, "tape", true, "also time whole tape-machine programs (actq tape, gorgonia)")
+	flag.Parse()
+	if *quick {
+		c.n, c.count, c.sample = 1<<18, 3, 10*time.Millisecond
+	}
+	for _, o := range benchOps {
+		if opsFlag == "" || slices.Contains(strings.Split(opsFlag, ","), o.name) {
+			c.ops = append(c.ops, o.name)
+		}
+	}
+	maxProcs := runtime.GOMAXPROCS(0)
+	if threadsFlag == "" {
+		c.threads = []int{1}
+		if maxProcs > 1 {
+			c.threads = append(c.threads, maxProcs)
+		}
+	} else {
+		for _, s := range strings.Split(threadsFlag, ",") {
+			t, err := strconv.Atoi(s)
+			if err != nil || t < 1 {
+				fatalf("bad -threads %q", threadsFlag)
+			}
+			c.threads = append(c.threads, t)
+		}
+	}
+	if len(c.ops) == 0 {
+		fatalf("no known op in -ops %q", opsFlag)
+	}
+	describeMachine()
+	torch := runTorch(c)
+	for _, name := range c.ops {
+		for _, o := range benchOps {
+			if o.name == name {
+				benchOne(c, o, torch)
+			}
+		}
+	}
+	runtime.GOMAXPROCS(maxProcs)
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// describeMachine prints what the figures depend on.
+func describeMachine() {
+	cpu := "unknown"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				cpu = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	exp := "none"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "GOEXPERIMENT" {
+				exp = s.Value
+			}
+		}
+	}
+	fmt.Printf("CPU:           %s (%d logical CPUs)\n", cpu, runtime.NumCPU())
+	fmt.Printf("Go:            %s %s/%s, GOMAXPROCS %d, GOEXPERIMENT=%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), exp)
+	fmt.Printf("actq float32:  vector kernels: %s\n", kernel.VectorISA())
+}
+
+// torchFigures maps "op/threads/pass" to ns per call.
+type torchFigures map[string]float64
+
+func torchKey(op string, threads int, pass string) string {
+	return fmt.Sprintf("%s/%d/%s", op, threads, pass)
+}
+
+// runTorch runs bench/torch_bench.py for every op and thread count and
+// returns its figures, or nil (after saying why) when PyTorch is missing.
+func runTorch(c config) torchFigures {
+	if c.noTorch {
+		fmt.Println("PyTorch:       skipped (-notorch)")
+		return nil
+	}
+	script := "bench/torch_bench.py"
+	if _, err := os.Stat(script); err != nil {
+		fmt.Printf("PyTorch:       not run: %s not found (run from the module root)\n", script)
+		return nil
+	}
+	if err := exec.Command(c.python, "-c", "import torch").Run(); err != nil {
+		fmt.Printf("PyTorch:       not found (%s cannot import torch)\n", c.python)
+		return nil
+	}
+	var torchOps, threads []string
+	args := []string{script, "--reps", strconv.Itoa(c.count), "--min-seconds", strconv.FormatFloat(c.sample.Seconds(), 'g', -1, 64)}
+	for _, name := range c.ops {
+		for _, o := range benchOps {
+			if o.name == name && o.torch != "" {
+				torchOps = append(torchOps, o.torch)
+				args = append(args, "--shape", o.torch+"="+dims(o.shape(c.n)))
+			}
+		}
+	}
+	for _, t := range c.threads {
+		threads = append(threads, strconv.Itoa(t))
+	}
+	args = append(args, "--ops", strings.Join(torchOps, ","), "--threads", strings.Join(threads, ","))
+	var stderr bytes.Buffer
+	cmd := exec.Command(c.python, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		fmt.Printf("PyTorch:       failed: %v\n%s", err, stderr.String())
+		return nil
+	}
+	figs := torchFigures{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		var r struct {
+			Torch   string   `json:"torch"`
+			Config  []string `json:"config"`
+			Op      string   `json:"op"`
+			Threads int      `json:"threads"`
+			Pass    string   `json:"pass"`
+			NS      float64  `json:"ns"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			continue
+		}
+		if r.Torch != "" {
+			fmt.Printf("PyTorch:       %s (timed before the Go figures, same thread counts)\n", r.Torch)
+			continue
+		}
+		figs[torchKey(r.Op, r.Threads, r.Pass)] = r.NS
+	}
+	return figs
+}
+
+func dims(shape []int) string {
+	s := make([]string, len(shape))
+	for i, d := range shape {
+		s[i] = strconv.Itoa(d)
+	}
+	return strings.Join(s, "x")
+}
+
+// variant is one timed Go implementation of a pass.
+type variant struct {
+	name string
+	run  func() error
+}
+
+func benchOne(c config, o benchOp, torch torchFigures) {
+	shape := o.shape(c.n)
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	fmt.Printf("\n## %s, float32 %s (%d elements)\n\n", o.name, dims(shape), n)
+	fmt.Println("| pass | threads | actq | actq tape | gorgonia | copy | torch | actq/copy | actq/torch | tape/gorgonia |")
+	fmt.Println("|---|---|---|---|---|---|---|---|---|---|")
+	x, dy := inputs(shape)
+	for _, pass := range []string{"fwd", "fwdbwd"} {
+		for _, threads := range c.threads {
+			runtime.GOMAXPROCS(threads)
+			vs, err := variants(c, o, pass, x, dy)
+			if err != nil {
+				fatalf("%s %s: %v", o.name, pass, err)
+			}
+			med := measure(c, vs)
+			ns := func(name string) float64 {
+				for i, v := range vs {
+					if v.name == name {
+						return med[i] / float64(n)
+					}
+				}
+				return math.NaN()
+			}
+			tns := math.NaN()
+			if v, ok := torch[torchKey(o.torch, threads, pass)]; ok {
+				tns = v / float64(n)
+			}
+			label := map[string]string{"fwd": "forward", "fwdbwd": "fwd+bwd"}[pass]
+			fmt.Printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, threads,
+				num(ns("actq")), num(ns("actq tape")), num(ns("gorgonia")), num(ns("copy")), num(tns),
+				ratio(ns("actq"), ns("copy")), ratio(ns("actq"), tns), ratio(ns("actq tape"), ns("gorgonia")))
+		}
+	}
+}
+
+func num(v float64) string {
+	if math.IsNaN(v) {
+		return "—"
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
+}
+
+func ratio(a, b float64) string {
+	if math.IsNaN(a) || math.IsNaN(b) {
+		return "—"
+	}
+	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
+}
+
+// measure returns the median time per run of each variant, in ns, taking
+// c.count samples of each in turn.
+func measure(c config, vs []variant) []float64 {
+	samples := make([][]float64, len(vs))
+	for range c.count {
+		for i, v := range vs {
+			samples[i] = append(samples[i], perRun(v.run, c.sample))
+		}
+	}
+	med := make([]float64, len(vs))
+	for i, s := range samples {
+		slices.Sort(s)
+		med[i] = s[len(s)/2]
+	}
+	return med
+}
+
+// perRun returns the mean ns per call of run over at least d.
+func perRun(run func() error, d time.Duration) float64 {
+	if err := run(); err != nil {
+		fatalf("%v", err)
+	}
+	for n := 1; ; {
+		start := time.Now()
+		for range n {
+			if err := run(); err != nil {
+				fatalf("%v", err)
+			}
+		}
+		el := time.Since(start)
+		if el >= d {
+			return float64(el.Nanoseconds()) / float64(n)
+		}
+		n = max(2*n, int(float64(n)*float64(d)/float64(max(el, time.Microsecond))*1.2))
+	}
+}
+
+// inputs returns x[i] = 6·sin(0.618·i) and dy[i] = cos(i), as in
+// torch_bench.py and the Go benchmarks.
+func inputs(shape []int) (x, dy *tensor.Dense) {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	xs, dys := make([]float32, n), make([]float32, n)
+	for i := range xs {
+		xs[i] = float32(6 * math.Sin(float64(i)*0.618))
+		dys[i] = float32(math.Cos(float64(i)))
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(xs)),
+		tensor.New(tensor.WithShape(shape...), tensor.WithBacking(dys))
+}
+
+// variants returns the Go implementations of one pass of o.
+func variants(c config, o benchOp, pass string, x, dy *tensor.Dense) ([]variant, error) {
+	var vs []variant
+	// actq: the op's UsePreallocDo, as the tape machine calls it when it
+	// reuses registers.
+	g := gorgonia.NewGraph()
+	xn := gorgonia.NodeFromAny(g, x, gorgonia.WithName("x"))
+	yn, err := o.actq(xn)
+	if err != nil {
+		return nil, err
+	}
+	fwd, ok := yn.Op().(gorgonia.UsePreallocDoer)
+	if !ok {
+		return nil, fmt.Errorf("%v has no UsePreallocDo", yn.Op())
+	}
+	y := x.Clone().(*tensor.Dense)
+	run := func() error { _, err := fwd.UsePreallocDo(y, x); return err }
+	if pass == "fwdbwd" {
+		dyn := gorgonia.NodeFromAny(g, dy, gorgonia.WithName("dy"))
+		sd, ok := yn.Op().(gorgonia.SDOp)
+		if !ok {
+			return nil, fmt.Errorf("%v has no SymDiff", yn.Op())
+		}
+		grads, err := sd.SymDiff(gorgonia.Nodes{xn}, yn, dyn)
+		if err != nil {
+			return nil, err
+		}
+		bwd, ok := grads[0].Op().(gorgonia.UsePreallocDoer)
+		if !ok {
+			return nil, fmt.Errorf("%v has no UsePreallocDo", grads[0].Op())
+		}
+		dx := x.Clone().(*tensor.Dense)
+		run = func() error {
+			if _, err := fwd.UsePreallocDo(y, x); err != nil {
+				return err
+			}
+			_, err := bwd.UsePreallocDo(dx, x, dy)
+			return err
+		}
+	}
+	vs = append(vs, variant{name: "actq", run: run})
+
+	// copy: one copy per forward; 2.5 per forward+backward (x→y, then
+	// x and dy read and dx written).
+	xs := x.Data().([]float32)
+	copies := 1.0
+	if pass == "fwdbwd" {
+		copies = 2.5
+	}
+	big := make([]float32, int(float64(len(xs))*copies))
+	bigDst := make([]float32, len(big))
+	vs = append(vs, variant{name: "copy", run: func() error {
+		return parallel.For(len(big), 1<<16, func(lo, hi int) error {
+			copy(bigDst[lo:hi], big[lo:hi])
+			return nil
+		})
+	}})
+
+	if c.tape {
+		for _, t := range []struct {
+			name string
+			f    nodeFn
+		}{{"actq tape", o.actq}, {"gorgonia", o.gorgonia}} {
+			if t.f == nil {
+				continue
+			}
+			m, err := tapeProgram(t.f, x, pass == "fwdbwd")
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", t.name, err)
+			}
+			vs = append(vs, variant{name: t.name, run: func() error { m.Reset(); return m.RunAll() }})
+		}
+	}
+	return vs, nil
+}
+
+// tapeProgram compiles y = f(x) (with grad: cost = Σy and ∂cost/∂x) for a
+// tape machine. The machine is never closed: the process ends first.
+func tapeProgram(f nodeFn, x *tensor.Dense, grad bool) (gorgonia.VM, error) {
+	g := gorgonia.NewGraph()
+	xn := gorgonia.NodeFromAny(g, x, gorgonia.WithName("x"))
+	y, err := f(xn)
+	if err != nil {
+		return nil, err
+	}
+	if grad {
+		cost, err := gorgonia.Sum(y)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := gorgonia.Grad(cost, xn); err != nil {
+			return nil, err
+		}
+	}
+	return gorgonia.NewTapeMachine(g), nil
+}
