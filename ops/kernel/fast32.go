@@ -27,10 +27,12 @@ import (
 //   - the portable one (this file) evaluates them in float64 scalar code
 //     (which costs the same as float32 scalar code) and rounds once;
 //   - the vector one (simd_amd64.go, built with GOEXPERIMENT=simd on a CPU
-//     with AVX-512) evaluates them in float32 with fused multiply-adds,
-//     16 lanes at a time, with x²/2 split into two floats so that e^(−x²/2)
-//     stays accurate, and the power of two applied last (VSCALEFPS) so
-//     that results near underflow are rounded once.
+//     with AVX-512, or simd_avx2_amd64.go with AVX2 and FMA) evaluates them
+//     in float32 with fused multiply-adds, 16 (8) lanes at a time, with
+//     x²/2 and GELUTanh's 2u split into two floats so that e^(−|z|) stays
+//     accurate, and the power of two applied last (VSCALEFPS; two exact
+//     multiplications with AVX2) so that results near underflow are
+//     rounded once.
 //
 // Their errors, measured over every float32 input in the range where the
 // function is not trivially x or ±0 (TestFastKernelErrors, and with
@@ -247,7 +249,26 @@ func geluTanhGrad32(dst, x, dy []float32) {
 	}
 }
 
+// vecISA is a vector path of the float32 kernels.
+type vecISA int
+
+const (
+	vecNone   vecISA = iota // portable Go
+	vecAVX2                 // 8 lanes, AVX2 and FMA (simd_avx2_amd64.go)
+	vecAVX512               // 16 lanes, AVX-512 (simd_amd64.go)
+)
+
+func (v vecISA) String() string {
+	switch v {
+	case vecAVX2:
+		return "AVX2+FMA (simd/archsimd, 8 lanes)"
+	case vecAVX512:
+		return "AVX-512 (simd/archsimd, 16 lanes)"
+	}
+	return "none (portable Go)"
+}
+
 // VectorISA names the instruction set the float32 kernels run on in this
-// build and on this CPU: "AVX-512 (simd/archsimd)" when built with
-// GOEXPERIMENT=simd on an AVX-512 CPU, otherwise the portable Go path.
-func VectorISA() string { return vectorISA() }
+// build and on this CPU: AVX-512 or AVX2 when built with GOEXPERIMENT=simd
+// on amd64 with those instructions, otherwise the portable Go path.
+func VectorISA() string { return vecLevel.String() }

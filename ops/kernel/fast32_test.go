@@ -50,8 +50,8 @@ var fastKernels = []fastKernel{
 		fastBound{1, 0x1p-30, 1}, fastBound{4, 0x1p-23, 4}},
 }
 
-// vectorAvailable is whether this build and CPU have the vector path.
-var vectorAvailable = useVector
+// bestLevel is the widest vector path this build and CPU have.
+var bestLevel = vecLevel
 
 var onesCache = make([]float32, 1<<16)
 
@@ -213,15 +213,15 @@ func fromOrdered32(o int64) float32 {
 	return math.Float32frombits(uint32(o))
 }
 
-// forEachPath runs f on the portable path and, where this build and CPU
-// have one, on the vector path.
+// forEachPath runs f on the portable path and on each vector path this
+// build and CPU have (AVX2, AVX-512), with vector reporting whether the
+// path is a vector one (whose bounds are looser).
 func forEachPath(t *testing.T, f func(t *testing.T, vector bool)) {
-	defer func() { useVector = vectorAvailable }()
-	useVector = false
-	t.Run("portable", func(t *testing.T) { f(t, false) })
-	if vectorAvailable {
-		useVector = true
-		t.Run("vector", func(t *testing.T) { f(t, true) })
+	defer func() { vecLevel = bestLevel }()
+	for l := vecNone; l <= bestLevel; l++ {
+		vecLevel = l
+		name := map[vecISA]string{vecNone: "portable", vecAVX2: "avx2", vecAVX512: "avx512"}[l]
+		t.Run(name, func(t *testing.T) { f(t, l != vecNone) })
 	}
 }
 

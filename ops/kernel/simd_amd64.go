@@ -5,9 +5,11 @@ package kernel
 import "simd/archsimd"
 
 // Vector float32 kernels: the formulas of fast32.go in float32, 16 lanes
-// at a time with AVX-512 (archsimd.Float32x16). Each returns the number of
-// leading elements it handled: all of them when the CPU has AVX-512, else
-// 0, and the caller's portable loop does the rest. The loops are written out
+// at a time with AVX-512 (archsimd.Float32x16), or 8 with AVX2 and FMA
+// (simd_avx2_amd64.go, generated from the code below). Each returns the
+// number of leading elements it handled: all of them when the CPU has
+// either, else 0, and the caller's portable loop does the rest. The loops
+// are written out
 // so that the per-vector function (gelu16 …) is inlined. A last partial
 // vector goes through a zero-padded copy rather than archsimd's masked
 // LoadFloat32x16SlicePart, which trips the race detector's checkptr; the
@@ -19,46 +21,121 @@ import "simd/archsimd"
 // and NaN lanes are restored from x at the end (the order of operands in
 // MIN/MAX decides whether they keep a NaN, so the kernels do not rely on it).
 
-// useVector reports whether the vector kernels run. Tests turn it off to
-// check the portable path on the same machine; nothing else changes it.
-var useVector = archsimd.X86.AVX512()
+// vecLevel is the vector path the kernels take: the widest the CPU has.
+// Tests lower it to check the narrower paths and the portable one on the
+// same machine; nothing else changes it.
+var vecLevel = bestVecLevel()
 
-// vectorISA names the instruction set the float32 kernels use.
-func vectorISA() string {
-	if useVector {
-		return "AVX-512 (simd/archsimd)"
+func bestVecLevel() vecISA {
+	switch {
+	case archsimd.X86.AVX512():
+		return vecAVX512
+	case archsimd.X86.AVX2() && archsimd.X86.FMA():
+		return vecAVX2
 	}
-	return "none (portable Go; CPU lacks AVX-512)"
+	return vecNone
+}
+
+// The entry points called by the portable kernels pick a width.
+
+func geluVec(dst, x []float32) int {
+	switch vecLevel {
+	case vecAVX512:
+		return geluVec16(dst, x)
+	case vecAVX2:
+		return geluVec8(dst, x)
+	}
+	return 0
+}
+
+func geluGradVec(dst, x, dy []float32) int {
+	switch vecLevel {
+	case vecAVX512:
+		return geluGradVec16(dst, x, dy)
+	case vecAVX2:
+		return geluGradVec8(dst, x, dy)
+	}
+	return 0
+}
+
+func siluVec(dst, x []float32) int {
+	switch vecLevel {
+	case vecAVX512:
+		return siluVec16(dst, x)
+	case vecAVX2:
+		return siluVec8(dst, x)
+	}
+	return 0
+}
+
+func siluGradVec(dst, x, dy []float32) int {
+	switch vecLevel {
+	case vecAVX512:
+		return siluGradVec16(dst, x, dy)
+	case vecAVX2:
+		return siluGradVec8(dst, x, dy)
+	}
+	return 0
+}
+
+func geluTanhVec(dst, x []float32) int {
+	switch vecLevel {
+	case vecAVX512:
+		return geluTanhVec16(dst, x)
+	case vecAVX2:
+		return geluTanhVec8(dst, x)
+	}
+	return 0
+}
+
+func geluTanhGradVec(dst, x, dy []float32) int {
+	switch vecLevel {
+	case vecAVX512:
+		return geluTanhGradVec16(dst, x, dy)
+	case vecAVX2:
+		return geluTanhGradVec8(dst, x, dy)
+	}
+	return 0
+}
+
+func reluVec(dst, x []float32) int {
+	switch vecLevel {
+	case vecAVX512:
+		return reluVec16(dst, x)
+	case vecAVX2:
+		return reluVec8(dst, x)
+	}
+	return 0
+}
+
+func reluGradVec(dst, x, dy []float32) int {
+	switch vecLevel {
+	case vecAVX512:
+		return reluGradVec16(dst, x, dy)
+	case vecAVX2:
+		return reluGradVec8(dst, x, dy)
+	}
+	return 0
 }
 
 type f32x16 = archsimd.Float32x16
+type f32x8 = archsimd.Float32x8
 
-func bcast(v float32) f32x16 { return archsimd.BroadcastFloat32x16(v) }
+// scale16 returns x·2ⁿ for integer-valued n, rounded once (VSCALEFPS).
+func scale16(x, n f32x16) f32x16 { return x.Scale(n) }
 
-// absSign returns |x| and x's sign bit.
-func absSign(x f32x16) (a f32x16, sign archsimd.Uint32x16) {
-	bits := x.AsUint32x16()
-	signBit := archsimd.BroadcastUint32x16(0x80000000)
-	return bits.AndNot(signBit).AsFloat32x16(), bits.And(signBit)
-}
-
-// expParts returns m and n with e^(ah+al) = m·2ⁿ, 1/√2 ≲ m ≲ √2 and n an
-// integer-valued float, for |ah| ≤ 2¹⁶ and |al| ≤ 1; al is a small
-// correction to ah (the low half of a two-float argument). Larger |ah|
-// (from clamped inputs) give a finite m and a result that underflows. Applying 2ⁿ is
-// left to the caller (Scale), after the other factors: a result near
-// underflow is then rounded once.
-func expParts(ah, al f32x16) (m, n f32x16) {
-	n = ah.Mul(bcast(log2e)).RoundToEvenScaled(0)
-	// Cody–Waite with fused multiply-adds: n·ln2Hi is exact in the FMA.
-	r := n.MulAdd(bcast(-ln2Hi32), ah)
-	r = n.MulAdd(bcast(-ln2Lo32), r).Add(al)
-	p := r.MulAdd(bcast(expC6), bcast(expC5))
-	p = p.MulAdd(r, bcast(expC4))
-	p = p.MulAdd(r, bcast(expC3))
-	p = p.MulAdd(r, bcast(expC2))
-	p = p.MulAdd(r, bcast(1))
-	return p.MulAdd(r, bcast(1)), n
+// scale8 returns x·2ⁿ for integer-valued n ≤ 0 (AVX2 has no VSCALEFPS):
+// n below −252 gives 0 for |x| < 2⁶, which is all the kernels need; the two
+// power-of-two factors are each a normal float, so only results below
+// 2⁻¹²⁶ can be rounded twice.
+func scale8(x, n f32x8) f32x8 {
+	n = n.Max(archsimd.BroadcastFloat32x8(-252))
+	n1 := n.Mul(archsimd.BroadcastFloat32x8(0.5)).Floor()
+	n2 := n.Sub(n1)
+	bias := archsimd.BroadcastInt32x8(127)
+	p1 := n1.ConvertToInt32().Add(bias).ShiftAllLeft(23).AsFloat32x8()
+	p2 := n2.ConvertToInt32().Add(bias).ShiftAllLeft(23).AsFloat32x8()
+	return x.Mul(p1).Mul(p2)
 }
 
 // ln2Hi32 + ln2Lo32 = ln 2 to about 2⁻⁴⁸; ln2Hi32 is ln 2 rounded to float32.
@@ -67,37 +144,77 @@ const (
 	ln2Lo32 = float32(ln2 - float64(ln2Hi32))
 )
 
-// halfErfcxVec is halfErfcx: ½·erfcx(a/√2) for a ≥ 0.
-func halfErfcxVec(a f32x16) f32x16 {
-	pz := a.Mul(bcast(erfcxPOverSqrt2))
-	t := bcast(1).Div(pz.Add(bcast(1)))
+// The GELUTanh constants as float32 pairs, hi + lo.
+const (
+	geluTanhK0h = float32(geluTanhK0)
+	geluTanhK0l = float32(geluTanhK0 - float64(geluTanhK0h))
+	geluTanhK1h = float32(geluTanhK1)
+	geluTanhK1l = float32(geluTanhK1 - float64(geluTanhK1h))
+)
+
+// The code from here to the end of the file is the AVX-512 source of the
+// AVX2 kernels in simd_avx2_amd64.go: go generate rewrites 16 lanes as 8
+// (and CI checks that the generated file is current).
+//go:generate go run gen_avx2.go
+
+// BEGIN VECTOR CODE
+
+func bcast16(v float32) f32x16 { return archsimd.BroadcastFloat32x16(v) }
+
+// absSign16 returns |x| and x's sign bit.
+func absSign16(x f32x16) (a f32x16, sign archsimd.Uint32x16) {
+	bits := x.AsUint32x16()
+	signBit := archsimd.BroadcastUint32x16(0x80000000)
+	return bits.AndNot(signBit).AsFloat32x16(), bits.And(signBit)
+}
+
+// expParts16 returns m and n with e^(ah+al) = m·2ⁿ, 1/√2 ≲ m ≲ √2 and n an
+// integer-valued float, for |ah| ≤ 2¹⁶ and |al| ≤ 1; al is a small
+// correction to ah (the low half of a two-float argument). Larger |ah|
+// (from clamped inputs) give a finite m and a result that underflows. Applying 2ⁿ is
+// left to the caller (Scale), after the other factors: a result near
+// underflow is then rounded once.
+func expParts16(ah, al f32x16) (m, n f32x16) {
+	n = ah.Mul(bcast16(log2e)).RoundToEvenScaled(0)
+	// Cody–Waite with fused multiply-adds: n·ln2Hi is exact in the FMA.
+	r := n.MulAdd(bcast16(-ln2Hi32), ah)
+	r = n.MulAdd(bcast16(-ln2Lo32), r).Add(al)
+	p := r.MulAdd(bcast16(expC6), bcast16(expC5))
+	p = p.MulAdd(r, bcast16(expC4))
+	p = p.MulAdd(r, bcast16(expC3))
+	p = p.MulAdd(r, bcast16(expC2))
+	p = p.MulAdd(r, bcast16(1))
+	return p.MulAdd(r, bcast16(1)), n
+}
+
+// halfErfcx16 is halfErfcx: ½·erfcx(a/√2) for a ≥ 0.
+func halfErfcx16(a f32x16) f32x16 {
+	pz := a.Mul(bcast16(erfcxPOverSqrt2))
+	t := bcast16(1).Div(pz.Add(bcast16(1)))
 	u := pz.Mul(t)
-	s := u.MulAdd(bcast(erfcxS9), bcast(erfcxS8))
-	s = s.MulAdd(u, bcast(erfcxS7))
-	s = s.MulAdd(u, bcast(erfcxS6))
-	s = s.MulAdd(u, bcast(erfcxS5))
-	s = s.MulAdd(u, bcast(erfcxS4))
-	s = s.MulAdd(u, bcast(erfcxS3))
-	s = s.MulAdd(u, bcast(erfcxS2))
-	s = s.MulAdd(u, bcast(erfcxS1))
-	s = s.MulAdd(u, bcast(erfcxS0))
-	q := s.MulAdd(u, bcast(1))
-	return t.Mul(bcast(0.5)).Mul(q)
+	s := u.MulAdd(bcast16(erfcxS9), bcast16(erfcxS8))
+	s = s.MulAdd(u, bcast16(erfcxS7))
+	s = s.MulAdd(u, bcast16(erfcxS6))
+	s = s.MulAdd(u, bcast16(erfcxS5))
+	s = s.MulAdd(u, bcast16(erfcxS4))
+	s = s.MulAdd(u, bcast16(erfcxS3))
+	s = s.MulAdd(u, bcast16(erfcxS2))
+	s = s.MulAdd(u, bcast16(erfcxS1))
+	s = s.MulAdd(u, bcast16(erfcxS0))
+	q := s.MulAdd(u, bcast16(1))
+	return t.Mul(bcast16(0.5)).Mul(q)
 }
 
-// geluParts returns, for a = min(|x|, geluClamp), h = ½·erfcx(a/√2) and
+// geluParts16 returns, for a = min(|x|, geluClamp), h = ½·erfcx(a/√2) and
 // e^(−a²/2) = m·2ⁿ, with a² split exactly into two floats.
-func geluParts(a f32x16) (h, m, n f32x16) {
+func geluParts16(a f32x16) (h, m, n f32x16) {
 	aa := a.Mul(a)
-	lo := a.MulAdd(a, bcast(0).Sub(aa)) // a² − aa, exact
-	m, n = expParts(aa.Mul(bcast(-0.5)), lo.Mul(bcast(-0.5)))
-	return halfErfcxVec(a), m, n
+	lo := a.MulAdd(a, bcast16(0).Sub(aa)) // a² − aa, exact
+	m, n = expParts16(aa.Mul(bcast16(-0.5)), lo.Mul(bcast16(-0.5)))
+	return halfErfcx16(a), m, n
 }
 
-func geluVec(dst, x []float32) int {
-	if !useVector {
-		return 0
-	}
+func geluVec16(dst, x []float32) int {
 	n := len(x) &^ 15
 	for i := 0; i < n; i += 16 {
 		gelu16(archsimd.LoadFloat32x16Slice(x[i:])).StoreSlice(dst[i:])
@@ -112,22 +229,19 @@ func geluVec(dst, x []float32) int {
 }
 
 func gelu16(v f32x16) f32x16 {
-	zero := bcast(0)
-	a, _ := absSign(v)
-	a = a.Min(bcast(geluClamp))
-	h, m, n := geluParts(a)
+	zero := bcast16(0)
+	a, _ := absSign16(v)
+	a = a.Min(bcast16(geluClamp))
+	h, m, n := geluParts16(a)
 	hm := h.Mul(m)
 	// x < 0: −a·Φ(−a), scaled last. x ≥ 0 (and NaN): x·(1−Φ(−x)).
-	neg := zero.Sub(a).Mul(hm).Scale(n)
-	pos := v.Mul(bcast(1).Sub(hm.Scale(n)))
+	neg := scale16(zero.Sub(a).Mul(hm), n)
+	pos := v.Mul(bcast16(1).Sub(scale16(hm, n)))
 	y := neg.Merge(pos, v.Less(zero))
 	return y
 }
 
-func geluGradVec(dst, x, dy []float32) int {
-	if !useVector {
-		return 0
-	}
+func geluGradVec16(dst, x, dy []float32) int {
 	n := len(x) &^ 15
 	for i := 0; i < n; i += 16 {
 		geluGrad16(archsimd.LoadFloat32x16Slice(x[i:]), archsimd.LoadFloat32x16Slice(dy[i:])).StoreSlice(dst[i:])
@@ -143,30 +257,27 @@ func geluGradVec(dst, x, dy []float32) int {
 }
 
 func geluGrad16(v, g f32x16) f32x16 {
-	zero, one := bcast(0), bcast(1)
-	a, _ := absSign(v)
-	a = a.Min(bcast(geluClamp))
-	h, m, n := geluParts(a)
+	zero, one := bcast16(0), bcast16(1)
+	a, _ := absSign16(v)
+	a = a.Min(bcast16(geluClamp))
+	h, m, n := geluParts16(a)
 	// w = e^(−a²/2)·(a/√(2π) − h): GELU′ = 1 + w for x ≥ 0, −w for x < 0.
-	w := a.MulAdd(bcast(invSqrt2Pi), zero.Sub(h)).Mul(m).Scale(n)
+	w := scale16(a.MulAdd(bcast16(invSqrt2Pi), zero.Sub(h)).Mul(m), n)
 	d := zero.Sub(w).Merge(one.Add(w), v.Less(zero))
 	d = d.Merge(v, v.Equal(v)) // NaN lanes: x
 	y := g.Mul(d)
 	return y
 }
 
-// sigmoidParts returns, for −|z| = nzh + nzl (clamped), m·2ⁿ = e^(−|z|)
+// sigmoidParts16 returns, for −|z| = nzh + nzl (clamped), m·2ⁿ = e^(−|z|)
 // and big = σ(|z|) = 1/(1+e^(−|z|)); σ(−|z|) = m·big·2ⁿ.
-func sigmoidParts(nzh, nzl f32x16) (m, n, big f32x16) {
-	m, n = expParts(nzh, nzl)
-	big = bcast(1).Div(m.Scale(n).Add(bcast(1)))
+func sigmoidParts16(nzh, nzl f32x16) (m, n, big f32x16) {
+	m, n = expParts16(nzh, nzl)
+	big = bcast16(1).Div(scale16(m, n).Add(bcast16(1)))
 	return m, n, big
 }
 
-func siluVec(dst, x []float32) int {
-	if !useVector {
-		return 0
-	}
+func siluVec16(dst, x []float32) int {
 	n := len(x) &^ 15
 	for i := 0; i < n; i += 16 {
 		silu16(archsimd.LoadFloat32x16Slice(x[i:])).StoreSlice(dst[i:])
@@ -181,20 +292,17 @@ func siluVec(dst, x []float32) int {
 }
 
 func silu16(v f32x16) f32x16 {
-	zero := bcast(0)
-	a, _ := absSign(v)
-	a = a.Min(bcast(siluClamp))
-	m, n, big := sigmoidParts(zero.Sub(a), zero)
+	zero := bcast16(0)
+	a, _ := absSign16(v)
+	a = a.Min(bcast16(siluClamp))
+	m, n, big := sigmoidParts16(zero.Sub(a), zero)
 	// x < 0: −a·e^(−a)·σ(a), scaled last; x ≥ 0 (and NaN): x·σ(x).
-	neg := zero.Sub(a).Mul(m).Mul(big).Scale(n)
+	neg := scale16(zero.Sub(a).Mul(m).Mul(big), n)
 	y := neg.Merge(v.Mul(big), v.Less(zero))
 	return y
 }
 
-func siluGradVec(dst, x, dy []float32) int {
-	if !useVector {
-		return 0
-	}
+func siluGradVec16(dst, x, dy []float32) int {
 	n := len(x) &^ 15
 	for i := 0; i < n; i += 16 {
 		siluGrad16(archsimd.LoadFloat32x16Slice(x[i:]), archsimd.LoadFloat32x16Slice(dy[i:])).StoreSlice(dst[i:])
@@ -210,28 +318,28 @@ func siluGradVec(dst, x, dy []float32) int {
 }
 
 func siluGrad16(v, g f32x16) f32x16 {
-	zero, one := bcast(0), bcast(1)
-	a, _ := absSign(v)
-	a = a.Min(bcast(siluClamp))
-	m, n, big := sigmoidParts(zero.Sub(a), zero)
+	zero, one := bcast16(0), bcast16(1)
+	a, _ := absSign16(v)
+	a = a.Min(bcast16(siluClamp))
+	m, n, big := sigmoidParts16(zero.Sub(a), zero)
 	// x ≥ 0: σ(a)·(1 + a·σ(−a)); x < 0: σ(−a)·(1 − a·σ(a)).
-	pos := big.Mul(a.Mul(m.Scale(n)).MulAdd(big, one))
-	neg := m.Mul(big).Mul(zero.Sub(a).MulAdd(big, one)).Scale(n)
+	pos := big.Mul(a.Mul(scale16(m, n)).MulAdd(big, one))
+	neg := scale16(m.Mul(big).Mul(zero.Sub(a).MulAdd(big, one)), n)
 	d := neg.Merge(pos, v.Less(zero))
 	d = d.Merge(v, v.Equal(v)) // NaN lanes: x
 	y := g.Mul(d)
 	return y
 }
 
-// geluTanhZVec returns −|z| = −a·(k0 + k1·a²) as a two-float sum
+// geluTanhZ16 returns −|z| = −a·(k0 + k1·a²) as a two-float sum
 // nzh + nzl, and dz/dx = k0 + 3·k1·a², for a = |x|. The low part carries
 // the rounding errors of a², k1·a², the sum, the product and the float32
 // constants: e^(−|z|) multiplies z's relative error by |z| (up to 100 for
 // results above underflow), so a one-float z would cost up to ~170 ULP in
 // the negative tail.
-func geluTanhZVec(a f32x16) (nzh, nzl, dz f32x16) {
-	zero := bcast(0)
-	k0h, k1h := bcast(geluTanhK0h), bcast(geluTanhK1h)
+func geluTanhZ16(a f32x16) (nzh, nzl, dz f32x16) {
+	zero := bcast16(0)
+	k0h, k1h := bcast16(geluTanhK0h), bcast16(geluTanhK1h)
 	a2 := a.Mul(a)
 	a2l := a.MulAdd(a, zero.Sub(a2)) // a² − a2, exact
 	m := a2.Mul(k1h)
@@ -239,24 +347,13 @@ func geluTanhZVec(a f32x16) (nzh, nzl, dz f32x16) {
 	c := m.Add(k0h)
 	bb := c.Sub(k0h)
 	sumErr := k0h.Sub(c.Sub(bb)).Add(m.Sub(bb)) // k0h + m − c (2Sum), exact
-	cl := a2l.MulAdd(k1h, ml.Add(sumErr)).Add(a2.MulAdd(bcast(geluTanhK1l), bcast(geluTanhK0l)))
+	cl := a2l.MulAdd(k1h, ml.Add(sumErr)).Add(a2.MulAdd(bcast16(geluTanhK1l), bcast16(geluTanhK0l)))
 	p := a.Mul(c)
 	pl := a.MulAdd(c, zero.Sub(p)) // a·c − p, exact
-	return zero.Sub(p), zero.Sub(a.MulAdd(cl, pl)), a2.MulAdd(bcast(3*geluTanhK1), bcast(geluTanhK0))
+	return zero.Sub(p), zero.Sub(a.MulAdd(cl, pl)), a2.MulAdd(bcast16(3*geluTanhK1), bcast16(geluTanhK0))
 }
 
-// The GELUTanh constants as float32 pairs, hi + lo.
-const (
-	geluTanhK0h = float32(geluTanhK0)
-	geluTanhK0l = float32(geluTanhK0 - float64(geluTanhK0h))
-	geluTanhK1h = float32(geluTanhK1)
-	geluTanhK1l = float32(geluTanhK1 - float64(geluTanhK1h))
-)
-
-func geluTanhVec(dst, x []float32) int {
-	if !useVector {
-		return 0
-	}
+func geluTanhVec16(dst, x []float32) int {
 	n := len(x) &^ 15
 	for i := 0; i < n; i += 16 {
 		geluTanh16(archsimd.LoadFloat32x16Slice(x[i:])).StoreSlice(dst[i:])
@@ -271,20 +368,17 @@ func geluTanhVec(dst, x []float32) int {
 }
 
 func geluTanh16(v f32x16) f32x16 {
-	zero := bcast(0)
-	a, _ := absSign(v)
-	a = a.Min(bcast(geluTanhClamp))
-	nzh, nzl, _ := geluTanhZVec(a)
-	m, n, big := sigmoidParts(nzh, nzl)
-	neg := zero.Sub(a).Mul(m).Mul(big).Scale(n)
+	zero := bcast16(0)
+	a, _ := absSign16(v)
+	a = a.Min(bcast16(geluTanhClamp))
+	nzh, nzl, _ := geluTanhZ16(a)
+	m, n, big := sigmoidParts16(nzh, nzl)
+	neg := scale16(zero.Sub(a).Mul(m).Mul(big), n)
 	y := neg.Merge(v.Mul(big), v.Less(zero))
 	return y
 }
 
-func geluTanhGradVec(dst, x, dy []float32) int {
-	if !useVector {
-		return 0
-	}
+func geluTanhGradVec16(dst, x, dy []float32) int {
 	n := len(x) &^ 15
 	for i := 0; i < n; i += 16 {
 		geluTanhGrad16(archsimd.LoadFloat32x16Slice(x[i:]), archsimd.LoadFloat32x16Slice(dy[i:])).StoreSlice(dst[i:])
@@ -300,25 +394,22 @@ func geluTanhGradVec(dst, x, dy []float32) int {
 }
 
 func geluTanhGrad16(v, g f32x16) f32x16 {
-	zero, one := bcast(0), bcast(1)
-	a, _ := absSign(v)
-	a = a.Min(bcast(geluTanhClamp))
-	nzh, nzl, dz := geluTanhZVec(a)
-	m, n, big := sigmoidParts(nzh, nzl)
+	zero, one := bcast16(0), bcast16(1)
+	a, _ := absSign16(v)
+	a = a.Min(bcast16(geluTanhClamp))
+	nzh, nzl, dz := geluTanhZ16(a)
+	m, n, big := sigmoidParts16(nzh, nzl)
 	adz := a.Mul(dz)
 	// x ≥ 0: σ(z)·(1 + a·σ(−z)·z′); x < 0: σ(−z)·(1 − a·σ(z)·z′).
-	pos := big.Mul(adz.Mul(m.Scale(n)).MulAdd(big, one))
-	neg := m.Mul(big).Mul(zero.Sub(adz).MulAdd(big, one)).Scale(n)
+	pos := big.Mul(adz.Mul(scale16(m, n)).MulAdd(big, one))
+	neg := scale16(m.Mul(big).Mul(zero.Sub(adz).MulAdd(big, one)), n)
 	d := neg.Merge(pos, v.Less(zero))
 	d = d.Merge(v, v.Equal(v)) // NaN lanes: x
 	y := g.Mul(d)
 	return y
 }
 
-func reluVec(dst, x []float32) int {
-	if !useVector {
-		return 0
-	}
+func reluVec16(dst, x []float32) int {
 	n := len(x) &^ 15
 	for i := 0; i < n; i += 16 {
 		relu16(archsimd.LoadFloat32x16Slice(x[i:])).StoreSlice(dst[i:])
@@ -333,16 +424,13 @@ func reluVec(dst, x []float32) int {
 }
 
 func relu16(v f32x16) f32x16 {
-	zero := bcast(0)
+	zero := bcast16(0)
 	// +0 where x ≤ 0 (also for −0); x where x > 0 or NaN.
 	y := zero.Merge(v, v.LessEqual(zero))
 	return y
 }
 
-func reluGradVec(dst, x, dy []float32) int {
-	if !useVector {
-		return 0
-	}
+func reluGradVec16(dst, x, dy []float32) int {
 	n := len(x) &^ 15
 	for i := 0; i < n; i += 16 {
 		reluGrad16(archsimd.LoadFloat32x16Slice(x[i:]), archsimd.LoadFloat32x16Slice(dy[i:])).StoreSlice(dst[i:])
@@ -358,7 +446,9 @@ func reluGradVec(dst, x, dy []float32) int {
 }
 
 func reluGrad16(v, g f32x16) f32x16 {
-	zero := bcast(0)
+	zero := bcast16(0)
 	y := zero.Merge(g, v.LessEqual(zero))
 	return y
 }
+
+// END VECTOR CODE

@@ -15,8 +15,5 @@ func geluTanhGradVec(dst, x, dy []float32) int { return 0 }
 func reluVec(dst, x []float32) int             { return 0 }
 func reluGradVec(dst, x, dy []float32) int     { return 0 }
 
-// vectorISA names the instruction set the float32 kernels use.
-func vectorISA() string { return "none (portable Go)" }
-
-// useVector is false: there is no vector path in this build.
-var useVector = false
+// vecLevel is vecNone: there is no vector path in this build.
+var vecLevel = vecNone
