@@ -17,21 +17,22 @@
 //	           built-in op, where one exists
 //	copy       copying the same number of bytes (forward: one read and one
 //	           write per element; forward+backward: 2.5 times that)
-//	torch      PyTorch, timed by bench/torch_bench.py when /usr/bin/python3
-//	           imports torch (the forward call, and the forward call followed
-//	           by the backward kernel autograd would run)
+//	torch      PyTorch, timed by bench/torch_bench.py --serve when
+//	           /usr/bin/python3 imports torch (the forward call, and the
+//	           forward call followed by the backward kernel autograd would
+//	           run), with the same thread count
 //
 // and the ratios actq/copy, actq/torch and tape/gorgonia. Each figure is the
-// median of -count samples; the samples of the Go variants are interleaved,
-// so that load from other processes hits them alike.
+// median of -count samples; the samples of all variants, PyTorch's too, are
+// interleaved, so that load from other processes hits them alike.
 package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
@@ -151,13 +152,16 @@ func main() {
 		fatalf("no known op in -ops %q", opsFlag)
 	}
 	describeMachine()
-	torch := runTorch(c)
+	torch := startTorch(c)
 	for _, name := range c.ops {
 		for _, o := range benchOps {
 			if o.name == name {
 				benchOne(c, o, torch)
 			}
 		}
+	}
+	if torch != nil {
+		torch.close()
 	}
 	runtime.GOMAXPROCS(maxProcs)
 }
@@ -191,16 +195,17 @@ func describeMachine() {
 	fmt.Printf("actq float32:  vector kernels: %s\n", kernel.VectorISA())
 }
 
-// torchFigures maps "op/threads/pass" to ns per call.
-type torchFigures map[string]float64
-
-func torchKey(op string, threads int, pass string) string {
-	return fmt.Sprintf("%s/%d/%s", op, threads, pass)
+// torchServer is bench/torch_bench.py --serve: it times one PyTorch op per
+// request, so that PyTorch samples interleave with the Go ones.
+type torchServer struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
 }
 
-// runTorch runs bench/torch_bench.py for every op and thread count and
-// returns its figures, or nil (after saying why) when PyTorch is missing.
-func runTorch(c config) torchFigures {
+// startTorch starts the PyTorch timing server, or returns nil (after
+// saying why) when PyTorch is missing.
+func startTorch(c config) *torchServer {
 	if c.noTorch {
 		fmt.Println("PyTorch:       skipped (-notorch)")
 		return nil
@@ -214,49 +219,57 @@ func runTorch(c config) torchFigures {
 		fmt.Printf("PyTorch:       not found (%s cannot import torch)\n", c.python)
 		return nil
 	}
-	var torchOps, threads []string
-	args := []string{script, "--reps", strconv.Itoa(c.count), "--min-seconds", strconv.FormatFloat(c.sample.Seconds(), 'g', -1, 64)}
-	for _, name := range c.ops {
-		for _, o := range benchOps {
-			if o.name == name && o.torch != "" {
-				torchOps = append(torchOps, o.torch)
-				args = append(args, "--shape", o.torch+"="+dims(o.shape(c.n)))
-			}
-		}
-	}
-	for _, t := range c.threads {
-		threads = append(threads, strconv.Itoa(t))
-	}
-	args = append(args, "--ops", strings.Join(torchOps, ","), "--threads", strings.Join(threads, ","))
-	var stderr bytes.Buffer
-	cmd := exec.Command(c.python, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	cmd := exec.Command(c.python, script, "--serve")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
 	if err != nil {
-		fmt.Printf("PyTorch:       failed: %v\n%s", err, stderr.String())
+		fatalf("%v", err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		fatalf("%v", err)
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Printf("PyTorch:       failed to start: %v\n", err)
 		return nil
 	}
-	figs := torchFigures{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for sc.Scan() {
-		var r struct {
-			Torch   string   `json:"torch"`
-			Config  []string `json:"config"`
-			Op      string   `json:"op"`
-			Threads int      `json:"threads"`
-			Pass    string   `json:"pass"`
-			NS      float64  `json:"ns"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			continue
-		}
-		if r.Torch != "" {
-			fmt.Printf("PyTorch:       %s (timed before the Go figures, same thread counts)\n", r.Torch)
-			continue
-		}
-		figs[torchKey(r.Op, r.Threads, r.Pass)] = r.NS
+	t := &torchServer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	var hello struct {
+		Torch string `json:"torch"`
 	}
-	return figs
+	if !t.out.Scan() || json.Unmarshal(t.out.Bytes(), &hello) != nil {
+		fmt.Println("PyTorch:       the timing script did not start")
+		return nil
+	}
+	fmt.Printf("PyTorch:       %s (bench/torch_bench.py, samples interleaved with the Go ones)\n", hello.Torch)
+	return t
+}
+
+// time returns PyTorch's ns per call of op's pass.
+func (t *torchServer) time(op string, shape []int, threads int, pass string, d time.Duration) (float64, error) {
+	req, _ := json.Marshal(map[string]any{"op": op, "shape": shape, "threads": threads, "pass": pass, "min_seconds": d.Seconds()})
+	if _, err := t.in.Write(append(req, '\n')); err != nil {
+		return 0, err
+	}
+	if !t.out.Scan() {
+		return 0, fmt.Errorf("torch_bench.py exited")
+	}
+	var r struct {
+		NS    float64 `json:"ns"`
+		Error string  `json:"error"`
+	}
+	if err := json.Unmarshal(t.out.Bytes(), &r); err != nil {
+		return 0, err
+	}
+	if r.Error != "" {
+		return 0, fmt.Errorf("torch_bench.py: %s", r.Error)
+	}
+	return r.NS, nil
+}
+
+func (t *torchServer) close() {
+	t.in.Close()
+	t.cmd.Wait()
 }
 
 func dims(shape []int) string {
@@ -267,13 +280,15 @@ func dims(shape []int) string {
 	return strings.Join(s, "x")
 }
 
-// variant is one timed Go implementation of a pass.
+// variant is one timed implementation of a pass: run is timed here, or
+// timed reports its own ns per run (PyTorch).
 type variant struct {
-	name string
-	run  func() error
+	name  string
+	run   func() error
+	timed func(d time.Duration) float64
 }
 
-func benchOne(c config, o benchOp, torch torchFigures) {
+func benchOne(c config, o benchOp, torch *torchServer) {
 	shape := o.shape(c.n)
 	n := 1
 	for _, d := range shape {
@@ -290,6 +305,16 @@ func benchOne(c config, o benchOp, torch torchFigures) {
 			if err != nil {
 				fatalf("%s %s: %v", o.name, pass, err)
 			}
+			if torch != nil && o.torch != "" {
+				vs = append(vs, variant{name: "torch", timed: func(d time.Duration) float64 {
+					ns, err := torch.time(o.torch, shape, threads, pass, d)
+					if err != nil {
+						fmt.Fprintf(os.Stderr, "bench: PyTorch %s: %v\n", o.torch, err)
+						return math.NaN()
+					}
+					return ns
+				}})
+			}
 			med := measure(c, vs)
 			ns := func(name string) float64 {
 				for i, v := range vs {
@@ -299,10 +324,7 @@ func benchOne(c config, o benchOp, torch torchFigures) {
 				}
 				return math.NaN()
 			}
-			tns := math.NaN()
-			if v, ok := torch[torchKey(o.torch, threads, pass)]; ok {
-				tns = v / float64(n)
-			}
+			tns := ns("torch")
 			label := map[string]string{"fwd": "forward", "fwdbwd": "fwd+bwd"}[pass]
 			fmt.Printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, threads,
 				num(ns("actq")), num(ns("actq tape")), num(ns("gorgonia")), num(ns("copy")), num(tns),
@@ -331,7 +353,11 @@ func measure(c config, vs []variant) []float64 {
 	samples := make([][]float64, len(vs))
 	for range c.count {
 		for i, v := range vs {
-			samples[i] = append(samples[i], perRun(v.run, c.sample))
+			if v.timed != nil {
+				samples[i] = append(samples[i], v.timed(c.sample))
+			} else {
+				samples[i] = append(samples[i], perRun(v.run, c.sample))
+			}
 		}
 	}
 	med := make([]float64, len(vs))

@@ -3,15 +3,22 @@
 
 Times each op's forward call and its backward kernel (the aten function
 autograd would call) on float32 CPU tensors filled like the Go side
-(x[i] = 6·sin(0.618·i), dy[i] = cos(i)), and prints one JSON object per
-line: {"op", "shape", "threads", "pass": "fwd"|"fwdbwd", "ns": per call}.
-The first line describes the library: {"torch": version, "numpy": ...}.
+(x[i] = 6·sin(0.618·i), dy[i] = cos(i)).
+
+With --serve (how the harness uses it, so that its samples interleave with
+the Go ones) it reads one JSON request per line,
+{"op", "shape", "threads", "pass": "fwd"|"fwdbwd", "min_seconds"}, and
+answers each with {"ns": ns per call} (or {"error": ...}). Otherwise it
+times every op itself and prints one JSON object per line:
+{"op", "shape", "threads", "pass", "ns"}. Either way the first line
+describes the library: {"torch": version, "config": [...]}.
 
     /usr/bin/python3 bench/torch_bench.py --ops gelu,silu --shape 1048576 --threads 1,2
 """
 import argparse
 import json
 import math
+import sys
 import time
 
 import torch
@@ -63,6 +70,30 @@ def per_call(fn, min_seconds):
         n = max(n * 2, int(n * min_seconds / max(d, 1e-9) * 1.2))
 
 
+def serve():
+    """Answer timing requests from stdin until it closes."""
+    torch.set_grad_enabled(False)
+    cache = {}
+    for line in sys.stdin:
+        try:
+            r = json.loads(line)
+            torch.set_num_threads(int(r["threads"]))
+            key = (r["op"], tuple(r["shape"]))
+            if key not in cache:
+                x, dy = inputs(r["shape"])
+                cache.clear()  # keep one op's tensors at a time
+                cache[key] = (x, dy)
+            x, dy = cache[key]
+            fwd, bwd = OPS[r["op"]]
+            if r["pass"] == "fwd":
+                ns = per_call(lambda: fwd(x), r["min_seconds"]) * 1e9
+            else:
+                ns = per_call(lambda: bwd(x, fwd(x), dy), r["min_seconds"]) * 1e9
+            print(json.dumps({"ns": ns}), flush=True)
+        except Exception as e:  # report, keep serving
+            print(json.dumps({"error": repr(e)}), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ops", default=",".join(OPS))
@@ -70,12 +101,16 @@ def main():
     ap.add_argument("--threads", default="1")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--min-seconds", type=float, default=0.02)
+    ap.add_argument("--serve", action="store_true", help="answer JSON timing requests on stdin")
     a = ap.parse_args()
     shapes = {}
     for s in a.shape:
         op, _, dims = s.rpartition("=")
         shapes[op] = [int(d) for d in dims.split("x")]
     print(json.dumps({"torch": torch.__version__, "config": torch.__config__.parallel_info().splitlines()[:3]}), flush=True)
+    if a.serve:
+        serve()
+        return
     torch.set_grad_enabled(False)
     for threads in [int(t) for t in a.threads.split(",")]:
         torch.set_num_threads(threads)
