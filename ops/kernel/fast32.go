@@ -1,5 +1,8 @@
 package kernel
 
+// simd_avx2_amd64.go is simd_amd64.go's vector code rewritten for 8 lanes.
+//go:generate go run gen_avx2.go
+
 import (
 	"math"
 	"unsafe"

@@ -163,8 +163,8 @@ const (
 
 // The code from here to the end of the file is the AVX-512 source of the
 // AVX2 kernels in simd_avx2_amd64.go: go generate rewrites 16 lanes as 8
-// (and CI checks that the generated file is current).
-//go:generate go run gen_avx2.go
+// (and CI checks that the generated file is current). The go:generate
+// line is in fast32.go, which every build includes.
 
 // BEGIN VECTOR CODE
 // vconsts16 holds the kernels' constants, broadcast once per call: Go

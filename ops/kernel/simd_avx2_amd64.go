@@ -6,13 +6,89 @@ package kernel
 
 import "simd/archsimd"
 
+// vconsts8 holds the kernels' constants, broadcast once per call: Go
+// does not hoist a broadcast out of a loop, and a broadcast costs two
+// instructions per use (load, shuffle) against one load from here.
+type vconsts8 struct {
+	signBit    archsimd.Uint32x8
+	log2e      f32x8 // log2e
+	mln2Hi     f32x8 // -ln2Hi32
+	mln2Lo     f32x8 // -ln2Lo32
+	c6         f32x8 // expC6
+	c5         f32x8 // expC5
+	c4         f32x8 // expC4
+	c3         f32x8 // expC3
+	c2         f32x8 // expC2
+	one        f32x8 // 1
+	pz         f32x8 // erfcxPOverSqrt2
+	s9         f32x8 // erfcxS9
+	s8         f32x8 // erfcxS8
+	s7         f32x8 // erfcxS7
+	s6         f32x8 // erfcxS6
+	s5         f32x8 // erfcxS5
+	s4         f32x8 // erfcxS4
+	s3         f32x8 // erfcxS3
+	s2         f32x8 // erfcxS2
+	s1         f32x8 // erfcxS1
+	s0         f32x8 // erfcxS0
+	half       f32x8 // 0.5
+	mhalf      f32x8 // -0.5
+	geluClamp  f32x8 // geluClamp
+	invSqrt2Pi f32x8 // invSqrt2Pi
+	siluClamp  f32x8 // siluClamp
+	tanhK0h    f32x8 // geluTanhK0h
+	tanhK1h    f32x8 // geluTanhK1h
+	tanhK1l    f32x8 // geluTanhK1l
+	tanhK0l    f32x8 // geluTanhK0l
+	tanhK1x3   f32x8 // 3*geluTanhK1
+	tanhK0     f32x8 // geluTanhK0
+	tanhClamp  f32x8 // geluTanhClamp
+}
+
+func newVconsts8() vconsts8 {
+	return vconsts8{
+		signBit:    archsimd.BroadcastUint32x8(0x80000000),
+		log2e:      bcast8(log2e),
+		mln2Hi:     bcast8(-ln2Hi32),
+		mln2Lo:     bcast8(-ln2Lo32),
+		c6:         bcast8(expC6),
+		c5:         bcast8(expC5),
+		c4:         bcast8(expC4),
+		c3:         bcast8(expC3),
+		c2:         bcast8(expC2),
+		one:        bcast8(1),
+		pz:         bcast8(erfcxPOverSqrt2),
+		s9:         bcast8(erfcxS9),
+		s8:         bcast8(erfcxS8),
+		s7:         bcast8(erfcxS7),
+		s6:         bcast8(erfcxS6),
+		s5:         bcast8(erfcxS5),
+		s4:         bcast8(erfcxS4),
+		s3:         bcast8(erfcxS3),
+		s2:         bcast8(erfcxS2),
+		s1:         bcast8(erfcxS1),
+		s0:         bcast8(erfcxS0),
+		half:       bcast8(0.5),
+		mhalf:      bcast8(-0.5),
+		geluClamp:  bcast8(geluClamp),
+		invSqrt2Pi: bcast8(invSqrt2Pi),
+		siluClamp:  bcast8(siluClamp),
+		tanhK0h:    bcast8(geluTanhK0h),
+		tanhK1h:    bcast8(geluTanhK1h),
+		tanhK1l:    bcast8(geluTanhK1l),
+		tanhK0l:    bcast8(geluTanhK0l),
+		tanhK1x3:   bcast8(3 * geluTanhK1),
+		tanhK0:     bcast8(geluTanhK0),
+		tanhClamp:  bcast8(geluTanhClamp),
+	}
+}
+
 func bcast8(v float32) f32x8 { return archsimd.BroadcastFloat32x8(v) }
 
 // absSign8 returns |x| and x's sign bit.
-func absSign8(x f32x8) (a f32x8, sign archsimd.Uint32x8) {
+func absSign8(x f32x8, k *vconsts8) (a f32x8, sign archsimd.Uint32x8) {
 	bits := x.AsUint32x8()
-	signBit := archsimd.BroadcastUint32x8(0x80000000)
-	return bits.AndNot(signBit).AsFloat32x8(), bits.And(signBit)
+	return bits.AndNot(k.signBit).AsFloat32x8(), bits.And(k.signBit)
 }
 
 // expParts8 returns m and n with e^(ah+al) = m·2ⁿ, 1/√2 ≲ m ≲ √2 and n an
@@ -21,161 +97,169 @@ func absSign8(x f32x8) (a f32x8, sign archsimd.Uint32x8) {
 // (from clamped inputs) give a finite m and a result that underflows. Applying 2ⁿ is
 // left to the caller (Scale), after the other factors: a result near
 // underflow is then rounded once.
-func expParts8(ah, al f32x8) (m, n f32x8) {
-	n = ah.Mul(bcast8(log2e)).RoundToEven()
+func expParts8(ah, al f32x8, k *vconsts8) (m, n f32x8) {
+	n = ah.Mul(k.log2e).RoundToEven()
 	// Cody–Waite with fused multiply-adds: n·ln2Hi is exact in the FMA.
-	r := n.MulAdd(bcast8(-ln2Hi32), ah)
-	r = n.MulAdd(bcast8(-ln2Lo32), r).Add(al)
-	p := r.MulAdd(bcast8(expC6), bcast8(expC5))
-	p = p.MulAdd(r, bcast8(expC4))
-	p = p.MulAdd(r, bcast8(expC3))
-	p = p.MulAdd(r, bcast8(expC2))
-	p = p.MulAdd(r, bcast8(1))
-	return p.MulAdd(r, bcast8(1)), n
+	r := n.MulAdd(k.mln2Hi, ah)
+	r = n.MulAdd(k.mln2Lo, r).Add(al)
+	p := r.MulAdd(k.c6, k.c5)
+	p = p.MulAdd(r, k.c4)
+	p = p.MulAdd(r, k.c3)
+	p = p.MulAdd(r, k.c2)
+	p = p.MulAdd(r, k.one)
+	return p.MulAdd(r, k.one), n
 }
 
 // halfErfcx8 is halfErfcx: ½·erfcx(a/√2) for a ≥ 0.
-func halfErfcx8(a f32x8) f32x8 {
-	pz := a.Mul(bcast8(erfcxPOverSqrt2))
-	t := bcast8(1).Div(pz.Add(bcast8(1)))
+func halfErfcx8(a f32x8, k *vconsts8) f32x8 {
+	pz := a.Mul(k.pz)
+	t := k.one.Div(pz.Add(k.one))
 	u := pz.Mul(t)
-	s := u.MulAdd(bcast8(erfcxS9), bcast8(erfcxS8))
-	s = s.MulAdd(u, bcast8(erfcxS7))
-	s = s.MulAdd(u, bcast8(erfcxS6))
-	s = s.MulAdd(u, bcast8(erfcxS5))
-	s = s.MulAdd(u, bcast8(erfcxS4))
-	s = s.MulAdd(u, bcast8(erfcxS3))
-	s = s.MulAdd(u, bcast8(erfcxS2))
-	s = s.MulAdd(u, bcast8(erfcxS1))
-	s = s.MulAdd(u, bcast8(erfcxS0))
-	q := s.MulAdd(u, bcast8(1))
-	return t.Mul(bcast8(0.5)).Mul(q)
+	s := u.MulAdd(k.s9, k.s8)
+	s = s.MulAdd(u, k.s7)
+	s = s.MulAdd(u, k.s6)
+	s = s.MulAdd(u, k.s5)
+	s = s.MulAdd(u, k.s4)
+	s = s.MulAdd(u, k.s3)
+	s = s.MulAdd(u, k.s2)
+	s = s.MulAdd(u, k.s1)
+	s = s.MulAdd(u, k.s0)
+	q := s.MulAdd(u, k.one)
+	return t.Mul(k.half).Mul(q)
 }
 
 // geluParts8 returns, for a = min(|x|, geluClamp), h = ½·erfcx(a/√2) and
 // e^(−a²/2) = m·2ⁿ, with a² split exactly into two floats.
-func geluParts8(a f32x8) (h, m, n f32x8) {
+func geluParts8(a f32x8, k *vconsts8) (h, m, n f32x8) {
 	aa := a.Mul(a)
-	lo := a.MulAdd(a, bcast8(0).Sub(aa)) // a² − aa, exact
-	m, n = expParts8(aa.Mul(bcast8(-0.5)), lo.Mul(bcast8(-0.5)))
-	return halfErfcx8(a), m, n
+	lo := a.MulAdd(a, f32x8{}.Sub(aa)) // a² − aa, exact
+	m, n = expParts8(aa.Mul(k.mhalf), lo.Mul(k.mhalf), k)
+	return halfErfcx8(a, k), m, n
 }
 
 func geluVec8(dst, x []float32) int {
+	k := newVconsts8()
 	n := len(x) &^ 7
-	for i := 0; i < n; i += 8 {
-		gelu8(archsimd.LoadFloat32x8Slice(x[i:])).StoreSlice(dst[i:])
-	}
+	gelu8(dst[:n], x[:n], &k)
 	if n < len(x) {
 		var in, out [8]float32
 		copy(in[:], x[n:])
-		gelu8(archsimd.LoadFloat32x8(&in)).Store(&out)
+		gelu8(out[:], in[:], &k)
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func gelu8(v f32x8) f32x8 {
-	zero := bcast8(0)
-	a, _ := absSign8(v)
-	a = a.Min(bcast8(geluClamp))
-	h, m, n := geluParts8(a)
-	hm := h.Mul(m)
-	// x < 0: −a·Φ(−a), scaled last. x ≥ 0 (and NaN): x·(1−Φ(−x)).
-	neg := scale8(zero.Sub(a).Mul(hm), n)
-	pos := v.Mul(bcast8(1).Sub(scale8(hm, n)))
-	y := neg.Merge(pos, v.Less(zero))
-	return y
+func gelu8(dst, x []float32, k *vconsts8) {
+	for i := 0; i+8 <= len(x); i += 8 {
+		v := archsimd.LoadFloat32x8Slice(x[i:])
+		zero := f32x8{}
+		a, _ := absSign8(v, k)
+		a = a.Min(k.geluClamp)
+		h, m, n := geluParts8(a, k)
+		hm := h.Mul(m)
+		// x < 0: −a·Φ(−a), scaled last. x ≥ 0 (and NaN): x·(1−Φ(−x)).
+		neg := scale8(zero.Sub(a).Mul(hm), n)
+		pos := v.Mul(k.one.Sub(scale8(hm, n)))
+		y := neg.Merge(pos, v.Less(zero))
+		y.StoreSlice(dst[i:])
+	}
 }
 
 func geluGradVec8(dst, x, dy []float32) int {
+	k := newVconsts8()
 	n := len(x) &^ 7
-	for i := 0; i < n; i += 8 {
-		geluGrad8(archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])).StoreSlice(dst[i:])
-	}
+	geluGrad8(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
 		var in, ing, out [8]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
-		geluGrad8(archsimd.LoadFloat32x8(&in), archsimd.LoadFloat32x8(&ing)).Store(&out)
+		geluGrad8(out[:], in[:], ing[:], &k)
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func geluGrad8(v, g f32x8) f32x8 {
-	zero, one := bcast8(0), bcast8(1)
-	a, _ := absSign8(v)
-	a = a.Min(bcast8(geluClamp))
-	h, m, n := geluParts8(a)
-	// w = e^(−a²/2)·(a/√(2π) − h): GELU′ = 1 + w for x ≥ 0, −w for x < 0.
-	w := scale8(a.MulAdd(bcast8(invSqrt2Pi), zero.Sub(h)).Mul(m), n)
-	d := zero.Sub(w).Merge(one.Add(w), v.Less(zero))
-	d = d.Merge(v, v.Equal(v)) // NaN lanes: x
-	y := g.Mul(d)
-	return y
+func geluGrad8(dst, x, dy []float32, k *vconsts8) {
+	for i := 0; i+8 <= len(x); i += 8 {
+		v, g := archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])
+		zero, one := f32x8{}, k.one
+		a, _ := absSign8(v, k)
+		a = a.Min(k.geluClamp)
+		h, m, n := geluParts8(a, k)
+		// w = e^(−a²/2)·(a/√(2π) − h): GELU′ = 1 + w for x ≥ 0, −w for x < 0.
+		w := scale8(a.MulAdd(k.invSqrt2Pi, zero.Sub(h)).Mul(m), n)
+		d := zero.Sub(w).Merge(one.Add(w), v.Less(zero))
+		d = d.Merge(v, v.Equal(v)) // NaN lanes: x
+		y := g.Mul(d)
+		y.StoreSlice(dst[i:])
+	}
 }
 
 // sigmoidParts8 returns, for −|z| = nzh + nzl (clamped), m·2ⁿ = e^(−|z|)
 // and big = σ(|z|) = 1/(1+e^(−|z|)); σ(−|z|) = m·big·2ⁿ.
-func sigmoidParts8(nzh, nzl f32x8) (m, n, big f32x8) {
-	m, n = expParts8(nzh, nzl)
-	big = bcast8(1).Div(scale8(m, n).Add(bcast8(1)))
+func sigmoidParts8(nzh, nzl f32x8, k *vconsts8) (m, n, big f32x8) {
+	m, n = expParts8(nzh, nzl, k)
+	big = k.one.Div(scale8(m, n).Add(k.one))
 	return m, n, big
 }
 
 func siluVec8(dst, x []float32) int {
+	k := newVconsts8()
 	n := len(x) &^ 7
-	for i := 0; i < n; i += 8 {
-		silu8(archsimd.LoadFloat32x8Slice(x[i:])).StoreSlice(dst[i:])
-	}
+	silu8(dst[:n], x[:n], &k)
 	if n < len(x) {
 		var in, out [8]float32
 		copy(in[:], x[n:])
-		silu8(archsimd.LoadFloat32x8(&in)).Store(&out)
+		silu8(out[:], in[:], &k)
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func silu8(v f32x8) f32x8 {
-	zero := bcast8(0)
-	a, _ := absSign8(v)
-	a = a.Min(bcast8(siluClamp))
-	m, n, big := sigmoidParts8(zero.Sub(a), zero)
-	// x < 0: −a·e^(−a)·σ(a), scaled last; x ≥ 0 (and NaN): x·σ(x).
-	neg := scale8(zero.Sub(a).Mul(m).Mul(big), n)
-	y := neg.Merge(v.Mul(big), v.Less(zero))
-	return y
+func silu8(dst, x []float32, k *vconsts8) {
+	for i := 0; i+8 <= len(x); i += 8 {
+		v := archsimd.LoadFloat32x8Slice(x[i:])
+		zero := f32x8{}
+		a, _ := absSign8(v, k)
+		a = a.Min(k.siluClamp)
+		m, n, big := sigmoidParts8(zero.Sub(a), zero, k)
+		// x < 0: −a·e^(−a)·σ(a), scaled last; x ≥ 0 (and NaN): x·σ(x).
+		neg := scale8(zero.Sub(a).Mul(m).Mul(big), n)
+		y := neg.Merge(v.Mul(big), v.Less(zero))
+		y.StoreSlice(dst[i:])
+	}
 }
 
 func siluGradVec8(dst, x, dy []float32) int {
+	k := newVconsts8()
 	n := len(x) &^ 7
-	for i := 0; i < n; i += 8 {
-		siluGrad8(archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])).StoreSlice(dst[i:])
-	}
+	siluGrad8(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
 		var in, ing, out [8]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
-		siluGrad8(archsimd.LoadFloat32x8(&in), archsimd.LoadFloat32x8(&ing)).Store(&out)
+		siluGrad8(out[:], in[:], ing[:], &k)
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func siluGrad8(v, g f32x8) f32x8 {
-	zero, one := bcast8(0), bcast8(1)
-	a, _ := absSign8(v)
-	a = a.Min(bcast8(siluClamp))
-	m, n, big := sigmoidParts8(zero.Sub(a), zero)
-	// x ≥ 0: σ(a)·(1 + a·σ(−a)); x < 0: σ(−a)·(1 − a·σ(a)).
-	pos := big.Mul(a.Mul(scale8(m, n)).MulAdd(big, one))
-	neg := scale8(m.Mul(big).Mul(zero.Sub(a).MulAdd(big, one)), n)
-	d := neg.Merge(pos, v.Less(zero))
-	d = d.Merge(v, v.Equal(v)) // NaN lanes: x
-	y := g.Mul(d)
-	return y
+func siluGrad8(dst, x, dy []float32, k *vconsts8) {
+	for i := 0; i+8 <= len(x); i += 8 {
+		v, g := archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])
+		zero, one := f32x8{}, k.one
+		a, _ := absSign8(v, k)
+		a = a.Min(k.siluClamp)
+		m, n, big := sigmoidParts8(zero.Sub(a), zero, k)
+		// x ≥ 0: σ(a)·(1 + a·σ(−a)); x < 0: σ(−a)·(1 − a·σ(a)).
+		pos := big.Mul(a.Mul(scale8(m, n)).MulAdd(big, one))
+		neg := scale8(m.Mul(big).Mul(zero.Sub(a).MulAdd(big, one)), n)
+		d := neg.Merge(pos, v.Less(zero))
+		d = d.Merge(v, v.Equal(v)) // NaN lanes: x
+		y := g.Mul(d)
+		y.StoreSlice(dst[i:])
+	}
 }
 
 // geluTanhZ8 returns −|z| = −a·(k0 + k1·a²) as a two-float sum
@@ -184,9 +268,9 @@ func siluGrad8(v, g f32x8) f32x8 {
 // constants: e^(−|z|) multiplies z's relative error by |z| (up to 100 for
 // results above underflow), so a one-float z would cost up to ~170 ULP in
 // the negative tail.
-func geluTanhZ8(a f32x8) (nzh, nzl, dz f32x8) {
-	zero := bcast8(0)
-	k0h, k1h := bcast8(geluTanhK0h), bcast8(geluTanhK1h)
+func geluTanhZ8(a f32x8, k *vconsts8) (nzh, nzl, dz f32x8) {
+	zero := f32x8{}
+	k0h, k1h := k.tanhK0h, k.tanhK1h
 	a2 := a.Mul(a)
 	a2l := a.MulAdd(a, zero.Sub(a2)) // a² − a2, exact
 	m := a2.Mul(k1h)
@@ -194,106 +278,112 @@ func geluTanhZ8(a f32x8) (nzh, nzl, dz f32x8) {
 	c := m.Add(k0h)
 	bb := c.Sub(k0h)
 	sumErr := k0h.Sub(c.Sub(bb)).Add(m.Sub(bb)) // k0h + m − c (2Sum), exact
-	cl := a2l.MulAdd(k1h, ml.Add(sumErr)).Add(a2.MulAdd(bcast8(geluTanhK1l), bcast8(geluTanhK0l)))
+	cl := a2l.MulAdd(k1h, ml.Add(sumErr)).Add(a2.MulAdd(k.tanhK1l, k.tanhK0l))
 	p := a.Mul(c)
 	pl := a.MulAdd(c, zero.Sub(p)) // a·c − p, exact
-	return zero.Sub(p), zero.Sub(a.MulAdd(cl, pl)), a2.MulAdd(bcast8(3*geluTanhK1), bcast8(geluTanhK0))
+	return zero.Sub(p), zero.Sub(a.MulAdd(cl, pl)), a2.MulAdd(k.tanhK1x3, k.tanhK0)
 }
 
 func geluTanhVec8(dst, x []float32) int {
+	k := newVconsts8()
 	n := len(x) &^ 7
-	for i := 0; i < n; i += 8 {
-		geluTanh8(archsimd.LoadFloat32x8Slice(x[i:])).StoreSlice(dst[i:])
-	}
+	geluTanh8(dst[:n], x[:n], &k)
 	if n < len(x) {
 		var in, out [8]float32
 		copy(in[:], x[n:])
-		geluTanh8(archsimd.LoadFloat32x8(&in)).Store(&out)
+		geluTanh8(out[:], in[:], &k)
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func geluTanh8(v f32x8) f32x8 {
-	zero := bcast8(0)
-	a, _ := absSign8(v)
-	a = a.Min(bcast8(geluTanhClamp))
-	nzh, nzl, _ := geluTanhZ8(a)
-	m, n, big := sigmoidParts8(nzh, nzl)
-	neg := scale8(zero.Sub(a).Mul(m).Mul(big), n)
-	y := neg.Merge(v.Mul(big), v.Less(zero))
-	return y
+func geluTanh8(dst, x []float32, k *vconsts8) {
+	for i := 0; i+8 <= len(x); i += 8 {
+		v := archsimd.LoadFloat32x8Slice(x[i:])
+		zero := f32x8{}
+		a, _ := absSign8(v, k)
+		a = a.Min(k.tanhClamp)
+		nzh, nzl, _ := geluTanhZ8(a, k)
+		m, n, big := sigmoidParts8(nzh, nzl, k)
+		neg := scale8(zero.Sub(a).Mul(m).Mul(big), n)
+		y := neg.Merge(v.Mul(big), v.Less(zero))
+		y.StoreSlice(dst[i:])
+	}
 }
 
 func geluTanhGradVec8(dst, x, dy []float32) int {
+	k := newVconsts8()
 	n := len(x) &^ 7
-	for i := 0; i < n; i += 8 {
-		geluTanhGrad8(archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])).StoreSlice(dst[i:])
-	}
+	geluTanhGrad8(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
 		var in, ing, out [8]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
-		geluTanhGrad8(archsimd.LoadFloat32x8(&in), archsimd.LoadFloat32x8(&ing)).Store(&out)
+		geluTanhGrad8(out[:], in[:], ing[:], &k)
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func geluTanhGrad8(v, g f32x8) f32x8 {
-	zero, one := bcast8(0), bcast8(1)
-	a, _ := absSign8(v)
-	a = a.Min(bcast8(geluTanhClamp))
-	nzh, nzl, dz := geluTanhZ8(a)
-	m, n, big := sigmoidParts8(nzh, nzl)
-	adz := a.Mul(dz)
-	// x ≥ 0: σ(z)·(1 + a·σ(−z)·z′); x < 0: σ(−z)·(1 − a·σ(z)·z′).
-	pos := big.Mul(adz.Mul(scale8(m, n)).MulAdd(big, one))
-	neg := scale8(m.Mul(big).Mul(zero.Sub(adz).MulAdd(big, one)), n)
-	d := neg.Merge(pos, v.Less(zero))
-	d = d.Merge(v, v.Equal(v)) // NaN lanes: x
-	y := g.Mul(d)
-	return y
+func geluTanhGrad8(dst, x, dy []float32, k *vconsts8) {
+	for i := 0; i+8 <= len(x); i += 8 {
+		v, g := archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])
+		zero, one := f32x8{}, k.one
+		a, _ := absSign8(v, k)
+		a = a.Min(k.tanhClamp)
+		nzh, nzl, dz := geluTanhZ8(a, k)
+		m, n, big := sigmoidParts8(nzh, nzl, k)
+		adz := a.Mul(dz)
+		// x ≥ 0: σ(z)·(1 + a·σ(−z)·z′); x < 0: σ(−z)·(1 − a·σ(z)·z′).
+		pos := big.Mul(adz.Mul(scale8(m, n)).MulAdd(big, one))
+		neg := scale8(m.Mul(big).Mul(zero.Sub(adz).MulAdd(big, one)), n)
+		d := neg.Merge(pos, v.Less(zero))
+		d = d.Merge(v, v.Equal(v)) // NaN lanes: x
+		y := g.Mul(d)
+		y.StoreSlice(dst[i:])
+	}
 }
 
 func reluVec8(dst, x []float32) int {
 	n := len(x) &^ 7
-	for i := 0; i < n; i += 8 {
-		relu8(archsimd.LoadFloat32x8Slice(x[i:])).StoreSlice(dst[i:])
-	}
+	relu8(dst[:n], x[:n])
 	if n < len(x) {
 		var in, out [8]float32
 		copy(in[:], x[n:])
-		relu8(archsimd.LoadFloat32x8(&in)).Store(&out)
+		relu8(out[:], in[:])
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func relu8(v f32x8) f32x8 {
-	zero := bcast8(0)
-	// +0 where x ≤ 0 (also for −0); x where x > 0 or NaN.
-	y := zero.Merge(v, v.LessEqual(zero))
-	return y
+func relu8(dst, x []float32) {
+	for i := 0; i+8 <= len(x); i += 8 {
+		v := archsimd.LoadFloat32x8Slice(x[i:])
+		zero := f32x8{}
+		// +0 where x ≤ 0 (also for −0); x where x > 0 or NaN.
+		y := zero.Merge(v, v.LessEqual(zero))
+		y.StoreSlice(dst[i:])
+	}
 }
 
 func reluGradVec8(dst, x, dy []float32) int {
 	n := len(x) &^ 7
-	for i := 0; i < n; i += 8 {
-		reluGrad8(archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])).StoreSlice(dst[i:])
-	}
+	reluGrad8(dst[:n], x[:n], dy[:n])
 	if n < len(x) {
 		var in, ing, out [8]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
-		reluGrad8(archsimd.LoadFloat32x8(&in), archsimd.LoadFloat32x8(&ing)).Store(&out)
+		reluGrad8(out[:], in[:], ing[:])
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func reluGrad8(v, g f32x8) f32x8 {
-	zero := bcast8(0)
-	y := zero.Merge(g, v.LessEqual(zero))
-	return y
+func reluGrad8(dst, x, dy []float32) {
+	for i := 0; i+8 <= len(x); i += 8 {
+		v, g := archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])
+		zero := f32x8{}
+		y := zero.Merge(g, v.LessEqual(zero))
+		y.StoreSlice(dst[i:])
+	}
 }
