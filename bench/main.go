@@ -10,7 +10,8 @@
 // prints ns per element for
 //
 //	actq       the op's own code as the tape machine runs it when it can
-//	           reuse buffers (UsePreallocDo into preallocated tensors)
+//	           reuse buffers (UsePreallocDo into preallocated tensors; Do,
+//	           which allocates, for ops without UsePreallocDo)
 //	actq tape  a tape machine running y = f(x) (and, for forward+backward,
 //	           cost = Σy and its gradient), Reset before each run
 //	gorgonia   the same machine program with Gorgonia's composite or
@@ -46,6 +47,7 @@ import (
 	"github.com/actq/actq/internal/parallel"
 	"github.com/actq/actq/ops"
 	"github.com/actq/actq/ops/kernel"
+	"github.com/actq/actq/quantize"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -71,10 +73,16 @@ var benchOps = []benchOp{
 	{"gelu", ops.GELU, nil, "gelu", vector}, // Gorgonia has no erf
 	{"gelu_tanh", ops.GELUTanh, geluTanhComposite, "gelu_tanh", vector},
 	{"silu", ops.SiLU, siluComposite, "silu", vector},
-	// Softmax (512×1024, last axis) and int8 fake quant join here when
-	// ops.Softmax and quantize.FakeQuant land:
-	//	{"softmax", softmaxLast, softmaxGorgonia, "softmax", rows1024},
-	//	{"fake_quant_int8", fakeQuantInt8, nil, "fake_quant_int8", vector},
+	// int8 per-tensor fake quant, scale 0.05, zero point 0 (as
+	// torch.fake_quantize_per_tensor_affine(x, 0.05, 0, -128, 127));
+	// Gorgonia has no equivalent.
+	{"fake_quant_int8", fakeQuantInt8, nil, "fake_quant_int8", vector},
+	// Softmax (512×1024, last axis) joins here when ops.Softmax lands:
+	//	{"softmax", softmaxLast, gorgonia.SoftMax, "softmax", rows1024},
+}
+
+func fakeQuantInt8(x *gorgonia.Node) (*gorgonia.Node, error) {
+	return quantize.FakeQuant(x, quantize.Spec{Format: quantize.Int8, Scale: []float64{0.05}, ZeroPoint: []int{0}})
 }
 
 // geluTanhComposite is 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) from
@@ -408,19 +416,16 @@ func inputs(shape []int) (x, dy *tensor.Dense) {
 func variants(c config, o benchOp, pass string, x, dy *tensor.Dense) ([]variant, error) {
 	var vs []variant
 	// actq: the op's UsePreallocDo, as the tape machine calls it when it
-	// reuses registers.
+	// reuses registers (Do, allocating, for ops without it).
 	g := gorgonia.NewGraph()
 	xn := gorgonia.NodeFromAny(g, x, gorgonia.WithName("x"))
 	yn, err := o.actq(xn)
 	if err != nil {
 		return nil, err
 	}
-	fwd, ok := yn.Op().(gorgonia.UsePreallocDoer)
-	if !ok {
-		return nil, fmt.Errorf("%v has no UsePreallocDo", yn.Op())
-	}
 	y := x.Clone().(*tensor.Dense)
-	run := func() error { _, err := fwd.UsePreallocDo(y, x); return err }
+	fwd := opRunner(yn.Op(), y, x)
+	run := fwd
 	if pass == "fwdbwd" {
 		dyn := gorgonia.NodeFromAny(g, dy, gorgonia.WithName("dy"))
 		sd, ok := yn.Op().(gorgonia.SDOp)
@@ -431,17 +436,23 @@ func variants(c config, o benchOp, pass string, x, dy *tensor.Dense) ([]variant,
 		if err != nil {
 			return nil, err
 		}
-		bwd, ok := grads[0].Op().(gorgonia.UsePreallocDoer)
-		if !ok {
-			return nil, fmt.Errorf("%v has no UsePreallocDo", grads[0].Op())
+		// The gradient node's inputs, by node: x, y or dy.
+		byNode := map[*gorgonia.Node]gorgonia.Value{xn: x, yn: y, dyn: dy}
+		var in []gorgonia.Value
+		for it := g.From(grads[0].ID()); it.Next(); { // children, in order
+			c := it.Node().(*gorgonia.Node)
+			v, ok := byNode[c]
+			if !ok {
+				return nil, fmt.Errorf("gradient of %v reads %v, not x, y or dy", yn.Op(), c)
+			}
+			in = append(in, v)
 		}
-		dx := x.Clone().(*tensor.Dense)
+		bwd := opRunner(grads[0].Op(), x.Clone().(*tensor.Dense), in...)
 		run = func() error {
-			if _, err := fwd.UsePreallocDo(y, x); err != nil {
+			if err := fwd(); err != nil {
 				return err
 			}
-			_, err := bwd.UsePreallocDo(dx, x, dy)
-			return err
+			return bwd()
 		}
 	}
 	vs = append(vs, variant{name: "actq", run: run})
@@ -478,6 +489,15 @@ func variants(c config, o benchOp, pass string, x, dy *tensor.Dense) ([]variant,
 		}
 	}
 	return vs, nil
+}
+
+// opRunner returns a call of op on inputs: UsePreallocDo into out when the
+// op has it, Do otherwise.
+func opRunner(op gorgonia.Op, out gorgonia.Value, inputs ...gorgonia.Value) func() error {
+	if p, ok := op.(gorgonia.UsePreallocDoer); ok {
+		return func() error { _, err := p.UsePreallocDo(out, inputs...); return err }
+	}
+	return func() error { _, err := op.Do(inputs...); return err }
 }
 
 // tapeProgram compiles y = f(x) (with grad: cost = Σy and ∂cost/∂x) for a
