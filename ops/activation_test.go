@@ -386,7 +386,7 @@ func TestDoRejectsBadValues(t *testing.T) {
 // across goroutines gives the same values as the single-goroutine kernel.
 func TestLargeTensorParallel(t *testing.T) {
 	for _, a := range []activation{actGELU, actGELUTanh, actSiLU, actReLU} {
-		n := 4*a.grain() + 17
+		n := 4*a.grain(true) + 17
 		x := make([]float32, n)
 		for i := range x {
 			x[i] = float32(math.Sin(float64(i))) * 6

@@ -175,7 +175,7 @@ func (op checkFiniteOp) kernel64(dst []float64, in [2][]float64) error {
 }
 
 // grain: a copy is memory-bound, like ReLU (see activation.grain).
-func (op checkFiniteOp) grain() int { return actReLU.grain() }
+func (op checkFiniteOp) grain(f32 bool) int { return grainFor(true, f32) }
 
 func (op checkFiniteOp) ReturnsPtr() bool     { return true }
 func (op checkFiniteOp) CallsExtern() bool    { return false }

@@ -16,10 +16,11 @@ import (
 type elementwiseKernels interface {
 	kernel32(dst []float32, in [2][]float32) error
 	kernel64(dst []float64, in [2][]float64) error
-	// grain is the fewest elements worth handing to another goroutine:
-	// smaller inputs run on the caller, larger ones are split into chunks
-	// of at least this many elements, up to GOMAXPROCS of them.
-	grain() int
+	// grain is the fewest elements worth handing to another goroutine
+	// (float32 data when f32 is true, else float64): smaller inputs run on
+	// the caller, larger ones are split into chunks of at least this many
+	// elements, up to GOMAXPROCS of them.
+	grain(f32 bool) int
 }
 
 // elementwise applies ks to the data of inputs (one or two values of one
@@ -52,9 +53,9 @@ func elementwise(out gorgonia.Value, inputs []gorgonia.Value, ks elementwiseKern
 	}
 	switch dst := od.(type) {
 	case []float32:
-		err = runChunks(dst, in, len(inputs), ks.grain(), ks.kernel32)
+		err = runChunks(dst, in, len(inputs), ks.grain(true), ks.kernel32)
 	case []float64:
-		err = runChunks(dst, in, len(inputs), ks.grain(), ks.kernel64)
+		err = runChunks(dst, in, len(inputs), ks.grain(false), ks.kernel64)
 	}
 	if err != nil {
 		return nil, err

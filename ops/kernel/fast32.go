@@ -271,6 +271,10 @@ func (v vecISA) String() string {
 	return "none (portable Go)"
 }
 
+// Vectorized reports whether the float32 kernels run on a vector path
+// (AVX2 or AVX-512) in this build and on this CPU.
+func Vectorized() bool { return vecLevel != vecNone }
+
 // VectorISA names the instruction set the float32 kernels run on in this
 // build and on this CPU: AVX-512 or AVX2 when built with GOEXPERIMENT=simd
 // on amd64 with those instructions, otherwise the portable Go path.
