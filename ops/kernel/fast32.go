@@ -33,14 +33,15 @@ import (
 //     with AVX-512, or simd_avx2_amd64.go with AVX2 and FMA) evaluates them
 //     in float32 with fused multiply-adds, 16 (8) lanes at a time, with
 //     x²/2 and GELUTanh's 2u split into two floats so that e^(−|z|) stays
-//     accurate, and the power of two applied last (VSCALEFPS; two exact
-//     multiplications with AVX2) so that results near underflow are
-//     rounded once.
+//     accurate, and the power of two applied last (VSCALEFPS) so that
+//     results near underflow are rounded once (with AVX2, two power-of-two
+//     multiplications, which can round twice only below 2⁻¹²⁶).
 //
-// Their errors, measured over every float32 input in the range where the
-// function is not trivially x or ±0 (TestFastKernelErrors, and with
-// -exhaustive over all of them), are given in each kernel's doc comment.
-// The two paths are not bit-identical to each other.
+// Their errors, measured over the float32 inputs in the range where the
+// function is not trivially x or ±0 (TestFastKernelErrors samples them;
+// with -exhaustive it checks every one with |x| ≥ 2⁻¹²), are given in each
+// kernel's doc comment and in bench/RESULTS.md. The portable and vector
+// paths are not bit-identical to each other; AVX2 and AVX-512 are.
 
 // Coefficients from scripts/fit/fit_kernels.py.
 const (
