@@ -41,7 +41,8 @@ import (
 // function is not trivially x or ±0 (TestFastKernelErrors samples them;
 // with -exhaustive it checks every one with |x| ≥ 2⁻¹²), are given in each
 // kernel's doc comment and in bench/RESULTS.md. The portable and vector
-// paths are not bit-identical to each other; AVX2 and AVX-512 are.
+// paths are not bit-identical to each other; AVX2 and AVX-512 give the same
+// bits (TestVectorPathsAgree; only subnormal results could differ).
 
 // Coefficients from scripts/fit/fit_kernels.py.
 const (
