@@ -3,6 +3,12 @@
 // gen_avx2 writes simd_avx2_amd64.go, the AVX2 (8-lane) float32 kernels,
 // from the AVX-512 (16-lane) code between "BEGIN VECTOR CODE" and
 // "END VECTOR CODE" in simd_amd64.go. Run it with go generate.
+//
+// The rewrite is textual: every "16" in that code becomes "8" (types,
+// function names, lane counts, array lengths), "&^ 15" becomes "&^ 7" and
+// RoundToEvenScaled(0) becomes RoundToEven(). So the vector code writes lane
+// counts as 16 and holds no other 16; scaling by 2ⁿ goes through scale16,
+// which simd_amd64.go defines by hand for both widths.
 package main
 
 import (
