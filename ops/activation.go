@@ -65,6 +65,36 @@ func backward[T kernel.Float](a activation, dst []T, in [2][]T) error {
 	return fmt.Errorf("unknown %v: %w", a, ErrValue)
 }
 
+// grain is the fewest elements of a the elementwise ops hand to another
+// goroutine (see elementwiseKernels), for float32 data when f32 is true.
+// Measured with BenchmarkSplit (ops/bench_test.go) on the project's 2-core
+// machine while other jobs ran: splitting the AVX-512 float32 kernels in
+// two paid off only from about 2¹⁹ elements (GELU′, 0.8 ns per element),
+// and not at all up to 2¹⁹ for SiLU (0.3 ns) and ReLU (0.1 ns, memory-bound);
+// the portable kernels (5–11 ns per element) gained from 2¹⁵. Starting and
+// joining a goroutine costs a few microseconds, far more when the other
+// core is busy, so each grain is about 100 µs of work on one core. Ops on
+// smaller tensors (most per-token activations in a small model) stay on
+// the caller.
+func (a activation) grain(f32 bool) int {
+	return grainFor(a == actReLU, f32)
+}
+
+// grainFor returns the grain of a memory-bound (copy-like) or an
+// exp-based elementwise kernel.
+func grainFor(memoryBound, f32 bool) int {
+	fast := f32 && kernel.Vectorized()
+	switch {
+	case memoryBound && fast:
+		return 1 << 20
+	case memoryBound:
+		return 1 << 17
+	case fast:
+		return 1 << 18
+	}
+	return 1 << 14
+}
+
 // applyActivation is the body of GELU, GELUTanh, SiLU and ReLU.
 func applyActivation(a activation, x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "ops." + a.String()
@@ -124,6 +154,7 @@ func (op activationOp) kernel32(dst []float32, in [2][]float32) error {
 func (op activationOp) kernel64(dst []float64, in [2][]float64) error {
 	return forward(op.act, dst, in)
 }
+func (op activationOp) grain(f32 bool) int { return op.act.grain(f32) }
 
 // ReturnsPtr and OverwritesInput let the tape machine reuse x's memory for
 // the result when nothing reads x afterwards (see UsePreallocDo).
@@ -198,6 +229,7 @@ func (op activationGradOp) kernel32(dst []float32, in [2][]float32) error {
 func (op activationGradOp) kernel64(dst []float64, in [2][]float64) error {
 	return backward(op.act, dst, in)
 }
+func (op activationGradOp) grain(f32 bool) int { return op.act.grain(f32) }
 
 // ReturnsPtr and OverwritesInput let the tape machine write dx over dy.
 func (op activationGradOp) ReturnsPtr() bool      { return true }

@@ -385,12 +385,12 @@ func TestDoRejectsBadValues(t *testing.T) {
 // TestLargeTensorParallel checks that a tensor large enough to be split
 // across goroutines gives the same values as the single-goroutine kernel.
 func TestLargeTensorParallel(t *testing.T) {
-	const n = 4*minParallelChunk + 17
-	x := make([]float32, n)
-	for i := range x {
-		x[i] = float32(math.Sin(float64(i))) * 6
-	}
 	for _, a := range []activation{actGELU, actGELUTanh, actSiLU, actReLU} {
+		n := 4*a.grain(true) + 17
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(math.Sin(float64(i))) * 6
+		}
 		got, err := (activationOp{a}).Do(tensor.New(tensor.WithBacking(x)))
 		if err != nil {
 			t.Fatal(err)

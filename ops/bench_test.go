@@ -1,8 +1,12 @@
 package ops
 
 import (
+	"fmt"
 	"math"
 	"testing"
+
+	"github.com/actq/actq/internal/parallel"
+	"github.com/actq/actq/ops/kernel"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -82,6 +86,40 @@ func BenchmarkTrainStep(b *testing.B) {
 		b.Run("actq/"+a.op, func(b *testing.B) { benchTrainStep(b, a.fn) })
 		if c, ok := composites[a.op]; ok {
 			b.Run("composite/"+a.op, func(b *testing.B) { benchTrainStep(b, c) })
+		}
+	}
+}
+
+// BenchmarkSplit measures where splitting an elementwise kernel across
+// goroutines starts to pay: each kernel at several sizes, on the calling
+// goroutine (serial) and split in two (split; run with -cpu 2 or more).
+// The grains in activation.go come from its crossovers.
+func BenchmarkSplit(b *testing.B) {
+	kernels := []struct {
+		name string
+		f    func(dst, x, dy []float32) error
+	}{
+		{"relu_fwd", func(d, x, _ []float32) error { return kernel.ReLU(d, x) }},
+		{"relu_bwd", kernel.ReLUGrad[float32]},
+		{"silu_fwd", func(d, x, _ []float32) error { return kernel.SiLU(d, x) }},
+		{"gelu_bwd", kernel.GELUGrad[float32]},
+	}
+	for _, k := range kernels {
+		for _, n := range []int{1 << 11, 1 << 13, 1 << 15, 1 << 17, 1 << 19} {
+			x, dy, dst := make([]float32, n), make([]float32, n), make([]float32, n)
+			for i := range x {
+				x[i], dy[i] = float32(6*math.Sin(float64(i)*0.618)), 1
+			}
+			b.Run(fmt.Sprintf("%s/n=%d/serial", k.name, n), func(b *testing.B) {
+				for b.Loop() {
+					_ = k.f(dst, x, dy)
+				}
+			})
+			b.Run(fmt.Sprintf("%s/n=%d/split", k.name, n), func(b *testing.B) {
+				for b.Loop() {
+					_ = parallel.For(n, n/2, func(lo, hi int) error { return k.f(dst[lo:hi], x[lo:hi], dy[lo:hi]) })
+				}
+			})
 		}
 	}
 }

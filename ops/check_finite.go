@@ -174,6 +174,9 @@ func (op checkFiniteOp) kernel64(dst []float64, in [2][]float64) error {
 	return nil
 }
 
+// grain: a copy is memory-bound, like ReLU (see activation.grain).
+func (op checkFiniteOp) grain(f32 bool) int { return grainFor(true, f32) }
+
 func (op checkFiniteOp) ReturnsPtr() bool     { return true }
 func (op checkFiniteOp) CallsExtern() bool    { return false }
 func (op checkFiniteOp) OverwritesInput() int { return 0 }

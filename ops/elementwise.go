@@ -9,12 +9,6 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// minParallelChunk is the fewest elements worth handing to another
-// goroutine in an elementwise op: starting one costs about a microsecond,
-// which is under 1% of the time an exp-based kernel spends on this many
-// elements.
-const minParallelChunk = 1 << 14
-
 // elementwiseKernels computes an elementwise op of up to two inputs (x, and
 // dy for a gradient; in[1] is nil for a unary op) in each dtype. Passing the
 // op itself, not function values, keeps elementwise free of allocations
@@ -22,6 +16,11 @@ const minParallelChunk = 1 << 14
 type elementwiseKernels interface {
 	kernel32(dst []float32, in [2][]float32) error
 	kernel64(dst []float64, in [2][]float64) error
+	// grain is the fewest elements worth handing to another goroutine
+	// (float32 data when f32 is true, else float64): smaller inputs run on
+	// the caller, larger ones are split into chunks of at least this many
+	// elements, up to GOMAXPROCS of them.
+	grain(f32 bool) int
 }
 
 // elementwise applies ks to the data of inputs (one or two values of one
@@ -54,9 +53,9 @@ func elementwise(out gorgonia.Value, inputs []gorgonia.Value, ks elementwiseKern
 	}
 	switch dst := od.(type) {
 	case []float32:
-		err = runChunks(dst, in, len(inputs), ks.kernel32)
+		err = runChunks(dst, in, len(inputs), ks.grain(true), ks.kernel32)
 	case []float64:
-		err = runChunks(dst, in, len(inputs), ks.kernel64)
+		err = runChunks(dst, in, len(inputs), ks.grain(false), ks.kernel64)
 	}
 	if err != nil {
 		return nil, err
@@ -65,7 +64,7 @@ func elementwise(out gorgonia.Value, inputs []gorgonia.Value, ks elementwiseKern
 	return out, nil
 }
 
-func runChunks[T kernel.Float](dst []T, in [2]any, n int, k func([]T, [2][]T) error) error {
+func runChunks[T kernel.Float](dst []T, in [2]any, n, grain int, k func([]T, [2][]T) error) error {
 	var srcs [2][]T
 	for i := range n {
 		s, ok := in[i].([]T)
@@ -74,10 +73,10 @@ func runChunks[T kernel.Float](dst []T, in [2]any, n int, k func([]T, [2][]T) er
 		}
 		srcs[i] = s
 	}
-	if len(dst) < 2*minParallelChunk {
+	if len(dst) < 2*grain {
 		return k(dst, srcs)
 	}
-	return parallel.For(len(dst), minParallelChunk, func(lo, hi int) error {
+	return parallel.For(len(dst), grain, func(lo, hi int) error {
 		var sub [2][]T
 		for i := range n {
 			sub[i] = srcs[i][lo:hi]

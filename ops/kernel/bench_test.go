@@ -28,24 +28,33 @@ func BenchmarkCopy(b *testing.B) {
 	}
 }
 
+// BenchmarkActivations times each kernel on 1M elements: float32 on every
+// path this build and CPU have (portable, avx2, avx512), and float64.
 func BenchmarkActivations(b *testing.B) {
+	defer func() { vecLevel = bestLevel }()
 	for _, k := range activationKernels {
-		b.Run(k.op+"/float32/forward", func(b *testing.B) {
-			x, _, dst := benchInputs[float32]()
-			b.SetBytes(2 * benchN * int64(unsafe.Sizeof(x[0])))
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = k.fwd32(dst, x)
-			}
-		})
-		b.Run(k.op+"/float32/backward", func(b *testing.B) {
-			x, dy, dst := benchInputs[float32]()
-			b.SetBytes(3 * benchN * int64(unsafe.Sizeof(x[0])))
-			b.ReportAllocs()
-			for b.Loop() {
-				_ = k.grad32(dst, x, dy)
-			}
-		})
+		for l := vecNone; l <= bestLevel; l++ {
+			path := map[vecISA]string{vecNone: "portable", vecAVX2: "avx2", vecAVX512: "avx512"}[l]
+			b.Run(k.op+"/float32/"+path+"/forward", func(b *testing.B) {
+				vecLevel = l
+				x, _, dst := benchInputs[float32]()
+				b.SetBytes(2 * benchN * int64(unsafe.Sizeof(x[0])))
+				b.ReportAllocs()
+				for b.Loop() {
+					_ = k.fwd32(dst, x)
+				}
+			})
+			b.Run(k.op+"/float32/"+path+"/backward", func(b *testing.B) {
+				vecLevel = l
+				x, dy, dst := benchInputs[float32]()
+				b.SetBytes(3 * benchN * int64(unsafe.Sizeof(x[0])))
+				b.ReportAllocs()
+				for b.Loop() {
+					_ = k.grad32(dst, x, dy)
+				}
+			})
+		}
+		vecLevel = bestLevel
 		b.Run(k.op+"/float64/forward", func(b *testing.B) {
 			x, _, dst := benchInputs[float64]()
 			b.SetBytes(2 * benchN * int64(unsafe.Sizeof(x[0])))
