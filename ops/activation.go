@@ -37,36 +37,62 @@ func (a activation) String() string {
 	return fmt.Sprintf("activation(%d)", uint8(a))
 }
 
-func forwardKernel[T kernel.Float](a activation) sliceKernel[T] {
-	return func(dst []T, in [][]T) error {
-		switch a {
-		case actGELU:
-			return kernel.GELU(dst, in[0])
-		case actGELUTanh:
-			return kernel.GELUTanh(dst, in[0])
-		case actSiLU:
-			return kernel.SiLU(dst, in[0])
-		case actReLU:
-			return kernel.ReLU(dst, in[0])
-		}
-		return fmt.Errorf("unknown %v: %w", a, ErrValue)
+func forward[T kernel.Float](a activation, dst []T, in [2][]T) error {
+	switch a {
+	case actGELU:
+		return kernel.GELU(dst, in[0])
+	case actGELUTanh:
+		return kernel.GELUTanh(dst, in[0])
+	case actSiLU:
+		return kernel.SiLU(dst, in[0])
+	case actReLU:
+		return kernel.ReLU(dst, in[0])
 	}
+	return fmt.Errorf("unknown %v: %w", a, ErrValue)
 }
 
-func gradKernel[T kernel.Float](a activation) sliceKernel[T] {
-	return func(dst []T, in [][]T) error {
-		switch a {
-		case actGELU:
-			return kernel.GELUGrad(dst, in[0], in[1])
-		case actGELUTanh:
-			return kernel.GELUTanhGrad(dst, in[0], in[1])
-		case actSiLU:
-			return kernel.SiLUGrad(dst, in[0], in[1])
-		case actReLU:
-			return kernel.ReLUGrad(dst, in[0], in[1])
-		}
-		return fmt.Errorf("unknown %v: %w", a, ErrValue)
+func backward[T kernel.Float](a activation, dst []T, in [2][]T) error {
+	switch a {
+	case actGELU:
+		return kernel.GELUGrad(dst, in[0], in[1])
+	case actGELUTanh:
+		return kernel.GELUTanhGrad(dst, in[0], in[1])
+	case actSiLU:
+		return kernel.SiLUGrad(dst, in[0], in[1])
+	case actReLU:
+		return kernel.ReLUGrad(dst, in[0], in[1])
 	}
+	return fmt.Errorf("unknown %v: %w", a, ErrValue)
+}
+
+// grain is the fewest elements of a the elementwise ops hand to another
+// goroutine (see elementwiseKernels), for float32 data when f32 is true.
+// Measured with BenchmarkSplit (ops/bench_test.go) on the project's 2-core
+// machine while other jobs ran: splitting the AVX-512 float32 kernels in
+// two paid off only from about 2¹⁹ elements (GELU′, 0.8 ns per element),
+// and not at all up to 2¹⁹ for SiLU (0.3 ns) and ReLU (0.1 ns, memory-bound);
+// the portable kernels (5–11 ns per element) gained from 2¹⁵. Starting and
+// joining a goroutine costs a few microseconds, far more when the other
+// core is busy, so each grain is about 100 µs of work on one core. Ops on
+// smaller tensors (most per-token activations in a small model) stay on
+// the caller.
+func (a activation) grain(f32 bool) int {
+	return grainFor(a == actReLU, f32)
+}
+
+// grainFor returns the grain of a memory-bound (copy-like) or an
+// exp-based elementwise kernel.
+func grainFor(memoryBound, f32 bool) int {
+	fast := f32 && kernel.Vectorized()
+	switch {
+	case memoryBound && fast:
+		return 1 << 20
+	case memoryBound:
+		return 1 << 17
+	case fast:
+		return 1 << 18
+	}
+	return 1 << 14
 }
 
 // applyActivation is the body of GELU, GELUTanh, SiLU and ReLU.
@@ -101,19 +127,40 @@ func (op activationOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error)
 }
 
 func (op activationOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes f(x) into prealloc. The tape machine calls it when
+// x's memory is free after this node (as in an inference graph), passing x
+// itself, so the activation runs in place.
+func (op activationOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op activationOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
-	v, err := elementwise(inputs, forwardKernel[float32](op.act), forwardKernel[float64](op.act))
+	v, err := elementwise(out, inputs, op)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	return v, nil
 }
 
-func (op activationOp) ReturnsPtr() bool      { return false }
+func (op activationOp) kernel32(dst []float32, in [2][]float32) error {
+	return forward(op.act, dst, in)
+}
+func (op activationOp) kernel64(dst []float64, in [2][]float64) error {
+	return forward(op.act, dst, in)
+}
+func (op activationOp) grain(f32 bool) int { return op.act.grain(f32) }
+
+// ReturnsPtr and OverwritesInput let the tape machine reuse x's memory for
+// the result when nothing reads x afterwards (see UsePreallocDo).
+func (op activationOp) ReturnsPtr() bool      { return true }
 func (op activationOp) CallsExtern() bool     { return false }
-func (op activationOp) OverwritesInput() int  { return -1 }
+func (op activationOp) OverwritesInput() int  { return 0 }
 func (op activationOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%v", op.act) }
 func (op activationOp) Hashcode() uint32      { return hashOf(op) }
 func (op activationOp) String() string        { return op.act.String() }
@@ -155,19 +202,39 @@ func (op activationGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, er
 }
 
 func (op activationGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes dx into prealloc. The tape machine calls it with dy
+// itself when nothing reads dy afterwards (the usual case in a backward
+// pass), so no new gradient tensor is allocated.
+func (op activationGradOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op activationGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
 	}
-	v, err := elementwise(inputs, gradKernel[float32](op.act), gradKernel[float64](op.act))
+	v, err := elementwise(out, inputs, op)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	return v, nil
 }
 
-func (op activationGradOp) ReturnsPtr() bool      { return false }
+func (op activationGradOp) kernel32(dst []float32, in [2][]float32) error {
+	return backward(op.act, dst, in)
+}
+func (op activationGradOp) kernel64(dst []float64, in [2][]float64) error {
+	return backward(op.act, dst, in)
+}
+func (op activationGradOp) grain(f32 bool) int { return op.act.grain(f32) }
+
+// ReturnsPtr and OverwritesInput let the tape machine write dx over dy.
+func (op activationGradOp) ReturnsPtr() bool      { return true }
 func (op activationGradOp) CallsExtern() bool     { return false }
-func (op activationGradOp) OverwritesInput() int  { return -1 }
+func (op activationGradOp) OverwritesInput() int  { return 1 }
 func (op activationGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%vGrad", op.act) }
 func (op activationGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op activationGradOp) String() string        { return op.act.String() + "Grad" }

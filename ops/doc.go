@@ -1,5 +1,6 @@
 // Package ops provides Gorgonia ops for activations and softmax: GELU (exact
-// and tanh form), SiLU, ReLU, Softmax and LogSoftmax.
+// and tanh form), SiLU, ReLU, Softmax and LogSoftmax; and CheckFinite, an
+// identity node that stops a run at the first NaN or Inf.
 //
 // Each op is a single Gorgonia node (not a composition of Gorgonia's own
 // ops) with a fused backward op. It runs on the tape machine (its SymDiff

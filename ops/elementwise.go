@@ -6,27 +6,34 @@ import (
 	"github.com/actq/actq/internal/parallel"
 	"github.com/actq/actq/ops/kernel"
 	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
-// minParallelChunk is the fewest elements worth handing to another
-// goroutine in an elementwise op: starting one costs about a microsecond,
-// which is under 1% of the time an exp-based kernel spends on this many
-// elements.
-const minParallelChunk = 1 << 14
+// elementwiseKernels computes an elementwise op of up to two inputs (x, and
+// dy for a gradient; in[1] is nil for a unary op) in each dtype. Passing the
+// op itself, not function values, keeps elementwise free of allocations
+// beyond its result.
+type elementwiseKernels interface {
+	kernel32(dst []float32, in [2][]float32) error
+	kernel64(dst []float64, in [2][]float64) error
+	// grain is the fewest elements worth handing to another goroutine
+	// (float32 data when f32 is true, else float64): smaller inputs run on
+	// the caller, larger ones are split into chunks of at least this many
+	// elements, up to GOMAXPROCS of them.
+	grain(f32 bool) int
+}
 
-// sliceKernel is an elementwise kernel over equal-length slices: dst and one
-// input per op argument.
-type sliceKernel[T kernel.Float] func(dst []T, in [][]T) error
-
-// elementwise applies the kernel for the inputs' dtype to their data and
-// returns a new value with the type and shape of inputs[0]. All inputs must
-// have the same dtype and number of elements. Large inputs are split into
+// elementwise applies ks to the data of inputs (one or two values of one
+// float dtype and size) and returns the result in out, or in a new value
+// with the type and shape of inputs[0] when out is nil. out, if given, must
+// match inputs[0] in Go type, dtype and shape; it may be one of the inputs,
+// since the kernels allow dst to alias them. Large inputs are split into
 // chunks run in parallel.
-func elementwise(inputs []gorgonia.Value, k32 sliceKernel[float32], k64 sliceKernel[float64]) (gorgonia.Value, error) {
-	if len(inputs) == 0 {
-		return nil, fmt.Errorf("no inputs: %w", ErrValue)
+func elementwise(out gorgonia.Value, inputs []gorgonia.Value, ks elementwiseKernels) (gorgonia.Value, error) {
+	if len(inputs) == 0 || len(inputs) > 2 {
+		return nil, fmt.Errorf("got %d inputs, want 1 or 2: %w", len(inputs), ErrValue)
 	}
-	in := make([]any, len(inputs))
+	var in [2]any
 	for i, v := range inputs {
 		d, err := floatData(v)
 		if err != nil {
@@ -34,15 +41,21 @@ func elementwise(inputs []gorgonia.Value, k32 sliceKernel[float32], k64 sliceKer
 		}
 		in[i] = d
 	}
-	out, od, err := newLike(inputs[0])
+	var od any
+	var err error
+	if out == nil {
+		out, od, err = newLike(inputs[0])
+	} else {
+		od, err = preallocData(out, inputs[0])
+	}
 	if err != nil {
 		return nil, err
 	}
 	switch dst := od.(type) {
 	case []float32:
-		err = runChunks(dst, in, k32)
+		err = runChunks(dst, in, len(inputs), ks.grain(true), ks.kernel32)
 	case []float64:
-		err = runChunks(dst, in, k64)
+		err = runChunks(dst, in, len(inputs), ks.grain(false), ks.kernel64)
 	}
 	if err != nil {
 		return nil, err
@@ -51,22 +64,22 @@ func elementwise(inputs []gorgonia.Value, k32 sliceKernel[float32], k64 sliceKer
 	return out, nil
 }
 
-func runChunks[T kernel.Float](dst []T, in []any, k sliceKernel[T]) error {
-	srcs := make([][]T, len(in))
-	for i, d := range in {
-		s, ok := d.([]T)
+func runChunks[T kernel.Float](dst []T, in [2]any, n, grain int, k func([]T, [2][]T) error) error {
+	var srcs [2][]T
+	for i := range n {
+		s, ok := in[i].([]T)
 		if !ok || len(s) != len(dst) {
-			return fmt.Errorf("input %d is %d-element %T, want %d-element %T: %w", i, lenOf(d), d, len(dst), dst, ErrValue)
+			return fmt.Errorf("input %d is %d-element %T, want %d-element %T: %w", i, lenOf(in[i]), in[i], len(dst), dst, ErrValue)
 		}
 		srcs[i] = s
 	}
-	if len(dst) < 2*minParallelChunk {
+	if len(dst) < 2*grain {
 		return k(dst, srcs)
 	}
-	return parallel.For(len(dst), minParallelChunk, func(lo, hi int) error {
-		sub := make([][]T, len(srcs))
-		for i, s := range srcs {
-			sub[i] = s[lo:hi]
+	return parallel.For(len(dst), grain, func(lo, hi int) error {
+		var sub [2][]T
+		for i := range n {
+			sub[i] = srcs[i][lo:hi]
 		}
 		return k(dst[lo:hi], sub)
 	})
@@ -80,4 +93,35 @@ func lenOf(data any) int {
 		return len(d)
 	}
 	return 0
+}
+
+// preallocData returns the data of out, a value supplied for the result,
+// after checking that it can hold a result shaped like like: the same Go
+// type, dtype and shape, and contiguous.
+func preallocData(out, like gorgonia.Value) (any, error) {
+	if !sameKind(out, like) || out.Dtype() != like.Dtype() || !out.Shape().Eq(like.Shape()) {
+		return nil, fmt.Errorf("preallocated %T %v %v cannot hold a result like %T %v %v: %w",
+			out, out.Dtype(), out.Shape(), like, like.Dtype(), like.Shape(), ErrValue)
+	}
+	if d, ok := out.(*tensor.Dense); ok && d.RequiresIterator() {
+		return nil, fmt.Errorf("preallocated tensor is a non-contiguous view: %w", ErrValue)
+	}
+	return floatData(out)
+}
+
+// sameKind reports whether a and b are both tensors or both scalars of the
+// same Go type.
+func sameKind(a, b gorgonia.Value) bool {
+	switch a.(type) {
+	case *tensor.Dense:
+		_, ok := b.(*tensor.Dense)
+		return ok
+	case *gorgonia.F32:
+		_, ok := b.(*gorgonia.F32)
+		return ok
+	case *gorgonia.F64:
+		_, ok := b.(*gorgonia.F64)
+		return ok
+	}
+	return false
 }

@@ -52,7 +52,9 @@ import (
 //
 // Large inputs are split over independent slices and run on up to
 // GOMAXPROCS goroutines. No scratch memory is allocated: only the output
-// (and about 1 KB of headers per call, most of it Gorgonia's). Built with
+// (and about 1 KB of headers per call, most of it Gorgonia's), and on the
+// tape machine not even that when nothing else reads x (y is written over
+// it) or, in the backward pass, dy (dx is written over it). Built with
 // GOEXPERIMENT=simd and run on an AVX-512 CPU, float32 uses vector kernels,
 // 2.5–5 times as fast as the scalar ones.
 //
@@ -151,6 +153,17 @@ func (op softmaxOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 }
 
 func (op softmaxOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes y into prealloc. The tape machine calls it with x
+// itself when nothing reads x afterwards (the backward pass needs only y),
+// so the softmax runs in place.
+func (op softmaxOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op softmaxOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
@@ -158,18 +171,20 @@ func (op softmaxOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if op.log {
 		k32, k64 = kernel.LogSoftmax[float32], kernel.LogSoftmax[float64]
 	}
-	v, err := alongAxis(op.axis, inputs,
-		func(dst []float32, in [][]float32, a kernel.Axis) error { return k32(dst, in[0], a) },
-		func(dst []float64, in [][]float64, a kernel.Axis) error { return k64(dst, in[0], a) })
+	v, err := alongAxis(out, op.axis, inputs, false,
+		func(dst []float32, in [2][]float32, a kernel.Axis) error { return k32(dst, in[0], a) },
+		func(dst []float64, in [2][]float64, a kernel.Axis) error { return k64(dst, in[0], a) })
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	return v, nil
 }
 
-func (op softmaxOp) ReturnsPtr() bool     { return false }
+// ReturnsPtr and OverwritesInput let the tape machine reuse x's memory for
+// y when nothing reads x afterwards (see UsePreallocDo).
+func (op softmaxOp) ReturnsPtr() bool     { return true }
 func (op softmaxOp) CallsExtern() bool    { return false }
-func (op softmaxOp) OverwritesInput() int { return -1 }
+func (op softmaxOp) OverwritesInput() int { return 0 }
 
 // WriteHash writes the op's name and every parameter: Gorgonia merges nodes
 // with equal hashes and inputs, and Softmax and LogSoftmax of one input (or
@@ -229,6 +244,17 @@ func (op softmaxGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error
 }
 
 func (op softmaxGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes dx into prealloc. The tape machine calls it with dy
+// itself when nothing reads dy afterwards (the usual case in a backward
+// pass), so no new gradient tensor is allocated.
+func (op softmaxGradOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op softmaxGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
 	}
@@ -236,18 +262,19 @@ func (op softmaxGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if op.log {
 		k32, k64 = kernel.LogSoftmaxGrad[float32], kernel.LogSoftmaxGrad[float64]
 	}
-	v, err := alongAxis(op.axis, inputs,
-		func(dst []float32, in [][]float32, a kernel.Axis) error { return k32(dst, in[0], in[1], a) },
-		func(dst []float64, in [][]float64, a kernel.Axis) error { return k64(dst, in[0], in[1], a) })
+	v, err := alongAxis(out, op.axis, inputs, !op.log,
+		func(dst []float32, in [2][]float32, a kernel.Axis) error { return k32(dst, in[0], in[1], a) },
+		func(dst []float64, in [2][]float64, a kernel.Axis) error { return k64(dst, in[0], in[1], a) })
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	return v, nil
 }
 
-func (op softmaxGradOp) ReturnsPtr() bool     { return false }
+// ReturnsPtr and OverwritesInput let the tape machine write dx over dy.
+func (op softmaxGradOp) ReturnsPtr() bool     { return true }
 func (op softmaxGradOp) CallsExtern() bool    { return false }
-func (op softmaxGradOp) OverwritesInput() int { return -1 }
+func (op softmaxGradOp) OverwritesInput() int { return 1 }
 func (op softmaxGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.SoftmaxGrad{axis=%d,log=%t}", op.axis, op.log)
 }
@@ -255,14 +282,20 @@ func (op softmaxGradOp) Hashcode() uint32 { return hashOf(op) }
 func (op softmaxGradOp) String() string   { return softmaxOp(op).String() + "Grad" }
 
 // axisKernel is a softmax kernel over the slices along one axis: dst and
-// one input per op argument, all of the same length.
-type axisKernel[T kernel.Float] func(dst []T, in [][]T, a kernel.Axis) error
+// one or two inputs, all of the same length.
+type axisKernel[T kernel.Float] func(dst []T, in [2][]T, a kernel.Axis) error
 
 // alongAxis applies the kernel for the inputs' dtype to their data along
-// axis and returns a new tensor with the shape of inputs[0]. The inputs
-// must be tensors of one shape and dtype. Large inputs are split over
-// slices run in parallel.
-func alongAxis(axis int, inputs []gorgonia.Value, k32 axisKernel[float32], k64 axisKernel[float64]) (gorgonia.Value, error) {
+// axis and returns the result in out, or in a new tensor with the shape of
+// inputs[0] when out is nil. The inputs must be tensors of one shape and
+// dtype; out, if given, must match them, and may be one of them (the
+// kernels allow dst to be an input). Inputs of more than two grains are
+// split over slices run in parallel; memoryBound selects the grain of a
+// kernel without exps (see grainFor).
+func alongAxis(out gorgonia.Value, axis int, inputs []gorgonia.Value, memoryBound bool, k32 axisKernel[float32], k64 axisKernel[float64]) (gorgonia.Value, error) {
+	if len(inputs) == 0 || len(inputs) > 2 {
+		return nil, fmt.Errorf("got %d inputs, want 1 or 2: %w", len(inputs), ErrValue)
+	}
 	first, ok := inputs[0].(*tensor.Dense)
 	if !ok {
 		return nil, fmt.Errorf("input 0 is %T, want a *tensor.Dense of rank ≥ 1: %w", inputs[0], ErrShape)
@@ -271,7 +304,7 @@ func alongAxis(axis int, inputs []gorgonia.Value, k32 axisKernel[float32], k64 a
 	if axis < 0 || axis >= shape.Dims() {
 		return nil, fmt.Errorf("axis %d out of range for shape %v: %w", axis, shape, ErrAxis)
 	}
-	in := make([]any, len(inputs))
+	var in [2]any
 	for i, v := range inputs {
 		t, ok := v.(*tensor.Dense)
 		if !ok || !t.Shape().Eq(shape) || t.Dtype() != first.Dtype() {
@@ -283,7 +316,13 @@ func alongAxis(axis int, inputs []gorgonia.Value, k32 axisKernel[float32], k64 a
 		}
 		in[i] = d
 	}
-	out, od, err := newLike(first)
+	var od any
+	var err error
+	if out == nil {
+		out, od, err = newLike(first)
+	} else {
+		od, err = preallocData(out, first)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -294,9 +333,9 @@ func alongAxis(axis int, inputs []gorgonia.Value, k32 axisKernel[float32], k64 a
 	a := kernel.Along(shape.TotalSize(), shape[axis], inner)
 	switch dst := od.(type) {
 	case []float32:
-		err = runSlices(dst, in, a, k32)
+		err = runSlices(dst, in, len(inputs), a, grainFor(memoryBound, true), k32)
 	case []float64:
-		err = runSlices(dst, in, a, k64)
+		err = runSlices(dst, in, len(inputs), a, grainFor(memoryBound, false), k64)
 	}
 	if err != nil {
 		return nil, err
@@ -304,22 +343,23 @@ func alongAxis(axis int, inputs []gorgonia.Value, k32 axisKernel[float32], k64 a
 	return out, nil
 }
 
-// runSlices runs k over all of a's slices, split into ranges of at least
-// minParallelChunk elements on up to GOMAXPROCS goroutines.
-func runSlices[T kernel.Float](dst []T, in []any, a kernel.Axis, k axisKernel[T]) error {
-	srcs := make([][]T, len(in))
-	for i, d := range in {
-		s, ok := d.([]T)
+// runSlices runs k over all of a's slices: on the caller for fewer than two
+// grains of elements, otherwise split into ranges of whole slices holding
+// at least a grain each, on up to GOMAXPROCS goroutines.
+func runSlices[T kernel.Float](dst []T, in [2]any, n int, a kernel.Axis, grain int, k axisKernel[T]) error {
+	var srcs [2][]T
+	for i := range n {
+		s, ok := in[i].([]T)
 		if !ok || len(s) != len(dst) {
-			return fmt.Errorf("input %d is %d-element %T, want %d-element %T: %w", i, lenOf(d), d, len(dst), dst, ErrValue)
+			return fmt.Errorf("input %d is %d-element %T, want %d-element %T: %w", i, lenOf(in[i]), in[i], len(dst), dst, ErrValue)
 		}
 		srcs[i] = s
 	}
-	if len(dst) < 2*minParallelChunk {
+	if len(dst) < 2*grain {
 		return k(dst, srcs, a)
 	}
 	perSlice := max(a.N, 1)
-	return parallel.For(a.Hi, (minParallelChunk+perSlice-1)/perSlice, func(lo, hi int) error {
+	return parallel.For(a.Hi, (grain+perSlice-1)/perSlice, func(lo, hi int) error {
 		part := a
 		part.Lo, part.Hi = lo, hi
 		return k(dst, srcs, part)

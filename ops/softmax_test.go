@@ -25,39 +25,9 @@ func softmaxOf(log bool) softmaxFn {
 	return Softmax
 }
 
-// denseOf returns a tensor of the given dtype and shape holding data
-// (converted from float64).
-func denseOf(dt tensor.Dtype, shape []int, data []float64) *tensor.Dense {
-	if dt == tensor.Float32 {
-		d := make([]float32, len(data))
-		for i, v := range data {
-			d[i] = float32(v)
-		}
-		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(d))
-	}
-	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float64(nil), data...)))
-}
-
-// float64s returns a value's data as float64.
-func float64s(t testing.TB, v gorgonia.Value) []float64 {
-	t.Helper()
-	switch d := v.Data().(type) {
-	case []float32:
-		out := make([]float64, len(d))
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-		return out
-	case []float64:
-		return append([]float64(nil), d...)
-	}
-	t.Fatalf("value %T holds %T", v, v.Data())
-	return nil
-}
-
-// forwardBackward builds y = f(x, axis...) and dx = Backpropagate(y, dy)
+// softmaxTape builds y = f(x, axis...) and dx = Backpropagate(y, dy)
 // and runs them on a tape machine, returning y and dx.
-func forwardBackward(t testing.TB, f softmaxFn, x, dy *tensor.Dense, axis ...int) (y, dx []float64) {
+func softmaxTape(t testing.TB, f softmaxFn, x, dy *tensor.Dense, axis ...int) (y, dx []float64) {
 	t.Helper()
 	g := gorgonia.NewGraph()
 	xn := gorgonia.NodeFromAny(g, x, gorgonia.WithName("x"))
@@ -75,12 +45,12 @@ func forwardBackward(t testing.TB, f softmaxFn, x, dy *tensor.Dense, axis ...int
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	return float64s(t, yn.Value()), float64s(t, grads[0].Value())
+	return float64s(yn.Value()), float64s(grads[0].Value())
 }
 
-// lispForwardBackward computes y = f(x, axis...) and the gradient of
+// softmaxLisp computes y = f(x, axis...) and the gradient of
 // Σ w⊙y with respect to x on the Lisp machine (DoDiff), for the given w.
-func lispForwardBackward(t testing.TB, f softmaxFn, x, w *tensor.Dense, axis ...int) (y, dx []float64) {
+func softmaxLisp(t testing.TB, f softmaxFn, x, w *tensor.Dense, axis ...int) (y, dx []float64) {
 	t.Helper()
 	g := gorgonia.NewGraph()
 	xn := gorgonia.NodeFromAny(g, x, gorgonia.WithName("x"))
@@ -100,7 +70,7 @@ func lispForwardBackward(t testing.TB, f softmaxFn, x, w *tensor.Dense, axis ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	return float64s(t, yn.Value()), float64s(t, gv)
+	return float64s(yn.Value()), float64s(gv)
 }
 
 // TestSoftmaxGoldens compares forward and backward, on the tape machine,
@@ -133,7 +103,7 @@ func TestSoftmaxGoldens(t *testing.T) {
 		if c.Dtype == "float32" {
 			dt = tensor.Float32
 		}
-		y, dx := forwardBackward(t, softmaxOf(c.Op == "log_softmax"), denseOf(dt, c.Shape, arr("x")), denseOf(dt, c.Shape, arr("dy")), p.Axis)
+		y, dx := softmaxTape(t, softmaxOf(c.Op == "log_softmax"), denseOf(dt, c.Shape, arr("x")), denseOf(dt, c.Shape, arr("dy")), p.Axis)
 		tol := numtest.ContractTol(c.Dtype)
 		for _, r := range []struct {
 			what      string
@@ -201,7 +171,7 @@ func runForward(t *testing.T, f softmaxFn, x *tensor.Dense, axis ...int) []float
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	return float64s(t, yn.Value())
+	return float64s(yn.Value())
 }
 
 func hasNaN(x []float64) bool {
@@ -239,7 +209,7 @@ func TestGorgoniaMergesSoftmaxAndLogSoftmax(t *testing.T) {
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	p, lp := float64s(t, os.Value()), float64s(t, ol.Value())
+	p, lp := float64s(os.Value()), float64s(ol.Value())
 	for i := range p {
 		if math.Abs(math.Log(p[i])-lp[i]) > 1e-14 || p[i] <= 0 || p[i] >= 1 {
 			t.Fatalf("Softmax = %v, LogSoftmax = %v", p, lp)
@@ -267,7 +237,7 @@ func TestGorgoniaLogRewritesSoftmax(t *testing.T) {
 		if err := m.RunAll(); err != nil {
 			t.Fatal(err)
 		}
-		probs, logs := float64s(t, p.Value()), float64s(t, lp.Value())
+		probs, logs := float64s(p.Value()), float64s(lp.Value())
 		m.Close()
 		negative := false
 		for _, v := range probs {
@@ -333,9 +303,9 @@ func TestFullyMasked(t *testing.T) {
 			for _, machine := range []string{"tape", "lisp"} {
 				var y, dx []float64
 				if machine == "tape" {
-					y, dx = forwardBackward(t, softmaxOf(log), denseOf(dt, []int{3, 3}, x), denseOf(dt, []int{3, 3}, dy))
+					y, dx = softmaxTape(t, softmaxOf(log), denseOf(dt, []int{3, 3}, x), denseOf(dt, []int{3, 3}, dy))
 				} else {
-					y, dx = lispForwardBackward(t, softmaxOf(log), denseOf(dt, []int{3, 3}, x), denseOf(dt, []int{3, 3}, dy))
+					y, dx = softmaxLisp(t, softmaxOf(log), denseOf(dt, []int{3, 3}, x), denseOf(dt, []int{3, 3}, dy))
 				}
 				for i := range x {
 					if !closeOrSame(y[i], wy[i], 1e-6) || !closeOrSame(dx[i], wdx[i], 1e-6) {
@@ -469,6 +439,13 @@ func TestSoftmaxGradients(t *testing.T) {
 			}
 			return gorgonia.HadamardProd(y, y)
 		}},
+		{"softmax of an intermediate (may run in place)", []*tensor.Dense{input(3, 4)}, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			x2, err := gorgonia.Mul(xs[0], gorgonia.NewConstant(1.5, gorgonia.WithName("k")))
+			if err != nil {
+				return nil, err
+			}
+			return LogSoftmax(x2, 0)
+		}},
 		{"log of softmax", []*tensor.Dense{input(3, 4)}, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
 			y, err := Softmax(xs[0])
 			if err != nil {
@@ -571,7 +548,7 @@ func TestSoftmaxParallel(t *testing.T) {
 	}
 	for _, log := range []bool{false, true} {
 		for _, axis := range []int{0, 1, 2} {
-			y, dx := forwardBackward(t, softmaxOf(log), denseOf(tensor.Float32, shape, x), denseOf(tensor.Float32, shape, dy), axis)
+			y, dx := softmaxTape(t, softmaxOf(log), denseOf(tensor.Float32, shape, x), denseOf(tensor.Float32, shape, dy), axis)
 			inner := 1
 			for _, d := range shape[axis+1:] {
 				inner *= d
@@ -592,6 +569,55 @@ func TestSoftmaxParallel(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestSoftmaxUsePreallocDo: the tape machine may pass an input itself as
+// prealloc (x for the forward op, dy for the backward one); the result must
+// equal Do's. A prealloc of the wrong shape is an error.
+func TestSoftmaxUsePreallocDo(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	shape := []int{3, 5, 4}
+	x, dy := make([]float64, 60), make([]float64, 60)
+	for i := range x {
+		x[i], dy[i] = 3*r.NormFloat64(), r.NormFloat64()
+	}
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		for _, log := range []bool{false, true} {
+			for _, axis := range []int{0, 1, 2} {
+				op := softmaxOp{axis: axis, log: log}
+				want, err := op.Do(denseOf(dt, shape, x))
+				if err != nil {
+					t.Fatal(err)
+				}
+				xv := denseOf(dt, shape, x)
+				got, err := op.UsePreallocDo(xv, xv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantDx, err := softmaxGradOp(op).Do(want, denseOf(dt, shape, dy))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dyv := denseOf(dt, shape, dy)
+				gotDx, err := softmaxGradOp(op).UsePreallocDo(dyv, want, dyv)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, pair := range [][2]gorgonia.Value{{got, want}, {gotDx, wantDx}} {
+					g, w := float64s(pair[0]), float64s(pair[1])
+					for i := range w {
+						if !numtest.Alike(g[i], w[i]) {
+							t.Fatalf("%v %v: in place [%d] = %v, Do gives %v", dt, op, i, g[i], w[i])
+						}
+					}
+				}
+			}
+		}
+	}
+	bad := denseOf(tensor.Float64, []int{60}, x)
+	if _, err := (softmaxOp{axis: 0}).UsePreallocDo(bad, denseOf(tensor.Float64, shape, x)); !errors.Is(err, ErrValue) {
+		t.Errorf("prealloc of the wrong shape: got %v, want ErrValue", err)
 	}
 }
 

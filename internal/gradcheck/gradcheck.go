@@ -97,7 +97,14 @@ func graph(inputs []*tensor.Dense, build Build) (*gorgonia.ExprGraph, gorgonia.N
 		if in.Dtype() != tensor.Float64 {
 			return nil, nil, nil, fmt.Errorf("input %d has dtype %v, want Float64", i, in.Dtype())
 		}
-		xs[i] = gorgonia.NodeFromAny(g, in.Clone().(*tensor.Dense), gorgonia.WithName(fmt.Sprintf("gradcheck_x%d", i)))
+		name := gorgonia.WithName(fmt.Sprintf("gradcheck_x%d", i))
+		if in.Shape().IsScalar() {
+			// A 0-d tensor would make a tensor-typed node; Gorgonia's
+			// scalars are *F64 values.
+			xs[i] = gorgonia.NodeFromAny(g, gorgonia.NewF64(in.Float64s()[0]), name)
+		} else {
+			xs[i] = gorgonia.NodeFromAny(g, in.Clone().(*tensor.Dense), name)
+		}
 	}
 	out, err := build(g, xs)
 	if err != nil {
@@ -188,21 +195,33 @@ func numericGrads(inputs []*tensor.Dense, build Build, eps float64) ([][]float64
 	}
 	out := make([][]float64, len(xs))
 	for i, x := range xs {
-		data := x.Value().(*tensor.Dense).Float64s()
-		out[i] = make([]float64, len(data))
-		for j := range data {
-			orig := data[j]
-			data[j] = orig + eps
+		var get func(j int) float64
+		var set func(j int, v float64)
+		n := 1
+		switch v := x.Value().(type) {
+		case *tensor.Dense:
+			data := v.Float64s()
+			n = len(data)
+			get, set = func(j int) float64 { return data[j] }, func(j int, f float64) { data[j] = f }
+		case *gorgonia.F64:
+			get, set = func(int) float64 { return float64(*v) }, func(_ int, f float64) { *v = gorgonia.F64(f) }
+		default:
+			return nil, fmt.Errorf("input %d holds %T", i, v)
+		}
+		out[i] = make([]float64, n)
+		for j := range n {
+			orig := get(j)
+			set(j, orig+eps)
 			fp, err := eval()
 			if err != nil {
 				return nil, err
 			}
-			data[j] = orig - eps
+			set(j, orig-eps)
 			fm, err := eval()
 			if err != nil {
 				return nil, err
 			}
-			data[j] = orig
+			set(j, orig)
 			out[i][j] = (fp - fm) / (2 * eps)
 		}
 	}

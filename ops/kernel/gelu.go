@@ -13,11 +13,17 @@ const (
 // GELU sets dst[i] = x[i]·Φ(x[i]), the exact (erf) Gaussian error linear
 // unit, where Φ is the standard normal CDF.
 //
-// It is evaluated as ½·x·erfc(−x/√2) in float64. Unlike PyTorch's
+// It is evaluated in the erfc form ½·x·erfc(−x/√2). Unlike PyTorch's
 // ½·x·(1+erf(x/√2)), which cancels to −0 for x ≲ −5.54 in float32 and
 // x ≲ −8.37 in float64, this form keeps full relative accuracy in the
-// negative tail until the result underflows. Float32 results are within one
-// float32 ULP of the true value; float64 results within a few ULPs.
+// negative tail until the result underflows. Float64 uses math.Erfc and is
+// within a few float64 ULPs. Float32 uses the fast kernels of fast32.go;
+// measured against float64 over every float32 x with 2⁻¹² ≤ |x| ≤ 15 (and
+// a sample below), the error is at most
+//
+//	portable Go:                 0.61 ULP
+//	AVX-512 (GOEXPERIMENT=simd): 5.6 ULP where |y| ≥ 10⁻⁶, 7.0 ULP below
+//	                             (absolute error ≤ 3.9e-7 everywhere)
 //
 // Special cases are:
 //
@@ -32,6 +38,11 @@ func GELU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.GELU", len(dst), len(x)); err != nil {
 		return err
 	}
+	if d, ok := as32(dst); ok {
+		x, _ := as32(x)
+		gelu32(d, x)
+		return nil
+	}
 	for i, v := range x {
 		dst[i] = T(gelu64(float64(v)))
 	}
@@ -42,7 +53,10 @@ func GELU[T Float](dst, x []T) error {
 //
 //	GELU′(x) = Φ(x) + x·φ(x),  φ(x) = exp(−x²/2)/√(2π).
 //
-// It has the accuracy of GELU. Special cases are:
+// Float64 has the accuracy of GELU. Float32 errors are at most 0.76 ULP
+// (portable) and 2.4 ULP (AVX-512), except near GELU′'s zero at
+// x ≈ −0.7518 where Φ(x) + x·φ(x) cancels and the absolute error is at most
+// 6.1e-8 (portable) and 1.4e-7 (AVX-512). Special cases are:
 //
 //	GELU′(+Inf) = 1
 //	GELU′(−Inf) = 0  (PyTorch returns NaN)
@@ -54,6 +68,12 @@ func GELU[T Float](dst, x []T) error {
 func GELUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.GELUGrad", len(dst), len(x), len(dy)); err != nil {
 		return err
+	}
+	if d, ok := as32(dst); ok {
+		x, _ := as32(x)
+		dy, _ := as32(dy)
+		geluGrad32(d, x, dy)
+		return nil
 	}
 	for i, v := range x {
 		dst[i] = T(float64(dy[i]) * geluDeriv64(float64(v)))

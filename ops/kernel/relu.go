@@ -15,12 +15,15 @@ func ReLU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.ReLU", len(dst), len(x)); err != nil {
 		return err
 	}
-	for i, v := range x {
-		if !(v <= 0) { // positive or NaN
-			dst[i] = v
-		} else {
-			dst[i] = 0
+	if d, ok := as32(dst); ok {
+		x, _ := as32(x)
+		if n := reluVec(d, x); n == len(x) {
+			return nil
 		}
+	}
+	for i, v := range x {
+		// Go's max is IEEE maximum: NaN if v is NaN, and max(−0, 0) = +0.
+		dst[i] = max(v, 0)
 	}
 	return nil
 }
@@ -42,6 +45,13 @@ func ReLU[T Float](dst, x []T) error {
 func ReLUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.ReLUGrad", len(dst), len(x), len(dy)); err != nil {
 		return err
+	}
+	if d, ok := as32(dst); ok {
+		x, _ := as32(x)
+		dy, _ := as32(dy)
+		if n := reluGradVec(d, x, dy); n == len(x) {
+			return nil
+		}
 	}
 	for i, v := range x {
 		if !(v <= 0) {

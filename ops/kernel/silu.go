@@ -5,8 +5,11 @@ import "math"
 // SiLU sets dst[i] = x[i]·σ(x[i]) = x[i]/(1+e^(−x[i])), the sigmoid linear
 // unit (Swish with β = 1).
 //
-// It is evaluated in float64; float32 results are within one float32 ULP of
-// the true value. Special cases are:
+// Float64 uses math.Exp and is within a few float64 ULPs. Float32 uses the
+// fast kernels of fast32.go; measured against float64 over every float32 x
+// with 2⁻¹² ≤ |x|, −105 ≤ x ≤ 20 (and a sample below), the error is at most
+// 0.57 ULP (portable Go) and 3.7 ULP (AVX-512, GOEXPERIMENT=simd).
+// Special cases are:
 //
 //	SiLU(+Inf) = +Inf
 //	SiLU(−Inf) = −0  (the limit; PyTorch returns NaN)
@@ -19,6 +22,11 @@ func SiLU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.SiLU", len(dst), len(x)); err != nil {
 		return err
 	}
+	if d, ok := as32(dst); ok {
+		x, _ := as32(x)
+		silu32(d, x)
+		return nil
+	}
 	for i, v := range x {
 		dst[i] = T(silu64(float64(v)))
 	}
@@ -30,7 +38,9 @@ func SiLU[T Float](dst, x []T) error {
 //	SiLU′(x) = σ(x)·(1 + x·(1 − σ(x))) = σ(x) + x·σ(x)·σ(−x).
 //
 // σ(−x) is computed directly rather than as 1−σ(x), which would cancel.
-// Special cases are:
+// Float32 errors are at most 0.64 ULP (portable) and 3.1 ULP (AVX-512),
+// except near the zero at x ≈ −1.2785 where the absolute error is at most
+// 6.0e-8 (portable) and 2.3e-7 (AVX-512). Special cases are:
 //
 //	SiLU′(+Inf) = 1
 //	SiLU′(−Inf) = 0  (PyTorch returns NaN)
@@ -42,6 +52,12 @@ func SiLU[T Float](dst, x []T) error {
 func SiLUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.SiLUGrad", len(dst), len(x), len(dy)); err != nil {
 		return err
+	}
+	if d, ok := as32(dst); ok {
+		x, _ := as32(x)
+		dy, _ := as32(dy)
+		siluGrad32(d, x, dy)
+		return nil
 	}
 	for i, v := range x {
 		dst[i] = T(float64(dy[i]) * siluDeriv64(float64(v)))
@@ -63,8 +79,21 @@ func silu64(x float64) float64 {
 	return x * s
 }
 
+// sigmoidPair returns σ(z) and σ(−z) = 1−σ(z) from one exponential, each
+// without cancellation: with e = e^(−|z|), σ(|z|) = 1/(1+e) and
+// σ(−|z|) = e/(1+e).
+func sigmoidPair(z float64) (s, sc float64) {
+	e := math.Exp(-math.Abs(z))
+	big := 1 / (1 + e)
+	small := e * big
+	if z >= 0 {
+		return big, small
+	}
+	return small, big // also for NaN, where both are NaN
+}
+
 func siluDeriv64(x float64) float64 {
-	s, sc := sigmoid64(x), sigmoid64(-x)
+	s, sc := sigmoidPair(x)
 	if s == 0 || sc == 0 {
 		// The second term is x·e^(−|x|) < 2^−1000: below resolution, and
 		// ±Inf·0 would give NaN.

@@ -401,19 +401,25 @@ func allEqual[T Float](x []T, v T) bool {
 
 // The row helpers below do one pass over one contiguous slice. Each has a
 // vector twin for float32 (softmax_simd.go, built with GOEXPERIMENT=simd
-// on amd64) that runs when haveVec is true.
+// on amd64) that runs when vecSoftmax() is true.
 
-// as32 returns x, whose elements are float32-based (single[T]()), as a
+// vecSoftmax reports whether the float32 row helpers take their vector
+// twins: built with GOEXPERIMENT=simd and run on an AVX-512 CPU (vecLevel,
+// fast32.go). With AVX2 only, softmax takes the scalar code.
+func vecSoftmax() bool { return vecLevel == vecAVX512 }
+
+// view32 returns x, whose elements are float32-based (single[T]()), as a
 // []float32 sharing its memory, for the vector twins.
-func as32[T Float](x []T) []float32 {
-	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(x))), len(x))
+func view32[T Float](x []T) []float32 {
+	s, _ := as32(x)
+	return s
 }
 
 // rowMax returns the largest non-NaN element of x, or −Inf if there is
 // none.
 func rowMax[T Float](x []T) T {
-	if haveVec && single[T]() {
-		return T(max32(as32(x)))
+	if single[T]() && vecSoftmax() {
+		return T(max32(view32(x)))
 	}
 	m := T(math.Inf(-1))
 	for _, v := range x {
@@ -427,8 +433,8 @@ func rowMax[T Float](x []T) T {
 // rowExpSum returns Σ e^(x_j − m) in float64, storing each term in dst if
 // store is set.
 func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
-	if haveVec && single[T]() {
-		return expSum32(as32(dst), as32(x), m, store)
+	if single[T]() && vecSoftmax() {
+		return expSum32(view32(dst), view32(x), m, store)
 	}
 	var zArr [tileWidth]float64
 	sgl := single[T]()
@@ -452,8 +458,8 @@ func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
 
 // rowScale sets dst_j = dst_j·inv.
 func rowScale[T Float](dst []T, inv float64) {
-	if haveVec && single[T]() {
-		scale32(as32(dst), inv)
+	if single[T]() && vecSoftmax() {
+		scale32(view32(dst), inv)
 		return
 	}
 	for j, e := range dst {
@@ -463,8 +469,8 @@ func rowScale[T Float](dst []T, inv float64) {
 
 // rowLogOut sets dst_j = (x_j − m) − lse.
 func rowLogOut[T Float](dst, x []T, m, lse float64) {
-	if haveVec && single[T]() {
-		logOut32(as32(dst), as32(x), m, lse)
+	if single[T]() && vecSoftmax() {
+		logOut32(view32(dst), view32(x), m, lse)
 		return
 	}
 	dst = dst[:len(x)]
@@ -475,16 +481,16 @@ func rowLogOut[T Float](dst, x []T, m, lse float64) {
 
 // rowDot returns Σ y·dy in float64.
 func rowDot[T Float](y, dy []T) float64 {
-	if haveVec && single[T]() {
-		return dot32(as32(y), as32(dy))
+	if single[T]() && vecSoftmax() {
+		return dot32(view32(y), view32(dy))
 	}
 	return dot(y, dy)
 }
 
 // rowGradOut sets dst_j = y_j·(dy_j − s).
 func rowGradOut[T Float](dst, y, dy []T, s float64) {
-	if haveVec && single[T]() {
-		gradOut32(as32(dst), as32(y), as32(dy), s)
+	if single[T]() && vecSoftmax() {
+		gradOut32(view32(dst), view32(y), view32(dy), s)
 		return
 	}
 	dst, dy = dst[:len(y)], dy[:len(y)]
@@ -495,16 +501,16 @@ func rowGradOut[T Float](dst, y, dy []T, s float64) {
 
 // rowSum returns Σ x in float64.
 func rowSum[T Float](x []T) float64 {
-	if haveVec && single[T]() {
-		return sum32(as32(x))
+	if single[T]() && vecSoftmax() {
+		return sum32(view32(x))
 	}
 	return sum(x)
 }
 
 // rowLogGradOut sets dst_j = dy_j − e^(y_j)·total.
 func rowLogGradOut[T Float](dst, y, dy []T, total float64) {
-	if haveVec && single[T]() {
-		logGradOut32(as32(dst), as32(y), as32(dy), total)
+	if single[T]() && vecSoftmax() {
+		logGradOut32(view32(dst), view32(y), view32(dy), total)
 		return
 	}
 	var zArr [tileWidth]float64
@@ -559,7 +565,7 @@ func dot[T Float](y, dy []T) float64 {
 // expInPlace sets z[i] = e^z[i]: to float32 accuracy (expVec or
 // expSingle) when sgl, otherwise with math.Exp.
 func expInPlace(z []float64, sgl bool) {
-	if sgl && haveVec {
+	if sgl && vecSoftmax() {
 		expVec(z)
 		return
 	}

@@ -2,10 +2,9 @@
 
 package kernel
 
-// Without GOEXPERIMENT=simd on amd64 there are no vector kernels: haveVec
-// is false and the stubs below are never called.
-
-var haveVec = false
+// Without GOEXPERIMENT=simd on amd64 there are no vector softmax kernels:
+// vecLevel is vecNone, so vecSoftmax() is false and the stubs below are
+// never called.
 
 func max32([]float32) float32                            { panic("kernel: no vector code") }
 func expSum32(_, _ []float32, _ float64, _ bool) float64 { panic("kernel: no vector code") }

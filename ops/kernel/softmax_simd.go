@@ -18,14 +18,13 @@ import (
 // the scalar exp took 17 ns instead of 4 ns per element).
 //
 // No vector value is built at package initialisation, which would fault on
-// a CPU without AVX-512: the vector code runs only when haveVec is true.
-// Tests set haveVec to false to run the scalar code on the same data.
-var haveVec = archsimd.X86.AVX512()
+// a CPU without AVX-512: the vector code runs only when vecSoftmax() is
+// true.
 
 // expConsts holds exp8's constants as vectors, built once per call of the
 // function that loops over exp8.
 type expConsts struct {
-	log2e, negLn2, min, max, zero, one, inf archsimd.Float64x8
+	log2e, negLn2, min, max, zero, one, inf archsimd.Float64x8    // zero is the zero value
 	taylor                                  [6]archsimd.Float64x8 // 1/7!, 1/6!, …, 1/2!
 }
 
@@ -34,7 +33,7 @@ func newExpConsts() expConsts {
 	return expConsts{
 		log2e: b(math.Log2E), negLn2: b(-math.Ln2),
 		min: b(expSingleMin), max: b(expSingleMax),
-		zero: b(0), one: b(1), inf: b(math.Inf(1)),
+		one: b(1), inf: b(math.Inf(1)),
 		taylor: [6]archsimd.Float64x8{b(1.0 / 5040), b(1.0 / 720), b(1.0 / 120), b(1.0 / 24), b(1.0 / 6), b(1.0 / 2)},
 	}
 }
@@ -187,8 +186,7 @@ func logOut32(dst, x []float32, m, lse float64) {
 }
 
 func dot32(y, dy []float32) float64 {
-	a0 := archsimd.BroadcastFloat64x8(0)
-	a1 := a0
+	var a0, a1 archsimd.Float64x8 // zero (VPXORQ)
 	i := 0
 	for ; i+16 <= len(y); i += 16 {
 		a0 = full8(y, i).MulAdd(full8(dy, i), a0)
@@ -215,8 +213,7 @@ func gradOut32(dst, y, dy []float32, s float64) {
 }
 
 func sum32(x []float32) float64 {
-	a0 := archsimd.BroadcastFloat64x8(0)
-	a1 := a0
+	var a0, a1 archsimd.Float64x8 // zero (VPXORQ)
 	i := 0
 	for ; i+16 <= len(x); i += 16 {
 		a0 = a0.Add(full8(x, i))

@@ -193,12 +193,12 @@ func maxAbs(x []float64) float64 {
 	return m
 }
 
-// TestKnownValues checks the test facts 12–17 of the numerics notes
+// TestSoftmaxKnownValues checks the test facts 12–17 of the numerics notes
 // (computed with mpmath; onnx/backend/test/case/node/softmax.py and
 // logsoftmax.py give the float32 ones).
-func TestKnownValues(t *testing.T) { eachPath(t, testKnownValues) }
+func TestSoftmaxKnownValues(t *testing.T) { eachPath(t, testSoftmaxKnownValues) }
 
-func testKnownValues(t *testing.T) {
+func testSoftmaxKnownValues(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		x, dy  []float64
@@ -242,12 +242,14 @@ func testKnownValues(t *testing.T) {
 	}
 }
 
-// TestStridedMatchesContiguous checks that a softmax along a non-last axis
+// TestSoftmaxStridedMatchesContiguous checks that a softmax along a non-last axis
 // (the tiled path) gives the same as the same data transposed so that the
 // axis is last (the row path).
-func TestStridedMatchesContiguous(t *testing.T) { eachPath(t, testStridedMatchesContiguous) }
+func TestSoftmaxStridedMatchesContiguous(t *testing.T) {
+	eachPath(t, testSoftmaxStridedMatchesContiguous)
+}
 
-func testStridedMatchesContiguous(t *testing.T) {
+func testSoftmaxStridedMatchesContiguous(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, l := range []layout{{2, 5, 3}, {1, 9, 64}, {2, 4, 65}, {2, 33, 130}, {3, 70, 7}} {
 		x := to[float32](randomInput(r, l.size()))
@@ -299,12 +301,12 @@ func mustOK(t *testing.T, err error) {
 	}
 }
 
-// TestRanges checks that processing the slices in pieces [Lo, Hi) gives
+// TestSoftmaxRanges checks that processing the slices in pieces [Lo, Hi) gives
 // bit for bit what one call gives, and that a piece writes only inside its
 // own slices (everything else keeps its NaN guard value).
-func TestRanges(t *testing.T) { eachPath(t, testRanges) }
+func TestSoftmaxRanges(t *testing.T) { eachPath(t, testSoftmaxRanges) }
 
-func testRanges(t *testing.T) {
+func testSoftmaxRanges(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, l := range []layout{{6, 5, 1}, {2, 5, 3}, {2, 4, 130}, {3, 3, 70}} {
 		x := to[float64](randomInput(r, l.size()))
@@ -350,12 +352,12 @@ func testRanges(t *testing.T) {
 	}
 }
 
-// TestSpecialCases pins the documented behaviour at −Inf (masks), NaN and
+// TestSoftmaxSpecialCases pins the documented behaviour at −Inf (masks), NaN and
 // +Inf, on a slice stored contiguously and as a column of a wider array
 // (so both the row and the tiled path run), in both precisions.
-func TestSpecialCases(t *testing.T) { eachPath(t, testSpecialCases) }
+func TestSoftmaxSpecialCases(t *testing.T) { eachPath(t, testSoftmaxSpecialCases) }
 
-func testSpecialCases(t *testing.T) {
+func testSoftmaxSpecialCases(t *testing.T) {
 	inf, nan := math.Inf(1), math.NaN()
 	for _, tc := range []struct {
 		name          string
@@ -479,11 +481,11 @@ func specialCase[T Float](t *testing.T, x, dy, wantY, wantDx []float64, log, exa
 	}
 }
 
-// TestInPlace: dst may be x (forward), or y or dy (backward), on both
+// TestSoftmaxInPlace: dst may be x (forward), or y or dy (backward), on both
 // layouts and with masked slices, giving what separate slices give.
-func TestInPlace(t *testing.T) { eachPath(t, testInPlace) }
+func TestSoftmaxInPlace(t *testing.T) { eachPath(t, testSoftmaxInPlace) }
 
-func testInPlace(t *testing.T) {
+func testSoftmaxInPlace(t *testing.T) {
 	r := rand.New(rand.NewPCG(19, 20))
 	inf := math.Inf(-1)
 	for _, l := range []layout{{4, 9, 1}, {2, 9, 5}} {
@@ -523,11 +525,11 @@ func testInPlace(t *testing.T) {
 	}
 }
 
-// TestNoNaNFromFinite: finite input, however spread out, never gives NaN,
+// TestSoftmaxNoNaNFromFinite: finite input, however spread out, never gives NaN,
 // and softmax slices sum to 1 with values in [0, 1].
-func TestNoNaNFromFinite(t *testing.T) { eachPath(t, testNoNaNFromFinite) }
+func TestSoftmaxNoNaNFromFinite(t *testing.T) { eachPath(t, testSoftmaxNoNaNFromFinite) }
 
-func testNoNaNFromFinite(t *testing.T) {
+func testSoftmaxNoNaNFromFinite(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for range 200 {
 		n := 1 + r.IntN(40)
@@ -551,31 +553,33 @@ func testNoNaNFromFinite(t *testing.T) {
 }
 
 // eachPath runs f on the vector code (when the build and the CPU have it:
-// GOEXPERIMENT=simd on amd64 with AVX-512) and on the scalar code.
+// GOEXPERIMENT=simd on amd64 with AVX-512) and on the scalar code, by
+// setting vecLevel (bestLevel is the widest the build and CPU have).
 func eachPath(t *testing.T, f func(t *testing.T)) {
 	t.Helper()
-	if haveVec {
+	defer func() { vecLevel = bestLevel }()
+	if bestLevel == vecAVX512 {
+		vecLevel = vecAVX512
 		t.Run("vector", f)
-		haveVec = false
-		defer func() { haveVec = true }()
 	}
+	vecLevel = vecNone
 	t.Run("scalar", f)
 }
 
-// TestExp checks the float32-grade exps (expSingle, and expVec when there
+// TestSoftmaxExp checks the float32-grade exps (expSingle, and expVec when there
 // is vector code) against math.Exp: relative error below 1e-8, and
 // float32 results at most 1 ULP from the correctly rounded ones.
-func TestExp(t *testing.T) {
+func TestSoftmaxExps(t *testing.T) {
 	eachPath(t, func(t *testing.T) {
 		exp := expSingle
-		if haveVec {
+		if vecSoftmax() {
 			exp = expVec
 		}
-		testExp(t, exp)
+		testSoftmaxExp(t, exp)
 	})
 }
 
-func testExp(t *testing.T, exp func([]float64)) {
+func testSoftmaxExp(t *testing.T, exp func([]float64)) {
 	// Every 997th float32 in [−104, 89] (2.3 million values), in batches
 	// of 1000 so the vector code runs whole vectors. (Every 97th, 23
 	// million values, was run once for the errors quoted in the docs.)
@@ -643,13 +647,14 @@ func testExp(t *testing.T, exp func([]float64)) {
 	}
 }
 
-// TestVectorMatchesScalar: the vector and scalar code agree within 1
+// TestSoftmaxVectorMatchesScalar: the vector and scalar code agree within 1
 // float32 ULP on rows of every length up to 40 (all tail lengths) and a
 // long one, forward and backward.
-func TestVectorMatchesScalar(t *testing.T) {
-	if !haveVec {
-		t.Skip("no vector code in this build or on this CPU")
+func TestSoftmaxVectorMatchesScalar(t *testing.T) {
+	if bestLevel != vecAVX512 {
+		t.Skip("no vector softmax in this build or on this CPU")
 	}
+	defer func() { vecLevel = bestLevel }()
 	r := rand.New(rand.NewPCG(17, 18))
 	lengths := []int{1000}
 	for n := 1; n <= 40; n++ {
@@ -660,8 +665,8 @@ func TestVectorMatchesScalar(t *testing.T) {
 		dy := to[float32](randomInput(r, n))
 		x[r.IntN(n)] = float32(math.Inf(-1))
 		var outs [2][4][]float32
-		for p, vec := range []bool{true, false} {
-			haveVec = vec
+		for p, level := range []vecISA{vecAVX512, vecNone} {
+			vecLevel = level
 			a := Along(n, n, 1)
 			for k := range outs[p] {
 				outs[p][k] = make([]float32, n)
@@ -671,7 +676,6 @@ func TestVectorMatchesScalar(t *testing.T) {
 			mustOK(t, SoftmaxGrad(outs[p][2], outs[p][0], dy, a))
 			mustOK(t, LogSoftmaxGrad(outs[p][3], outs[p][1], dy, a))
 		}
-		haveVec = true
 		for k, name := range []string{"Softmax", "LogSoftmax", "SoftmaxGrad", "LogSoftmaxGrad"} {
 			for i := range outs[0][k] {
 				v, s := outs[0][k][i], outs[1][k][i]
@@ -683,9 +687,9 @@ func TestVectorMatchesScalar(t *testing.T) {
 	}
 }
 
-func TestNoAllocs(t *testing.T) { eachPath(t, testNoAllocs) }
+func TestSoftmaxNoAllocs(t *testing.T) { eachPath(t, testSoftmaxNoAllocs) }
 
-func testNoAllocs(t *testing.T) {
+func testSoftmaxNoAllocs(t *testing.T) {
 	for _, l := range []layout{{8, 100, 1}, {2, 30, 70}} {
 		x := to[float32](randomInput(rand.New(rand.NewPCG(1, 1)), l.size()))
 		y, dx := make([]float32, len(x)), make([]float32, len(x))
@@ -703,7 +707,7 @@ func testNoAllocs(t *testing.T) {
 	}
 }
 
-func TestErrors(t *testing.T) {
+func TestSoftmaxErrors(t *testing.T) {
 	x := []float64{1, 2, 3, 4, 5, 6}
 	for _, tc := range []struct {
 		name   string
@@ -749,7 +753,7 @@ func FuzzSoftmax(f *testing.F) {
 		x := []float64{a, b, c, d, e, a - b, c + d, e}
 		for _, v := range x {
 			if math.IsNaN(v) || math.IsInf(v, 1) {
-				return // covered by TestSpecialCases
+				return // covered by TestSoftmaxSpecialCases
 			}
 		}
 		in := 1 + int(inner)%2 // (4, 2) or (8) viewed as one slice

@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""PyTorch side of actq's benchmark harness (go run ./bench runs it).
+
+Times each op's forward call and its backward kernel (the aten function
+autograd would call) on float32 CPU tensors filled like the Go side
+(x[i] = 6·sin(0.618·i), dy[i] = cos(i)).
+
+With --serve (how the harness uses it, so that its samples interleave with
+the Go ones) it reads one JSON request per line,
+{"op", "shape", "threads", "pass": "fwd"|"fwdbwd", "min_seconds"}, and
+answers each with {"ns": ns per call} (or {"error": ...}). Otherwise it
+times every op itself and prints one JSON object per line:
+{"op", "shape", "threads", "pass", "ns"}. Either way the first line
+describes the library: {"torch": version, "config": [...]}.
+
+    /usr/bin/python3 bench/torch_bench.py --ops gelu,silu --shape 1048576 --threads 1,2
+"""
+import argparse
+import json
+import math
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+aten = torch.ops.aten
+
+
+def inputs(shape):
+    n = math.prod(shape)
+    i = torch.arange(n, dtype=torch.float64)
+    x = (6 * torch.sin(i * 0.618)).float().reshape(shape)
+    dy = torch.cos(i).float().reshape(shape)
+    return x.contiguous(), dy.contiguous()
+
+
+# Each op: forward(x) -> y, and backward(x, y, dy) -> dx, as autograd runs them.
+OPS = {
+    "relu": (torch.relu, lambda x, y, dy: aten.threshold_backward(dy, y, 0)),
+    "gelu": (F.gelu, lambda x, y, dy: aten.gelu_backward(dy, x)),
+    "gelu_tanh": (
+        lambda x: F.gelu(x, approximate="tanh"),
+        lambda x, y, dy: aten.gelu_backward(dy, x, approximate="tanh"),
+    ),
+    "silu": (F.silu, lambda x, y, dy: aten.silu_backward(dy, x)),
+    "softmax": (
+        lambda x: torch.softmax(x, -1),
+        lambda x, y, dy: aten._softmax_backward_data(dy, y, -1, torch.float32),
+    ),
+    "fake_quant_int8": (
+        lambda x: torch.fake_quantize_per_tensor_affine(x, 0.05, 0, -128, 127),
+        # fake_quantize_per_tensor_affine_cachemask_backward: dy ⊙ mask
+        lambda x, y, dy: dy * ((x >= -128 * 0.05) & (x <= 127 * 0.05)),
+    ),
+}
+
+
+def per_call(fn, min_seconds):
+    """Seconds per call of fn, timed over at least min_seconds."""
+    fn()
+    n = 1
+    while True:
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        d = time.perf_counter() - t
+        if d >= min_seconds:
+            return d / n
+        n = max(n * 2, int(n * min_seconds / max(d, 1e-9) * 1.2))
+
+
+def serve():
+    """Answer timing requests from stdin until it closes."""
+    torch.set_grad_enabled(False)
+    cache = {}
+    for line in sys.stdin:
+        try:
+            r = json.loads(line)
+            torch.set_num_threads(int(r["threads"]))
+            key = (r["op"], tuple(r["shape"]))
+            if key not in cache:
+                x, dy = inputs(r["shape"])
+                cache.clear()  # keep one op's tensors at a time
+                cache[key] = (x, dy)
+            x, dy = cache[key]
+            fwd, bwd = OPS[r["op"]]
+            if r["pass"] == "fwd":
+                ns = per_call(lambda: fwd(x), r["min_seconds"]) * 1e9
+            else:
+                ns = per_call(lambda: bwd(x, fwd(x), dy), r["min_seconds"]) * 1e9
+            print(json.dumps({"ns": ns}), flush=True)
+        except Exception as e:  # report, keep serving
+            print(json.dumps({"error": repr(e)}), flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ops", default=",".join(OPS))
+    ap.add_argument("--shape", action="append", default=[], help="op=d0xd1..., or d0xd1 for all")
+    ap.add_argument("--threads", default="1")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--min-seconds", type=float, default=0.02)
+    ap.add_argument("--serve", action="store_true", help="answer JSON timing requests on stdin")
+    a = ap.parse_args()
+    shapes = {}
+    for s in a.shape:
+        op, _, dims = s.rpartition("=")
+        shapes[op] = [int(d) for d in dims.split("x")]
+    print(json.dumps({"torch": torch.__version__, "config": torch.__config__.parallel_info().splitlines()[:3]}), flush=True)
+    if a.serve:
+        serve()
+        return
+    torch.set_grad_enabled(False)
+    for threads in [int(t) for t in a.threads.split(",")]:
+        torch.set_num_threads(threads)
+        for op in a.ops.split(","):
+            if op not in OPS:
+                print(json.dumps({"op": op, "error": "unknown op"}), flush=True)
+                continue
+            shape = shapes.get(op, shapes.get("", [1 << 20]))
+            fwd, bwd = OPS[op]
+            x, dy = inputs(shape)
+            y = fwd(x)
+            samples = {"fwd": [], "fwdbwd": []}
+            for _ in range(a.reps):
+                samples["fwd"].append(per_call(lambda: fwd(x), a.min_seconds))
+                samples["fwdbwd"].append(per_call(lambda: bwd(x, fwd(x), dy), a.min_seconds))
+            for p, v in samples.items():
+                v.sort()
+                print(json.dumps({"op": op, "shape": shape, "threads": threads, "pass": p,
+                                  "ns": v[len(v) // 2] * 1e9}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

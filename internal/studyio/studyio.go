@@ -1,0 +1,226 @@
+// Package studyio holds what the example studies share for output: JSON
+// results, PNG line and bar plots, aligned text tables and a progress bar.
+package studyio
+
+import (
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/schollz/progressbar/v3"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// WriteJSON writes v, indented, to path, creating its directory.
+func WriteJSON(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// Series is one named line of a plot. Points with a NaN or infinite Y are
+// left out (and, on a log axis, points with Y ≤ 0).
+type Series struct {
+	Name string
+	X, Y []float64
+}
+
+// LinePlot describes a line plot.
+type LinePlot struct {
+	Title, XLabel, YLabel string
+	LogX, LogY            bool
+	Series                []Series
+}
+
+// Save writes the plot as a PNG to path, creating its directory.
+func (lp LinePlot) Save(path string) error {
+	p := plot.New()
+	p.Title.Text = lp.Title
+	p.X.Label.Text = lp.XLabel
+	p.Y.Label.Text = lp.YLabel
+	if lp.LogX {
+		p.X.Scale = plot.LogScale{}
+		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	if lp.LogY {
+		p.Y.Scale = plot.LogScale{}
+		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	}
+	p.Legend.Top = true
+	p.Legend.Left = true
+	drawn := 0
+	for i, s := range lp.Series {
+		var pts plotter.XYs
+		for k := range s.X {
+			x, y := s.X[k], s.Y[k]
+			if math.IsNaN(y) || math.IsInf(y, 0) || (lp.LogY && y <= 0) || (lp.LogX && x <= 0) {
+				continue
+			}
+			pts = append(pts, plotter.XY{X: x, Y: y})
+		}
+		if len(pts) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		c := plotutil.Color(i)
+		line.Color, points.Color = c, c
+		line.Dashes = plotutil.Dashes(i / 7)
+		points.Shape = plotutil.Shape(i)
+		p.Add(line, points)
+		p.Legend.Add(s.Name, line, points)
+		drawn++
+	}
+	if drawn == 0 {
+		return fmt.Errorf("plot %q: no drawable points", lp.Title)
+	}
+	return save(p, path, 8, 5)
+}
+
+// BarGroup is one group of bars (one bar per Series name).
+type BarPlot struct {
+	Title, YLabel string
+	Groups        []string             // labels along the x axis
+	Values        map[string][]float64 // series name → one value per group
+}
+
+// Save writes the grouped bar chart as a PNG to path.
+func (bp BarPlot) Save(path string) error {
+	p := plot.New()
+	p.Title.Text = bp.Title
+	p.Y.Label.Text = bp.YLabel
+	names := make([]string, 0, len(bp.Values))
+	for n := range bp.Values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	w := vg.Points(float64(60) / float64(max(1, len(names))))
+	for i, n := range names {
+		vals := make(plotter.Values, len(bp.Groups))
+		for k, v := range bp.Values[n] {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				v = 0
+			}
+			vals[k] = v
+		}
+		bars, err := plotter.NewBarChart(vals, w)
+		if err != nil {
+			return err
+		}
+		bars.LineStyle.Width = 0
+		bars.Color = plotutil.Color(i)
+		bars.Offset = w * vg.Length(float64(i)-float64(len(names)-1)/2)
+		p.Add(bars)
+		p.Legend.Add(n, bars)
+	}
+	p.Legend.Top = true
+	p.NominalX(bp.Groups...)
+	p.Add(plotter.NewGrid())
+	return save(p, path, 9, 5)
+}
+
+func save(p *plot.Plot, path string, wIn, hIn float64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	p.BackgroundColor = color.White
+	return p.Save(vg.Length(wIn)*vg.Inch, vg.Length(hIn)*vg.Inch, path)
+}
+
+// Table accumulates rows and prints them with aligned columns.
+type Table struct {
+	Header []string
+	Rows   [][]string
+}
+
+// Add appends a row.
+func (t *Table) Add(cells ...string) { t.Rows = append(t.Rows, cells) }
+
+// Fprint writes the table: the first column left-aligned, the others
+// right-aligned.
+func (t *Table) Fprint(w io.Writer) {
+	widths := make([]int, len(t.Header))
+	all := append([][]string{t.Header}, t.Rows...)
+	for _, r := range all {
+		for i, c := range r {
+			if i < len(widths) {
+				widths[i] = max(widths[i], len([]rune(c)))
+			}
+		}
+	}
+	for ri, r := range all {
+		var b strings.Builder
+		for i, c := range r {
+			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
+			if i == 0 {
+				b.WriteString(c + pad)
+			} else {
+				b.WriteString("  " + pad + c)
+			}
+		}
+		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
+		if ri == 0 {
+			total := 0
+			for _, wd := range widths {
+				total += wd + 2
+			}
+			fmt.Fprintln(w, strings.Repeat("─", total-2))
+		}
+	}
+}
+
+// Progress is a progress bar on w (os.Stderr in the studies), or a no-op
+// when disabled.
+type Progress struct{ bar *progressbar.ProgressBar }
+
+// NewProgress returns a bar for total steps described by desc.
+func NewProgress(w io.Writer, enabled bool, total int, desc string) *Progress {
+	if !enabled {
+		return &Progress{}
+	}
+	return &Progress{bar: progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(desc),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100_000_000),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	)}
+}
+
+// Add advances the bar by n steps.
+func (p *Progress) Add(n int) {
+	if p.bar != nil {
+		_ = p.bar.Add(n)
+	}
+}
+
+// Describe changes the bar's description.
+func (p *Progress) Describe(desc string) {
+	if p.bar != nil {
+		p.bar.Describe(desc)
+	}
+}
+
+// Finish completes the bar.
+func (p *Progress) Finish() {
+	if p.bar != nil {
+		_ = p.bar.Finish()
+	}
+}

@@ -1,0 +1,19 @@
+//go:build !(goexperiment.simd && amd64)
+
+package kernel
+
+// Without GOEXPERIMENT=simd (or off amd64) there are no vector kernels:
+// each returns 0, the number of leading elements it handled, and the
+// portable loop does the rest.
+
+func geluVec(dst, x []float32) int             { return 0 }
+func geluGradVec(dst, x, dy []float32) int     { return 0 }
+func siluVec(dst, x []float32) int             { return 0 }
+func siluGradVec(dst, x, dy []float32) int     { return 0 }
+func geluTanhVec(dst, x []float32) int         { return 0 }
+func geluTanhGradVec(dst, x, dy []float32) int { return 0 }
+func reluVec(dst, x []float32) int             { return 0 }
+func reluGradVec(dst, x, dy []float32) int     { return 0 }
+
+// vecLevel is vecNone: there is no vector path in this build.
+var vecLevel = vecNone

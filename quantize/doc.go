@@ -1,0 +1,35 @@
+// Package quantize emulates low-precision number formats inside Gorgonia
+// graphs: fake-quantization nodes (quantize and dequantize in one node,
+// with a straight-through backward pass), the specs that describe them,
+// observers that calibrate fixed scales, statistics captured at every run,
+// and a learnable-scale (LSQ) variant for quantization-aware training.
+//
+// Formats: Int8, UInt8, Int4, UInt4 (affine grids, bit-exact with PyTorch's
+// fake_quantize_per_tensor_affine and _per_channel_affine in float32), FP16,
+// BF16, FP8E4M3 (E4M3FN) and FP8E5M2 (correctly rounded casts with
+// subnormals; FP8 saturates as ONNX does by default). Granularities:
+// PerTensor, PerChannel (any axis) and PerGroup (GroupSize consecutive
+// elements along the last axis, as int4 weight formats use). Scales are
+// fixed (Spec.Scale, Spec.ZeroPoint) or dynamic, computed from the data at
+// every run; see FakeQuant for the rules.
+//
+// A typical study:
+//
+//	var st quantize.Stats
+//	y, err := quantize.FakeQuantWith(h, quantize.Spec{Format: quantize.Int8, Symmetric: true},
+//		quantize.WithStats(&st))
+//	// … run the graph …
+//	fmt.Println(st.Snapshot()) // clipped %, zeroed %, NaN/Inf counts, SQNR
+//
+// Calibration: attach an Observer with WithObserver (or call Observe on
+// values), run a few batches, then build the graph again with the Spec it
+// returns.
+//
+// Errors at graph-build time wrap ErrSpec (a bad spec) or one of the
+// sentinels shared with package ops (ErrNilNode, ErrDtype, ErrAxis,
+// ErrShape); nothing panics. Ops carry their parameters by value and keep no
+// global state; Stats and Observer lock themselves, so graphs using them
+// may run in many goroutines (one graph and machine per goroutine, as
+// Gorgonia requires). The slice kernels are in package quantize/kernel; with
+// GOEXPERIMENT=simd on amd64 the integer kernels use AVX2 (same results).
+package quantize

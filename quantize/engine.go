@@ -1,0 +1,414 @@
+package quantize
+
+import (
+	"math"
+	"sync"
+
+	"github.com/actq/actq/internal/parallel"
+	"github.com/actq/actq/quantize/kernel"
+)
+
+// minParallelChunk is the fewest elements worth handing to another
+// goroutine: starting one costs about a microsecond, several times what the
+// vector kernel spends on this many elements.
+const minParallelChunk = 1 << 16
+
+// prm is one set of quantization parameters in dtype T.
+type prm[T kernel.Float] struct {
+	q kernel.Int[T] // integer formats
+	s T             // float formats: the scale (1 when unscaled)
+}
+
+// fixedParams converts a plan's fixed scales and zero points to T, or
+// returns nil when the parameters are dynamic. Unscaled float formats get
+// one parameter with scale 1.
+func fixedParams[T kernel.Float](p *plan) []prm[T] {
+	switch {
+	case p.unscaled():
+		ps := make([]prm[T], p.nparam)
+		for i := range ps {
+			ps[i].s = 1
+		}
+		return ps
+	case p.spec.Scale == nil:
+		return nil
+	}
+	ps := make([]prm[T], p.nparam)
+	for i, s := range p.spec.Scale {
+		ps[i] = makeParam(p, T(s), p.zeroPoint(i))
+	}
+	return ps
+}
+
+func makeParam[T kernel.Float](p *plan, s T, zp int) prm[T] {
+	if p.spec.Format.IsInteger() {
+		return prm[T]{q: kernel.NewInt(s, zp, p.qmin, p.qmax), s: s}
+	}
+	return prm[T]{s: s}
+}
+
+// chooseParams returns the scale and zero point that the dynamic rule (and
+// the observers) pick for data in [lo, hi], in T's arithmetic:
+//
+//   - integer, symmetric: z = 0 and s = max(|lo|, |hi|)/qmax, so the
+//     largest magnitude lands on the largest positive code and nothing
+//     clips (unsigned formats: s = max(hi, 0)/qmax; negatives clip to 0);
+//     with torchSym, s = amax/((qmax−qmin)/2) as torch.ao's observers do;
+//   - integer, affine: PyTorch's rule, with lo' = min(lo, 0), hi' =
+//     max(hi, 0): s = (hi'−lo')/(qmax−qmin), z = clamp(qmin −
+//     round_half_even(lo'/s), qmin, qmax);
+//   - float formats: s = max(|lo|, |hi|)/MaxFinite, z = 0.
+//
+// Every scale is at least minScale (2^-23, PyTorch's eps).
+func chooseParams[T kernel.Float](s Spec, lo, hi T, torchSym bool) (T, int) {
+	amax := max(-lo, hi)
+	var scale T
+	zp := 0
+	qmin, qmax := s.Format.Range(s.NarrowRange)
+	switch {
+	case s.Format.IsFloat():
+		scale = amax / T(s.Format.MaxFinite())
+	case s.Symmetric && torchSym:
+		scale = amax / (T(qmax-qmin) / 2)
+	case s.Symmetric && qmin >= 0:
+		scale = max(hi, 0) / T(qmax)
+	case s.Symmetric:
+		scale = amax / T(qmax)
+	default:
+		lo, hi = min(lo, 0), max(hi, 0)
+		scale = max((hi-lo)/T(qmax-qmin), minScale)
+		zp = qmin - int(math.RoundToEven(float64(lo/scale)))
+		zp = min(max(zp, qmin), qmax)
+	}
+	if !(scale >= minScale) {
+		scale = minScale
+	}
+	return scale, zp
+}
+
+// dynamicParams computes this run's parameters from x: the finite range of
+// each tensor, channel or group, then chooseParams.
+func dynamicParams[T kernel.Float](p *plan, x []T) []prm[T] {
+	needMin := p.spec.Format.IsInteger() && (!p.spec.Symmetric || p.qmin >= 0)
+	lo := make([]T, p.nparam)
+	hi := make([]T, p.nparam)
+	seen := make([]bool, p.nparam)
+	update := func(i int, seg []T) {
+		if needMin {
+			l, h, n := kernel.MinMax(seg)
+			if n == 0 {
+				return
+			}
+			if !seen[i] {
+				lo[i], hi[i], seen[i] = l, h, true
+				return
+			}
+			lo[i], hi[i] = min(lo[i], l), max(hi[i], h)
+			return
+		}
+		a := kernel.AbsMax(seg)
+		lo[i], hi[i] = min(lo[i], -a), max(hi[i], a)
+	}
+	switch {
+	case p.nparam == 1:
+		var mu sync.Mutex
+		_ = parallel.For(len(x), minParallelChunk, func(a, b int) error {
+			var part [1]T
+			var partLo [1]T
+			var partSeen [1]bool
+			if needMin {
+				l, h, n := kernel.MinMax(x[a:b])
+				partLo[0], part[0], partSeen[0] = l, h, n > 0
+			} else {
+				m := kernel.AbsMax(x[a:b])
+				partLo[0], part[0], partSeen[0] = -m, m, true
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !partSeen[0] {
+				return nil
+			}
+			if !seen[0] {
+				lo[0], hi[0], seen[0] = partLo[0], part[0], true
+			} else {
+				lo[0], hi[0] = min(lo[0], partLo[0]), max(hi[0], part[0])
+			}
+			return nil
+		})
+	case p.cols:
+		period := p.nparam * p.block
+		for r := 0; r < len(x); r += period {
+			for j := 0; j < period; j += p.block {
+				update(j/p.block, x[r+j:r+j+p.block])
+			}
+		}
+	default:
+		nblocks := len(x) / p.block
+		_ = parallel.For(p.nparam, max(1, minParallelChunk/p.block), func(a, b int) error {
+			for i := a; i < b; i++ {
+				for blk := i; blk < nblocks; blk += p.nparam {
+					update(i, x[blk*p.block:(blk+1)*p.block])
+				}
+			}
+			return nil
+		})
+	}
+	ps := make([]prm[T], p.nparam)
+	for i := range ps {
+		s, zp := chooseParams(p.spec, lo[i], hi[i], false)
+		ps[i] = makeParam(p, s, zp)
+	}
+	return ps
+}
+
+// engine runs a plan's kernels on one run's data with the run's
+// parameters.
+type engine[T kernel.Float] struct {
+	p  *plan
+	ps []prm[T]
+	// x, when ps is nil: dynamic parameters, one block each (per group,
+	// or per channel along the first axis), computed from the block when
+	// it is processed, with no allocation and while it is in cache.
+	x []T
+}
+
+// wholeBlocks reports whether every parameter covers exactly one block
+// (per group, or per channel along the first axis, or a tensor that is one
+// block), so that blocks can be batched through the grouped kernels.
+func (p *plan) wholeBlocks() bool { return p.nparam > 1 && !p.cols && p.nparam*p.block == p.n }
+
+func newEngine[T kernel.Float](p *plan, fixed []prm[T], x []T) *engine[T] {
+	if fixed != nil {
+		return &engine[T]{p: p, ps: fixed}
+	}
+	if p.wholeBlocks() {
+		return &engine[T]{p: p, x: x}
+	}
+	return &engine[T]{p: p, ps: dynamicParams(p, x)}
+}
+
+// param returns parameter i: a fixed or precomputed one, or block i's
+// dynamic one.
+func (e *engine[T]) param(i int) prm[T] {
+	if e.ps != nil {
+		return e.ps[i]
+	}
+	blk := e.x[i*e.p.block : (i+1)*e.p.block]
+	var lo, hi T
+	if e.p.spec.Format.IsInteger() && (!e.p.spec.Symmetric || e.p.qmin >= 0) {
+		lo, hi, _ = kernel.MinMax(blk)
+	} else {
+		a := kernel.AbsMax(blk)
+		lo, hi = -a, a
+	}
+	s, zp := chooseParams(e.p.spec, lo, hi, false)
+	return makeParam(e.p, s, zp)
+}
+
+// segments runs body on every run of consecutive elements that share a
+// parameter, in parallel chunks. Block mode: body(lo, hi, i) covers
+// elements [lo, hi) with parameter i. Column mode: body(lo, hi, −1) covers
+// whole rows of nparam·block elements.
+func (e *engine[T]) segments(body func(lo, hi, param int) error) error {
+	p := e.p
+	if p.n == 0 {
+		return nil
+	}
+	if p.cols {
+		period := p.nparam * p.block
+		rows := p.n / period
+		return parallel.For(rows, max(1, minParallelChunk/period), func(a, b int) error {
+			return body(a*period, b*period, -1)
+		})
+	}
+	return parallel.For(p.n, minParallelChunk, func(a, b int) error {
+		for lo := a; lo < b; {
+			blk := lo / p.block
+			hi := min((blk+1)*p.block, b)
+			if err := body(lo, hi, blk%p.nparam); err != nil {
+				return err
+			}
+			lo = hi
+		}
+		return nil
+	})
+}
+
+// symmetricGroups reports whether this run uses dynamic symmetric grids on
+// whole blocks of a signed integer format: the fused kernel
+// FakeQuantIntGroupsSymmetric, whose rule (s = max(amax/qmax, 2^-23), zero
+// point 0) is chooseParams' for these specs.
+func (e *engine[T]) symmetricGroups() bool {
+	s := e.p.spec
+	return e.ps == nil && e.x != nil && s.Format.IsInteger() && s.Symmetric && e.p.qmin < 0
+}
+
+// groupRanges runs body on ranges of whole blocks in parallel: elements
+// [lo, hi) holding n blocks.
+func (e *engine[T]) groupRanges(body func(lo, hi, n int) error) error {
+	p := e.p
+	return parallel.For(p.nparam, max(1, minParallelChunk/p.block), func(a, b int) error {
+		return body(a*p.block, b*p.block, b-a)
+	})
+}
+
+// groupBatch is how many blocks the grouped path hands to one kernel call:
+// 64 groups of 32 float32 are 8 KiB, well inside L1.
+const groupBatch = 64
+
+// groups runs body on batches of whole blocks, in parallel: elements
+// [lo, hi) covering len(qs) blocks with their grids (wholeBlocks layouts,
+// integer formats).
+func (e *engine[T]) groups(body func(lo, hi int, qs []kernel.Int[T]) error) error {
+	p := e.p
+	return parallel.For(p.nparam, max(1, minParallelChunk/p.block), func(a, b int) error {
+		var buf [groupBatch]kernel.Int[T]
+		for g := a; g < b; g += groupBatch {
+			qs := buf[:min(groupBatch, b-g)]
+			for j := range qs {
+				qs[j] = e.param(g + j).q
+			}
+			if err := body(g*p.block, (g+len(qs))*p.block, qs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// colParams expands the parameters to one per column of a row in column
+// mode.
+func (e *engine[T]) colParams() ([]kernel.Int[T], []T) {
+	period := e.p.nparam * e.p.block
+	qs := make([]kernel.Int[T], period)
+	ss := make([]T, period)
+	for j := range period {
+		pr := e.param(j / e.p.block)
+		qs[j], ss[j] = pr.q, pr.s
+	}
+	return qs, ss
+}
+
+func (e *engine[T]) forward(dst, x []T) error {
+	isInt := e.p.spec.Format.IsInteger()
+	ff := e.p.spec.Format.floatFormat()
+	if e.symmetricGroups() {
+		return e.groupRanges(func(lo, hi, n int) error {
+			return kernel.FakeQuantIntGroupsSymmetric(dst[lo:hi], x[lo:hi], n, e.p.qmin, e.p.qmax, minScale)
+		})
+	}
+	if isInt && e.p.wholeBlocks() {
+		return e.groups(func(lo, hi int, qs []kernel.Int[T]) error {
+			return kernel.FakeQuantIntGroups(dst[lo:hi], x[lo:hi], qs)
+		})
+	}
+	var qs []kernel.Int[T]
+	var ss []T
+	if e.p.cols {
+		qs, ss = e.colParams()
+	}
+	return e.segments(func(lo, hi, i int) error {
+		switch {
+		case i < 0 && isInt:
+			return kernel.FakeQuantIntCols(dst[lo:hi], x[lo:hi], qs)
+		case i < 0:
+			return kernel.RoundFloatCols(dst[lo:hi], x[lo:hi], ff, ss)
+		case isInt:
+			return kernel.FakeQuantInt(dst[lo:hi], x[lo:hi], e.param(i).q)
+		}
+		return kernel.RoundFloat(dst[lo:hi], x[lo:hi], ff, e.param(i).s)
+	})
+}
+
+// grad writes dx: dy masked where x was clipped (integer formats), or dy
+// itself (float formats, or plain STE).
+func (e *engine[T]) grad(dst, x, dy []T, plain bool) error {
+	if plain || !e.p.spec.Format.IsInteger() {
+		copy(dst, dy)
+		return nil
+	}
+	if e.symmetricGroups() {
+		return e.groupRanges(func(lo, hi, n int) error {
+			return kernel.FakeQuantIntGroupsSymmetricGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], n, e.p.qmin, e.p.qmax, minScale)
+		})
+	}
+	if e.p.wholeBlocks() {
+		return e.groups(func(lo, hi int, qs []kernel.Int[T]) error {
+			return kernel.FakeQuantIntGroupsGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], qs)
+		})
+	}
+	var qs []kernel.Int[T]
+	if e.p.cols {
+		qs, _ = e.colParams()
+	}
+	return e.segments(func(lo, hi, i int) error {
+		if i < 0 {
+			return kernel.FakeQuantIntColsGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], qs)
+		}
+		return kernel.FakeQuantIntGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], e.param(i).q)
+	})
+}
+
+// counts returns the statistics of y = forward(x).
+func (e *engine[T]) counts(x, y []T) (kernel.Counts, error) {
+	isInt := e.p.spec.Format.IsInteger()
+	ff := e.p.spec.Format.floatFormat()
+	var qs []kernel.Int[T]
+	var ss []T
+	if e.p.cols {
+		qs, ss = e.colParams()
+	}
+	var mu sync.Mutex
+	var total kernel.Counts
+	err := e.segments(func(lo, hi, i int) error {
+		var c kernel.Counts
+		var err error
+		switch {
+		case i < 0 && isInt:
+			c, err = kernel.CountIntCols(x[lo:hi], y[lo:hi], qs)
+		case i < 0:
+			c, err = kernel.CountFloatCols(x[lo:hi], y[lo:hi], ff, ss)
+		case isInt:
+			c, err = kernel.CountInt(x[lo:hi], y[lo:hi], e.param(i).q)
+		default:
+			c, err = kernel.CountFloat(x[lo:hi], y[lo:hi], ff, e.param(i).s)
+		}
+		mu.Lock()
+		total.Add(c)
+		mu.Unlock()
+		return err
+	})
+	return total, err
+}
+
+// scaleGrad returns Σ dy·∂y/∂s per parameter under the LSQ estimator
+// (integer formats).
+func (e *engine[T]) scaleGrad(x, dy []T) ([]float64, error) {
+	var qs []kernel.Int[T]
+	if e.p.cols {
+		qs, _ = e.colParams()
+	}
+	period := e.p.nparam * e.p.block
+	var mu sync.Mutex
+	sums := make([]float64, e.p.nparam)
+	err := e.segments(func(lo, hi, i int) error {
+		if i >= 0 {
+			s, err := kernel.LSQScaleGrad(x[lo:hi], dy[lo:hi], e.param(i).q)
+			mu.Lock()
+			sums[i] += s
+			mu.Unlock()
+			return err
+		}
+		cols := make([]float64, period)
+		if err := kernel.LSQScaleGradCols(cols, x[lo:hi], dy[lo:hi], qs); err != nil {
+			return err
+		}
+		mu.Lock()
+		for j, v := range cols {
+			sums[j/e.p.block] += v
+		}
+		mu.Unlock()
+		return nil
+	})
+	return sums, err
+}

@@ -1,0 +1,336 @@
+package quantize
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/actq/actq/quantize/kernel"
+	"github.com/chewxy/hm"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// FakeQuant returns a node computing the fake quantization of x under spec
+// s: x quantized to s.Format and dequantized back, in one node of x's
+// dtype and shape. It is FakeQuantWith with no options.
+//
+// Integer formats (Int8, UInt8, Int4, UInt4) compute, per element, with the
+// scale s and zero point z of its tensor, channel or group,
+//
+//	q = clamp(round_half_even(x·(1/s)) + z, qmin, qmax)
+//	y = (q − z)·s
+//
+// in x's dtype with the reciprocal of s, as PyTorch does: with fixed
+// parameters a Float32 node equals torch.fake_quantize_per_tensor_affine and
+// torch.fake_quantize_per_channel_affine to the bit (tested against
+// goldens). Float64 nodes compute the same formula in float64 (PyTorch
+// rounds the scale and its reciprocal to float32 there).
+//
+// Float formats (FP16, BF16, FP8E4M3, FP8E5M2) compute y = cast(x/s)·s, a
+// correctly rounded round-to-nearest-even cast with subnormals, with s = 1
+// when s.Scale is nil and DynamicFloatScale is false. FP16 equals
+// x.half().float() and BF16 equals x.bfloat16().float() on Float32 data; FP16
+// overflows to ±Inf from 65520, BF16 past its largest finite value; the FP8
+// formats saturate to ±448 and ±57344 (±Inf included), as ONNX's default.
+//
+// Dynamic parameters (s.Scale nil) are computed from x at every run, per
+// tensor, channel or group, from the finite elements only (NaN and ±Inf do
+// not move the scale):
+//
+//   - Symmetric integer: z = 0 and s = max|x|/qmax, so the largest
+//     magnitude lands on the largest positive code and nothing clips (for
+//     UInt8/UInt4, s = max(x)/qmax and negative values clip to 0);
+//   - affine integer: PyTorch's observer rule on [min(x,0), max(x,0)]: s =
+//     (max−min)/(qmax−qmin), z = clamp(qmin − round_half_even(min/s),
+//     qmin, qmax);
+//   - float formats with DynamicFloatScale: s = max|x|/MaxFinite.
+//
+// Every dynamic scale is at least 2^-23 (PyTorch's eps), so an all-zero
+// tensor gives zeros.
+//
+// Backward: the straight-through estimator. Integer formats pass dy where
+// the element was inside the range and 0 where it was clipped (PyTorch's
+// mask qmin ≤ round(x/s)+z ≤ qmax; NaN and ±Inf count as clipped); float
+// formats pass dy everywhere, saturated elements included. WithPlainSTE
+// passes dy everywhere for integer formats too. Dynamic scales are treated
+// as constants. The node differentiates on the tape machine
+// (gorgonia.Grad) and the Lisp machine.
+//
+// Special cases (integer formats; NaN follows PyTorch's fmax(NaN, qmin)):
+//
+//	FakeQuant(NaN)  = (qmin − z)·s
+//	FakeQuant(+Inf) = (qmax − z)·s
+//	FakeQuant(−Inf) = (qmin − z)·s
+//
+// x may be a tensor of any rank, or a scalar for PerTensor. It returns an
+// error wrapping ErrNilNode for a nil x, ErrDtype for a dtype other than
+// Float32 and Float64, ErrAxis for a PerChannel axis out of range, ErrShape
+// for a scalar with PerChannel or PerGroup, and ErrSpec for a bad spec: a
+// scale that is ≤ 0, NaN, Inf or not representable in x's dtype; a wrong
+// number of scales or zero points; a zero point outside the code range; a
+// GroupSize ≤ 0 or not dividing the last dimension; an unknown format or
+// granularity.
+func FakeQuant(x *gorgonia.Node, s Spec) (*gorgonia.Node, error) {
+	return FakeQuantWith(x, s)
+}
+
+// Option configures a FakeQuant node.
+type Option func(*options)
+
+type options struct {
+	stats    *Stats
+	observer *Observer
+	plainSTE bool
+}
+
+// WithStats makes the node add its statistics to st at every forward run.
+// A nil st records nothing.
+func WithStats(st *Stats) Option { return func(o *options) { o.stats = st } }
+
+// WithObserver makes the node show its input to obs at every forward run,
+// before quantizing it, so that a calibration run fills the observer (see
+// Observer.Spec). A nil obs observes nothing.
+func WithObserver(obs *Observer) Option { return func(o *options) { o.observer = obs } }
+
+// WithPlainSTE makes the backward pass the plain straight-through estimator
+// (dy everywhere), instead of masking clipped elements.
+func WithPlainSTE() Option { return func(o *options) { o.plainSTE = true } }
+
+// FakeQuantWith is FakeQuant with options: statistics, an observer, the
+// plain straight-through estimator.
+func FakeQuantWith(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
+	const fn = "quantize.FakeQuant"
+	if x == nil {
+		return nil, fmt.Errorf("%s: x: %w", fn, ErrNilNode)
+	}
+	p, err := newPlan(fn, s, x.Shape(), x.Dtype())
+	if err != nil {
+		return nil, err
+	}
+	op := &fakeQuantOp{plan: p}
+	for _, f := range opts {
+		f(&op.opts)
+	}
+	op.fixed32, op.fixed64 = fixedParams[float32](p), fixedParams[float64](p)
+	n, err := gorgonia.ApplyOp(op, x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	return n, nil
+}
+
+// fakeQuantOp is the forward op x → FakeQuant(x). Its plan and fixed
+// parameters never change after it is built, so one op may run in many
+// graphs at once; the Stats and Observer it points to lock themselves.
+type fakeQuantOp struct {
+	plan    *plan
+	opts    options
+	fixed32 []prm[float32] // nil when dynamic
+	fixed64 []prm[float64]
+}
+
+func (op *fakeQuantOp) Arity() int { return 1 }
+
+// Type is a → a, built anew on every call (Gorgonia recycles types).
+func (op *fakeQuantOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a)
+}
+
+func (op *fakeQuantOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return inferSame(op, ds, 1)
+}
+
+func (op *fakeQuantOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+	}
+	x := inputs[0]
+	if op.opts.observer != nil {
+		if err := op.opts.observer.Observe(x); err != nil {
+			return nil, fmt.Errorf("%v: %w", op, err)
+		}
+	}
+	xd, err := floatData(x)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	out, od, err := newLike(x)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	switch xs := xd.(type) {
+	case []float32:
+		err = fakeQuantForward(op, op.fixed32, od.([]float32), xs)
+	case []float64:
+		err = fakeQuantForward(op, op.fixed64, od.([]float64), xs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	storeScalar(out, od)
+	return out, nil
+}
+
+func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
+	if len(x) != op.plan.n {
+		return fmt.Errorf("input has %d elements, the node was built for shape %v: %w", len(x), op.plan.shape, ErrShape)
+	}
+	e := newEngine(op.plan, fixed, x)
+	if err := e.forward(dst, x); err != nil {
+		return err
+	}
+	if op.opts.stats != nil {
+		c, err := e.counts(x, dst)
+		if err != nil {
+			return err
+		}
+		op.opts.stats.record(c)
+	}
+	return nil
+}
+
+func (op *fakeQuantOp) ReturnsPtr() bool     { return false }
+func (op *fakeQuantOp) CallsExtern() bool    { return false }
+func (op *fakeQuantOp) OverwritesInput() int { return -1 }
+
+// WriteHash writes every parameter, and the identity of the attached Stats
+// and Observer, so that two nodes differing in any of them are never
+// merged by the graph.
+func (op *fakeQuantOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "actq.FakeQuant{%s,plain=%v,stats=%p,obs=%p}", op.plan.hashString(), op.opts.plainSTE, op.opts.stats, op.opts.observer)
+}
+func (op *fakeQuantOp) Hashcode() uint32 { return hashOf(op) }
+func (op *fakeQuantOp) String() string   { return "FakeQuant{" + op.plan.String() + "}" }
+
+func (op *fakeQuantOp) DiffWRT(inputs int) []bool { return []bool{true} }
+
+// SymDiff returns dx as a fakeQuantGradOp node on (x, dy).
+func (op *fakeQuantOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("%v.SymDiff: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+	}
+	dx, err := gorgonia.ApplyOp(&fakeQuantGradOp{op}, inputs[0], grad)
+	if err != nil {
+		return nil, fmt.Errorf("%v.SymDiff: %w", op, err)
+	}
+	return gorgonia.Nodes{dx}, nil
+}
+
+// DoDiff adds dx into x's gradient (Lisp machine).
+func (op *fakeQuantOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
+	if len(inputs) != 1 {
+		return fmt.Errorf("%v.DoDiff: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+	}
+	dy, err := output.Grad()
+	if err != nil {
+		return fmt.Errorf("%v.DoDiff: output gradient: %w", op, err)
+	}
+	acc, err := inputs[0].Grad()
+	if err != nil {
+		return fmt.Errorf("%v.DoDiff: input gradient: %w", op, err)
+	}
+	dx, err := (&fakeQuantGradOp{op}).Do(inputs[0].Value(), dy)
+	if err != nil {
+		return err
+	}
+	if err := addInto(acc, dx); err != nil {
+		return fmt.Errorf("%v.DoDiff: %w", op, err)
+	}
+	return nil
+}
+
+// fakeQuantGradOp is the backward op (x, dy) → dx of a fakeQuantOp. It
+// recomputes the clip mask from x (and, for dynamic parameters, the
+// parameters), so it needs nothing saved from the forward run.
+type fakeQuantGradOp struct{ fwd *fakeQuantOp }
+
+func (op *fakeQuantGradOp) Arity() int { return 2 }
+
+func (op *fakeQuantGradOp) Type() hm.Type {
+	a := hm.TypeVariable('a')
+	return hm.NewFnType(a, a, a)
+}
+
+func (op *fakeQuantGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+	return inferSame(op, ds, 2)
+}
+
+func (op *fakeQuantGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	if len(inputs) != 2 {
+		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
+	}
+	xd, err := floatData(inputs[0])
+	if err != nil {
+		return nil, fmt.Errorf("%v: x: %w", op, err)
+	}
+	dyd, err := floatData(inputs[1])
+	if err != nil {
+		return nil, fmt.Errorf("%v: dy: %w", op, err)
+	}
+	out, od, err := newLike(inputs[1])
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	f := op.fwd
+	switch xs := xd.(type) {
+	case []float32:
+		err = fakeQuantBackward(f, f.fixed32, od, xs, dyd)
+	case []float64:
+		err = fakeQuantBackward(f, f.fixed64, od, xs, dyd)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	storeScalar(out, od)
+	return out, nil
+}
+
+func fakeQuantBackward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dsta any, x []T, dya any) error {
+	dst, ok1 := dsta.([]T)
+	dy, ok2 := dya.([]T)
+	if !ok1 || !ok2 || len(dy) != len(x) || len(x) != op.plan.n {
+		return fmt.Errorf("x (%d elements) and dy (%T) do not match the node's shape %v: %w", len(x), dya, op.plan.shape, ErrValue)
+	}
+	if op.opts.plainSTE || !op.plan.spec.Format.IsInteger() {
+		copy(dst, dy)
+		return nil
+	}
+	return newEngine(op.plan, fixed, x).grad(dst, x, dy, false)
+}
+
+func (op *fakeQuantGradOp) ReturnsPtr() bool     { return false }
+func (op *fakeQuantGradOp) CallsExtern() bool    { return false }
+func (op *fakeQuantGradOp) OverwritesInput() int { return -1 }
+func (op *fakeQuantGradOp) WriteHash(h hash.Hash) {
+	fmt.Fprintf(h, "actq.FakeQuantGrad{%s,plain=%v}", op.fwd.plan.hashString(), op.fwd.opts.plainSTE)
+}
+func (op *fakeQuantGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op *fakeQuantGradOp) String() string   { return "FakeQuantGrad{" + op.fwd.plan.String() + "}" }
+
+// inferSame checks that the op got n input shapes, all equal, and returns a
+// copy of the first.
+func inferSame(op fmt.Stringer, ds []gorgonia.DimSizer, n int) (tensor.Shape, error) {
+	if len(ds) != n {
+		return nil, fmt.Errorf("%v: got %d input shapes, want %d: %w", op, len(ds), n, ErrShape)
+	}
+	first, ok := ds[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("%v: input 0 has %T, not a tensor.Shape: %w", op, ds[0], ErrShape)
+	}
+	for i, d := range ds[1:] {
+		s, ok := d.(tensor.Shape)
+		if !ok || !s.Eq(first) {
+			return nil, fmt.Errorf("%v: input %d has shape %v, want %v: %w", op, i+1, d, first, ErrShape)
+		}
+	}
+	return first.Clone(), nil
+}
+
+// hashOf is the FNV-32a hash of an op's WriteHash.
+func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}

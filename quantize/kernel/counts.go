@@ -1,0 +1,114 @@
+package kernel
+
+import "math"
+
+// Counts are statistics of one fake quantization, accumulated element by
+// element from the input x and the output y.
+type Counts struct {
+	N       int64   // elements seen
+	Clipped int64   // finite x outside the range: clamped to qmin/qmax, or overflowed a float format
+	Zeroed  int64   // non-zero finite x with y exactly 0 (underflow)
+	NaN     int64   // NaN x
+	Inf     int64   // ±Inf x
+	Signal  float64 // Σx² over finite x
+	Noise   float64 // Σ(y−x)² over finite x
+}
+
+// Add adds o's counts and sums into c.
+func (c *Counts) Add(o Counts) {
+	c.N += o.N
+	c.Clipped += o.Clipped
+	c.Zeroed += o.Zeroed
+	c.NaN += o.NaN
+	c.Inf += o.Inf
+	c.Signal += o.Signal
+	c.Noise += o.Noise
+}
+
+// add counts one element.
+func (c *Counts) add(x, y float64, clipped bool) {
+	c.N++
+	switch {
+	case x != x:
+		c.NaN++
+		return
+	case math.IsInf(x, 0):
+		c.Inf++
+		return
+	}
+	if clipped {
+		c.Clipped++
+	}
+	if y == 0 && x != 0 {
+		c.Zeroed++
+	}
+	e := y - x
+	c.Signal += x * x
+	c.Noise += e * e
+}
+
+// CountInt returns the statistics of y = FakeQuantInt(x) on grid q. The
+// clip decision is recomputed from x; y is used for the zero count and the
+// noise.
+//
+// It returns an error wrapping ErrLength if the lengths differ.
+func CountInt[T Float](x, y []T, q Int[T]) (Counts, error) {
+	var c Counts
+	if err := checkLengths("kernel.CountInt", len(x), len(y)); err != nil {
+		return c, err
+	}
+	magic := roundMagic[T]()
+	y = y[:len(x)]
+	for i, v := range x {
+		r := q.code(v, magic)
+		c.add(float64(v), float64(y[i]), !(r >= q.lo && r <= q.hi))
+	}
+	return c, nil
+}
+
+// CountIntCols is CountInt with one grid per column, as in FakeQuantIntCols.
+func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
+	var c Counts
+	if err := checkCols("kernel.CountIntCols", len(x), len(y), len(qs)); err != nil {
+		return c, err
+	}
+	magic := roundMagic[T]()
+	for i, v := range x {
+		q := &qs[i%len(qs)]
+		r := q.code(v, magic)
+		c.add(float64(v), float64(y[i]), !(r >= q.lo && r <= q.hi))
+	}
+	return c, nil
+}
+
+// CountFloat returns the statistics of y = RoundFloat(x, f, s): an element
+// is clipped when x/s is finite and its rounded magnitude exceeds f's
+// largest finite value.
+func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
+	var c Counts
+	if err := checkLengths("kernel.CountFloat", len(x), len(y)); err != nil {
+		return c, err
+	}
+	p := f.params()
+	y = y[:len(x)]
+	for i, v := range x {
+		_, over := roundFloat(float64(T(v/s)), p)
+		c.add(float64(v), float64(y[i]), over)
+	}
+	return c, nil
+}
+
+// CountFloatCols is CountFloat with one scale per column, as in
+// RoundFloatCols.
+func CountFloatCols[T Float](x, y []T, f FloatFormat, s []T) (Counts, error) {
+	var c Counts
+	if err := checkCols("kernel.CountFloatCols", len(x), len(y), len(s)); err != nil {
+		return c, err
+	}
+	p := f.params()
+	for i, v := range x {
+		_, over := roundFloat(float64(T(v/s[i%len(s)])), p)
+		c.add(float64(v), float64(y[i]), over)
+	}
+	return c, nil
+}

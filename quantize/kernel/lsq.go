@@ -1,0 +1,67 @@
+package kernel
+
+// LSQScaleGrad returns Σᵢ dy[i]·∂y[i]/∂s for y = FakeQuantInt(x) on grid q
+// under the LSQ estimator (Esser et al., arXiv:1902.08153, Eq. 3), in the
+// form of PyTorch's _fake_quantize_learnable_per_tensor_affine backward:
+//
+//	inside the range:  ∂y/∂s = (y − x)·(1/s)   = round(x/s) − x/s
+//	below (q < qmin):  ∂y/∂s = qmin − z
+//	above (q > qmax):  ∂y/∂s = qmax − z
+//
+// Each term is computed in T, as PyTorch does, and the sum in float64. NaN x
+// counts as below the range, as in PyTorch (its code is INT64_MIN). The
+// gradient with respect to x is FakeQuantIntGrad's. No gradient factor is
+// applied; the caller multiplies the sum by it.
+//
+// It returns an error wrapping ErrLength if the lengths differ.
+func LSQScaleGrad[T Float](x, dy []T, q Int[T]) (float64, error) {
+	if err := checkLengths("kernel.LSQScaleGrad", len(x), len(dy)); err != nil {
+		return 0, err
+	}
+	magic := roundMagic[T]()
+	dy = dy[:len(x)]
+	var sum float64
+	for i, v := range x {
+		r := q.code(v, magic)
+		var d T
+		switch {
+		case r >= q.lo && r <= q.hi:
+			d = T(T(r*q.scale)-v) * q.inv
+		case r > q.hi:
+			d = q.hi
+		default: // below, or NaN
+			d = q.lo
+		}
+		sum += float64(T(dy[i] * d))
+	}
+	return sum, nil
+}
+
+// LSQScaleGradCols is LSQScaleGrad with one grid per column, as in
+// FakeQuantIntCols: it adds column j's sum into dst[j]. dst must have
+// len(qs) elements.
+func LSQScaleGradCols[T Float](dst []float64, x, dy []T, qs []Int[T]) error {
+	if err := checkCols("kernel.LSQScaleGradCols", len(x), len(dy), len(qs)); err != nil {
+		return err
+	}
+	if err := checkLengths("kernel.LSQScaleGradCols", len(dst), len(qs)); err != nil {
+		return err
+	}
+	magic := roundMagic[T]()
+	for i, v := range x {
+		j := i % len(qs)
+		q := &qs[j]
+		r := q.code(v, magic)
+		var d T
+		switch {
+		case r >= q.lo && r <= q.hi:
+			d = T(T(r*q.scale)-v) * q.inv
+		case r > q.hi:
+			d = q.hi
+		default:
+			d = q.lo
+		}
+		dst[j] += float64(T(dy[i] * d))
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+//go:build !(goexperiment.simd && amd64)
+
+package kernel
+
+// Without GOEXPERIMENT=simd on amd64 there are no vector kernels: each
+// processes nothing and the scalar loops do all the work.
+
+func fakeQuantIntVec32(dst, x []float32, q Int[float32]) int         { return 0 }
+func fakeQuantIntGradVec32(dst, x, dy []float32, q Int[float32]) int { return 0 }
+func fakeQuantIntVec64(dst, x []float64, q Int[float64]) int         { return 0 }
+func fakeQuantIntGradVec64(dst, x, dy []float64, q Int[float64]) int { return 0 }
+
+func absMaxVec[T Float](x []T) (int, T) { return 0, 0 }
+
+func fakeQuantIntGroupsVec32(dst, x []float32, qs []Int[float32]) bool         { return false }
+func fakeQuantIntGroupsGradVec32(dst, x, dy []float32, qs []Int[float32]) bool { return false }
+
+func fakeQuantIntGroupsSymVec32(dst, x, dy []float32, g, qmin, qmax int, minScale float32) bool {
+	return false
+}
