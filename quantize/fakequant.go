@@ -3,7 +3,8 @@ package quantize
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
+
+	"github.com/actq/actq/internal/opkit"
 
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
@@ -139,7 +140,7 @@ func (op *fakeQuantOp) Type() hm.Type {
 }
 
 func (op *fakeQuantOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return inferSame(op, ds, 1)
+	return opkit.SameShape(op, 1, ds)
 }
 
 func (op *fakeQuantOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
@@ -152,11 +153,11 @@ func (op *fakeQuantOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 			return nil, fmt.Errorf("%v: %w", op, err)
 		}
 	}
-	xd, err := floatData(x)
+	xd, err := opkit.FloatData(x)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	out, od, err := newLike(x)
+	out, od, err := opkit.NewLike(x)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -169,7 +170,7 @@ func (op *fakeQuantOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	storeScalar(out, od)
+	opkit.StoreScalar(out, od)
 	return out, nil
 }
 
@@ -201,7 +202,7 @@ func (op *fakeQuantOp) OverwritesInput() int { return -1 }
 func (op *fakeQuantOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.FakeQuant{%s,plain=%v,stats=%p,obs=%p}", op.plan.hashString(), op.opts.plainSTE, op.opts.stats, op.opts.observer)
 }
-func (op *fakeQuantOp) Hashcode() uint32 { return hashOf(op) }
+func (op *fakeQuantOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op *fakeQuantOp) String() string   { return "FakeQuant{" + op.plan.String() + "}" }
 
 func (op *fakeQuantOp) DiffWRT(inputs int) []bool { return []bool{true} }
@@ -235,7 +236,7 @@ func (op *fakeQuantOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nod
 	if err != nil {
 		return err
 	}
-	if err := addInto(acc, dx); err != nil {
+	if err := opkit.AddInto(acc, dx); err != nil {
 		return fmt.Errorf("%v.DoDiff: %w", op, err)
 	}
 	return nil
@@ -254,22 +255,22 @@ func (op *fakeQuantGradOp) Type() hm.Type {
 }
 
 func (op *fakeQuantGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return inferSame(op, ds, 2)
+	return opkit.SameShape(op, 2, ds)
 }
 
 func (op *fakeQuantGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
 	}
-	xd, err := floatData(inputs[0])
+	xd, err := opkit.FloatData(inputs[0])
 	if err != nil {
 		return nil, fmt.Errorf("%v: x: %w", op, err)
 	}
-	dyd, err := floatData(inputs[1])
+	dyd, err := opkit.FloatData(inputs[1])
 	if err != nil {
 		return nil, fmt.Errorf("%v: dy: %w", op, err)
 	}
-	out, od, err := newLike(inputs[1])
+	out, od, err := opkit.NewLike(inputs[1])
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -283,7 +284,7 @@ func (op *fakeQuantGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	storeScalar(out, od)
+	opkit.StoreScalar(out, od)
 	return out, nil
 }
 
@@ -306,31 +307,5 @@ func (op *fakeQuantGradOp) OverwritesInput() int { return -1 }
 func (op *fakeQuantGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.FakeQuantGrad{%s,plain=%v}", op.fwd.plan.hashString(), op.fwd.opts.plainSTE)
 }
-func (op *fakeQuantGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op *fakeQuantGradOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op *fakeQuantGradOp) String() string   { return "FakeQuantGrad{" + op.fwd.plan.String() + "}" }
-
-// inferSame checks that the op got n input shapes, all equal, and returns a
-// copy of the first.
-func inferSame(op fmt.Stringer, ds []gorgonia.DimSizer, n int) (tensor.Shape, error) {
-	if len(ds) != n {
-		return nil, fmt.Errorf("%v: got %d input shapes, want %d: %w", op, len(ds), n, ErrShape)
-	}
-	first, ok := ds[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("%v: input 0 has %T, not a tensor.Shape: %w", op, ds[0], ErrShape)
-	}
-	for i, d := range ds[1:] {
-		s, ok := d.(tensor.Shape)
-		if !ok || !s.Eq(first) {
-			return nil, fmt.Errorf("%v: input %d has shape %v, want %v: %w", op, i+1, d, first, ErrShape)
-		}
-	}
-	return first.Clone(), nil
-}
-
-// hashOf is the FNV-32a hash of an op's WriteHash.
-func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
