@@ -144,22 +144,40 @@ func (op *fakeQuantOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error)
 }
 
 func (op *fakeQuantOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes the result into prealloc. The tape machine calls it
+// with x itself when nothing reads x afterwards (an inference graph), so the
+// node runs in place. When Stats are attached the comparison of x with the
+// result needs both, so an aliased prealloc is refused and the machine
+// falls back to Do.
+func (op *fakeQuantOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op *fakeQuantOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
 	x := inputs[0]
-	if op.opts.observer != nil {
-		if err := op.opts.observer.Observe(x); err != nil {
-			return nil, fmt.Errorf("%v: %w", op, err)
-		}
-	}
 	xd, err := opkit.FloatData(x)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	out, od, err := opkit.NewLike(x)
+	var od any
+	if out == nil {
+		out, od, err = opkit.NewLike(x)
+	} else if od, err = opkit.PreallocData(out, x); err == nil && op.opts.stats != nil && sameStorage(od, xd) {
+		err = fmt.Errorf("statistics compare x with the result, so the result cannot overwrite x: %w", ErrValue)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	if op.opts.observer != nil {
+		if err := op.opts.observer.Observe(x); err != nil {
+			return nil, fmt.Errorf("%v: %w", op, err)
+		}
 	}
 	switch xs := xd.(type) {
 	case []float32:
@@ -172,6 +190,19 @@ func (op *fakeQuantOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	opkit.StoreScalar(out, od)
 	return out, nil
+}
+
+// sameStorage reports whether two float slices start at the same element.
+func sameStorage(a, b any) bool {
+	switch av := a.(type) {
+	case []float32:
+		bv, ok := b.([]float32)
+		return ok && len(av) > 0 && len(bv) > 0 && &av[0] == &bv[0]
+	case []float64:
+		bv, ok := b.([]float64)
+		return ok && len(av) > 0 && len(bv) > 0 && &av[0] == &bv[0]
+	}
+	return false
 }
 
 func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
@@ -192,9 +223,11 @@ func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []
 	return nil
 }
 
-func (op *fakeQuantOp) ReturnsPtr() bool     { return false }
+// ReturnsPtr and OverwritesInput let the tape machine reuse x's memory for
+// the result when nothing reads x afterwards (see UsePreallocDo).
+func (op *fakeQuantOp) ReturnsPtr() bool     { return true }
 func (op *fakeQuantOp) CallsExtern() bool    { return false }
-func (op *fakeQuantOp) OverwritesInput() int { return -1 }
+func (op *fakeQuantOp) OverwritesInput() int { return 0 }
 
 // WriteHash writes every parameter, and the identity of the attached Stats
 // and Observer, so that two nodes differing in any of them are never
@@ -259,6 +292,16 @@ func (op *fakeQuantGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, er
 }
 
 func (op *fakeQuantGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes dx into prealloc; the tape machine passes dy itself
+// when nothing reads dy afterwards, so no gradient tensor is allocated.
+func (op *fakeQuantGradOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op *fakeQuantGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
 	}
@@ -270,7 +313,12 @@ func (op *fakeQuantGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%v: dy: %w", op, err)
 	}
-	out, od, err := opkit.NewLike(inputs[1])
+	var od any
+	if out == nil {
+		out, od, err = opkit.NewLike(inputs[1])
+	} else if od, err = opkit.PreallocData(out, inputs[1]); err == nil && sameStorage(od, xd) {
+		err = fmt.Errorf("dx cannot overwrite x, which the mask is computed from: %w", ErrValue)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -301,9 +349,10 @@ func fakeQuantBackward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dsta any
 	return newEngine(op.plan, fixed, x).grad(dst, x, dy, false)
 }
 
-func (op *fakeQuantGradOp) ReturnsPtr() bool     { return false }
+// ReturnsPtr and OverwritesInput let the tape machine write dx over dy.
+func (op *fakeQuantGradOp) ReturnsPtr() bool     { return true }
 func (op *fakeQuantGradOp) CallsExtern() bool    { return false }
-func (op *fakeQuantGradOp) OverwritesInput() int { return -1 }
+func (op *fakeQuantGradOp) OverwritesInput() int { return 1 }
 func (op *fakeQuantGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.FakeQuantGrad{%s,plain=%v}", op.fwd.plan.hashString(), op.fwd.opts.plainSTE)
 }
