@@ -3,7 +3,8 @@ package ops
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
+
+	"github.com/actq/actq/internal/opkit"
 
 	"github.com/actq/actq/ops/kernel"
 	"github.com/chewxy/hm"
@@ -123,7 +124,7 @@ func (op activationOp) Type() hm.Type {
 }
 
 func (op activationOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return sameShape(op, 1, ds)
+	return opkit.SameShape(op, 1, ds)
 }
 
 func (op activationOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
@@ -162,7 +163,7 @@ func (op activationOp) ReturnsPtr() bool      { return true }
 func (op activationOp) CallsExtern() bool     { return false }
 func (op activationOp) OverwritesInput() int  { return 0 }
 func (op activationOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%v", op.act) }
-func (op activationOp) Hashcode() uint32      { return hashOf(op) }
+func (op activationOp) Hashcode() uint32      { return opkit.Hash(op) }
 func (op activationOp) String() string        { return op.act.String() }
 
 func (op activationOp) DiffWRT(inputs int) []bool { return []bool{true} }
@@ -184,7 +185,7 @@ func (op activationOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nod
 	if len(inputs) != 1 {
 		return fmt.Errorf("%v.DoDiff: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
-	return doDiffInto(activationGradOp(op), inputs[0], inputs[0].Value(), output)
+	return opkit.DoDiffInto(activationGradOp(op), inputs[0], inputs[0].Value(), output)
 }
 
 // activationGradOp is the backward op (x, dy) → dy ⊙ f′(x).
@@ -198,7 +199,7 @@ func (op activationGradOp) Type() hm.Type {
 }
 
 func (op activationGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return sameShape(op, 2, ds)
+	return opkit.SameShape(op, 2, ds)
 }
 
 func (op activationGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
@@ -236,52 +237,5 @@ func (op activationGradOp) ReturnsPtr() bool      { return true }
 func (op activationGradOp) CallsExtern() bool     { return false }
 func (op activationGradOp) OverwritesInput() int  { return 1 }
 func (op activationGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.%vGrad", op.act) }
-func (op activationGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op activationGradOp) Hashcode() uint32      { return opkit.Hash(op) }
 func (op activationGradOp) String() string        { return op.act.String() + "Grad" }
-
-// sameShape checks that the op got n input shapes, all equal, and returns a
-// copy of the first.
-func sameShape(op fmt.Stringer, n int, ds []gorgonia.DimSizer) (tensor.Shape, error) {
-	if len(ds) != n {
-		return nil, fmt.Errorf("%v: got %d input shapes, want %d: %w", op, len(ds), n, ErrShape)
-	}
-	first, ok := ds[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("%v: input 0 has %T, not a tensor.Shape: %w", op, ds[0], ErrShape)
-	}
-	for i, d := range ds[1:] {
-		s, ok := d.(tensor.Shape)
-		if !ok || !s.Eq(first) {
-			return nil, fmt.Errorf("%v: input %d has shape %v, want %v: %w", op, i+1, d, first, ErrShape)
-		}
-	}
-	return first.Clone(), nil
-}
-
-// hashOf is the FNV-32a hash of an op's WriteHash.
-func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}
-
-// doDiffInto runs a gradient op on (inputs..., dy) for the Lisp machine and
-// adds the result into wrt's gradient.
-func doDiffInto(gradOp gorgonia.Op, wrt *gorgonia.Node, input gorgonia.Value, output *gorgonia.Node) error {
-	dy, err := output.Grad()
-	if err != nil {
-		return fmt.Errorf("%v: output gradient: %w", gradOp, err)
-	}
-	acc, err := wrt.Grad()
-	if err != nil {
-		return fmt.Errorf("%v: input gradient: %w", gradOp, err)
-	}
-	dx, err := gradOp.Do(input, dy)
-	if err != nil {
-		return err
-	}
-	if err := addInto(acc, dx); err != nil {
-		return fmt.Errorf("%v: %w", gradOp, err)
-	}
-	return nil
-}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"hash"
 
+	"github.com/actq/actq/internal/opkit"
+
 	"github.com/actq/actq/ops/kernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -100,7 +102,7 @@ func (op checkFiniteOp) Type() hm.Type {
 }
 
 func (op checkFiniteOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return sameShape(op, 1, ds)
+	return opkit.SameShape(op, 1, ds)
 }
 
 // Do checks x and returns a copy of it.
@@ -125,7 +127,7 @@ func (op checkFiniteOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgoni
 }
 
 func (op checkFiniteOp) check(v gorgonia.Value) error {
-	data, err := floatData(v)
+	data, err := opkit.FloatData(v)
 	if err != nil {
 		return fmt.Errorf("%v: %w", op, err)
 	}
@@ -183,7 +185,7 @@ func (op checkFiniteOp) OverwritesInput() int { return 0 }
 func (op checkFiniteOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.CheckFinite{%q, grad=%v}", op.label, op.gradient)
 }
-func (op checkFiniteOp) Hashcode() uint32 { return hashOf(op) }
+func (op checkFiniteOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op checkFiniteOp) String() string {
 	if op.gradient {
 		return fmt.Sprintf("CheckFiniteGrad(%q)", op.label)
@@ -221,5 +223,5 @@ func (op checkFiniteOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.No
 	if err != nil {
 		return fmt.Errorf("%v.DoDiff: input gradient: %w", op, err)
 	}
-	return addInto(acc, dy)
+	return opkit.AddInto(acc, dy)
 }

@@ -3,10 +3,11 @@ package ops
 import (
 	"fmt"
 
+	"github.com/actq/actq/internal/opkit"
+
 	"github.com/actq/actq/internal/parallel"
 	"github.com/actq/actq/ops/kernel"
 	"gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 )
 
 // elementwiseKernels computes an elementwise op of up to two inputs (x, and
@@ -35,7 +36,7 @@ func elementwise(out gorgonia.Value, inputs []gorgonia.Value, ks elementwiseKern
 	}
 	var in [2]any
 	for i, v := range inputs {
-		d, err := floatData(v)
+		d, err := opkit.FloatData(v)
 		if err != nil {
 			return nil, fmt.Errorf("input %d: %w", i, err)
 		}
@@ -44,9 +45,9 @@ func elementwise(out gorgonia.Value, inputs []gorgonia.Value, ks elementwiseKern
 	var od any
 	var err error
 	if out == nil {
-		out, od, err = newLike(inputs[0])
+		out, od, err = opkit.NewLike(inputs[0])
 	} else {
-		od, err = preallocData(out, inputs[0])
+		od, err = opkit.PreallocData(out, inputs[0])
 	}
 	if err != nil {
 		return nil, err
@@ -60,7 +61,7 @@ func elementwise(out gorgonia.Value, inputs []gorgonia.Value, ks elementwiseKern
 	if err != nil {
 		return nil, err
 	}
-	storeScalar(out, od)
+	opkit.StoreScalar(out, od)
 	return out, nil
 }
 
@@ -69,7 +70,7 @@ func runChunks[T kernel.Float](dst []T, in [2]any, n, grain int, k func([]T, [2]
 	for i := range n {
 		s, ok := in[i].([]T)
 		if !ok || len(s) != len(dst) {
-			return fmt.Errorf("input %d is %d-element %T, want %d-element %T: %w", i, lenOf(in[i]), in[i], len(dst), dst, ErrValue)
+			return fmt.Errorf("input %d is %d-element %T, want %d-element %T: %w", i, opkit.LenOf(in[i]), in[i], len(dst), dst, ErrValue)
 		}
 		srcs[i] = s
 	}
@@ -83,45 +84,4 @@ func runChunks[T kernel.Float](dst []T, in [2]any, n, grain int, k func([]T, [2]
 		}
 		return k(dst[lo:hi], sub)
 	})
-}
-
-func lenOf(data any) int {
-	switch d := data.(type) {
-	case []float32:
-		return len(d)
-	case []float64:
-		return len(d)
-	}
-	return 0
-}
-
-// preallocData returns the data of out, a value supplied for the result,
-// after checking that it can hold a result shaped like like: the same Go
-// type, dtype and shape, and contiguous.
-func preallocData(out, like gorgonia.Value) (any, error) {
-	if !sameKind(out, like) || out.Dtype() != like.Dtype() || !out.Shape().Eq(like.Shape()) {
-		return nil, fmt.Errorf("preallocated %T %v %v cannot hold a result like %T %v %v: %w",
-			out, out.Dtype(), out.Shape(), like, like.Dtype(), like.Shape(), ErrValue)
-	}
-	if d, ok := out.(*tensor.Dense); ok && d.RequiresIterator() {
-		return nil, fmt.Errorf("preallocated tensor is a non-contiguous view: %w", ErrValue)
-	}
-	return floatData(out)
-}
-
-// sameKind reports whether a and b are both tensors or both scalars of the
-// same Go type.
-func sameKind(a, b gorgonia.Value) bool {
-	switch a.(type) {
-	case *tensor.Dense:
-		_, ok := b.(*tensor.Dense)
-		return ok
-	case *gorgonia.F32:
-		_, ok := b.(*gorgonia.F32)
-		return ok
-	case *gorgonia.F64:
-		_, ok := b.(*gorgonia.F64)
-		return ok
-	}
-	return false
 }

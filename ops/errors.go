@@ -1,8 +1,9 @@
 package ops
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/actq/actq/internal/opkit"
 
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -12,17 +13,17 @@ import (
 // (test with errors.Is) and names the function and the argument.
 var (
 	// ErrNilNode reports a nil *gorgonia.Node argument.
-	ErrNilNode = errors.New("nil node")
+	ErrNilNode = opkit.ErrNilNode
 	// ErrDtype reports an unsupported element type; actq's ops take
 	// Float32 and Float64.
-	ErrDtype = errors.New("unsupported dtype")
+	ErrDtype = opkit.ErrDtype
 	// ErrAxis reports an axis outside [−rank, rank).
-	ErrAxis = errors.New("axis out of range")
+	ErrAxis = opkit.ErrAxis
 	// ErrShape reports a shape or rank that does not fit.
-	ErrShape = errors.New("bad shape")
+	ErrShape = opkit.ErrShape
 	// ErrValue reports a runtime value the op cannot use (for example a
 	// value of another type than the node's).
-	ErrValue = errors.New("bad value")
+	ErrValue = opkit.ErrValue
 )
 
 // CheckFloatNode returns nil if x is a non-nil node of dtype Float32 or

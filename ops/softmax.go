@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 
+	"github.com/actq/actq/internal/opkit"
 	"github.com/actq/actq/internal/parallel"
 	"github.com/actq/actq/ops/kernel"
 	"github.com/chewxy/hm"
@@ -145,7 +146,7 @@ func (op softmaxOp) Type() hm.Type {
 }
 
 func (op softmaxOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	s, err := sameShape(op, 1, ds)
+	s, err := opkit.SameShape(op, 1, ds)
 	if err == nil && op.axis >= s.Dims() {
 		err = fmt.Errorf("%v: axis %d out of range for shape %v: %w", op, op.axis, s, ErrAxis)
 	}
@@ -192,7 +193,7 @@ func (op softmaxOp) OverwritesInput() int { return 0 }
 func (op softmaxOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.Softmax{axis=%d,log=%t}", op.axis, op.log)
 }
-func (op softmaxOp) Hashcode() uint32 { return hashOf(op) }
+func (op softmaxOp) Hashcode() uint32 { return opkit.Hash(op) }
 
 func (op softmaxOp) String() string {
 	if op.log {
@@ -222,7 +223,7 @@ func (op softmaxOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes,
 	if len(inputs) != 1 {
 		return fmt.Errorf("%v.DoDiff: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
-	return doDiffInto(softmaxGradOp(op), inputs[0], output.Value(), output)
+	return opkit.DoDiffInto(softmaxGradOp(op), inputs[0], output.Value(), output)
 }
 
 // softmaxGradOp is the fused backward op (y, dy) → dx of softmaxOp with the
@@ -240,7 +241,7 @@ func (op softmaxGradOp) Type() hm.Type {
 }
 
 func (op softmaxGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return sameShape(op, 2, ds)
+	return opkit.SameShape(op, 2, ds)
 }
 
 func (op softmaxGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
@@ -278,7 +279,7 @@ func (op softmaxGradOp) OverwritesInput() int { return 1 }
 func (op softmaxGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.SoftmaxGrad{axis=%d,log=%t}", op.axis, op.log)
 }
-func (op softmaxGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op softmaxGradOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op softmaxGradOp) String() string   { return softmaxOp(op).String() + "Grad" }
 
 // axisKernel is a softmax kernel over the slices along one axis: dst and
@@ -310,7 +311,7 @@ func alongAxis(out gorgonia.Value, axis int, inputs []gorgonia.Value, memoryBoun
 		if !ok || !t.Shape().Eq(shape) || t.Dtype() != first.Dtype() {
 			return nil, fmt.Errorf("input %d is %v, want a %v tensor of shape %v: %w", i, describe(v), first.Dtype(), shape, ErrValue)
 		}
-		d, err := floatData(t)
+		d, err := opkit.FloatData(t)
 		if err != nil {
 			return nil, fmt.Errorf("input %d: %w", i, err)
 		}
@@ -319,9 +320,9 @@ func alongAxis(out gorgonia.Value, axis int, inputs []gorgonia.Value, memoryBoun
 	var od any
 	var err error
 	if out == nil {
-		out, od, err = newLike(first)
+		out, od, err = opkit.NewLike(first)
 	} else {
-		od, err = preallocData(out, first)
+		od, err = opkit.PreallocData(out, first)
 	}
 	if err != nil {
 		return nil, err
@@ -351,7 +352,7 @@ func runSlices[T kernel.Float](dst []T, in [2]any, n int, a kernel.Axis, grain i
 	for i := range n {
 		s, ok := in[i].([]T)
 		if !ok || len(s) != len(dst) {
-			return fmt.Errorf("input %d is %d-element %T, want %d-element %T: %w", i, lenOf(in[i]), in[i], len(dst), dst, ErrValue)
+			return fmt.Errorf("input %d is %d-element %T, want %d-element %T: %w", i, opkit.LenOf(in[i]), in[i], len(dst), dst, ErrValue)
 		}
 		srcs[i] = s
 	}

@@ -3,7 +3,8 @@ package quantize
 import (
 	"fmt"
 	"hash"
-	"hash/fnv"
+
+	"github.com/actq/actq/internal/opkit"
 
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
@@ -139,26 +140,44 @@ func (op *fakeQuantOp) Type() hm.Type {
 }
 
 func (op *fakeQuantOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return inferSame(op, ds, 1)
+	return opkit.SameShape(op, 1, ds)
 }
 
 func (op *fakeQuantOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes the result into prealloc. The tape machine calls it
+// with x itself when nothing reads x afterwards (an inference graph), so the
+// node runs in place. When Stats are attached the comparison of x with the
+// result needs both, so an aliased prealloc is refused and the machine
+// falls back to Do.
+func (op *fakeQuantOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op *fakeQuantOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
 	x := inputs[0]
+	xd, err := opkit.FloatData(x)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	var od any
+	if out == nil {
+		out, od, err = opkit.NewLike(x)
+	} else if od, err = opkit.PreallocData(out, x); err == nil && op.opts.stats != nil && sameStorage(od, xd) {
+		err = fmt.Errorf("statistics compare x with the result, so the result cannot overwrite x: %w", ErrValue)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
 	if op.opts.observer != nil {
 		if err := op.opts.observer.Observe(x); err != nil {
 			return nil, fmt.Errorf("%v: %w", op, err)
 		}
-	}
-	xd, err := floatData(x)
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	out, od, err := newLike(x)
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
 	}
 	switch xs := xd.(type) {
 	case []float32:
@@ -169,8 +188,21 @@ func (op *fakeQuantOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	storeScalar(out, od)
+	opkit.StoreScalar(out, od)
 	return out, nil
+}
+
+// sameStorage reports whether two float slices start at the same element.
+func sameStorage(a, b any) bool {
+	switch av := a.(type) {
+	case []float32:
+		bv, ok := b.([]float32)
+		return ok && len(av) > 0 && len(bv) > 0 && &av[0] == &bv[0]
+	case []float64:
+		bv, ok := b.([]float64)
+		return ok && len(av) > 0 && len(bv) > 0 && &av[0] == &bv[0]
+	}
+	return false
 }
 
 func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
@@ -191,9 +223,11 @@ func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []
 	return nil
 }
 
-func (op *fakeQuantOp) ReturnsPtr() bool     { return false }
+// ReturnsPtr and OverwritesInput let the tape machine reuse x's memory for
+// the result when nothing reads x afterwards (see UsePreallocDo).
+func (op *fakeQuantOp) ReturnsPtr() bool     { return true }
 func (op *fakeQuantOp) CallsExtern() bool    { return false }
-func (op *fakeQuantOp) OverwritesInput() int { return -1 }
+func (op *fakeQuantOp) OverwritesInput() int { return 0 }
 
 // WriteHash writes every parameter, and the identity of the attached Stats
 // and Observer, so that two nodes differing in any of them are never
@@ -201,7 +235,7 @@ func (op *fakeQuantOp) OverwritesInput() int { return -1 }
 func (op *fakeQuantOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.FakeQuant{%s,plain=%v,stats=%p,obs=%p}", op.plan.hashString(), op.opts.plainSTE, op.opts.stats, op.opts.observer)
 }
-func (op *fakeQuantOp) Hashcode() uint32 { return hashOf(op) }
+func (op *fakeQuantOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op *fakeQuantOp) String() string   { return "FakeQuant{" + op.plan.String() + "}" }
 
 func (op *fakeQuantOp) DiffWRT(inputs int) []bool { return []bool{true} }
@@ -235,7 +269,7 @@ func (op *fakeQuantOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nod
 	if err != nil {
 		return err
 	}
-	if err := addInto(acc, dx); err != nil {
+	if err := opkit.AddInto(acc, dx); err != nil {
 		return fmt.Errorf("%v.DoDiff: %w", op, err)
 	}
 	return nil
@@ -254,22 +288,37 @@ func (op *fakeQuantGradOp) Type() hm.Type {
 }
 
 func (op *fakeQuantGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	return inferSame(op, ds, 2)
+	return opkit.SameShape(op, 2, ds)
 }
 
 func (op *fakeQuantGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(nil, inputs)
+}
+
+// UsePreallocDo writes dx into prealloc; the tape machine passes dy itself
+// when nothing reads dy afterwards, so no gradient tensor is allocated.
+func (op *fakeQuantGradOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error) {
+	return op.do(prealloc, inputs)
+}
+
+func (op *fakeQuantGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
 	}
-	xd, err := floatData(inputs[0])
+	xd, err := opkit.FloatData(inputs[0])
 	if err != nil {
 		return nil, fmt.Errorf("%v: x: %w", op, err)
 	}
-	dyd, err := floatData(inputs[1])
+	dyd, err := opkit.FloatData(inputs[1])
 	if err != nil {
 		return nil, fmt.Errorf("%v: dy: %w", op, err)
 	}
-	out, od, err := newLike(inputs[1])
+	var od any
+	if out == nil {
+		out, od, err = opkit.NewLike(inputs[1])
+	} else if od, err = opkit.PreallocData(out, inputs[1]); err == nil && sameStorage(od, xd) {
+		err = fmt.Errorf("dx cannot overwrite x, which the mask is computed from: %w", ErrValue)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -283,7 +332,7 @@ func (op *fakeQuantGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	storeScalar(out, od)
+	opkit.StoreScalar(out, od)
 	return out, nil
 }
 
@@ -300,37 +349,12 @@ func fakeQuantBackward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dsta any
 	return newEngine(op.plan, fixed, x).grad(dst, x, dy, false)
 }
 
-func (op *fakeQuantGradOp) ReturnsPtr() bool     { return false }
+// ReturnsPtr and OverwritesInput let the tape machine write dx over dy.
+func (op *fakeQuantGradOp) ReturnsPtr() bool     { return true }
 func (op *fakeQuantGradOp) CallsExtern() bool    { return false }
-func (op *fakeQuantGradOp) OverwritesInput() int { return -1 }
+func (op *fakeQuantGradOp) OverwritesInput() int { return 1 }
 func (op *fakeQuantGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.FakeQuantGrad{%s,plain=%v}", op.fwd.plan.hashString(), op.fwd.opts.plainSTE)
 }
-func (op *fakeQuantGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op *fakeQuantGradOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op *fakeQuantGradOp) String() string   { return "FakeQuantGrad{" + op.fwd.plan.String() + "}" }
-
-// inferSame checks that the op got n input shapes, all equal, and returns a
-// copy of the first.
-func inferSame(op fmt.Stringer, ds []gorgonia.DimSizer, n int) (tensor.Shape, error) {
-	if len(ds) != n {
-		return nil, fmt.Errorf("%v: got %d input shapes, want %d: %w", op, len(ds), n, ErrShape)
-	}
-	first, ok := ds[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("%v: input 0 has %T, not a tensor.Shape: %w", op, ds[0], ErrShape)
-	}
-	for i, d := range ds[1:] {
-		s, ok := d.(tensor.Shape)
-		if !ok || !s.Eq(first) {
-			return nil, fmt.Errorf("%v: input %d has shape %v, want %v: %w", op, i+1, d, first, ErrShape)
-		}
-	}
-	return first.Clone(), nil
-}
-
-// hashOf is the FNV-32a hash of an op's WriteHash.
-func hashOf(op interface{ WriteHash(hash.Hash) }) uint32 {
-	h := fnv.New32a()
-	op.WriteHash(h)
-	return h.Sum32()
-}

@@ -5,6 +5,8 @@ import (
 	"hash"
 	"math"
 
+	"github.com/actq/actq/internal/opkit"
+
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -181,15 +183,15 @@ func (op *lsqOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 			return nil, fmt.Errorf("%v: %w", op, err)
 		}
 	}
-	xd, err := floatData(x)
+	xd, err := opkit.FloatData(x)
 	if err != nil {
 		return nil, fmt.Errorf("%v: x: %w", op, err)
 	}
-	sd, err := floatData(inputs[1])
+	sd, err := opkit.FloatData(inputs[1])
 	if err != nil {
 		return nil, fmt.Errorf("%v: scale: %w", op, err)
 	}
-	out, od, err := newLike(x)
+	out, od, err := opkit.NewLike(x)
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -202,7 +204,7 @@ func (op *lsqOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	storeScalar(out, od)
+	opkit.StoreScalar(out, od)
 	return out, nil
 }
 
@@ -235,7 +237,7 @@ func (op *lsqOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.FakeQuantLearnable{%s,log=%v,g=%v,min=%v,plain=%v,stats=%p,obs=%p}",
 		op.plan.hashString(), op.cfg.LogScale, op.cfg.GradFactor, op.cfg.MinScale, op.opts.plainSTE, op.opts.stats, op.opts.observer)
 }
-func (op *lsqOp) Hashcode() uint32 { return hashOf(op) }
+func (op *lsqOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op *lsqOp) String() string   { return "FakeQuantLearnable{" + op.plan.String() + "}" }
 
 func (op *lsqOp) DiffWRT(inputs int) []bool { return []bool{true, true} }
@@ -274,7 +276,7 @@ func (op *lsqOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, ou
 		if err != nil {
 			return err
 		}
-		if err := addInto(acc, d); err != nil {
+		if err := opkit.AddInto(acc, d); err != nil {
 			return fmt.Errorf("%v.DoDiff: %w", op, err)
 		}
 	}
@@ -315,13 +317,13 @@ func (op *lsqGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	}
 	var data [3]any
 	for i, v := range inputs {
-		d, err := floatData(v)
+		d, err := opkit.FloatData(v)
 		if err != nil {
 			return nil, fmt.Errorf("%v: input %d: %w", op, i, err)
 		}
 		data[i] = d
 	}
-	out, od, err := newLike(inputs[op.wrt])
+	out, od, err := opkit.NewLike(inputs[op.wrt])
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
@@ -334,7 +336,7 @@ func (op *lsqGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	storeScalar(out, od)
+	opkit.StoreScalar(out, od)
 	return out, nil
 }
 
@@ -374,7 +376,7 @@ func (op *lsqGradOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.FakeQuantLearnableGrad{wrt=%d,%s,log=%v,g=%v,min=%v,plain=%v}",
 		op.wrt, op.fwd.plan.hashString(), op.fwd.cfg.LogScale, op.fwd.cfg.GradFactor, op.fwd.cfg.MinScale, op.fwd.opts.plainSTE)
 }
-func (op *lsqGradOp) Hashcode() uint32 { return hashOf(op) }
+func (op *lsqGradOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op *lsqGradOp) String() string {
 	return fmt.Sprintf("FakeQuantLearnableGrad{wrt=%d,%v}", op.wrt, op.fwd.plan)
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"sync"
 
+	"github.com/actq/actq/internal/opkit"
+
 	"github.com/actq/actq/quantize/kernel"
 	"gorgonia.org/gorgonia"
 )
@@ -120,7 +122,7 @@ func NewObserver(base Spec, cfg ObserverConfig) (*Observer, error) {
 // scalar of dtype Float32 or Float64.
 func (o *Observer) Observe(v gorgonia.Value) error {
 	const fn = "quantize.Observer.Observe"
-	data, err := floatData(v)
+	data, err := opkit.FloatData(v)
 	if err != nil {
 		return fmt.Errorf("%s: %w", fn, err)
 	}

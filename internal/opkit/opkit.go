@@ -1,0 +1,215 @@
+// Package opkit holds what actq's Gorgonia ops share: the sentinel errors,
+// access to the float data of Gorgonia values, shape inference for
+// elementwise ops, op hashing and the Lisp machine's gradient accumulation.
+// Packages ops, quantize and graph build on it; users see its errors through
+// ops' re-exports.
+package opkit
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// The sentinel errors (re-exported as ops.ErrNilNode, … and
+// quantize.ErrNilNode, …).
+var (
+	ErrNilNode = errors.New("nil node")
+	ErrDtype   = errors.New("unsupported dtype")
+	ErrAxis    = errors.New("axis out of range")
+	ErrShape   = errors.New("bad shape")
+	ErrValue   = errors.New("bad value")
+)
+
+// FloatData returns the contiguous float32 or float64 elements of v (a
+// *tensor.Dense, *gorgonia.F32 or *gorgonia.F64) as []float32 or []float64.
+// A tensor's slice aliases its storage (a non-contiguous view is
+// materialised into a copy first); a scalar's is a copy (see StoreScalar).
+func FloatData(v gorgonia.Value) (any, error) {
+	switch t := v.(type) {
+	case *tensor.Dense:
+		if t.RequiresIterator() {
+			m, ok := t.Materialize().(*tensor.Dense)
+			if !ok {
+				return nil, fmt.Errorf("cannot materialise a %T: %w", t, ErrValue)
+			}
+			t = m
+		}
+		switch t.Dtype() {
+		case tensor.Float32:
+			return t.Float32s(), nil
+		case tensor.Float64:
+			return t.Float64s(), nil
+		}
+		return nil, fmt.Errorf("tensor of dtype %v: %w", t.Dtype(), ErrDtype)
+	case *gorgonia.F32:
+		return []float32{float32(*t)}, nil
+	case *gorgonia.F64:
+		return []float64{float64(*t)}, nil
+	case nil:
+		return nil, fmt.Errorf("nil value: %w", ErrValue)
+	}
+	return nil, fmt.Errorf("value of type %T: %w", v, ErrValue)
+}
+
+// NewLike returns a new zero value with the Go type, dtype and shape of v
+// (whose data FloatData accepts), and its data slice.
+func NewLike(v gorgonia.Value) (gorgonia.Value, any, error) {
+	switch t := v.(type) {
+	case *tensor.Dense:
+		out := tensor.New(tensor.Of(t.Dtype()), tensor.WithShape(t.Shape().Clone()...))
+		data, err := FloatData(out)
+		return out, data, err
+	case *gorgonia.F32:
+		return gorgonia.NewF32(0), []float32{0}, nil
+	case *gorgonia.F64:
+		return gorgonia.NewF64(0), []float64{0}, nil
+	}
+	return nil, nil, fmt.Errorf("value of type %T: %w", v, ErrValue)
+}
+
+// StoreScalar copies data[0] into v when v is a scalar (whose FloatData is a
+// copy); tensors share their data slice and need nothing.
+func StoreScalar(v gorgonia.Value, data any) {
+	switch t := v.(type) {
+	case *gorgonia.F32:
+		*t = gorgonia.F32(data.([]float32)[0])
+	case *gorgonia.F64:
+		*t = gorgonia.F64(data.([]float64)[0])
+	}
+}
+
+// PreallocData returns the data of out, a value supplied to hold a result,
+// after checking that it can hold a result like like: the same Go type,
+// dtype and shape, and contiguous.
+func PreallocData(out, like gorgonia.Value) (any, error) {
+	if !sameKind(out, like) || out.Dtype() != like.Dtype() || !out.Shape().Eq(like.Shape()) {
+		return nil, fmt.Errorf("preallocated %T %v %v cannot hold a result like %T %v %v: %w",
+			out, out.Dtype(), out.Shape(), like, like.Dtype(), like.Shape(), ErrValue)
+	}
+	if d, ok := out.(*tensor.Dense); ok && d.RequiresIterator() {
+		return nil, fmt.Errorf("preallocated tensor is a non-contiguous view: %w", ErrValue)
+	}
+	return FloatData(out)
+}
+
+// sameKind reports whether a and b are both tensors or both scalars of the
+// same Go type.
+func sameKind(a, b gorgonia.Value) bool {
+	switch a.(type) {
+	case *tensor.Dense:
+		_, ok := b.(*tensor.Dense)
+		return ok
+	case *gorgonia.F32:
+		_, ok := b.(*gorgonia.F32)
+		return ok
+	case *gorgonia.F64:
+		_, ok := b.(*gorgonia.F64)
+		return ok
+	}
+	return false
+}
+
+// AddInto adds src's elements into dst's storage (dst += src): the Lisp
+// machine's DoDiff accumulates into an input's gradient, which may already
+// hold other consumers' contributions.
+func AddInto(dst, src gorgonia.Value) error {
+	if d, ok := dst.(*tensor.Dense); ok && d.RequiresIterator() {
+		return fmt.Errorf("gradient tensor is a non-contiguous view: %w", ErrValue)
+	}
+	dd, err := FloatData(dst)
+	if err != nil {
+		return err
+	}
+	sd, err := FloatData(src)
+	if err != nil {
+		return err
+	}
+	switch dv := dd.(type) {
+	case []float32:
+		err = accumulate(dv, sd)
+	case []float64:
+		err = accumulate(dv, sd)
+	}
+	if err != nil {
+		return err
+	}
+	StoreScalar(dst, dd)
+	return nil
+}
+
+// accumulate adds src, which must be a []T of dst's length, into dst.
+func accumulate[T float32 | float64](dst []T, src any) error {
+	sv, ok := src.([]T)
+	if !ok || len(sv) != len(dst) {
+		return fmt.Errorf("adding %T into %d-element %T: %w", src, len(dst), dst, ErrValue)
+	}
+	for i, v := range sv {
+		dst[i] += v
+	}
+	return nil
+}
+
+// LenOf returns the length of a []float32 or []float64 held in data (0 for
+// anything else).
+func LenOf(data any) int {
+	switch d := data.(type) {
+	case []float32:
+		return len(d)
+	case []float64:
+		return len(d)
+	}
+	return 0
+}
+
+// SameShape is InferShape for an op of n inputs that must all have one
+// shape: it returns a copy of that shape.
+func SameShape(op fmt.Stringer, n int, ds []gorgonia.DimSizer) (tensor.Shape, error) {
+	if len(ds) != n {
+		return nil, fmt.Errorf("%v: got %d input shapes, want %d: %w", op, len(ds), n, ErrShape)
+	}
+	first, ok := ds[0].(tensor.Shape)
+	if !ok {
+		return nil, fmt.Errorf("%v: input 0 has %T, not a tensor.Shape: %w", op, ds[0], ErrShape)
+	}
+	for i, d := range ds[1:] {
+		s, ok := d.(tensor.Shape)
+		if !ok || !s.Eq(first) {
+			return nil, fmt.Errorf("%v: input %d has shape %v, want %v: %w", op, i+1, d, first, ErrShape)
+		}
+	}
+	return first.Clone(), nil
+}
+
+// Hash is an op's Hashcode: the FNV-32a hash of what its WriteHash writes.
+func Hash(op interface{ WriteHash(hash.Hash) }) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
+// DoDiffInto is the body of a DoDiff for the Lisp machine: it runs gradOp on
+// (input, dy), dy being output's gradient, and adds the result into wrt's
+// gradient.
+func DoDiffInto(gradOp gorgonia.Op, wrt *gorgonia.Node, input gorgonia.Value, output *gorgonia.Node) error {
+	dy, err := output.Grad()
+	if err != nil {
+		return fmt.Errorf("%v: output gradient: %w", gradOp, err)
+	}
+	acc, err := wrt.Grad()
+	if err != nil {
+		return fmt.Errorf("%v: input gradient: %w", gradOp, err)
+	}
+	dx, err := gradOp.Do(input, dy)
+	if err != nil {
+		return err
+	}
+	if err := AddInto(acc, dx); err != nil {
+		return fmt.Errorf("%v: %w", gradOp, err)
+	}
+	return nil
+}
