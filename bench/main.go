@@ -77,9 +77,17 @@ var benchOps = []benchOp{
 	// torch.fake_quantize_per_tensor_affine(x, 0.05, 0, -128, 127));
 	// Gorgonia has no equivalent.
 	{"fake_quant_int8", fakeQuantInt8, nil, "fake_quant_int8", vector},
-	// Softmax (512×1024, last axis) joins here when ops.Softmax lands:
-	//	{"softmax", softmaxLast, gorgonia.SoftMax, "softmax", rows1024},
+	// Softmax along the last axis of rows of 1024 (512×1024 by default).
+	{"softmax", softmaxLast, gorgoniaSoftmaxLast, "softmax", rows1024},
 }
+
+// softmaxLast and gorgoniaSoftmaxLast are the softmaxes along the last
+// axis, as nodeFns.
+func softmaxLast(x *gorgonia.Node) (*gorgonia.Node, error)         { return ops.Softmax(x) }
+func gorgoniaSoftmaxLast(x *gorgonia.Node) (*gorgonia.Node, error) { return gorgonia.SoftMax(x) }
+
+// rows1024 is the shape of n elements as rows of 1024.
+func rows1024(n int) []int { return []int{max(n/1024, 1), 1024} }
 
 func fakeQuantInt8(x *gorgonia.Node) (*gorgonia.Node, error) {
 	return quantize.FakeQuant(x, quantize.Spec{Format: quantize.Int8, Scale: []float64{0.05}, ZeroPoint: []int{0}})
