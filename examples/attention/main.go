@@ -1,0 +1,208 @@
+// Command attention studies attention numerics: how softmax computed in
+// different precisions behaves as the context grows, and what quantizing the
+// attention probabilities does to the attention output.
+//
+// For each sequence length (128 to 65536 by default) it draws realistic
+// attention scores — scaled dot products of random query and key vectors,
+// with an attention-sink logit at the first position — and computes the
+// probabilities in float64 (the reference), float32, fp16 without the max
+// subtraction, fp16 with the max subtracted and an fp16 or float32 running
+// sum, bf16, and float32 probabilities fake-quantized to int8 or fp8 E4M3
+// before P·V. It reports, per method and length, the rate of rows with NaN,
+// the rate of all-zero rows, the probability mass lost to underflow, the
+// largest probability error, the KL divergence from the reference and the
+// relative error of the attention output P·V.
+//
+// Output: a table on stdout, results.json and PNG plots under -out
+// (default out/attention), and a progress bar on stderr.
+//
+// Usage:
+//
+//	go run ./examples/attention [flags]
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/actq/actq/internal/studyio"
+)
+
+// config is everything a run depends on; the same config and seed give the
+// same results.
+type config struct {
+	Lengths  []int       `json:"lengths"`
+	Scores   scoreConfig `json:"scores"`
+	Seed     uint64      `json:"seed"`
+	Out      string      `json:"-"`
+	Progress bool        `json:"-"`
+}
+
+func defaultConfig() config {
+	var lengths []int
+	for l := 128; l <= 65536; l *= 2 {
+		lengths = append(lengths, l)
+	}
+	return config{
+		Lengths:  lengths,
+		Scores:   scoreConfig{Rows: 64, DHead: 64, DValue: 64, LogitStd: 3, Sinks: 1, SinkLo: 4, SinkHi: 14},
+		Seed:     1,
+		Out:      filepath.Join("out", "attention"),
+		Progress: true,
+	}
+}
+
+// parseFlags reads the command line into a config. Errors (and -h) come back
+// as errors, for a usage message and a non-zero exit.
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	cfg := defaultConfig()
+	fs := flag.NewFlagSet("attention", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	lengths := fs.String("lengths", joinInts(cfg.Lengths), "comma-separated sequence lengths")
+	fs.IntVar(&cfg.Scores.Rows, "rows", cfg.Scores.Rows, "query rows per length")
+	fs.IntVar(&cfg.Scores.DHead, "dhead", cfg.Scores.DHead, "query/key dimension")
+	fs.IntVar(&cfg.Scores.DValue, "dvalue", cfg.Scores.DValue, "value dimension")
+	fs.Float64Var(&cfg.Scores.LogitStd, "logit-std", cfg.Scores.LogitStd, "standard deviation of the attention logits")
+	fs.IntVar(&cfg.Scores.Sinks, "sinks", cfg.Scores.Sinks, "attention-sink positions at the start of each row")
+	fs.Float64Var(&cfg.Scores.SinkLo, "sink-lo", cfg.Scores.SinkLo, "smallest sink logit")
+	fs.Float64Var(&cfg.Scores.SinkHi, "sink-hi", cfg.Scores.SinkHi, "largest sink logit")
+	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
+	fs.StringVar(&cfg.Out, "out", cfg.Out, "output directory")
+	fs.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: go run ./examples/attention [flags]\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var err error
+	if cfg.Lengths, err = parseInts(*lengths); err != nil {
+		return cfg, fmt.Errorf("-lengths: %w", err)
+	}
+	return cfg, cfg.validate()
+}
+
+func (c config) validate() error {
+	s := c.Scores
+	switch {
+	case len(c.Lengths) == 0:
+		return errors.New("-lengths: need at least one length")
+	case s.Rows < 1:
+		return fmt.Errorf("-rows must be ≥ 1, got %d", s.Rows)
+	case s.DHead < 1 || s.DValue < 1:
+		return fmt.Errorf("-dhead and -dvalue must be ≥ 1, got %d and %d", s.DHead, s.DValue)
+	case !(s.LogitStd >= 0) || s.LogitStd > 1e3:
+		return fmt.Errorf("-logit-std must be in [0, 1000], got %g", s.LogitStd)
+	case s.Sinks < 0:
+		return fmt.Errorf("-sinks must be ≥ 0, got %d", s.Sinks)
+	case !(s.SinkLo <= s.SinkHi) || s.SinkHi > 1e4 || s.SinkLo < -1e4:
+		return fmt.Errorf("-sink-lo %g and -sink-hi %g: need -1e4 ≤ lo ≤ hi ≤ 1e4", s.SinkLo, s.SinkHi)
+	case c.Out == "":
+		return errors.New("-out must not be empty")
+	}
+	for _, l := range c.Lengths {
+		if l < 2 || l > 1<<20 {
+			return fmt.Errorf("-lengths: %d is outside [2, %d]", l, 1<<20)
+		}
+	}
+	return nil
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an integer", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
+}
+
+// results is what results.json holds.
+type results struct {
+	Config  config          `json:"config"`
+	Methods []methodInfo    `json:"methods"`
+	Softmax []softmaxResult `json:"softmax"`
+	Seconds float64         `json:"seconds"`
+}
+
+type methodInfo struct {
+	Name string `json:"name"`
+	Desc string `json:"description"`
+}
+
+func main() {
+	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "attention:", err)
+		fmt.Fprintln(os.Stderr, "run with -h for the flags")
+		os.Exit(2)
+	}
+	if err := run(cfg, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "attention:", err)
+		os.Exit(1)
+	}
+}
+
+// run performs the study and writes its outputs.
+func run(cfg config, stdout, stderr io.Writer) error {
+	start := time.Now()
+	ms := methods()
+	res := results{Config: cfg}
+	for _, m := range ms {
+		res.Methods = append(res.Methods, methodInfo{m.name, m.desc})
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	bar := studyio.NewProgress(stderr, cfg.Progress, len(cfg.Lengths), "softmax numerics")
+	for _, l := range cfg.Lengths {
+		bar.Describe(fmt.Sprintf("softmax numerics, length %d", l))
+		w := newWorkload(cfg.Scores, l, rng)
+		rs, err := runSoftmaxStudy(w, ms)
+		if err != nil {
+			return fmt.Errorf("length %d: %w", l, err)
+		}
+		res.Softmax = append(res.Softmax, rs...)
+		bar.Add(1)
+	}
+	bar.Finish()
+	res.Seconds = time.Since(start).Seconds()
+
+	printSoftmax(stdout, res)
+	if err := studyio.WriteJSON(filepath.Join(cfg.Out, "results.json"), res); err != nil {
+		return err
+	}
+	if err := plotSoftmax(cfg.Out, res); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nwrote %s (results.json, *.png) in %.1f s\n", cfg.Out, res.Seconds)
+	return nil
+}

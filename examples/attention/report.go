@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"strconv"
+
+	"github.com/actq/actq/internal/studyio"
+)
+
+func pct(v number) string {
+	if math.IsNaN(float64(v)) {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f%%", 100*float64(v))
+}
+
+func sci(v number) string {
+	f := float64(v)
+	switch {
+	case math.IsNaN(f):
+		return "—"
+	case f == 0:
+		return "0"
+	}
+	return fmt.Sprintf("%.2e", f)
+}
+
+// printSoftmax writes the per-length tables and the two summary matrices.
+func printSoftmax(w io.Writer, res results) {
+	fmt.Fprintf(w, "Softmax numerics: %d rows per length, logits ~ N(0, %.3g²), %d sink(s) with logit in [%g, %g], d_head %d\n\n",
+		res.Config.Scores.Rows, res.Config.Scores.LogitStd, res.Config.Scores.Sinks, res.Config.Scores.SinkLo, res.Config.Scores.SinkHi, res.Config.Scores.DHead)
+	for _, m := range res.Methods {
+		fmt.Fprintf(w, "  %-18s %s\n", m.Name, m.Desc)
+	}
+	byLength := map[int][]softmaxResult{}
+	var lengths []int
+	for _, r := range res.Softmax {
+		if _, ok := byLength[r.Length]; !ok {
+			lengths = append(lengths, r.Length)
+		}
+		byLength[r.Length] = append(byLength[r.Length], r)
+	}
+	for _, l := range lengths {
+		fmt.Fprintf(w, "\nlength %d\n", l)
+		t := studyio.Table{Header: []string{"method", "NaN rows", "zero rows", "mass lost", "|Σp − 1|", "max |Δp|", "KL", "P·V rel err"}}
+		for _, r := range byLength[l] {
+			t.Add(r.Method, pct(r.NaNRows), pct(r.ZeroRow), sci(r.MassLost), sci(r.SumError), sci(r.MaxAbsErr), sci(r.KL), sci(r.OutputErr))
+		}
+		t.Fprint(w)
+	}
+	for _, summary := range []struct {
+		title string
+		cell  func(softmaxResult) string
+	}{
+		{"NaN row rate by length", func(r softmaxResult) string { return pct(r.NaNRows) }},
+		{"KL(reference ‖ method) by length", func(r softmaxResult) string { return sci(r.KL) }},
+	} {
+		fmt.Fprintf(w, "\n%s\n", summary.title)
+		header := []string{"method"}
+		for _, l := range lengths {
+			header = append(header, strconv.Itoa(l))
+		}
+		t := studyio.Table{Header: header}
+		for mi, m := range res.Methods {
+			row := []string{m.Name}
+			for _, l := range lengths {
+				row = append(row, summary.cell(byLength[l][mi]))
+			}
+			t.Add(row...)
+		}
+		t.Fprint(w)
+	}
+}
+
+// plotSoftmax draws NaN rate, KL and lost mass against length, one line per
+// method.
+func plotSoftmax(dir string, res results) error {
+	for _, p := range []struct {
+		file, title, ylabel string
+		logY                bool
+		value               func(softmaxResult) float64
+	}{
+		{"softmax_nan_rate.png", "Rows with NaN", "fraction of rows", false, func(r softmaxResult) float64 { return float64(r.NaNRows) }},
+		{"softmax_kl.png", "KL(float64 reference ‖ method)", "mean KL (nats)", true, func(r softmaxResult) float64 { return float64(r.KL) }},
+		{"softmax_mass_lost.png", "Probability mass lost to underflow", "mean mass", true, func(r softmaxResult) float64 { return float64(r.MassLost) }},
+	} {
+		lp := studyio.LinePlot{Title: p.title, XLabel: "sequence length", YLabel: p.ylabel, LogX: true, LogY: p.logY}
+		for _, m := range res.Methods {
+			s := studyio.Series{Name: m.Name}
+			for _, r := range res.Softmax {
+				if r.Method == m.Name {
+					s.X = append(s.X, float64(r.Length))
+					s.Y = append(s.Y, p.value(r))
+				}
+			}
+			lp.Series = append(lp.Series, s)
+		}
+		if err := lp.Save(filepath.Join(dir, p.file)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
