@@ -1,0 +1,208 @@
+package graph
+
+import (
+	"fmt"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// DefaultNormEps is the ε of RMSNorm and LayerNorm when none is given
+// (PyTorch's nn.LayerNorm default).
+const DefaultNormEps = 1e-5
+
+// Norm names a normalisation layer: "rms" (RMSNorm, the default) or
+// "layer" (LayerNorm).
+type Norm string
+
+const (
+	NormRMS   Norm = "rms"
+	NormLayer Norm = "layer"
+)
+
+// Normalizer is a normalisation layer over the last axis of an (n, D) input.
+type Normalizer interface {
+	Forward(x *gorgonia.Node) (*gorgonia.Node, error) // (n, D) → (n, D)
+	Params() gorgonia.Nodes
+}
+
+// RMSNorm is y = x / √(mean(x²) + ε) ⊙ G over the last axis (Zhang and
+// Sennrich 2019, as in LLaMA).
+type RMSNorm struct {
+	G   *gorgonia.Node // gain (D), named name+".g", starts at 1
+	Eps float64
+
+	name string
+	d    int
+	b    *builder
+}
+
+// LayerNorm is y = (x − mean(x)) / √(var(x) + ε) ⊙ G + B over the last
+// axis, with the biased variance (PyTorch's F.layer_norm).
+type LayerNorm struct {
+	G   *gorgonia.Node // gain (D), named name+".g", starts at 1
+	B   *gorgonia.Node // shift (D), named name+".b", starts at 0
+	Eps float64
+
+	name string
+	d    int
+	b    *builder
+}
+
+// NewRMSNorm adds an RMSNorm over d features to g; eps ≤ 0 means
+// DefaultNormEps. It returns an error wrapping ErrConfig for a nil graph,
+// d ≤ 0, a bad dtype or a name already used in g.
+func NewRMSNorm(g *gorgonia.ExprGraph, name string, d int, eps float64, dt tensor.Dtype, opts ...Option) (*RMSNorm, error) {
+	n, err := newNormFn("graph.NewRMSNorm", g, name, NormRMS, d, eps, dt, opts)
+	if err != nil {
+		return nil, err
+	}
+	return n.(*RMSNorm), nil
+}
+
+// NewLayerNorm adds a LayerNorm over d features to g; eps ≤ 0 means
+// DefaultNormEps. It returns an error wrapping ErrConfig for a nil graph,
+// d ≤ 0, a bad dtype or a name already used in g.
+func NewLayerNorm(g *gorgonia.ExprGraph, name string, d int, eps float64, dt tensor.Dtype, opts ...Option) (*LayerNorm, error) {
+	n, err := newNormFn("graph.NewLayerNorm", g, name, NormLayer, d, eps, dt, opts)
+	if err != nil {
+		return nil, err
+	}
+	return n.(*LayerNorm), nil
+}
+
+func newNormFn(fn string, g *gorgonia.ExprGraph, name string, kind Norm, d int, eps float64, dt tensor.Dtype, opts []Option) (Normalizer, error) {
+	dt, err := dtypeOf(fn, dt)
+	if err != nil {
+		return nil, err
+	}
+	b, err := newBuilder(fn, g, dt, opts)
+	if err != nil {
+		return nil, err
+	}
+	n, err := newNorm(b, name, kind, d, eps)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	return n, nil
+}
+
+func newNorm(b *builder, name string, kind Norm, d int, eps float64) (Normalizer, error) {
+	if err := positive(name, "d", d); err != nil {
+		return nil, err
+	}
+	if eps <= 0 {
+		eps = DefaultNormEps
+	}
+	switch kind {
+	case NormRMS, "":
+		n := &RMSNorm{Eps: eps, name: name, d: d, b: b}
+		var err error
+		if n.G, err = b.param(name+".g", initOnes, d); err != nil {
+			return nil, err
+		}
+		return n, nil
+	case NormLayer:
+		n := &LayerNorm{Eps: eps, name: name, d: d, b: b}
+		var err error
+		if n.G, err = b.param(name+".g", initOnes, d); err != nil {
+			return nil, err
+		}
+		if n.B, err = b.param(name+".b", initZeros, d); err != nil {
+			return nil, err
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("%s: unknown norm %q (want %q or %q): %w", name, kind, NormRMS, NormLayer, ErrConfig)
+}
+
+// Forward normalises each row of x (n, D).
+func (n *RMSNorm) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
+	fn := "graph.RMSNorm(" + n.name + ").Forward"
+	if err := checkInput(fn, x, n.b.dt, -1, n.d); err != nil {
+		return nil, err
+	}
+	y, err := n.forward(x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	return y, nil
+}
+
+func (n *RMSNorm) forward(x *gorgonia.Node) (*gorgonia.Node, error) {
+	sq, err := gorgonia.Square(x)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := gorgonia.Mean(sq, 1)
+	if err != nil {
+		return nil, err
+	}
+	return scaleRows(n.b, x, ms, n.Eps, n.G, nil)
+}
+
+// Params returns G.
+func (n *RMSNorm) Params() gorgonia.Nodes { return gorgonia.Nodes{n.G} }
+
+// Forward normalises each row of x (n, D).
+func (n *LayerNorm) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
+	fn := "graph.LayerNorm(" + n.name + ").Forward"
+	if err := checkInput(fn, x, n.b.dt, -1, n.d); err != nil {
+		return nil, err
+	}
+	y, err := n.forward(x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	return y, nil
+}
+
+func (n *LayerNorm) forward(x *gorgonia.Node) (*gorgonia.Node, error) {
+	mu, err := gorgonia.Mean(x, 1)
+	if err != nil {
+		return nil, err
+	}
+	xc, err := gorgonia.BroadcastSub(x, mu, nil, []byte{1})
+	if err != nil {
+		return nil, err
+	}
+	sq, err := gorgonia.Square(xc)
+	if err != nil {
+		return nil, err
+	}
+	v, err := gorgonia.Mean(sq, 1)
+	if err != nil {
+		return nil, err
+	}
+	return scaleRows(n.b, xc, v, n.Eps, n.G, n.B)
+}
+
+// Params returns G and B.
+func (n *LayerNorm) Params() gorgonia.Nodes { return gorgonia.Nodes{n.G, n.B} }
+
+// scaleRows returns x (n, D) with row i divided by √(m[i] + eps), times the
+// gain g (D), plus the shift s (D) if not nil.
+func scaleRows(b *builder, x, m *gorgonia.Node, eps float64, g, s *gorgonia.Node) (*gorgonia.Node, error) {
+	me, err := gorgonia.Add(m, b.constant(eps))
+	if err != nil {
+		return nil, err
+	}
+	// Not InverseSqrt: its gradient in Gorgonia v0.9.18 is −dy/(2y³)
+	// where −dy·y³/2 is right (operatorPointwise_unary.go,
+	// inverseSqrtDiffExpr), and its Lisp-machine gradient fails on scalars.
+	r, err := gorgonia.Sqrt(me)
+	if err != nil {
+		return nil, err
+	}
+	y, err := gorgonia.BroadcastHadamardDiv(x, r, nil, []byte{1})
+	if err != nil {
+		return nil, err
+	}
+	if y, err = gorgonia.BroadcastHadamardProd(y, g, nil, []byte{0}); err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return y, nil
+	}
+	return gorgonia.BroadcastAdd(y, s, nil, []byte{0})
+}
