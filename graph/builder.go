@@ -14,6 +14,7 @@ type Option func(*options)
 type options struct {
 	seed    uint64
 	weights Weights
+	nodes   map[string]*gorgonia.Node // parameters given as existing nodes (tests)
 }
 
 // WithSeed sets the seed of the initial weights (default 0). Each
@@ -50,6 +51,13 @@ func newBuilder(fn string, g *gorgonia.ExprGraph, dt tensor.Dtype, opts []Option
 // param makes the input node for a parameter: its value comes from the
 // builder's Weights if it has any, else from the seeded initialisation.
 func (b *builder) param(name string, kind initKind, shape ...int) (*gorgonia.Node, error) {
+	if n, ok := b.opts.nodes[name]; ok {
+		if n.Dtype() != b.dt || !n.Shape().Eq(tensor.Shape(shape)) {
+			return nil, fmt.Errorf("parameter %q: given node %v %v, want %v %v: %w", name, n.Dtype(), n.Shape(), b.dt, tensor.Shape(shape), ErrConfig)
+		}
+		b.params = append(b.params, n)
+		return n, nil
+	}
 	if len(b.g.ByName(name)) > 0 {
 		// Gorgonia merges input nodes of equal name and shape into one,
 		// which would silently tie two layers' weights together.

@@ -41,23 +41,23 @@ func positive(fn string, kv ...any) error {
 	return nil
 }
 
-// checkInput returns an error unless x is a non-nil node of dtype dt whose
+// checkInput returns an error naming fn and arg unless x is a non-nil node of dtype dt whose
 // shape has the given rank and, where want[i] > 0, size want[i] in
 // dimension i.
-func checkInput(fn string, x *gorgonia.Node, dt tensor.Dtype, want ...int) error {
+func checkInput(fn, arg string, x *gorgonia.Node, dt tensor.Dtype, want ...int) error {
 	if x == nil {
-		return fmt.Errorf("%s: x: %w", fn, ops.ErrNilNode)
+		return fmt.Errorf("%s: %s: %w", fn, arg, ops.ErrNilNode)
 	}
 	if x.Dtype() != dt {
-		return fmt.Errorf("%s: x has dtype %v, want %v: %w", fn, x.Dtype(), dt, ops.ErrDtype)
+		return fmt.Errorf("%s: %s has dtype %v, want %v: %w", fn, arg, x.Dtype(), dt, ops.ErrDtype)
 	}
 	s := x.Shape()
 	if len(s) != len(want) {
-		return fmt.Errorf("%s: x has shape %v (rank %d), want rank %d: %w", fn, s, len(s), len(want), ops.ErrShape)
+		return fmt.Errorf("%s: %s has shape %v (rank %d), want rank %d: %w", fn, arg, s, len(s), len(want), ops.ErrShape)
 	}
 	for i, w := range want {
 		if w > 0 && s[i] != w {
-			return fmt.Errorf("%s: x has shape %v, want size %d in dimension %d: %w", fn, s, w, i, ops.ErrShape)
+			return fmt.Errorf("%s: %s has shape %v, want size %d in dimension %d: %w", fn, arg, s, w, i, ops.ErrShape)
 		}
 	}
 	return nil

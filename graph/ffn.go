@@ -124,7 +124,7 @@ func (f *FFN) Params() gorgonia.Nodes { return nonNil(f.W1, f.B1, f.W2, f.B2, f.
 // activation, and after the gate when Gated) and the weights by name.
 func (f *FFN) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "graph.FFN(" + f.name + ").Forward"
-	if err := checkInput(fn, x, f.b.dt, -1, f.cfg.DModel); err != nil {
+	if err := checkInput(fn, "x", x, f.b.dt, -1, f.cfg.DModel); err != nil {
 		return nil, err
 	}
 	y, err := f.forward(x)

@@ -61,7 +61,7 @@ func newLinear(b *builder, name string, in, out int, bias bool, kind SiteKind) (
 // Forward returns x·W + B for x of shape (n, In): (n, Out).
 func (l *Linear) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "graph.Linear(" + l.name + ").Forward"
-	if err := checkInput(fn, x, l.b.dt, -1, l.in); err != nil {
+	if err := checkInput(fn, "x", x, l.b.dt, -1, l.in); err != nil {
 		return nil, err
 	}
 	y, err := affine(l.b, x, l.W, l.B, l.kind)

@@ -119,7 +119,7 @@ func newNorm(b *builder, name string, kind Norm, d int, eps float64) (Normalizer
 // Forward normalises each row of x (n, D).
 func (n *RMSNorm) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "graph.RMSNorm(" + n.name + ").Forward"
-	if err := checkInput(fn, x, n.b.dt, -1, n.d); err != nil {
+	if err := checkInput(fn, "x", x, n.b.dt, -1, n.d); err != nil {
 		return nil, err
 	}
 	y, err := n.forward(x)
@@ -147,7 +147,7 @@ func (n *RMSNorm) Params() gorgonia.Nodes { return gorgonia.Nodes{n.G} }
 // Forward normalises each row of x (n, D).
 func (n *LayerNorm) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "graph.LayerNorm(" + n.name + ").Forward"
-	if err := checkInput(fn, x, n.b.dt, -1, n.d); err != nil {
+	if err := checkInput(fn, "x", x, n.b.dt, -1, n.d); err != nil {
 		return nil, err
 	}
 	y, err := n.forward(x)
