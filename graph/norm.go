@@ -27,7 +27,8 @@ type Normalizer interface {
 }
 
 // RMSNorm is y = x / √(mean(x²) + ε) ⊙ G over the last axis (Zhang and
-// Sennrich 2019, as in LLaMA).
+// Sennrich 2019, as in LLaMA). It is one fused node with a fused backward
+// pass; the row statistics are accumulated in float64.
 type RMSNorm struct {
 	G   *gorgonia.Node // gain (D), named name+".g", starts at 1
 	Eps float64
@@ -38,7 +39,9 @@ type RMSNorm struct {
 }
 
 // LayerNorm is y = (x − mean(x)) / √(var(x) + ε) ⊙ G + B over the last
-// axis, with the biased variance (PyTorch's F.layer_norm).
+// axis, with the biased variance (PyTorch's F.layer_norm). It is one fused
+// node with a fused backward pass; the row statistics are accumulated in
+// float64.
 type LayerNorm struct {
 	G   *gorgonia.Node // gain (D), named name+".g", starts at 1
 	B   *gorgonia.Node // shift (D), named name+".b", starts at 0
@@ -130,15 +133,7 @@ func (n *RMSNorm) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 }
 
 func (n *RMSNorm) forward(x *gorgonia.Node) (*gorgonia.Node, error) {
-	sq, err := gorgonia.Square(x)
-	if err != nil {
-		return nil, err
-	}
-	ms, err := gorgonia.Mean(sq, 1)
-	if err != nil {
-		return nil, err
-	}
-	return scaleRows(n.b, x, ms, n.Eps, n.G, nil)
+	return gorgonia.ApplyOp(normOp{eps: n.Eps}, x, n.G)
 }
 
 // Params returns G.
@@ -158,51 +153,8 @@ func (n *LayerNorm) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 }
 
 func (n *LayerNorm) forward(x *gorgonia.Node) (*gorgonia.Node, error) {
-	mu, err := gorgonia.Mean(x, 1)
-	if err != nil {
-		return nil, err
-	}
-	xc, err := gorgonia.BroadcastSub(x, mu, nil, []byte{1})
-	if err != nil {
-		return nil, err
-	}
-	sq, err := gorgonia.Square(xc)
-	if err != nil {
-		return nil, err
-	}
-	v, err := gorgonia.Mean(sq, 1)
-	if err != nil {
-		return nil, err
-	}
-	return scaleRows(n.b, xc, v, n.Eps, n.G, n.B)
+	return gorgonia.ApplyOp(normOp{layer: true, eps: n.Eps}, x, n.G, n.B)
 }
 
 // Params returns G and B.
 func (n *LayerNorm) Params() gorgonia.Nodes { return gorgonia.Nodes{n.G, n.B} }
-
-// scaleRows returns x (n, D) with row i divided by √(m[i] + eps), times the
-// gain g (D), plus the shift s (D) if not nil.
-func scaleRows(b *builder, x, m *gorgonia.Node, eps float64, g, s *gorgonia.Node) (*gorgonia.Node, error) {
-	me, err := gorgonia.Add(m, b.constant(eps))
-	if err != nil {
-		return nil, err
-	}
-	// Not InverseSqrt: its gradient in Gorgonia v0.9.18 is −dy/(2y³)
-	// where −dy·y³/2 is right (operatorPointwise_unary.go,
-	// inverseSqrtDiffExpr), and its Lisp-machine gradient fails on scalars.
-	r, err := gorgonia.Sqrt(me)
-	if err != nil {
-		return nil, err
-	}
-	y, err := gorgonia.BroadcastHadamardDiv(x, r, nil, []byte{1})
-	if err != nil {
-		return nil, err
-	}
-	if y, err = gorgonia.BroadcastHadamardProd(y, g, nil, []byte{0}); err != nil {
-		return nil, err
-	}
-	if s == nil {
-		return y, nil
-	}
-	return gorgonia.BroadcastAdd(y, s, nil, []byte{0})
-}
