@@ -15,6 +15,10 @@ type options struct {
 	seed    uint64
 	weights Weights
 	nodes   map[string]*gorgonia.Node // parameters given as existing nodes (tests)
+	plan    *Plan
+	// calibrate: static sites observe instead of quantizing (Calibrate);
+	// prequant: weights are quantized once at build time (Evaluator).
+	calibrate, prequant bool
 }
 
 // WithSeed sets the seed of the initial weights (default 0). Each
@@ -33,6 +37,7 @@ type builder struct {
 	dt     tensor.Dtype
 	opts   options
 	params gorgonia.Nodes // every parameter made, in order
+	q      *quantizer     // nil without a plan
 }
 
 func newBuilder(fn string, g *gorgonia.ExprGraph, dt tensor.Dtype, opts []Option) (*builder, error) {
@@ -44,6 +49,9 @@ func newBuilder(fn string, g *gorgonia.ExprGraph, dt tensor.Dtype, opts []Option
 		if o != nil {
 			o(&b.opts)
 		}
+	}
+	if b.opts.plan != nil {
+		b.q = &quantizer{plan: b.opts.plan, byName: map[string]*Site{}, calibrate: b.opts.calibrate, prequant: b.opts.prequant}
 	}
 	return b, nil
 }

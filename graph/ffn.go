@@ -161,3 +161,6 @@ func (f *FFN) forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	}
 	return affine(b, h, f.W2, f.B2, SiteWeight)
 }
+
+// Sites returns the FFN's quantization sites (none without a plan).
+func (f *FFN) Sites() []*Site { return f.b.sitesWithPrefix(f.name + ".") }

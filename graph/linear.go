@@ -101,3 +101,6 @@ func nonNil(ns ...*gorgonia.Node) gorgonia.Nodes {
 	}
 	return out
 }
+
+// Sites returns the layer's quantization sites (none without a plan).
+func (l *Linear) Sites() []*Site { return l.b.sitesWithPrefix(l.name + ".") }
