@@ -1,8 +1,10 @@
 package graph
 
 import (
+	"encoding/gob"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -121,4 +123,52 @@ func denseFrom(dt tensor.Dtype, shape []int, vals []float64) *tensor.Dense {
 		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v32))
 	}
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(slices.Clone(vals)))
+}
+
+// weightRecord is one tensor in the encoding of Weights.
+type weightRecord struct {
+	Name  string
+	Shape []int
+	F32   []float32
+	F64   []float64
+}
+
+// Encode writes w to out (encoding/gob, sorted by name), for Decode.
+func (w Weights) Encode(out io.Writer) error {
+	recs := make([]weightRecord, 0, len(w))
+	for _, name := range w.Names() {
+		d := w[name]
+		r := weightRecord{Name: name, Shape: d.Shape().Clone()}
+		switch d.Dtype() {
+		case tensor.Float32:
+			r.F32 = d.Float32s()
+		case tensor.Float64:
+			r.F64 = d.Float64s()
+		default:
+			return fmt.Errorf("graph.Weights.Encode: %s has dtype %v: %w", name, d.Dtype(), ErrConfig)
+		}
+		recs = append(recs, r)
+	}
+	return gob.NewEncoder(out).Encode(recs)
+}
+
+// DecodeWeights reads Weights written by Encode.
+func DecodeWeights(in io.Reader) (Weights, error) {
+	var recs []weightRecord
+	if err := gob.NewDecoder(in).Decode(&recs); err != nil {
+		return nil, fmt.Errorf("graph.DecodeWeights: %w", err)
+	}
+	w := make(Weights, len(recs))
+	for _, r := range recs {
+		n := tensor.Shape(r.Shape).TotalSize()
+		switch {
+		case r.F32 != nil && len(r.F32) == n:
+			w[r.Name] = tensor.New(tensor.WithShape(r.Shape...), tensor.WithBacking(r.F32))
+		case r.F64 != nil && len(r.F64) == n:
+			w[r.Name] = tensor.New(tensor.WithShape(r.Shape...), tensor.WithBacking(r.F64))
+		default:
+			return nil, fmt.Errorf("graph.DecodeWeights: %s: values do not fit shape %v: %w", r.Name, r.Shape, ErrConfig)
+		}
+	}
+	return w, nil
 }
