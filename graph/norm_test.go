@@ -9,6 +9,7 @@ import (
 // TestNormGolden compares RMSNorm and LayerNorm (output and gradients with
 // respect to x, the gain and the shift) with PyTorch.
 func TestNormGolden(t *testing.T) {
+	worst := map[string]*errStat{"float32": {}, "float64": {}}
 	for _, c := range goldenCases(t, "norm") {
 		t.Run(c.Name, func(t *testing.T) {
 			var p struct{ Norm Norm }
@@ -41,8 +42,11 @@ func TestNormGolden(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: %v", m, err)
 				}
-				checkResult(t, &c, m, res)
+				worst[c.Dtype].merge(checkResult(t, &c, m, res))
 			}
 		})
+	}
+	for dt, st := range worst {
+		t.Logf("%s: max |error| / max |ref| = %.3g; max error / tolerance = %.3g at %s", dt, st.maxAbs, st.maxExc, st.where)
 	}
 }
