@@ -16,7 +16,7 @@ const (
 	SiteHead                            // the LM head's weight matrix
 	SiteFFNInput                        // an FFN's input, before W1 (and W3): "<ffn>.in"
 	SiteFFNHidden                       // an FFN's hidden layer, the input of W2 (after the activation and the gate): "<ffn>.hidden"
-	SiteAttnScores                      // Q·Kᵀ/√Dh, before the causal mask: "<attn>.scores"
+	SiteAttnScores                      // Q·Kᵀ/√Dh with the causal mask's −Inf: "<attn>.scores"
 	SiteAttnProbs                       // Softmax(scores), before P·V: "<attn>.probs"
 	SiteBlockOutput                     // a block's output, the residual stream: "<block>.out"
 )
@@ -76,6 +76,14 @@ func Passthrough() *Quant { return &Quant{Passthrough: true} }
 // WithPlan): a Quant per kind of site, nil meaning no node at all, and
 // per-site overrides by site name. A Plan is read when a graph is built and
 // not kept; building never changes it.
+//
+// Dynamic scales (Spec.Scale nil) come from the tensor at the site, which
+// holds the whole batch: per tensor, one sequence's result depends on the
+// other sequences in its batch, and in attention on later positions. For a
+// scale per token use PerChannel with Axis 0 at the (batch·seq, DModel)
+// sites (FFN input and hidden, block output); at the (batch, heads, seq,
+// seq) attention sites, PerGroup with GroupSize = seq gives a scale per
+// query row, which keeps causal attention causal.
 //
 // Site names are "<layer>.in" and "<layer>.hidden" (FFN), "<layer>.scores"
 // and "<layer>.probs" (Attention), "<block>.out" (Block), and each weight's
