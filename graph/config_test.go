@@ -119,3 +119,64 @@ func equalDense(a, b *tensor.Dense) bool {
 	}
 	return true
 }
+
+// TestAttentionBadConfig checks Attention's configuration and input errors.
+func TestAttentionBadConfig(t *testing.T) {
+	for name, cfg := range map[string]AttentionConfig{
+		"heads do not divide": {DModel: 10, Heads: 4},
+		"zero heads":          {DModel: 8},
+		"negative heads":      {DModel: 8, Heads: -2},
+		"zero DModel":         {Heads: 2},
+		"dtype":               {DModel: 8, Heads: 2, Dtype: tensor.Int},
+	} {
+		if _, err := NewAttention(gorgonia.NewGraph(), "attn", cfg); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: got %v, want ErrConfig", name, err)
+		}
+	}
+	g := gorgonia.NewGraph()
+	a, err := NewAttention(g, "attn", AttentionConfig{DModel: 8, Heads: 2, Causal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		x    *gorgonia.Node
+		want error
+	}{
+		{"nil", nil, ops.ErrNilNode},
+		{"rank 2", gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(3, 8), gorgonia.WithName("m")), ops.ErrShape},
+		{"rank 4", gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(1, 2, 3, 8), gorgonia.WithName("t4")), ops.ErrShape},
+		{"width", gorgonia.NewTensor(g, tensor.Float32, 3, gorgonia.WithShape(2, 3, 6), gorgonia.WithName("w6")), ops.ErrShape},
+		{"dtype", gorgonia.NewTensor(g, tensor.Float64, 3, gorgonia.WithShape(2, 3, 8), gorgonia.WithName("f64")), ops.ErrDtype},
+	} {
+		if _, err := a.Forward(tc.x); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
+
+// TestBlockBadConfig checks Block's configuration errors.
+func TestBlockBadConfig(t *testing.T) {
+	ok := BlockConfig{DModel: 8, Heads: 2, DHidden: 16, Activation: "silu"}
+	for name, edit := range map[string]func(*BlockConfig){
+		"heads do not divide": func(c *BlockConfig) { c.Heads = 3 },
+		"zero hidden":         func(c *BlockConfig) { c.DHidden = 0 },
+		"unknown activation":  func(c *BlockConfig) { c.Activation = "elu" },
+		"unknown norm":        func(c *BlockConfig) { c.Norm = "group" },
+	} {
+		c := ok
+		edit(&c)
+		if _, err := NewBlock(gorgonia.NewGraph(), "blk", c); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: got %v, want ErrConfig", name, err)
+		}
+	}
+	g := gorgonia.NewGraph()
+	bl, err := NewBlock(g, "blk", ok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(4, 8), gorgonia.WithName("x2"))
+	if _, err := bl.Forward(x); !errors.Is(err, ops.ErrShape) {
+		t.Errorf("rank-2 input: got %v, want ErrShape", err)
+	}
+}
