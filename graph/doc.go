@@ -13,6 +13,22 @@
 // contract (DESIGN.md); their outputs and gradients match PyTorch (tested
 // against goldens in testdata/graph.json).
 //
-// Gorgonia graphs and machines are not safe for concurrent use: build one
-// graph and one machine per goroutine. Nothing in this package is global.
+// Quantization plans (Plan) say which quantize.Spec goes where: weights,
+// the FFN's input and hidden layer, attention scores and probabilities,
+// block outputs. A builder given WithPlan inserts FakeQuant nodes there,
+// each counting its statistics (Site.Stats); Calibrate fixes static sites'
+// scales from sample batches.
+//
+// Trainer trains a Model with Adam; Evaluator runs one, optionally under a
+// plan, and reports loss and accuracy (Metrics). Each owns its graph and
+// machine. Gorgonia graphs and machines are not safe for concurrent use:
+// use each Trainer or Evaluator from one goroutine, and run several for
+// parallel studies. Nothing in this package is global.
+//
+// Reshape in Gorgonia returns a view sharing its input's memory, which the
+// tape machine's register allocator does not track: an elementwise op that
+// writes in place over a dead view writes into its source. The layers never
+// hand such a view of their caller's input to an in-place op (they copy
+// instead), and the tests run every graph twice to catch any op that writes
+// into memory still in use.
 package graph
