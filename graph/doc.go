@@ -1,0 +1,34 @@
+// Package graph builds transformer layers on Gorgonia graphs with actq's
+// ops: Linear, RMSNorm and LayerNorm, the feed-forward layer FFN (plain,
+// GeGLU, SwiGLU), multi-head Attention with an optional causal mask, a
+// pre-norm Block, and a tiny decoder-only Model with a cross-entropy loss.
+//
+// Every layer is built by a New function that adds its parameters to a
+// graph as named input nodes (so gorgonia.Let can set them) and returns a
+// value whose Forward method adds the computation. Parameters start from a
+// seeded initialisation (WithSeed) or from given values (WithWeights), which
+// are copied: a Weights value may seed any number of graphs.
+//
+// Shapes, weight names and the math of FFN and Attention follow actq's API
+// contract (DESIGN.md); their outputs and gradients match PyTorch (tested
+// against goldens in testdata/graph.json).
+//
+// Quantization plans (Plan) say which quantize.Spec goes where: weights,
+// the FFN's input and hidden layer, attention scores and probabilities,
+// block outputs. A builder given WithPlan inserts FakeQuant nodes there,
+// each counting its statistics (Site.Stats); Calibrate fixes static sites'
+// scales from sample batches.
+//
+// Trainer trains a Model with Adam; Evaluator runs one, optionally under a
+// plan, and reports loss and accuracy (Metrics). Each owns its graph and
+// machine. Gorgonia graphs and machines are not safe for concurrent use:
+// use each Trainer or Evaluator from one goroutine, and run several for
+// parallel studies. Nothing in this package is global.
+//
+// Reshape in Gorgonia returns a view sharing its input's memory, which the
+// tape machine's register allocator does not track: an elementwise op that
+// writes in place over a dead view writes into its source. The layers never
+// hand such a view of their caller's input to an in-place op (they copy
+// instead), and the tests run every graph twice to catch any op that writes
+// into memory still in use.
+package graph

@@ -1,0 +1,368 @@
+package graph
+
+import (
+	"fmt"
+
+	"github.com/actq/actq/quantize"
+	"gorgonia.org/gorgonia"
+)
+
+// SiteKind names a kind of place in a transformer where a plan may put a
+// quantization node.
+type SiteKind uint8
+
+const (
+	SiteWeight      SiteKind = iota + 1 // a block's weight matrix: W1, W2, W3, Wq, Wk, Wv, Wo
+	SiteHead                            // the LM head's weight matrix
+	SiteFFNInput                        // an FFN's input, before W1 (and W3): "<ffn>.in"
+	SiteFFNHidden                       // an FFN's hidden layer, the input of W2 (after the activation and the gate): "<ffn>.hidden"
+	SiteAttnScores                      // Q·Kᵀ/√Dh with the causal mask's −Inf: "<attn>.scores"
+	SiteAttnProbs                       // Softmax(scores), before P·V: "<attn>.probs"
+	SiteBlockOutput                     // a block's output, the residual stream: "<block>.out"
+)
+
+func (k SiteKind) String() string {
+	switch k {
+	case SiteWeight:
+		return "weight"
+	case SiteHead:
+		return "head"
+	case SiteFFNInput:
+		return "ffn_input"
+	case SiteFFNHidden:
+		return "ffn_hidden"
+	case SiteAttnScores:
+		return "attn_scores"
+	case SiteAttnProbs:
+		return "attn_probs"
+	case SiteBlockOutput:
+		return "block_output"
+	}
+	return fmt.Sprintf("SiteKind(%d)", uint8(k))
+}
+
+func (k SiteKind) isWeight() bool { return k == SiteWeight || k == SiteHead }
+
+// Quant is what a Plan puts at a site.
+type Quant struct {
+	// Spec is the fake quantization (quantize.FakeQuant) of the site's
+	// value. Weight sites apply it to the weight in PyTorch's and
+	// llama.cpp's (out, in) layout, whatever the graph's (in, out): with
+	// PerChannel, Axis 0 (or −2) gives a scale per output feature; PerGroup
+	// groups run along the input (reduction) dimension, as in GGML's Q4_0
+	// and Q8_0 blocks.
+	Spec quantize.Spec
+	// Passthrough puts an identity node at the site instead of FakeQuant:
+	// values pass unchanged (a float32 graph stays float32) while the
+	// site still counts its elements, NaN and ±Inf and can be calibrated.
+	// Spec is ignored.
+	Passthrough bool
+	// Static (activation sites): the site's scales are to be fixed by
+	// Calibrate from the ranges an observer (configured by Observer) sees on
+	// sample batches. Until then the site quantizes with Spec, dynamic if
+	// Spec.Scale is nil.
+	Static   bool
+	Observer quantize.ObserverConfig
+	// PlainSTE makes the backward pass pass gradients through clipped
+	// elements too (quantization-aware training; see quantize.WithPlainSTE).
+	PlainSTE bool
+}
+
+// Passthrough returns a Quant that leaves values unchanged (see
+// Quant.Passthrough).
+func Passthrough() *Quant { return &Quant{Passthrough: true} }
+
+// Plan says which quantization goes where in a Model (or a layer built
+// WithPlan): a Quant per kind of site, nil meaning no node at all, and
+// per-site overrides by site name. A Plan is read when a graph is built and
+// not kept; building never changes it.
+//
+// Dynamic scales (Spec.Scale nil) come from the tensor at the site, which
+// holds the whole batch: per tensor, one sequence's result depends on the
+// other sequences in its batch, and in attention on later positions. For a
+// scale per token use PerChannel with Axis 0 at the (batch·seq, DModel)
+// sites (FFN input and hidden, block output); at the (batch, heads, seq,
+// seq) attention sites, PerGroup with GroupSize = seq gives a scale per
+// query row, which keeps causal attention causal.
+//
+// Site names are "<layer>.in" and "<layer>.hidden" (FFN), "<layer>.scores"
+// and "<layer>.probs" (Attention), "<block>.out" (Block), and each weight's
+// node name ("block0.ffn.W1", "head.W"). In a Model the layers are
+// "block<i>.attn" and "block<i>.ffn".
+type Plan struct {
+	Name string // for reports
+
+	Weights     *Quant // every block weight matrix (Wq, Wk, Wv, Wo, W1, W2, W3); not biases, norms or embeddings
+	Head        *Quant // the LM head's W
+	FFNInput    *Quant
+	FFNHidden   *Quant
+	AttnScores  *Quant
+	AttnProbs   *Quant
+	BlockOutput *Quant
+
+	// Sites overrides the kind's Quant at single sites, by site name; a
+	// nil entry removes the site's node. Calibrate writes the calibrated
+	// sites here.
+	Sites map[string]*Quant
+}
+
+// PassthroughPlan returns a plan with a Passthrough node at every site:
+// the model computes exactly what it computes without a plan, and every
+// site counts its elements, NaN and ±Inf.
+func PassthroughPlan() *Plan {
+	return &Plan{Name: "fp32-passthrough", Weights: Passthrough(), Head: Passthrough(), FFNInput: Passthrough(),
+		FFNHidden: Passthrough(), AttnScores: Passthrough(), AttnProbs: Passthrough(), BlockOutput: Passthrough()}
+}
+
+// Clone returns a copy of p whose Quants and Sites map are copies, so that
+// changing one does not change the other.
+func (p *Plan) Clone() *Plan {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	for _, q := range []**Quant{&c.Weights, &c.Head, &c.FFNInput, &c.FFNHidden, &c.AttnScores, &c.AttnProbs, &c.BlockOutput} {
+		*q = cloneQuant(*q)
+	}
+	if p.Sites != nil {
+		c.Sites = make(map[string]*Quant, len(p.Sites))
+		for k, q := range p.Sites {
+			c.Sites[k] = cloneQuant(q)
+		}
+	}
+	return &c
+}
+
+func cloneQuant(q *Quant) *Quant {
+	if q == nil {
+		return nil
+	}
+	c := *q
+	c.Spec.Scale = append([]float64(nil), q.Spec.Scale...)
+	c.Spec.ZeroPoint = append([]int(nil), q.Spec.ZeroPoint...)
+	if q.Spec.Scale == nil {
+		c.Spec.Scale = nil
+	}
+	if q.Spec.ZeroPoint == nil {
+		c.Spec.ZeroPoint = nil
+	}
+	return &c
+}
+
+// For returns the Quant the plan puts at the site called name, of the given
+// kind (nil: none).
+func (p *Plan) For(name string, kind SiteKind) *Quant {
+	if p == nil {
+		return nil
+	}
+	if q, ok := p.Sites[name]; ok {
+		return q
+	}
+	switch kind {
+	case SiteWeight:
+		return p.Weights
+	case SiteHead:
+		return p.Head
+	case SiteFFNInput:
+		return p.FFNInput
+	case SiteFFNHidden:
+		return p.FFNHidden
+	case SiteAttnScores:
+		return p.AttnScores
+	case SiteAttnProbs:
+		return p.AttnProbs
+	case SiteBlockOutput:
+		return p.BlockOutput
+	}
+	return nil
+}
+
+// Site is one quantization site of a built graph: its name, kind, the Quant
+// the plan put there, and what the node did at every run since it was built
+// or last reset.
+type Site struct {
+	Name  string
+	Kind  SiteKind
+	Quant Quant
+
+	stats    quantize.Stats     // FakeQuant sites (counted inside the op)
+	pass     *passCounter       // Passthrough and observing sites
+	observer *quantize.Observer // static sites while calibrating
+}
+
+// Stats returns the site's statistics. Passthrough sites count elements,
+// NaN, ±Inf and the signal Σx², with nothing clipped, zeroed or lost.
+// Weight sites of an Evaluator are quantized once, when it is built, and
+// show that one run.
+func (s *Site) Stats() quantize.StatsSnapshot {
+	if s.pass != nil {
+		return s.pass.snapshot()
+	}
+	return s.stats.Snapshot()
+}
+
+// ResetStats sets the site's counters to zero.
+func (s *Site) ResetStats() {
+	if s.pass != nil {
+		s.pass.reset()
+	}
+	s.stats.Reset()
+}
+
+// SiteStats returns the statistics of sites by site name.
+func SiteStats(sites []*Site) map[string]quantize.StatsSnapshot {
+	out := make(map[string]quantize.StatsSnapshot, len(sites))
+	for _, s := range sites {
+		out[s.Name] = s.Stats()
+	}
+	return out
+}
+
+// quantizer is a builder's plan and the sites it has made.
+type quantizer struct {
+	plan      *Plan
+	sites     []*Site
+	byName    map[string]*Site
+	calibrate bool // static sites observe instead of quantizing
+	prequant  bool // weights are quantized once, at build time
+}
+
+// WithPlan inserts the quantization nodes that p asks for (nil: none). p is
+// copied.
+func WithPlan(p *Plan) Option {
+	return func(o *options) { o.plan = p.Clone() }
+}
+
+// site inserts the plan's node for the site called name, of the given kind,
+// on x and returns its output; without a plan, or when the plan puts
+// nothing there, it returns x.
+func (b *builder) site(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
+	q := b.q
+	if q == nil {
+		return x, nil
+	}
+	qt := q.plan.For(name, kind)
+	if qt == nil {
+		return x, nil
+	}
+	if _, dup := q.byName[name]; dup {
+		return nil, fmt.Errorf("quantization site %q made twice: %w", name, ErrConfig)
+	}
+	s := &Site{Name: name, Kind: kind, Quant: *cloneQuant(qt)}
+	q.sites = append(q.sites, s)
+	q.byName[name] = s
+	switch {
+	case q.calibrate && qt.Static && !kind.isWeight():
+		obs, err := quantize.NewObserver(qt.Spec, qt.Observer)
+		if err != nil {
+			return nil, fmt.Errorf("site %q: %w", name, err)
+		}
+		s.observer, s.pass = obs, &passCounter{}
+		return passthrough(s, x)
+	case kind.isWeight():
+		if qt.Passthrough {
+			s.pass = &passCounter{}
+		}
+		return b.quantizeWeight(s, x)
+	case qt.Passthrough:
+		s.pass = &passCounter{}
+		return passthrough(s, x)
+	}
+	opts := []quantize.Option{quantize.WithStats(&s.stats)}
+	if qt.PlainSTE {
+		opts = append(opts, quantize.WithPlainSTE())
+	}
+	y, err := quantize.FakeQuantWith(x, qt.Spec, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("site %q: %w", name, err)
+	}
+	return y, nil
+}
+
+// quantizeWeight fake-quantizes the weight node w (in, out) as the (out,
+// in) matrix (or passes it through). A builder made for evaluation (prequant) does it once, now,
+// and stores the result in w; otherwise it adds the nodes to the graph.
+func (b *builder) quantizeWeight(s *Site, w *gorgonia.Node) (*gorgonia.Node, error) {
+	if b.q.prequant {
+		v, err := quantizeValue(s, w)
+		if err != nil {
+			return nil, fmt.Errorf("site %q: %w", s.Name, err)
+		}
+		if err := gorgonia.Let(w, v); err != nil {
+			return nil, fmt.Errorf("site %q: %w", s.Name, err)
+		}
+		return w, nil
+	}
+	y, err := weightNodes(s, w)
+	if err != nil {
+		return nil, fmt.Errorf("site %q: %w", s.Name, err)
+	}
+	return y, nil
+}
+
+// weightNodes adds FakeQuant of w in the (out, in) layout: wᵀ, quantized,
+// transposed back. A per-tensor spec needs no transposes.
+func weightNodes(s *Site, w *gorgonia.Node) (*gorgonia.Node, error) {
+	if s.Quant.Passthrough {
+		return passthrough(s, w)
+	}
+	opts := []quantize.Option{quantize.WithStats(&s.stats)}
+	if s.Quant.PlainSTE {
+		opts = append(opts, quantize.WithPlainSTE())
+	}
+	if s.Quant.Spec.Granularity == quantize.PerTensor || w.Shape().Dims() != 2 {
+		return quantize.FakeQuantWith(w, s.Quant.Spec, opts...)
+	}
+	t, err := gorgonia.Transpose(w)
+	if err != nil {
+		return nil, err
+	}
+	if t, err = quantize.FakeQuantWith(t, s.Quant.Spec, opts...); err != nil {
+		return nil, err
+	}
+	return gorgonia.Transpose(t)
+}
+
+// quantizeValue returns the value of w fake-quantized by weightNodes, run
+// once on a graph of its own.
+func quantizeValue(s *Site, w *gorgonia.Node) (gorgonia.Value, error) {
+	g := gorgonia.NewGraph()
+	v, err := gorgonia.CloneValue(w.Value())
+	if err != nil {
+		return nil, err
+	}
+	x := gorgonia.NodeFromAny(g, v, gorgonia.WithName(w.Name()))
+	y, err := weightNodes(s, x)
+	if err != nil {
+		return nil, err
+	}
+	var out gorgonia.Value
+	gorgonia.Read(y, &out)
+	m := gorgonia.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Sites returns the quantization sites made so far by the builder, in the
+// order they were made, whose names start with prefix.
+func (b *builder) sitesWithPrefix(prefix string) []*Site {
+	if b.q == nil {
+		return nil
+	}
+	var out []*Site
+	for _, s := range b.q.sites {
+		if len(s.Name) >= len(prefix) && s.Name[:len(prefix)] == prefix {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// withCalibration makes static sites observe instead of quantizing.
+func withCalibration() Option { return func(o *options) { o.calibrate = true } }
+
+// withPrequantizedWeights quantizes weights once, at build time.
+func withPrequantizedWeights() Option { return func(o *options) { o.prequant = true } }
