@@ -1,35 +1,9 @@
 package graph
 
 import (
+	"errors"
 	"testing"
-
-	"github.com/actq/actq/quantize"
 )
-
-// tierPlans are the precision tiers of the planned study (issue 6), as
-// plans: every site kind and format combination must build and run.
-func tierPlans() []*Plan {
-	all := func(name string, q *Quant) *Plan {
-		return &Plan{Name: name, Weights: q, Head: q, FFNInput: q, FFNHidden: q, AttnScores: q, AttnProbs: q, BlockOutput: q}
-	}
-	i8act := &Quant{Spec: quantize.Spec{Format: quantize.Int8, Symmetric: true}}
-	w8 := &Quant{Spec: quantize.Spec{Format: quantize.Int8, Granularity: quantize.PerChannel, Axis: 0, Symmetric: true}}
-	w4g := &Quant{Spec: quantize.Spec{Format: quantize.Int4, Granularity: quantize.PerGroup, GroupSize: 32, Symmetric: true}}
-	acts := func(p *Plan, q *Quant) *Plan {
-		p.FFNInput, p.FFNHidden, p.AttnScores, p.BlockOutput = q, q, q, q
-		p.AttnProbs = &Quant{Spec: quantize.Spec{Format: quantize.UInt8}}
-		return p
-	}
-	return []*Plan{
-		all("bf16", &Quant{Spec: quantize.Spec{Format: quantize.BF16}}),
-		all("fp16", &Quant{Spec: quantize.Spec{Format: quantize.FP16}}),
-		all("fp8-e4m3 scaled", &Quant{Spec: quantize.Spec{Format: quantize.FP8E4M3, DynamicFloatScale: true}}),
-		acts(&Plan{Name: "w8a8", Weights: w8, Head: w8}, i8act),
-		acts(&Plan{Name: "w4g32a8", Weights: w4g, Head: w8}, i8act),
-		{Name: "w4g32 + static int4 FFN hidden", Weights: w4g, Head: w8, FFNInput: i8act,
-			FFNHidden: &Quant{Spec: quantize.Spec{Format: quantize.Int4, Symmetric: true}, Static: true}},
-	}
-}
 
 // TestTiers evaluates the trained reversal model under each tier. Every
 // tier must run; 16-bit floats must not change the accuracy.
@@ -39,11 +13,12 @@ func TestTiers(t *testing.T) {
 	test := heldOut(21, 4)
 	_, fp32, _ := evalLogits(t, cfg, w, nil, test)
 	t.Logf("%-32s %v", "fp32", fp32)
-	for _, p := range tierPlans() {
-		if p.FFNHidden != nil && p.FFNHidden.Static {
+	for _, tier := range Tiers()[1:] {
+		p := tier.Plan(cfg.SeqLen)
+		if tier.NeedsCalibration() {
 			var err error
 			if p, err = Calibrate(cfg, w, p, heldOut(22, 2)); err != nil {
-				t.Fatalf("%s: %v", p.Name, err)
+				t.Fatalf("%s: %v", tier.Name, err)
 			}
 		}
 		_, m, stats := evalLogits(t, cfg, w, p, test)
@@ -56,6 +31,26 @@ func TestTiers(t *testing.T) {
 		t.Logf("%-32s %v; lowest SQNR %.1f dB at %s", p.Name, m, worst, where)
 		if (p.Name == "bf16" || p.Name == "fp16") && m.Correct != fp32.Correct {
 			t.Errorf("%s: %d tokens correct, fp32 %d", p.Name, m.Correct, fp32.Correct)
+		}
+	}
+}
+
+func TestTierByName(t *testing.T) {
+	for _, name := range TierNames() {
+		tier, err := TierByName(name)
+		if err != nil || tier.Name != name {
+			t.Errorf("TierByName(%q) = %v, %v", name, tier.Name, err)
+		}
+	}
+	if _, err := TierByName("int3"); !errors.Is(err, ErrConfig) {
+		t.Errorf("unknown tier: got %v, want ErrConfig", err)
+	}
+	if p := Tiers()[0].Plan(8); p != nil {
+		t.Errorf("fp32 tier has a plan: %+v", p)
+	}
+	for _, tier := range Tiers() {
+		if got, want := tier.NeedsCalibration(), tier.Name == "w4a8-static"; got != want {
+			t.Errorf("%s: NeedsCalibration = %v", tier.Name, got)
 		}
 	}
 }
