@@ -13,6 +13,11 @@
 // largest probability error, the KL divergence from the reference and the
 // relative error of the attention output P·V.
 //
+// Then it runs the full causal graph.Attention module (lengths up to 2048 by
+// default) in float32 under each precision tier of graph.Tiers, with the same
+// weights and input as a float64 run, and reports the output's error against
+// float64 and what the attention-score and probability sites did.
+//
 // Output: a table on stdout, results.json and PNG plots under -out
 // (default out/attention), and a progress bar on stderr.
 //
@@ -33,17 +38,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/actq/actq/graph"
 	"github.com/actq/actq/internal/studyio"
 )
 
 // config is everything a run depends on; the same config and seed give the
 // same results.
 type config struct {
-	Lengths  []int       `json:"lengths"`
-	Scores   scoreConfig `json:"scores"`
-	Seed     uint64      `json:"seed"`
-	Out      string      `json:"-"`
-	Progress bool        `json:"-"`
+	Lengths  []int        `json:"lengths"`
+	Scores   scoreConfig  `json:"scores"`
+	Module   moduleConfig `json:"module"`
+	Seed     uint64       `json:"seed"`
+	Out      string       `json:"-"`
+	Progress bool         `json:"-"`
 }
 
 func defaultConfig() config {
@@ -52,8 +59,10 @@ func defaultConfig() config {
 		lengths = append(lengths, l)
 	}
 	return config{
-		Lengths:  lengths,
-		Scores:   scoreConfig{Rows: 64, DHead: 64, DValue: 64, LogitStd: 3, Sinks: 1, SinkLo: 4, SinkHi: 14},
+		Lengths: lengths,
+		Scores:  scoreConfig{Rows: 64, DHead: 64, DValue: 64, LogitStd: 3, Sinks: 1, SinkLo: 4, SinkHi: 14},
+		Module: moduleConfig{Lengths: []int{128, 512, 2048}, DModel: 64, Heads: 4, LogitScale: 9,
+			Tiers: []string{"fp32", "bf16", "fp16", "fp8-e4m3", "w8a8", "w4a8"}},
 		Seed:     1,
 		Out:      filepath.Join("out", "attention"),
 		Progress: true,
@@ -74,6 +83,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.Scores.Sinks, "sinks", cfg.Scores.Sinks, "attention-sink positions at the start of each row")
 	fs.Float64Var(&cfg.Scores.SinkLo, "sink-lo", cfg.Scores.SinkLo, "smallest sink logit")
 	fs.Float64Var(&cfg.Scores.SinkHi, "sink-hi", cfg.Scores.SinkHi, "largest sink logit")
+	moduleLengths := fs.String("module-lengths", joinInts(cfg.Module.Lengths), "comma-separated lengths for the attention module under the tiers (empty: skip that part)")
+	tiers := fs.String("tiers", strings.Join(cfg.Module.Tiers, ","), "comma-separated precision tiers for the module ("+strings.Join(graph.TierNames(), ", ")+")")
+	fs.IntVar(&cfg.Module.DModel, "dmodel", cfg.Module.DModel, "the module's model width")
+	fs.IntVar(&cfg.Module.Heads, "heads", cfg.Module.Heads, "the module's attention heads")
+	fs.Float64Var(&cfg.Module.LogitScale, "module-logit-scale", cfg.Module.LogitScale, "factor on the module's Wq, sharpening its attention")
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "output directory")
 	fs.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
@@ -90,6 +104,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	if cfg.Lengths, err = parseInts(*lengths); err != nil {
 		return cfg, fmt.Errorf("-lengths: %w", err)
+	}
+	if cfg.Module.Lengths, err = parseInts(*moduleLengths); err != nil {
+		return cfg, fmt.Errorf("-module-lengths: %w", err)
+	}
+	cfg.Module.Tiers = nil
+	for _, t := range strings.Split(*tiers, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			cfg.Module.Tiers = append(cfg.Module.Tiers, t)
+		}
 	}
 	return cfg, cfg.validate()
 }
@@ -115,6 +138,32 @@ func (c config) validate() error {
 	for _, l := range c.Lengths {
 		if l < 2 || l > 1<<20 {
 			return fmt.Errorf("-lengths: %d is outside [2, %d]", l, 1<<20)
+		}
+	}
+	m := c.Module
+	for _, l := range m.Lengths {
+		if l < 1 || l > 8192 {
+			return fmt.Errorf("-module-lengths: %d is outside [1, 8192]", l)
+		}
+	}
+	if len(m.Lengths) > 0 {
+		if len(m.Tiers) == 0 {
+			return errors.New("-tiers: need at least one tier")
+		}
+		for _, t := range m.Tiers {
+			tier, err := graph.TierByName(t)
+			if err != nil {
+				return fmt.Errorf("-tiers: %w", err)
+			}
+			if tier.NeedsCalibration() {
+				return fmt.Errorf("-tiers: %s needs calibration on an FFN, which the attention module has not", t)
+			}
+		}
+		if m.DModel < 1 || m.Heads < 1 || m.DModel%m.Heads != 0 {
+			return fmt.Errorf("-dmodel %d and -heads %d: need positive sizes, heads dividing dmodel", m.DModel, m.Heads)
+		}
+		if !(m.LogitScale > 0) || m.LogitScale > 1e3 {
+			return fmt.Errorf("-module-logit-scale must be in (0, 1000], got %g", m.LogitScale)
 		}
 	}
 	return nil
@@ -149,6 +198,7 @@ type results struct {
 	Config  config          `json:"config"`
 	Methods []methodInfo    `json:"methods"`
 	Softmax []softmaxResult `json:"softmax"`
+	Module  []moduleResult  `json:"module"`
 	Seconds float64         `json:"seconds"`
 }
 
@@ -194,14 +244,38 @@ func run(cfg config, stdout, stderr io.Writer) error {
 		bar.Add(1)
 	}
 	bar.Finish()
+
+	if len(cfg.Module.Lengths) > 0 {
+		w64, err := moduleWeights(cfg.Module, cfg.Seed)
+		if err != nil {
+			return err
+		}
+		bar = studyio.NewProgress(stderr, cfg.Progress, len(cfg.Module.Lengths), "attention module")
+		for _, l := range cfg.Module.Lengths {
+			bar.Describe(fmt.Sprintf("attention module, length %d", l))
+			rs, err := runModuleStudy(cfg.Module, w64, l, rng)
+			if err != nil {
+				return fmt.Errorf("module, length %d: %w", l, err)
+			}
+			res.Module = append(res.Module, rs...)
+			bar.Add(1)
+		}
+		bar.Finish()
+	}
 	res.Seconds = time.Since(start).Seconds()
 
 	printSoftmax(stdout, res)
+	printModule(stdout, res)
 	if err := studyio.WriteJSON(filepath.Join(cfg.Out, "results.json"), res); err != nil {
 		return err
 	}
 	if err := plotSoftmax(cfg.Out, res); err != nil {
 		return err
+	}
+	if len(res.Module) > 0 {
+		if err := plotModule(cfg.Out, res); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "\nwrote %s (results.json, *.png) in %.1f s\n", cfg.Out, res.Seconds)
 	return nil

@@ -18,6 +18,8 @@ func tinyConfig(t *testing.T) config {
 	cfg := defaultConfig()
 	cfg.Lengths = []int{128, 4096}
 	cfg.Scores.Rows = 16
+	cfg.Module.Lengths = []int{32}
+	cfg.Module.Tiers = []string{"fp32", "fp16", "w8a8"}
 	cfg.Out = t.TempDir()
 	cfg.Progress = false
 	return cfg
@@ -29,7 +31,7 @@ func TestStudyEndToEnd(t *testing.T) {
 	if err := run(cfg, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"results.json", "softmax_nan_rate.png", "softmax_kl.png", "softmax_mass_lost.png"} {
+	for _, f := range []string{"results.json", "softmax_nan_rate.png", "softmax_kl.png", "softmax_mass_lost.png", "module_error.png"} {
 		st, err := os.Stat(filepath.Join(cfg.Out, f))
 		if err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty: %v", f, err)
@@ -49,6 +51,12 @@ func TestStudyEndToEnd(t *testing.T) {
 			MaxAbsErr *float64 `json:"max_abs_error"`
 			OutputErr *float64 `json:"output_rel_error"`
 		} `json:"softmax"`
+		Module []struct {
+			Tier     string   `json:"tier"`
+			Length   int      `json:"length"`
+			RelError *float64 `json:"output_rel_error"`
+			NaN      float64  `json:"nan_fraction"`
+		} `json:"module"`
 	}
 	if err := json.Unmarshal(raw, &res); err != nil {
 		t.Fatal(err)
@@ -79,6 +87,17 @@ func TestStudyEndToEnd(t *testing.T) {
 		}
 		if r.NaNRows < 0 || r.NaNRows > 1 || r.ZeroRow < 0 || r.ZeroRow > 1 {
 			t.Errorf("rates out of [0, 1]: %+v", r)
+		}
+	}
+	if len(res.Module) != len(cfg.Module.Tiers) {
+		t.Fatalf("%d module results, want %d", len(res.Module), len(cfg.Module.Tiers))
+	}
+	for _, r := range res.Module {
+		// float32 is within float32 rounding of float64; fp16 within a
+		// fraction of a percent; int8 within a few percent; none NaN.
+		limit := map[string]float64{"fp32": 1e-5, "fp16": 1e-2, "w8a8": 0.1}[r.Tier]
+		if r.RelError == nil || *r.RelError > limit || *r.RelError <= 0 && r.Tier != "fp32" || r.NaN != 0 {
+			t.Errorf("module %s at %d: relative error %v (limit %g), NaN %v", r.Tier, r.Length, r.RelError, limit, r.NaN)
 		}
 	}
 	out := stdout.String()
@@ -125,6 +144,10 @@ func TestBadFlags(t *testing.T) {
 		{"-nosuchflag"},
 		{"extra"},
 		{"-out", ""},
+		{"-tiers", "int3"},
+		{"-tiers", "w4a8-static"},
+		{"-heads", "5"},
+		{"-module-lengths", "0"},
 	} {
 		var stderr bytes.Buffer
 		_, err := parseFlags(args, &stderr)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/actq/actq/graph"
 	"github.com/actq/actq/internal/studyio"
 )
 
@@ -103,4 +104,57 @@ func plotSoftmax(dir string, res results) error {
 		}
 	}
 	return nil
+}
+
+func db(v number) string {
+	f := float64(v)
+	switch {
+	case math.IsNaN(f):
+		return "—"
+	case math.IsInf(f, 1):
+		return "∞"
+	case math.IsInf(f, -1):
+		return "−∞"
+	}
+	return fmt.Sprintf("%.1f", f)
+}
+
+// printModule writes the attention module's table: one row per tier and
+// length.
+func printModule(w io.Writer, res results) {
+	if len(res.Module) == 0 {
+		return
+	}
+	m := res.Config.Module
+	fmt.Fprintf(w, "\nCausal graph.Attention module (d_model %d, %d heads, Wq ×%g), float32 under each tier against float64\n",
+		m.DModel, m.Heads, m.LogitScale)
+	for _, t := range m.Tiers {
+		if tier, err := graph.TierByName(t); err == nil {
+			fmt.Fprintf(w, "  %-10s %s\n", tier.Name, tier.Desc)
+		}
+	}
+	t := studyio.Table{Header: []string{"tier", "length", "rel err", "max |Δ|", "NaN", "scores clipped", "scores SQNR dB", "P→0", "P SQNR dB"}}
+	for _, r := range res.Module {
+		t.Add(r.Tier, strconv.Itoa(r.Length), sci(r.RelError), sci(r.MaxAbsErr), pct(r.NaNFrac), pct(r.ScoresClipped), db(r.ScoresSQNR), pct(r.ProbsZeroed), db(r.ProbsSQNR))
+	}
+	fmt.Fprintln(w)
+	t.Fprint(w)
+}
+
+// plotModule draws the module's output error against length, a line per
+// tier.
+func plotModule(dir string, res results) error {
+	lp := studyio.LinePlot{Title: "Causal attention module: output error against float64", XLabel: "sequence length",
+		YLabel: "‖O − O₆₄‖ / ‖O₆₄‖", LogX: true, LogY: true}
+	for _, t := range res.Config.Module.Tiers {
+		s := studyio.Series{Name: t}
+		for _, r := range res.Module {
+			if r.Tier == t {
+				s.X = append(s.X, float64(r.Length))
+				s.Y = append(s.Y, float64(r.RelError))
+			}
+		}
+		lp.Series = append(lp.Series, s)
+	}
+	return lp.Save(filepath.Join(dir, "module_error.png"))
 }
