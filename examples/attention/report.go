@@ -89,7 +89,7 @@ func plotSoftmax(dir string, res results) error {
 		{"softmax_mass_lost.png", "Probability mass lost to underflow", "mean mass", true, func(r softmaxResult) float64 { return float64(r.MassLost) }},
 	} {
 		lp := studyio.LinePlot{Title: p.title, XLabel: "sequence length", YLabel: p.ylabel, LogX: true, LogY: p.logY}
-		for _, m := range res.Methods {
+		for _, m := range res.Methods[1:] { // not the reference against itself
 			s := studyio.Series{Name: m.Name}
 			for _, r := range res.Softmax {
 				if r.Method == m.Name {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/schollz/progressbar/v3"
@@ -18,6 +19,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // WriteJSON writes v, indented, to path, creating its directory.
@@ -54,14 +57,15 @@ func (lp LinePlot) Save(path string) error {
 	p.Y.Label.Text = lp.YLabel
 	if lp.LogX {
 		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.X.Tick.Marker = decadeTicks{}
 	}
 	if lp.LogY {
 		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+		p.Y.Tick.Marker = decadeTicks{}
 	}
-	p.Legend.Top = true
-	p.Legend.Left = true
+	p.Add(plotter.NewGrid())
+	legend := plot.NewLegend()
+	legend.Top, legend.Left = true, true
 	drawn := 0
 	for i, s := range lp.Series {
 		var pts plotter.XYs
@@ -84,13 +88,61 @@ func (lp LinePlot) Save(path string) error {
 		line.Dashes = plotutil.Dashes(i / 7)
 		points.Shape = plotutil.Shape(i)
 		p.Add(line, points)
-		p.Legend.Add(s.Name, line, points)
+		legend.Add(s.Name, line, points)
 		drawn++
 	}
 	if drawn == 0 {
 		return fmt.Errorf("plot %q: no drawable points", lp.Title)
 	}
-	return save(p, path, 8, 5)
+	return saveWithLegend(p, legend, path, 9, 5)
+}
+
+// decadeTicks labels powers of ten (every k-th one when there are many
+// decades), with minor ticks between; the labels are exact ("1e-15", "0.01",
+// "1000"), unlike plot.LogTicks' accumulated products.
+type decadeTicks struct{}
+
+func (decadeTicks) Ticks(lo, hi float64) []plot.Tick {
+	first, last := int(math.Floor(math.Log10(lo))), int(math.Ceil(math.Log10(hi)))
+	step := max(1, (last-first+7)/8)
+	var ticks []plot.Tick
+	for e := first; e <= last; e++ {
+		v := math.Pow10(e)
+		t := plot.Tick{Value: v}
+		if (e-first)%step == 0 {
+			t.Label = strconv.FormatFloat(v, 'g', -1, 64)
+		}
+		ticks = append(ticks, t)
+		if step == 1 && e < last {
+			for i := 2; i < 10; i++ {
+				ticks = append(ticks, plot.Tick{Value: v * float64(i)})
+			}
+		}
+	}
+	return ticks
+}
+
+// saveWithLegend draws p with its legend in a column to the right of the
+// axes, where it never hides a line.
+func saveWithLegend(p *plot.Plot, legend plot.Legend, path string, wIn, hIn float64) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	w, h := vg.Length(wIn)*vg.Inch, vg.Length(hIn)*vg.Inch
+	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))
+	dc := draw.New(img)
+	legendW := 2 * vg.Inch
+	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
+	legend.Draw(draw.Crop(dc, w-legendW+vg.Points(6), 0, 0, -vg.Points(20)))
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // BarGroup is one group of bars (one bar per Series name).
