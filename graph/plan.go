@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize"
 	"gorgonia.org/gorgonia"
 )
@@ -104,6 +105,15 @@ type Plan struct {
 	// nil entry removes the site's node. Calibrate writes the calibrated
 	// sites here.
 	Sites map[string]*Quant
+
+	// CheckFinite puts an ops.CheckFinite node, labelled with the site's
+	// name, after every site's node: a run stops with an error naming the
+	// first site whose value, or the gradient flowing back through it,
+	// holds a NaN or an infinity (see ops.FindNonFinite). At attention
+	// scores, which carry the causal mask, −Inf is allowed
+	// (ops.CheckFiniteMasked). With PassthroughPlan it watches every site
+	// without quantizing anything.
+	CheckFinite bool
 }
 
 // PassthroughPlan returns a plan with a Passthrough node at every site:
@@ -237,6 +247,23 @@ func WithPlan(p *Plan) Option {
 // on x and returns its output; without a plan, or when the plan puts
 // nothing there, it returns x.
 func (b *builder) site(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
+	y, err := b.siteNode(name, kind, x)
+	if err != nil || y == x || !b.q.plan.CheckFinite {
+		return y, err
+	}
+	check := ops.CheckFinite
+	if kind == SiteAttnScores {
+		check = ops.CheckFiniteMasked // the causal mask's −Inf is expected there
+	}
+	c, err := check(y, name)
+	if err != nil {
+		return nil, fmt.Errorf("site %q: %w", name, err)
+	}
+	return c, nil
+}
+
+// siteNode is site without the CheckFinite node.
+func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
 	q := b.q
 	if q == nil {
 		return x, nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 
 	"github.com/actq/actq/internal/opkit"
 
@@ -46,17 +47,16 @@ func (e *NonFiniteError) Unwrap() error { return ErrNonFinite }
 // error of a machine's RunAll: Gorgonia's tape machine wraps op errors in a
 // type without an Unwrap method, which errors.As cannot see through.
 func FindNonFinite(err error) (*NonFiniteError, bool) {
-	for err != nil {
-		var nf *NonFiniteError
-		if errors.As(err, &nf) {
+	for e := err; e != nil; e = errors.Unwrap(e) {
+		if nf, ok := e.(*NonFiniteError); ok {
 			return nf, true
 		}
 		// Gorgonia's vmContextualError exposes its cause as Err().
-		inner, ok := err.(interface{ Err() error })
-		if !ok {
-			return nil, false
+		if inner, ok := e.(interface{ Err() error }); ok {
+			if nf, ok := FindNonFinite(inner.Err()); ok {
+				return nf, true
+			}
 		}
-		err = inner.Err()
 	}
 	return nil, false
 }
@@ -77,21 +77,34 @@ func FindNonFinite(err error) (*NonFiniteError, bool) {
 // It returns an error wrapping ErrNilNode for a nil x and ErrDtype for a
 // dtype other than Float32 and Float64.
 func CheckFinite(x *gorgonia.Node, label string) (*gorgonia.Node, error) {
-	if err := CheckFloatNode("ops.CheckFinite", "x", x); err != nil {
+	return applyCheckFinite("ops.CheckFinite", x, checkFiniteOp{label: label})
+}
+
+// CheckFiniteMasked is CheckFinite for values that carry an additive mask,
+// such as causally masked attention scores: −Inf entries are allowed in the
+// value (not in the gradient); NaN and +Inf stop the run.
+func CheckFiniteMasked(x *gorgonia.Node, label string) (*gorgonia.Node, error) {
+	return applyCheckFinite("ops.CheckFiniteMasked", x, checkFiniteOp{label: label, allowNegInf: true})
+}
+
+func applyCheckFinite(fn string, x *gorgonia.Node, op checkFiniteOp) (*gorgonia.Node, error) {
+	if err := CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
-	n, err := gorgonia.ApplyOp(checkFiniteOp{label: label}, x)
+	n, err := gorgonia.ApplyOp(op, x)
 	if err != nil {
-		return nil, fmt.Errorf("ops.CheckFinite: %w", err)
+		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
 	return n, nil
 }
 
 // checkFiniteOp is the identity with a check. With gradient set it is the
-// backward op, checking dy.
+// backward op, checking dy; allowNegInf lets −Inf (a mask) pass in the
+// forward value.
 type checkFiniteOp struct {
-	label    string
-	gradient bool
+	label       string
+	gradient    bool
+	allowNegInf bool
 }
 
 func (op checkFiniteOp) Arity() int { return 1 }
@@ -137,21 +150,38 @@ func (op checkFiniteOp) check(v gorgonia.Value) error {
 	case []float32:
 		nan, pos, neg, first = kernel.NonFinite(d)
 		total = len(d)
+		if op.allowNegInf && nan+pos > 0 {
+			first = firstNaNOrPosInf(d)
+		}
 		if first >= 0 {
 			at = float64(d[first])
 		}
 	case []float64:
 		nan, pos, neg, first = kernel.NonFinite(d)
 		total = len(d)
+		if op.allowNegInf && nan+pos > 0 {
+			first = firstNaNOrPosInf(d)
+		}
 		if first >= 0 {
 			at = d[first]
 		}
 	}
-	if first < 0 {
+	if first < 0 || op.allowNegInf && nan+pos == 0 {
 		return nil
 	}
 	return &NonFiniteError{Label: op.label, Gradient: op.gradient, NaN: nan, PosInf: pos, NegInf: neg,
 		Total: total, First: first, Coord: coordOf(first, v.Shape()), Value: at}
+}
+
+// firstNaNOrPosInf returns the index of the first NaN or +Inf in x (−1 if
+// none): the first bad value when −Inf is allowed.
+func firstNaNOrPosInf[T kernel.Float](x []T) int {
+	for i, v := range x {
+		if v != v || float64(v) > math.MaxFloat64 {
+			return i
+		}
+	}
+	return -1
 }
 
 // coordOf converts a row-major flat index into a coordinate of shape.
@@ -183,12 +213,15 @@ func (op checkFiniteOp) ReturnsPtr() bool     { return true }
 func (op checkFiniteOp) CallsExtern() bool    { return false }
 func (op checkFiniteOp) OverwritesInput() int { return 0 }
 func (op checkFiniteOp) WriteHash(h hash.Hash) {
-	fmt.Fprintf(h, "actq.CheckFinite{%q, grad=%v}", op.label, op.gradient)
+	fmt.Fprintf(h, "actq.CheckFinite{%q, grad=%v, masked=%v}", op.label, op.gradient, op.allowNegInf)
 }
 func (op checkFiniteOp) Hashcode() uint32 { return opkit.Hash(op) }
 func (op checkFiniteOp) String() string {
-	if op.gradient {
+	switch {
+	case op.gradient:
 		return fmt.Sprintf("CheckFiniteGrad(%q)", op.label)
+	case op.allowNegInf:
+		return fmt.Sprintf("CheckFiniteMasked(%q)", op.label)
 	}
 	return fmt.Sprintf("CheckFinite(%q)", op.label)
 }

@@ -127,3 +127,35 @@ func ExampleCheckFinite() {
 	// Output:
 	// "log x": 1 NaN, 1 −Inf, first at [1]
 }
+
+func TestCheckFiniteMasked(t *testing.T) {
+	inf := math.Inf(1)
+	op := checkFiniteOp{label: "scores", allowNegInf: true}
+	for _, tc := range []struct {
+		data  []float64
+		bad   bool
+		first int
+	}{
+		{[]float64{1, -inf, 2}, false, -1},
+		{[]float64{-inf, -inf}, false, -1},
+		{[]float64{-inf, 1, inf}, true, 2},
+		{[]float64{-inf, math.NaN(), inf}, true, 1},
+	} {
+		err := op.check(tensor.New(tensor.WithBacking(tc.data)))
+		nf, ok := FindNonFinite(err)
+		if ok != tc.bad || ok && nf.First != tc.first {
+			t.Errorf("%v: got %v, want bad=%v first=%d", tc.data, err, tc.bad, tc.first)
+		}
+	}
+	// The gradient check does not allow −Inf.
+	if err := (checkFiniteOp{label: "scores", gradient: true}).check(tensor.New(tensor.WithBacking([]float64{-inf}))); err == nil {
+		t.Error("−Inf in a gradient passed")
+	}
+	g := gorgonia.NewGraph()
+	x := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(2), gorgonia.WithName("x"))
+	a, err1 := CheckFinite(x, "x")
+	b, err2 := CheckFiniteMasked(x, "x")
+	if err1 != nil || err2 != nil || a == b {
+		t.Errorf("CheckFinite and CheckFiniteMasked of one input: %v %v, same node %v", err1, err2, a == b)
+	}
+}
