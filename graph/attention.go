@@ -43,20 +43,9 @@ type Attention struct {
 // ≤ 0, DModel not divisible by Heads, a dtype other than Float32 and
 // Float64, or a parameter name already used in g.
 func NewAttention(g *gorgonia.ExprGraph, name string, cfg AttentionConfig, opts ...Option) (*Attention, error) {
-	const fn = "graph.NewAttention"
-	dt, err := dtypeOf(fn, cfg.Dtype)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newBuilder(fn, g, dt, opts)
-	if err != nil {
-		return nil, err
-	}
-	a, err := newAttention(b, name, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
-	}
-	return a, nil
+	return construct("graph.NewAttention", g, cfg.Dtype, opts, func(b *builder) (*Attention, error) {
+		return newAttention(b, name, cfg)
+	})
 }
 
 func newAttention(b *builder, name string, cfg AttentionConfig) (*Attention, error) {

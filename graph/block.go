@@ -48,20 +48,9 @@ type Block struct {
 // ErrConfig for any bad size, an unknown activation or norm, DModel not
 // divisible by Heads, a bad dtype or a name already used in g.
 func NewBlock(g *gorgonia.ExprGraph, name string, cfg BlockConfig, opts ...Option) (*Block, error) {
-	const fn = "graph.NewBlock"
-	dt, err := dtypeOf(fn, cfg.Dtype)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newBuilder(fn, g, dt, opts)
-	if err != nil {
-		return nil, err
-	}
-	bl, err := newBlock(b, name, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
-	}
-	return bl, nil
+	return construct("graph.NewBlock", g, cfg.Dtype, opts, func(b *builder) (*Block, error) {
+		return newBlock(b, name, cfg)
+	})
 }
 
 func newBlock(b *builder, name string, cfg BlockConfig) (*Block, error) {

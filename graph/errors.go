@@ -30,6 +30,26 @@ func dtypeOf(fn string, dt tensor.Dtype) (tensor.Dtype, error) {
 	return dt, nil
 }
 
+// construct is the body of the exported layer constructors: it resolves
+// the dtype (Float32 when zero), makes the builder for g and opts, and runs
+// build, naming fn in its error.
+func construct[L any](fn string, g *gorgonia.ExprGraph, dt tensor.Dtype, opts []Option, build func(*builder) (L, error)) (L, error) {
+	var zero L
+	dt, err := dtypeOf(fn, dt)
+	if err != nil {
+		return zero, err
+	}
+	b, err := newBuilder(fn, g, dt, opts)
+	if err != nil {
+		return zero, err
+	}
+	l, err := build(b)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", fn, err)
+	}
+	return l, nil
+}
+
 // positive returns an error naming fn and what for each size that is not
 // positive. The arguments alternate name, value.
 func positive(fn string, kv ...any) error {

@@ -57,20 +57,9 @@ func activation(name string) (func(*gorgonia.Node) (*gorgonia.Node, error), erro
 // ≤ 0, an unknown activation, a dtype other than Float32 and Float64, or a
 // parameter name already used in g.
 func NewFFN(g *gorgonia.ExprGraph, name string, cfg FFNConfig, opts ...Option) (*FFN, error) {
-	const fn = "graph.NewFFN"
-	dt, err := dtypeOf(fn, cfg.Dtype)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newBuilder(fn, g, dt, opts)
-	if err != nil {
-		return nil, err
-	}
-	f, err := newFFN(b, name, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
-	}
-	return f, nil
+	return construct("graph.NewFFN", g, cfg.Dtype, opts, func(b *builder) (*FFN, error) {
+		return newFFN(b, name, cfg)
+	})
 }
 
 func newFFN(b *builder, name string, cfg FFNConfig) (*FFN, error) {

@@ -25,20 +25,9 @@ type Linear struct {
 // It returns an error wrapping ErrConfig for a nil graph, non-positive
 // sizes, a bad dtype or a name already used in g.
 func NewLinear(g *gorgonia.ExprGraph, name string, in, out int, bias bool, dt tensor.Dtype, opts ...Option) (*Linear, error) {
-	const fn = "graph.NewLinear"
-	dt, err := dtypeOf(fn, dt)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newBuilder(fn, g, dt, opts)
-	if err != nil {
-		return nil, err
-	}
-	l, err := newLinear(b, name, in, out, bias, SiteWeight)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
-	}
-	return l, nil
+	return construct("graph.NewLinear", g, dt, opts, func(b *builder) (*Linear, error) {
+		return newLinear(b, name, in, out, bias, SiteWeight)
+	})
 }
 
 func newLinear(b *builder, name string, in, out int, bias bool, kind SiteKind) (*Linear, error) {

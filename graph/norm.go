@@ -75,19 +75,9 @@ func NewLayerNorm(g *gorgonia.ExprGraph, name string, d int, eps float64, dt ten
 }
 
 func newNormFn(fn string, g *gorgonia.ExprGraph, name string, kind Norm, d int, eps float64, dt tensor.Dtype, opts []Option) (Normalizer, error) {
-	dt, err := dtypeOf(fn, dt)
-	if err != nil {
-		return nil, err
-	}
-	b, err := newBuilder(fn, g, dt, opts)
-	if err != nil {
-		return nil, err
-	}
-	n, err := newNorm(b, name, kind, d, eps)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
-	}
-	return n, nil
+	return construct(fn, g, dt, opts, func(b *builder) (Normalizer, error) {
+		return newNorm(b, name, kind, d, eps)
+	})
 }
 
 func newNorm(b *builder, name string, kind Norm, d int, eps float64) (Normalizer, error) {
