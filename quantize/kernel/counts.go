@@ -81,9 +81,9 @@ func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
 	return c, nil
 }
 
-// CountFloat returns the statistics of y = RoundFloat(x, f, s): an element
-// is clipped when x/s is finite and its rounded magnitude exceeds f's
-// largest finite value.
+// CountFloat returns the statistics of y = RoundFloat(x, f, s): a finite
+// element is clipped when the rounded magnitude of x/s exceeds f's largest
+// finite value, or x/s overflows T.
 func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 	var c Counts
 	if err := checkLengths("kernel.CountFloat", len(x), len(y)); err != nil {
@@ -92,8 +92,7 @@ func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 	p := f.params()
 	y = y[:len(x)]
 	for i, v := range x {
-		_, over := roundFloat(float64(T(v/s)), p)
-		c.add(float64(v), float64(y[i]), over)
+		c.add(float64(v), float64(y[i]), floatClipped(v/s, p))
 	}
 	return c, nil
 }
@@ -107,8 +106,15 @@ func CountFloatCols[T Float](x, y []T, f FloatFormat, s []T) (Counts, error) {
 	}
 	p := f.params()
 	for i, v := range x {
-		_, over := roundFloat(float64(T(v/s[i%len(s)])), p)
-		c.add(float64(v), float64(y[i]), over)
+		c.add(float64(v), float64(y[i]), floatClipped(v/s[i%len(s)], p))
 	}
 	return c, nil
+}
+
+// floatClipped reports whether t = x/s, for a finite x, was clipped: its
+// rounded magnitude exceeds the format's largest finite value, or the
+// division itself overflowed T (which add ignores for infinite x).
+func floatClipped[T Float](t T, p floatParams) bool {
+	_, over := roundFloat(float64(t), p)
+	return over || math.IsInf(float64(t), 0)
 }
