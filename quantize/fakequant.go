@@ -44,7 +44,9 @@ import (
 //     UInt8/UInt4, s = max(x)/qmax and negative values clip to 0);
 //   - affine integer: PyTorch's observer rule on [min(x,0), max(x,0)]: s =
 //     (max−min)/(qmax−qmin), z = clamp(qmin − round_half_even(min/s),
-//     qmin, qmax);
+//     qmin, qmax), except that a range wider than the dtype's largest
+//     value gives s = max/(qmax−qmin) − min/(qmax−qmin), where PyTorch's
+//     scale overflows to +Inf and every output is NaN;
 //   - float formats with DynamicFloatScale: s = max|x|/MaxFinite.
 //
 // Every dynamic scale is at least 2^-23 (PyTorch's eps), so an all-zero
