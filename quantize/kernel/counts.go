@@ -51,10 +51,14 @@ func (c *Counts) add(x, y float64, clipped bool) {
 // clip decision is recomputed from x; y is used for the zero count and the
 // noise.
 //
-// It returns an error wrapping ErrLength if the lengths differ.
+// It returns an error wrapping ErrLength if the lengths differ and
+// ErrParam for an invalid q.
 func CountInt[T Float](x, y []T, q Int[T]) (Counts, error) {
 	var c Counts
-	if err := checkLengths("kernel.CountInt", len(x), len(y)); err != nil {
+	if err := checkLengths("kernel.CountInt", arg{"x", len(x)}, arg{"y", len(y)}); err != nil {
+		return c, err
+	}
+	if err := checkInt("kernel.CountInt", "q", q); err != nil {
 		return c, err
 	}
 	magic := roundMagic[T]()
@@ -69,7 +73,10 @@ func CountInt[T Float](x, y []T, q Int[T]) (Counts, error) {
 // CountIntCols is CountInt with one grid per column, as in FakeQuantIntCols.
 func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
 	var c Counts
-	if err := checkCols("kernel.CountIntCols", len(x), len(y), len(qs)); err != nil {
+	if err := checkCols("kernel.CountIntCols", arg{"x", len(x)}, arg{"y", len(y)}, "len(qs)", len(qs)); err != nil {
+		return c, err
+	}
+	if err := checkInts("kernel.CountIntCols", qs); err != nil {
 		return c, err
 	}
 	magic := roundMagic[T]()
@@ -86,7 +93,10 @@ func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
 // finite value, or x/s overflows T.
 func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 	var c Counts
-	if err := checkLengths("kernel.CountFloat", len(x), len(y)); err != nil {
+	if err := checkLengths("kernel.CountFloat", arg{"x", len(x)}, arg{"y", len(y)}); err != nil {
+		return c, err
+	}
+	if err := checkFloat("kernel.CountFloat", f, "s", s); err != nil {
 		return c, err
 	}
 	p := f.params()
@@ -101,7 +111,10 @@ func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 // RoundFloatCols.
 func CountFloatCols[T Float](x, y []T, f FloatFormat, s []T) (Counts, error) {
 	var c Counts
-	if err := checkCols("kernel.CountFloatCols", len(x), len(y), len(s)); err != nil {
+	if err := checkCols("kernel.CountFloatCols", arg{"x", len(x)}, arg{"y", len(y)}, "len(s)", len(s)); err != nil {
+		return c, err
+	}
+	if err := checkFloats("kernel.CountFloatCols", f, s); err != nil {
 		return c, err
 	}
 	p := f.params()
