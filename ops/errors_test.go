@@ -48,6 +48,7 @@ func TestErrors(t *testing.T) {
 		{"ops.SiLU", SiLU, false},
 		{"ops.ReLU", ReLU, false},
 		{"ops.CheckFinite", func(x *gorgonia.Node) (*gorgonia.Node, error) { return CheckFinite(x, "label") }, false},
+		{"ops.CheckFiniteMasked", func(x *gorgonia.Node) (*gorgonia.Node, error) { return CheckFiniteMasked(x, "") }, false},
 		{"ops.Softmax", func(x *gorgonia.Node) (*gorgonia.Node, error) { return Softmax(x) }, true},
 		{"ops.LogSoftmax", func(x *gorgonia.Node) (*gorgonia.Node, error) { return LogSoftmax(x) }, true},
 	}
@@ -104,6 +105,9 @@ func TestErrors(t *testing.T) {
 			return errors.New("found in another error")
 		}
 		_ = (&NonFiniteError{}).Error()
+		if nf, ok := FindNonFinite(fmt.Errorf("wrapped twice: %w", fmt.Errorf("once: %w", &NonFiniteError{Label: "a"}))); !ok || nf.Label != "a" {
+			return errors.New("a wrapped *NonFiniteError not found")
+		}
 		return nil
 	})
 	cases = append(cases, runtimeCases()...)
@@ -123,8 +127,9 @@ func runtimeCases() []errtest.Case {
 		UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia.Value) (gorgonia.Value, error)
 	}
 	fwd := []op{activationOp{actGELU}, activationOp{actSiLU}, activationOp{actReLU}, activationOp{actGELUTanh},
-		checkFiniteOp{label: "l"}, softmaxOp{axis: 1}, softmaxOp{axis: 1, log: true}}
-	bwd := []op{activationGradOp{actGELU}, activationGradOp{actReLU}, softmaxGradOp{axis: 1}, softmaxGradOp{axis: 1, log: true}}
+		checkFiniteOp{label: "l"}, checkFiniteOp{label: "m", allowNegInf: true}, softmaxOp{axis: 1}, softmaxOp{axis: 1, log: true}}
+	bwd := []op{activationGradOp{actGELU}, activationGradOp{actGELUTanh}, activationGradOp{actSiLU}, activationGradOp{actReLU},
+		softmaxGradOp{axis: 1}, softmaxGradOp{axis: 1, log: true}}
 	var cases []errtest.Case
 	add := func(o op, name, arg string, want error, call func() error) {
 		cases = append(cases, errtest.Case{Name: "run time: " + name, Fn: o.String(), Arg: arg, Want: want, Call: call})
