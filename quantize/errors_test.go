@@ -308,13 +308,13 @@ func TestErrors(t *testing.T) {
 		}
 		return nil
 	})
-	cases = append(cases, quantizeRuntimeCases(t, g, m, s1)...)
+	cases = append(cases, quantizeRuntimeCases(t, m, s1)...)
 	errtest.Run(t, cases)
 }
 
 // quantizeRuntimeCases run the FakeQuant and LSQ ops' Do (and UsePreallocDo)
 // on bad values: errors naming the op, no panic.
-func quantizeRuntimeCases(t *testing.T, g *gorgonia.ExprGraph, m, s1 *gorgonia.Node) []errtest.Case {
+func quantizeRuntimeCases(t *testing.T, m, s1 *gorgonia.Node) []errtest.Case {
 	must := func(n *gorgonia.Node, err error) gorgonia.Op {
 		if err != nil {
 			t.Fatal(err)
