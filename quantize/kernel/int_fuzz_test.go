@@ -197,6 +197,7 @@ func fuzzFakeQuantInt[T Float](t *testing.T, x []T, s T, z, qmin, qmax, g int) {
 			d = float64(qmin - z)
 		}
 		wantLSQ += float64(dy[i]) * d
+		lsqScale += math.Abs(float64(dy[i]) * d) // the sum's own rounding
 		wantCounts.add(xi, yi, !inside)
 	}
 	// Idempotent.
