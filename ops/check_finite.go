@@ -136,7 +136,11 @@ func (op checkFiniteOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgoni
 	if err := op.check(inputs[0]); err != nil {
 		return nil, err
 	}
-	return elementwise(out, inputs, op)
+	v, err := elementwise(out, inputs, op)
+	if err != nil {
+		return nil, fmt.Errorf("%v: %w", op, err)
+	}
+	return v, nil
 }
 
 func (op checkFiniteOp) check(v gorgonia.Value) error {

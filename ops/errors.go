@@ -21,19 +21,25 @@ var (
 	ErrAxis = opkit.ErrAxis
 	// ErrShape reports a shape or rank that does not fit.
 	ErrShape = opkit.ErrShape
-	// ErrValue reports a runtime value the op cannot use (for example a
-	// value of another type than the node's).
+	// ErrValue reports a node or a run-time value the op cannot use: a
+	// node outside any graph, or at run time a value of another type than
+	// the node's (or a nil or uninitialised one).
 	ErrValue = opkit.ErrValue
 )
 
 // CheckFloatNode returns nil if x is a non-nil node of dtype Float32 or
-// Float64, and otherwise an error naming fn and arg.
+// Float64 in a graph, and otherwise an error naming fn and arg that wraps
+// ErrNilNode, ErrDtype or (for a node outside any graph, such as a
+// gorgonia.NewConstant made without one) ErrValue.
 func CheckFloatNode(fn, arg string, x *gorgonia.Node) error {
 	if x == nil {
 		return fmt.Errorf("%s: %s: %w", fn, arg, ErrNilNode)
 	}
 	if dt := x.Dtype(); dt != tensor.Float32 && dt != tensor.Float64 {
 		return fmt.Errorf("%s: %s has dtype %v, want Float32 or Float64: %w", fn, arg, dt, ErrDtype)
+	}
+	if x.Graph() == nil {
+		return fmt.Errorf("%s: %s is in no graph (a constant made without one?): %w", fn, arg, ErrValue)
 	}
 	return nil
 }

@@ -297,6 +297,11 @@ func alongAxis(out gorgonia.Value, axis int, inputs []gorgonia.Value, memoryBoun
 	if len(inputs) == 0 || len(inputs) > 2 {
 		return nil, fmt.Errorf("got %d inputs, want 1 or 2: %w", len(inputs), ErrValue)
 	}
+	for i, v := range inputs {
+		if err := opkit.Usable(v); err != nil {
+			return nil, fmt.Errorf("input %d: %w", i, err)
+		}
+	}
 	first, ok := inputs[0].(*tensor.Dense)
 	if !ok {
 		return nil, fmt.Errorf("input 0 is %T, want a *tensor.Dense of rank ≥ 1: %w", inputs[0], ErrShape)

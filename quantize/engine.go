@@ -56,7 +56,8 @@ func makeParam[T kernel.Float](p *plan, s T, zp int) prm[T] {
 //     with torchSym, s = amax/((qmax−qmin)/2) as torch.ao's observers do;
 //   - integer, affine: PyTorch's rule, with lo' = min(lo, 0), hi' =
 //     max(hi, 0): s = (hi'−lo')/(qmax−qmin), z = clamp(qmin −
-//     round_half_even(lo'/s), qmin, qmax);
+//     round_half_even(lo'/s), qmin, qmax); when hi'−lo' overflows T,
+//     s = hi'/(qmax−qmin) − lo'/(qmax−qmin) instead of +Inf;
 //   - float formats: s = max(|lo|, |hi|)/MaxFinite, z = 0.
 //
 // Every scale is at least minScale (2^-23, PyTorch's eps).
@@ -76,7 +77,14 @@ func chooseParams[T kernel.Float](s Spec, lo, hi T, torchSym bool) (T, int) {
 		scale = amax / T(qmax)
 	default:
 		lo, hi = min(lo, 0), max(hi, 0)
-		scale = max((hi-lo)/T(qmax-qmin), minScale)
+		d := T(qmax - qmin)
+		scale = (hi - lo) / d
+		if math.IsInf(float64(scale), 0) {
+			// hi − lo overflowed T: PyTorch's scale would be +Inf and
+			// every output NaN. Divide first (issue 8).
+			scale = hi/d - lo/d
+		}
+		scale = max(scale, minScale)
 		zp = qmin - int(math.RoundToEven(float64(lo/scale)))
 		zp = min(max(zp, qmin), qmax)
 	}

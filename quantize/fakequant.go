@@ -5,6 +5,7 @@ import (
 	"hash"
 
 	"github.com/actq/actq/internal/opkit"
+	"github.com/actq/actq/ops"
 
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
@@ -44,7 +45,9 @@ import (
 //     UInt8/UInt4, s = max(x)/qmax and negative values clip to 0);
 //   - affine integer: PyTorch's observer rule on [min(x,0), max(x,0)]: s =
 //     (max−min)/(qmax−qmin), z = clamp(qmin − round_half_even(min/s),
-//     qmin, qmax);
+//     qmin, qmax), except that a range wider than the dtype's largest
+//     value gives s = max/(qmax−qmin) − min/(qmax−qmin), where PyTorch's
+//     scale overflows to +Inf and every output is NaN;
 //   - float formats with DynamicFloatScale: s = max|x|/MaxFinite.
 //
 // Every dynamic scale is at least 2^-23 (PyTorch's eps), so an all-zero
@@ -66,7 +69,7 @@ import (
 //
 // x may be a tensor of any rank, or a scalar for PerTensor. It returns an
 // error wrapping ErrNilNode for a nil x, ErrDtype for a dtype other than
-// Float32 and Float64, ErrAxis for a PerChannel axis out of range, ErrShape
+// Float32 and Float64, ErrValue for an x in no graph, ErrAxis for a PerChannel axis out of range, ErrShape
 // for a scalar with PerChannel or PerGroup, and ErrSpec for a bad spec: a
 // scale that is ≤ 0, NaN, Inf or not representable in x's dtype; a wrong
 // number of scales or zero points; a zero point outside the code range; a
@@ -76,13 +79,22 @@ func FakeQuant(x *gorgonia.Node, s Spec) (*gorgonia.Node, error) {
 	return FakeQuantWith(x, s)
 }
 
-// Option configures a FakeQuant node.
+// Option configures a FakeQuant node. A nil Option does nothing.
 type Option func(*options)
 
 type options struct {
 	stats    *Stats
 	observer *Observer
 	plainSTE bool
+}
+
+// apply applies opts in order, skipping nil ones.
+func (o *options) apply(opts []Option) {
+	for _, f := range opts {
+		if f != nil {
+			f(o)
+		}
+	}
 }
 
 // WithStats makes the node add its statistics to st at every forward run.
@@ -102,17 +114,15 @@ func WithPlainSTE() Option { return func(o *options) { o.plainSTE = true } }
 // plain straight-through estimator.
 func FakeQuantWith(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuant"
-	if x == nil {
-		return nil, fmt.Errorf("%s: x: %w", fn, ErrNilNode)
+	if err := ops.CheckFloatNode(fn, "x", x); err != nil {
+		return nil, err
 	}
 	p, err := newPlan(fn, s, x.Shape(), x.Dtype())
 	if err != nil {
 		return nil, err
 	}
 	op := &fakeQuantOp{plan: p}
-	for _, f := range opts {
-		f(&op.opts)
-	}
+	op.opts.apply(opts)
 	op.fixed32, op.fixed64 = fixedParams[float32](p), fixedParams[float64](p)
 	n, err := gorgonia.ApplyOp(op, x)
 	if err != nil {
@@ -207,7 +217,7 @@ func sameStorage(a, b any) bool {
 
 func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
 	if len(x) != op.plan.n {
-		return fmt.Errorf("input has %d elements, the node was built for shape %v: %w", len(x), op.plan.shape, ErrShape)
+		return fmt.Errorf("x has %d elements, the node was built for shape %v: %w", len(x), op.plan.shape, ErrShape)
 	}
 	e := newEngine(op.plan, fixed, x)
 	if err := e.forward(dst, x); err != nil {

@@ -424,3 +424,48 @@ func TestFakeQuantSTEFiniteDifferences(t *testing.T) {
 		}
 	}
 }
+
+// TestFakeQuantDynamicAffineWideRange: a float32 range wider than
+// MaxFloat32 (hi − lo overflows) gave a dynamic affine scale of +Inf and
+// NaN for every element, as PyTorch's rule does; the scale is now
+// hi/(qmax−qmin) − lo/(qmax−qmin). The same for an Observer (issue 8:
+// found by FuzzFakeQuant).
+func TestFakeQuantDynamicAffineWideRange(t *testing.T) {
+	x := dense32([]int{4}, -3e38, 3e38, 1e36, 0)
+	y := runForward(t, x, Spec{Format: UInt8}, nil)
+	s := float64(float32(3e38)/255 + float32(3e38)/255)
+	for i, v := range y {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Fatalf("y = %v: not finite", y)
+		}
+		if want := float64(x.Float32s()[i]); math.Abs(v-want) > s/2*1.0001 {
+			t.Errorf("y[%d] = %v, want %v within s/2 = %v", i, v, want, s/2)
+		}
+	}
+	obs, err := NewObserver(Spec{Format: UInt8}, ObserverConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.Observe(x); err != nil {
+		t.Fatal(err)
+	}
+	spec, err := obs.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := runForward(t, x, spec, nil); !slicesAlike(got, y) {
+		t.Errorf("observer's spec %+v gives %v, the dynamic rule %v", spec, got, y)
+	}
+}
+
+func slicesAlike(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/actq/actq/internal/opkit"
+	"github.com/actq/actq/ops"
 
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
@@ -37,9 +38,13 @@ type LSQConfig struct {
 // LSQGradFactor returns the LSQ paper's step-size gradient scale
 // g = 1/√(n·qmax) for a tensor of n elements in format f (qmax its largest
 // code, 127 for Int8, 7 for Int4), as torch.ao's _LearnableFakeQuantize with
-// use_grad_scaling.
+// use_grad_scaling. For n ≤ 0 or a format that is not an integer format it
+// returns NaN, which FakeQuantLearnable rejects as a GradFactor.
 func LSQGradFactor(n int, f Format, narrow bool) float64 {
 	_, qmax := f.Range(narrow)
+	if n <= 0 || !f.IsInteger() {
+		return math.NaN()
+	}
 	return 1 / math.Sqrt(float64(n)*float64(qmax))
 }
 
@@ -60,21 +65,27 @@ func LSQGradFactor(n int, f Format, narrow bool) float64 {
 // spec must be an integer format with Scale nil. scale has x's dtype and
 // holds one value per tensor, channel or group: a scalar or a 1-element
 // vector for PerTensor, a vector of the channel or group count otherwise.
-// Errors are FakeQuant's, plus ErrSpec for a float format or a non-nil
-// spec.Scale and ErrShape for a scale of the wrong shape.
+// Errors are FakeQuant's, plus ErrNilNode, ErrDtype or ErrValue for a
+// scale node that is nil, of another dtype than x or in another graph,
+// ErrSpec for a float format, a non-nil spec.Scale or a GradFactor or
+// MinScale that is negative, NaN or infinite, and ErrShape for a scale of
+// the wrong shape.
 func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuantLearnable"
-	if x == nil {
-		return nil, fmt.Errorf("%s: x: %w", fn, ErrNilNode)
+	if err := ops.CheckFloatNode(fn, "x", x); err != nil {
+		return nil, err
 	}
-	if scale == nil {
-		return nil, fmt.Errorf("%s: scale: %w", fn, ErrNilNode)
+	if err := ops.CheckFloatNode(fn, "scale", scale); err != nil {
+		return nil, err
+	}
+	if scale.Graph() != x.Graph() {
+		return nil, fmt.Errorf("%s: scale is in another graph than x: %w", fn, ErrValue)
 	}
 	if !spec.Format.IsInteger() {
-		return nil, fmt.Errorf("%s: format %v: the learnable scale needs an integer format: %w", fn, spec.Format, ErrSpec)
+		return nil, fmt.Errorf("%s: Spec.Format %v: the learnable scale needs an integer format: %w", fn, spec.Format, ErrSpec)
 	}
 	if spec.Scale != nil {
-		return nil, fmt.Errorf("%s: spec.Scale is set; the scale comes from the scale node: %w", fn, ErrSpec)
+		return nil, fmt.Errorf("%s: Spec.Scale is set; the scale comes from the scale node: %w", fn, ErrSpec)
 	}
 	// Check the spec (zero points included) with placeholder scales of the
 	// right count.
@@ -107,13 +118,14 @@ func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts 
 	if cfg.MinScale == 0 {
 		cfg.MinScale = minScale
 	}
-	if !(cfg.GradFactor > 0) || math.IsInf(cfg.GradFactor, 0) || !(cfg.MinScale > 0) || math.IsInf(cfg.MinScale, 0) {
-		return nil, fmt.Errorf("%s: GradFactor %g and MinScale %g must be positive and finite: %w", fn, cfg.GradFactor, cfg.MinScale, ErrSpec)
+	if !(cfg.GradFactor > 0) || math.IsInf(cfg.GradFactor, 0) {
+		return nil, fmt.Errorf("%s: LSQConfig.GradFactor %g, want positive and finite (0 for 1): %w", fn, cfg.GradFactor, ErrSpec)
+	}
+	if !(cfg.MinScale > 0) || math.IsInf(cfg.MinScale, 0) {
+		return nil, fmt.Errorf("%s: LSQConfig.MinScale %g, want positive and finite (0 for 2^-23): %w", fn, cfg.MinScale, ErrSpec)
 	}
 	op := &lsqOp{plan: p, cfg: cfg}
-	for _, f := range opts {
-		f(&op.opts)
-	}
+	op.opts.apply(opts)
 	n, err := gorgonia.ApplyOp(op, x, scale)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
@@ -210,7 +222,7 @@ func (op *lsqOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 
 func lsqForward[T kernel.Float](op *lsqOp, dst, x []T, sd any) error {
 	if len(x) != op.plan.n {
-		return fmt.Errorf("input has %d elements, the node was built for shape %v: %w", len(x), op.plan.shape, ErrShape)
+		return fmt.Errorf("x has %d elements, the node was built for shape %v: %w", len(x), op.plan.shape, ErrShape)
 	}
 	ps, _, err := lsqParams[T](op, sd)
 	if err != nil {

@@ -85,15 +85,24 @@ type Observer struct {
 // Granularity, Axis, GroupSize, Symmetric, NarrowRange and
 // DynamicFloatScale are kept, and Spec fills in Scale and ZeroPoint. It
 // returns an error wrapping ErrSpec for an unknown format, granularity or
-// kind, or a bad Averaging or Percentile.
+// kind, a bad Averaging or Percentile, and what is wrong whatever the
+// shape: a PerGroup GroupSize ≤ 0, or Symmetric with an unsigned
+// NarrowRange format (zero point 0 is not a code). The rest of base is
+// checked against the shape of the first batch (Observe).
 func NewObserver(base Spec, cfg ObserverConfig) (*Observer, error) {
 	const fn = "quantize.NewObserver"
 	base.Scale, base.ZeroPoint = nil, nil
 	if !base.Format.Valid() {
-		return nil, fmt.Errorf("%s: unknown format %v: %w", fn, base.Format, ErrSpec)
+		return nil, fmt.Errorf("%s: Spec.Format is %v, an unknown format: %w", fn, base.Format, ErrSpec)
 	}
 	if base.Granularity < PerTensor || base.Granularity > PerGroup {
-		return nil, fmt.Errorf("%s: unknown granularity %v: %w", fn, base.Granularity, ErrSpec)
+		return nil, fmt.Errorf("%s: Spec.Granularity is %v, an unknown granularity: %w", fn, base.Granularity, ErrSpec)
+	}
+	if base.Granularity == PerGroup && base.GroupSize <= 0 {
+		return nil, fmt.Errorf("%s: Spec.GroupSize %d, want > 0: %w", fn, base.GroupSize, ErrSpec)
+	}
+	if qmin, qmax := base.Format.Range(base.NarrowRange); base.Format.IsInteger() && base.Symmetric && (qmin > 0 || qmax < 0) {
+		return nil, fmt.Errorf("%s: Spec.Symmetric needs zero point 0, outside %v's range [%d, %d] with NarrowRange: %w", fn, base.Format, qmin, qmax, ErrSpec)
 	}
 	switch cfg.Kind {
 	case MinMax:
@@ -102,42 +111,45 @@ func NewObserver(base Spec, cfg ObserverConfig) (*Observer, error) {
 			cfg.Averaging = 0.01
 		}
 		if !(cfg.Averaging > 0 && cfg.Averaging <= 1) {
-			return nil, fmt.Errorf("%s: Averaging %g outside (0, 1]: %w", fn, cfg.Averaging, ErrSpec)
+			return nil, fmt.Errorf("%s: ObserverConfig.Averaging %g outside (0, 1]: %w", fn, cfg.Averaging, ErrSpec)
 		}
 	case Percentile:
 		if cfg.Percentile == 0 {
 			cfg.Percentile = 99.99
 		}
 		if !(cfg.Percentile > 50 && cfg.Percentile <= 100) {
-			return nil, fmt.Errorf("%s: Percentile %g outside (50, 100]: %w", fn, cfg.Percentile, ErrSpec)
+			return nil, fmt.Errorf("%s: ObserverConfig.Percentile %g outside (50, 100]: %w", fn, cfg.Percentile, ErrSpec)
 		}
 	default:
-		return nil, fmt.Errorf("%s: unknown kind %v: %w", fn, cfg.Kind, ErrSpec)
+		return nil, fmt.Errorf("%s: ObserverConfig.Kind is %v, an unknown kind: %w", fn, cfg.Kind, ErrSpec)
 	}
 	return &Observer{base: base, cfg: cfg, only32: true}, nil
 }
 
 // Observe adds one batch. Every batch must have the shape of the first
-// (it fixes the number of channels or groups). v is a *tensor.Dense or a
-// scalar of dtype Float32 or Float64.
-func (o *Observer) Observe(v gorgonia.Value) error {
+// (it fixes the number of channels or groups). x is a *tensor.Dense or a
+// scalar of dtype Float32 or Float64. It returns an error wrapping ErrValue
+// or ErrDtype for another x, ErrShape for a shape with another number of
+// channels or groups than the first batch's, and FakeQuant's errors for a
+// spec that does not fit x.
+func (o *Observer) Observe(x gorgonia.Value) error {
 	const fn = "quantize.Observer.Observe"
-	data, err := opkit.FloatData(v)
+	data, err := opkit.FloatData(x)
 	if err != nil {
-		return fmt.Errorf("%s: %w", fn, err)
+		return fmt.Errorf("%s: x: %w", fn, err)
 	}
-	shape := v.Shape()
+	shape := x.Shape()
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.plan == nil || !o.plan.shape.Eq(shape) {
-		p, err := newPlan(fn, o.base, shape, v.Dtype())
+		p, err := newPlan(fn, o.base, shape, x.Dtype())
 		if err != nil {
 			return err
 		}
 		if o.plan == nil {
 			o.lo, o.hi, o.seen = make([]float64, p.nparam), make([]float64, p.nparam), make([]int, p.nparam)
 		} else if p.nparam != o.plan.nparam {
-			return fmt.Errorf("%s: shape %v has %d channels or groups, earlier batches (shape %v) had %d: %w",
+			return fmt.Errorf("%s: x of shape %v has %d channels or groups, earlier batches (shape %v) had %d: %w",
 				fn, shape, p.nparam, o.plan.shape, o.plan.nparam, ErrShape)
 		}
 		o.plan = p

@@ -97,7 +97,7 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 		return nil, fmt.Errorf("%s: x has dtype %v, want Float32 or Float64: %w", fn, dt, ErrDtype)
 	}
 	if !s.Format.Valid() {
-		return nil, bad("unknown format %v", s.Format)
+		return nil, bad("Spec.Format is %v, an unknown format", s.Format)
 	}
 	p := &plan{dtype: dt, shape: shape.Clone(), n: shape.TotalSize()}
 	if len(shape) == 0 {
@@ -118,14 +118,14 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 		p.block, p.nparam = p.n, 1
 	case PerChannel:
 		if rank == 0 {
-			return nil, fmt.Errorf("%s: PerChannel needs a tensor of rank ≥ 1, x is a scalar: %w", fn, ErrShape)
+			return nil, fmt.Errorf("%s: Spec.Granularity PerChannel needs a tensor of rank ≥ 1, x is a scalar: %w", fn, ErrShape)
 		}
 		ax := s.Axis
 		if ax < 0 {
 			ax += rank
 		}
 		if ax < 0 || ax >= rank {
-			return nil, fmt.Errorf("%s: Axis %d out of range for shape %v: %w", fn, s.Axis, shape, ErrAxis)
+			return nil, fmt.Errorf("%s: Spec.Axis %d out of range for x of shape %v: %w", fn, s.Axis, shape, ErrAxis)
 		}
 		p.spec.Axis = ax
 		p.nparam = shape[ax]
@@ -136,18 +136,18 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 		p.cols = p.block < colsBelow
 	case PerGroup:
 		if rank == 0 {
-			return nil, fmt.Errorf("%s: PerGroup needs a tensor of rank ≥ 1, x is a scalar: %w", fn, ErrShape)
+			return nil, fmt.Errorf("%s: Spec.Granularity PerGroup needs a tensor of rank ≥ 1, x is a scalar: %w", fn, ErrShape)
 		}
 		last := shape[rank-1]
 		if s.GroupSize <= 0 {
-			return nil, bad("GroupSize %d, want > 0", s.GroupSize)
+			return nil, bad("Spec.GroupSize %d, want > 0", s.GroupSize)
 		}
 		if last%s.GroupSize != 0 {
-			return nil, bad("GroupSize %d does not divide the last dimension %d of shape %v", s.GroupSize, last, shape)
+			return nil, bad("Spec.GroupSize %d does not divide the last dimension %d of x's shape %v", s.GroupSize, last, shape)
 		}
 		p.block, p.nparam = s.GroupSize, p.n/s.GroupSize
 	default:
-		return nil, bad("unknown granularity %v", s.Granularity)
+		return nil, bad("Spec.Granularity is %v, an unknown granularity", s.Granularity)
 	}
 	what := map[Granularity]string{PerTensor: "tensor", PerChannel: "channel", PerGroup: "group"}[s.Granularity]
 
@@ -156,42 +156,45 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 	}
 	if s.Scale == nil {
 		if s.ZeroPoint != nil {
-			return nil, bad("ZeroPoint given without Scale (dynamic scales compute their zero points)")
+			return nil, bad("Spec.ZeroPoint given without Scale (dynamic scales compute their zero points)")
 		}
 		if s.Format.IsInteger() && s.Symmetric && (0 < p.qmin || 0 > p.qmax) {
-			return nil, bad("Symmetric needs zero point 0, outside %v's range [%d, %d] with NarrowRange", s.Format, p.qmin, p.qmax)
+			return nil, bad("Spec.Symmetric needs zero point 0, outside %v's range [%d, %d] with NarrowRange", s.Format, p.qmin, p.qmax)
 		}
 		return p, nil
 	}
 	if len(s.Scale) != p.nparam {
-		return nil, bad("%d scales, want %d (one per %s of shape %v)", len(s.Scale), p.nparam, what, shape)
+		return nil, bad("Spec.Scale has %d scales, want %d (one per %s of x's shape %v)", len(s.Scale), p.nparam, what, shape)
 	}
 	for i, v := range s.Scale {
 		if err := checkScale(v, dt); err != "" {
-			return nil, bad("Scale[%d] = %g %s", i, v, err)
+			return nil, bad("Spec.Scale[%d] = %g %s", i, v, err)
 		}
 	}
 	if s.Format.IsFloat() {
 		for i, z := range s.ZeroPoint {
 			if z != 0 {
-				return nil, bad("ZeroPoint[%d] = %d: float format %v has no zero point", i, z, s.Format)
+				return nil, bad("Spec.ZeroPoint[%d] = %d: float format %v has no zero point", i, z, s.Format)
 			}
 		}
 		if s.ZeroPoint != nil && len(s.ZeroPoint) != len(s.Scale) {
-			return nil, bad("%d zero points for %d scales", len(s.ZeroPoint), len(s.Scale))
+			return nil, bad("Spec.ZeroPoint has %d zero points for %d scales", len(s.ZeroPoint), len(s.Scale))
 		}
 		return p, nil
 	}
 	if s.ZeroPoint != nil && len(s.ZeroPoint) != len(s.Scale) {
-		return nil, bad("%d zero points for %d scales", len(s.ZeroPoint), len(s.Scale))
+		return nil, bad("Spec.ZeroPoint has %d zero points for %d scales", len(s.ZeroPoint), len(s.Scale))
 	}
 	for i := range s.Scale {
 		z := p.zeroPoint(i)
 		if s.Symmetric && z != 0 {
-			return nil, bad("ZeroPoint[%d] = %d with Symmetric, want 0", i, z)
+			return nil, bad("Spec.ZeroPoint[%d] = %d with Symmetric, want 0", i, z)
 		}
 		if z < p.qmin || z > p.qmax {
-			return nil, bad("zero point %d (channel/group %d) outside %v's range [%d, %d]", z, i, s.Format, p.qmin, p.qmax)
+			if s.ZeroPoint == nil {
+				return nil, bad("zero point 0 (Spec.ZeroPoint is nil) outside %v's range [%d, %d]", s.Format, p.qmin, p.qmax)
+			}
+			return nil, bad("Spec.ZeroPoint[%d] = %d outside %v's range [%d, %d]", i, z, s.Format, p.qmin, p.qmax)
 		}
 	}
 	return p, nil

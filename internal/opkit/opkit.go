@@ -32,6 +32,9 @@ var (
 func FloatData(v gorgonia.Value) (any, error) {
 	switch t := v.(type) {
 	case *tensor.Dense:
+		if err := Usable(t); err != nil {
+			return nil, err
+		}
 		if t.RequiresIterator() {
 			m, ok := t.Materialize().(*tensor.Dense)
 			if !ok {
@@ -47,13 +50,40 @@ func FloatData(v gorgonia.Value) (any, error) {
 		}
 		return nil, fmt.Errorf("tensor of dtype %v: %w", t.Dtype(), ErrDtype)
 	case *gorgonia.F32:
+		if err := Usable(t); err != nil {
+			return nil, err
+		}
 		return []float32{float32(*t)}, nil
 	case *gorgonia.F64:
+		if err := Usable(t); err != nil {
+			return nil, err
+		}
 		return []float64{float64(*t)}, nil
 	case nil:
 		return nil, fmt.Errorf("nil value: %w", ErrValue)
 	}
 	return nil, fmt.Errorf("value of type %T: %w", v, ErrValue)
+}
+
+// Usable returns an error wrapping ErrValue for a nil value, a nil
+// pointer, or a zero *tensor.Dense (no dtype), whose methods would panic,
+// and nil for any other value.
+func Usable(v gorgonia.Value) error {
+	bad := false
+	switch t := v.(type) {
+	case nil:
+		bad = true
+	case *tensor.Dense:
+		bad = t == nil || t.Dtype().Type == nil
+	case *gorgonia.F32:
+		bad = t == nil
+	case *gorgonia.F64:
+		bad = t == nil
+	}
+	if bad {
+		return fmt.Errorf("a nil or uninitialised %T: %w", v, ErrValue)
+	}
+	return nil
 }
 
 // NewLike returns a new zero value with the Go type, dtype and shape of v
@@ -87,6 +117,9 @@ func StoreScalar(v gorgonia.Value, data any) {
 // after checking that it can hold a result like like: the same Go type,
 // dtype and shape, and contiguous.
 func PreallocData(out, like gorgonia.Value) (any, error) {
+	if err := Usable(out); err != nil {
+		return nil, fmt.Errorf("preallocated value: %w", err)
+	}
 	if !sameKind(out, like) || out.Dtype() != like.Dtype() || !out.Shape().Eq(like.Shape()) {
 		return nil, fmt.Errorf("preallocated %T %v %v cannot hold a result like %T %v %v: %w",
 			out, out.Dtype(), out.Shape(), like, like.Dtype(), like.Shape(), ErrValue)
@@ -118,6 +151,9 @@ func sameKind(a, b gorgonia.Value) bool {
 // machine's DoDiff accumulates into an input's gradient, which may already
 // hold other consumers' contributions.
 func AddInto(dst, src gorgonia.Value) error {
+	if err := Usable(dst); err != nil {
+		return fmt.Errorf("gradient: %w", err)
+	}
 	if d, ok := dst.(*tensor.Dense); ok && d.RequiresIterator() {
 		return fmt.Errorf("gradient tensor is a non-contiguous view: %w", ErrValue)
 	}

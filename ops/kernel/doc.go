@@ -31,12 +31,19 @@ type Float interface {
 // ErrLength reports slices whose lengths do not match.
 var ErrLength = errors.New("kernel: slice lengths differ")
 
-// checkLengths returns an error naming the kernel and the lengths when any
-// of the slices differs in length from dst.
-func checkLengths(kernel string, n int, others ...int) error {
-	for _, m := range others {
-		if m != n {
-			return fmt.Errorf("%s: len(dst)=%d, input has length %d: %w", kernel, n, m, ErrLength)
+// arg is a slice argument of a kernel, for checkLengths: its name and
+// length.
+type arg struct {
+	name string
+	n    int
+}
+
+// checkLengths returns an error naming the kernel, the first of others
+// whose length differs from ref's, and both lengths.
+func checkLengths(kernel string, ref arg, others ...arg) error {
+	for _, a := range others {
+		if a.n != ref.n {
+			return fmt.Errorf("%s: len(%s) = %d, want len(%s) = %d: %w", kernel, a.name, a.n, ref.name, ref.n, ErrLength)
 		}
 	}
 	return nil

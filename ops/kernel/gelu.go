@@ -35,7 +35,7 @@ const (
 // dst may alias x. It returns an error wrapping ErrLength if the lengths
 // differ.
 func GELU[T Float](dst, x []T) error {
-	if err := checkLengths("kernel.GELU", len(dst), len(x)); err != nil {
+	if err := checkLengths("kernel.GELU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
 	if d, ok := as32(dst); ok {
@@ -66,7 +66,7 @@ func GELU[T Float](dst, x []T) error {
 // dst may alias x or dy. It returns an error wrapping ErrLength if the
 // lengths differ.
 func GELUGrad[T Float](dst, x, dy []T) error {
-	if err := checkLengths("kernel.GELUGrad", len(dst), len(x), len(dy)); err != nil {
+	if err := checkLengths("kernel.GELUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
 	if d, ok := as32(dst); ok {

@@ -32,7 +32,7 @@ const (
 // dst may alias x. It returns an error wrapping ErrLength if the lengths
 // differ.
 func GELUTanh[T Float](dst, x []T) error {
-	if err := checkLengths("kernel.GELUTanh", len(dst), len(x)); err != nil {
+	if err := checkLengths("kernel.GELUTanh", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
 	if d, ok := as32(dst); ok {
@@ -64,7 +64,7 @@ func GELUTanh[T Float](dst, x []T) error {
 // dst may alias x or dy. It returns an error wrapping ErrLength if the
 // lengths differ.
 func GELUTanhGrad[T Float](dst, x, dy []T) error {
-	if err := checkLengths("kernel.GELUTanhGrad", len(dst), len(x), len(dy)); err != nil {
+	if err := checkLengths("kernel.GELUTanhGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
 	if d, ok := as32(dst); ok {

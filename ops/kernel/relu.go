@@ -12,7 +12,7 @@ package kernel
 // dst may alias x. It returns an error wrapping ErrLength if the lengths
 // differ.
 func ReLU[T Float](dst, x []T) error {
-	if err := checkLengths("kernel.ReLU", len(dst), len(x)); err != nil {
+	if err := checkLengths("kernel.ReLU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
 	if d, ok := as32(dst); ok {
@@ -43,7 +43,7 @@ func ReLU[T Float](dst, x []T) error {
 // dst may alias x or dy. It returns an error wrapping ErrLength if the
 // lengths differ.
 func ReLUGrad[T Float](dst, x, dy []T) error {
-	if err := checkLengths("kernel.ReLUGrad", len(dst), len(x), len(dy)); err != nil {
+	if err := checkLengths("kernel.ReLUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
 	if d, ok := as32(dst); ok {

@@ -19,7 +19,7 @@ import "math"
 // dst may alias x. It returns an error wrapping ErrLength if the lengths
 // differ.
 func SiLU[T Float](dst, x []T) error {
-	if err := checkLengths("kernel.SiLU", len(dst), len(x)); err != nil {
+	if err := checkLengths("kernel.SiLU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
 	if d, ok := as32(dst); ok {
@@ -50,7 +50,7 @@ func SiLU[T Float](dst, x []T) error {
 // dst may alias x or dy. It returns an error wrapping ErrLength if the
 // lengths differ.
 func SiLUGrad[T Float](dst, x, dy []T) error {
-	if err := checkLengths("kernel.SiLUGrad", len(dst), len(x), len(dy)); err != nil {
+	if err := checkLengths("kernel.SiLUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
 	if d, ok := as32(dst); ok {

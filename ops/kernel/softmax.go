@@ -33,21 +33,26 @@ func Along(size, n, inner int) Axis {
 	return a
 }
 
-// check returns an error wrapping ErrLength unless the slices all have
-// length size and a fits an array of that size.
-func (a Axis) check(kernel string, size int, others ...int) error {
-	if err := checkLengths(kernel, size, others...); err != nil {
+// check returns an error wrapping ErrLength, naming kernel and the
+// argument at fault, unless the slices all have dst's length and a fits an
+// array of that size.
+func (a Axis) check(kernel string, dst arg, others ...arg) error {
+	if err := checkLengths(kernel, dst, others...); err != nil {
 		return err
 	}
+	size := dst.n
 	if size == 0 && a.Lo == 0 && a.Hi == 0 {
 		return nil
 	}
-	if a.N < 1 || a.Inner < 1 || size%(a.N*a.Inner) != 0 {
-		return fmt.Errorf("%s: axis of length %d with %d inner elements does not fit %d elements: %w",
-			kernel, a.N, a.Inner, size, ErrLength)
+	// N·Inner must divide size; N ≤ size/Inner first, so that the product
+	// cannot overflow.
+	if a.N < 1 || a.Inner < 1 || a.N > size/a.Inner || size%(a.N*a.Inner) != 0 {
+		return fmt.Errorf("%s: a has N = %d and Inner = %d, want N, Inner ≥ 1 with N·Inner dividing len(%s) = %d: %w",
+			kernel, a.N, a.Inner, dst.name, size, ErrLength)
 	}
 	if slices := size / a.N; a.Lo < 0 || a.Hi < a.Lo || a.Hi > slices {
-		return fmt.Errorf("%s: slices [%d, %d) outside the array's %d: %w", kernel, a.Lo, a.Hi, slices, ErrLength)
+		return fmt.Errorf("%s: a selects slices [%d, %d), want 0 ≤ Lo ≤ Hi ≤ %d (the array's slices): %w",
+			kernel, a.Lo, a.Hi, slices, ErrLength)
 	}
 	return nil
 }
@@ -116,7 +121,7 @@ func single[T Float]() bool {
 // allocate. It returns an error wrapping ErrLength, and writes nothing, if
 // the lengths differ or a does not fit them.
 func Softmax[T Float](dst, x []T, a Axis) error {
-	if err := a.check("kernel.Softmax", len(dst), len(x)); err != nil {
+	if err := a.check("kernel.Softmax", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
 	a.each(func(off, w int) { softmaxRun(dst, x, off, w, a.N, a.Inner, false) })
@@ -141,7 +146,7 @@ func Softmax[T Float](dst, x []T, a Axis) error {
 // allocate. It returns an error wrapping ErrLength, and writes nothing, if
 // the lengths differ or a does not fit them.
 func LogSoftmax[T Float](dst, x []T, a Axis) error {
-	if err := a.check("kernel.LogSoftmax", len(dst), len(x)); err != nil {
+	if err := a.check("kernel.LogSoftmax", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
 	a.each(func(off, w int) { softmaxRun(dst, x, off, w, a.N, a.Inner, true) })
@@ -163,7 +168,7 @@ func LogSoftmax[T Float](dst, x []T, a Axis) error {
 // allocate. It returns an error wrapping ErrLength, and writes nothing, if
 // the lengths differ or a does not fit them.
 func SoftmaxGrad[T Float](dst, y, dy []T, a Axis) error {
-	if err := a.check("kernel.SoftmaxGrad", len(dst), len(y), len(dy)); err != nil {
+	if err := a.check("kernel.SoftmaxGrad", arg{"dst", len(dst)}, arg{"y", len(y)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
 	a.each(func(off, w int) { softmaxGradRun(dst, y, dy, off, w, a.N, a.Inner) })
@@ -187,7 +192,7 @@ func SoftmaxGrad[T Float](dst, y, dy []T, a Axis) error {
 // allocate. It returns an error wrapping ErrLength, and writes nothing, if
 // the lengths differ or a does not fit them.
 func LogSoftmaxGrad[T Float](dst, y, dy []T, a Axis) error {
-	if err := a.check("kernel.LogSoftmaxGrad", len(dst), len(y), len(dy)); err != nil {
+	if err := a.check("kernel.LogSoftmaxGrad", arg{"dst", len(dst)}, arg{"y", len(y)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
 	a.each(func(off, w int) { logSoftmaxGradRun(dst, y, dy, off, w, a.N, a.Inner) })

@@ -745,41 +745,6 @@ func TestSoftmaxErrors(t *testing.T) {
 	}
 }
 
-func FuzzSoftmax(f *testing.F) {
-	f.Add(1.0, 2.0, 3.0, -1e4, 5.0, uint8(2))
-	f.Add(0.0, 0.0, 1000.0, 0.0, -1000.0, uint8(1))
-	f.Add(math.Inf(-1), 0.0, math.Inf(-1), 3.0, 1e30, uint8(3))
-	f.Fuzz(func(t *testing.T, a, b, c, d, e float64, inner uint8) {
-		x := []float64{a, b, c, d, e, a - b, c + d, e}
-		for _, v := range x {
-			if math.IsNaN(v) || math.IsInf(v, 1) {
-				return // covered by TestSoftmaxSpecialCases
-			}
-		}
-		in := 1 + int(inner)%2 // (4, 2) or (8) viewed as one slice
-		l := layout{1, len(x) / in, in}
-		y, ly := make([]float64, len(x)), make([]float64, len(x))
-		mustOK(t, Softmax(y, x, l.axis()))
-		mustOK(t, LogSoftmax(ly, x, l.axis()))
-		for k := range in {
-			var s float64
-			masked := true
-			for j := range l.n {
-				i := j*in + k
-				v := y[i]
-				if !(v >= 0 && v <= 1) || math.IsNaN(ly[i]) || ly[i] > 0 {
-					t.Fatalf("x=%v: y=%v log y=%v", x, y, ly)
-				}
-				s += v
-				masked = masked && math.IsInf(x[i], -1)
-			}
-			if !masked && math.Abs(s-1) > 1e-14 || masked && s != 0 {
-				t.Fatalf("x=%v: slice %d sums to %v", x, k, s)
-			}
-		}
-	})
-}
-
 // Benchmarks: the kernels on the two float32 shapes, against a
 // plain two-pass loop (float32 arithmetic, exp through float64 math.Exp)
 // and an online (single-pass max-and-sum) variant. Bytes count every

@@ -51,10 +51,14 @@ func (c *Counts) add(x, y float64, clipped bool) {
 // clip decision is recomputed from x; y is used for the zero count and the
 // noise.
 //
-// It returns an error wrapping ErrLength if the lengths differ.
+// It returns an error wrapping ErrLength if the lengths differ and
+// ErrParam for an invalid q.
 func CountInt[T Float](x, y []T, q Int[T]) (Counts, error) {
 	var c Counts
-	if err := checkLengths("kernel.CountInt", len(x), len(y)); err != nil {
+	if err := checkLengths("kernel.CountInt", arg{"x", len(x)}, arg{"y", len(y)}); err != nil {
+		return c, err
+	}
+	if err := checkInt("kernel.CountInt", "q", q); err != nil {
 		return c, err
 	}
 	magic := roundMagic[T]()
@@ -69,7 +73,10 @@ func CountInt[T Float](x, y []T, q Int[T]) (Counts, error) {
 // CountIntCols is CountInt with one grid per column, as in FakeQuantIntCols.
 func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
 	var c Counts
-	if err := checkCols("kernel.CountIntCols", len(x), len(y), len(qs)); err != nil {
+	if err := checkCols("kernel.CountIntCols", arg{"x", len(x)}, arg{"y", len(y)}, "len(qs)", len(qs)); err != nil {
+		return c, err
+	}
+	if err := checkInts("kernel.CountIntCols", qs); err != nil {
 		return c, err
 	}
 	magic := roundMagic[T]()
@@ -81,19 +88,21 @@ func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
 	return c, nil
 }
 
-// CountFloat returns the statistics of y = RoundFloat(x, f, s): an element
-// is clipped when x/s is finite and its rounded magnitude exceeds f's
-// largest finite value.
+// CountFloat returns the statistics of y = RoundFloat(x, f, s): a finite
+// element is clipped when the rounded magnitude of x/s exceeds f's largest
+// finite value, or x/s overflows T.
 func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 	var c Counts
-	if err := checkLengths("kernel.CountFloat", len(x), len(y)); err != nil {
+	if err := checkLengths("kernel.CountFloat", arg{"x", len(x)}, arg{"y", len(y)}); err != nil {
+		return c, err
+	}
+	if err := checkFloat("kernel.CountFloat", f, "s", s); err != nil {
 		return c, err
 	}
 	p := f.params()
 	y = y[:len(x)]
 	for i, v := range x {
-		_, over := roundFloat(float64(T(v/s)), p)
-		c.add(float64(v), float64(y[i]), over)
+		c.add(float64(v), float64(y[i]), floatClipped(v/s, p))
 	}
 	return c, nil
 }
@@ -102,13 +111,23 @@ func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 // RoundFloatCols.
 func CountFloatCols[T Float](x, y []T, f FloatFormat, s []T) (Counts, error) {
 	var c Counts
-	if err := checkCols("kernel.CountFloatCols", len(x), len(y), len(s)); err != nil {
+	if err := checkCols("kernel.CountFloatCols", arg{"x", len(x)}, arg{"y", len(y)}, "len(s)", len(s)); err != nil {
+		return c, err
+	}
+	if err := checkFloats("kernel.CountFloatCols", f, s); err != nil {
 		return c, err
 	}
 	p := f.params()
 	for i, v := range x {
-		_, over := roundFloat(float64(T(v/s[i%len(s)])), p)
-		c.add(float64(v), float64(y[i]), over)
+		c.add(float64(v), float64(y[i]), floatClipped(v/s[i%len(s)], p))
 	}
 	return c, nil
+}
+
+// floatClipped reports whether t = x/s, for a finite x, was clipped: its
+// rounded magnitude exceeds the format's largest finite value, or the
+// division itself overflowed T (which add ignores for infinite x).
+func floatClipped[T Float](t T, p floatParams) bool {
+	_, over := roundFloat(float64(t), p)
+	return over || math.IsInf(float64(t), 0)
 }

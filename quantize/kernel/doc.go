@@ -20,6 +20,7 @@
 package kernel
 
 import (
+	"errors"
 	"fmt"
 	"unsafe"
 
@@ -34,12 +35,25 @@ type Float = okernel.Float
 // sentinel as ops/kernel.ErrLength.
 var ErrLength = okernel.ErrLength
 
-// checkLengths returns an error naming the kernel and the lengths when any
-// of the slices differs in length from dst.
-func checkLengths(kernel string, n int, others ...int) error {
-	for _, m := range others {
-		if m != n {
-			return fmt.Errorf("%s: len(dst)=%d, input has length %d: %w", kernel, n, m, ErrLength)
+// ErrParam reports a parameter a kernel cannot use: a grid (Int) whose
+// scale is not positive and finite with a finite reciprocal or whose zero
+// point lies outside its codes, an unknown FloatFormat, a scale that is not
+// positive and finite, or a bad code range or minimum scale.
+var ErrParam = errors.New("kernel: bad parameter")
+
+// arg is a slice argument of a kernel, for checkLengths: its name and
+// length.
+type arg struct {
+	name string
+	n    int
+}
+
+// checkLengths returns an error naming the kernel, the first of others
+// whose length differs from ref's, and both lengths.
+func checkLengths(kernel string, ref arg, others ...arg) error {
+	for _, a := range others {
+		if a.n != ref.n {
+			return fmt.Errorf("%s: len(%s) = %d, want len(%s) = %d: %w", kernel, a.name, a.n, ref.name, ref.n, ErrLength)
 		}
 	}
 	return nil

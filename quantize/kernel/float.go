@@ -73,11 +73,16 @@ func (f FloatFormat) params() floatParams {
 // Valid reports whether f is one of the formats above.
 func (f FloatFormat) Valid() bool { return f >= FP16 && f <= FP8E5M2 }
 
-// Max returns the largest finite value of the format.
+// Max returns the largest finite value of the format (0 for an unknown
+// format).
 func (f FloatFormat) Max() float64 { return f.params().max }
 
-// SmallestSubnormal returns the smallest positive value of the format.
+// SmallestSubnormal returns the smallest positive value of the format (0
+// for an unknown format).
 func (f FloatFormat) SmallestSubnormal() float64 {
+	if !f.Valid() {
+		return 0
+	}
 	p := f.params()
 	return math.Ldexp(1, p.emin-int(p.mant))
 }
@@ -98,7 +103,12 @@ func (f FloatFormat) Saturates() bool { return f.params().saturate }
 //	Round(±0)   = ±0
 //	Round(±Inf) = ±Inf (FP16, BF16), ±Max (FP8, saturating; overflow = false)
 //	Round(NaN)  = NaN  (a quiet NaN)
+//
+// An unknown format (not Valid) rounds everything to NaN.
 func (f FloatFormat) Round(x float64) (r float64, overflow bool) {
+	if !f.Valid() {
+		return math.NaN(), false
+	}
 	return roundFloat(x, f.params())
 }
 
@@ -137,6 +147,31 @@ func roundFloat(x float64, p floatParams) (float64, bool) {
 	return math.Copysign(m, x), overflow
 }
 
+// checkFloat returns an error naming the kernel and the argument at fault
+// unless f is a known format and s (named name) positive and finite.
+func checkFloat[T Float](kernel string, f FloatFormat, name string, s T) error {
+	if !f.Valid() {
+		return fmt.Errorf("%s: f = %v, want FP16, BF16, FP8E4M3 or FP8E5M2: %w", kernel, f, ErrParam)
+	}
+	if v := float64(s); !(v > 0) || v > math.MaxFloat64 {
+		return fmt.Errorf("%s: %s = %v, want a positive finite scale: %w", kernel, name, s, ErrParam)
+	}
+	return nil
+}
+
+// checkFloats is checkFloat for each scale of s.
+func checkFloats[T Float](kernel string, f FloatFormat, s []T) error {
+	if !f.Valid() {
+		return checkFloat(kernel, f, "s", T(1))
+	}
+	for i, v := range s {
+		if fv := float64(v); !(fv > 0) || fv > math.MaxFloat64 {
+			return checkFloat(kernel, f, fmt.Sprintf("s[%d]", i), v)
+		}
+	}
+	return nil
+}
+
 // RoundFloat sets dst[i] = round_f(x[i]/s)·s: x[i] divided by the scale,
 // rounded to format f (see FloatFormat.Round) and multiplied back, in T.
 // With s = 1 it is the plain cast, x.half().float() for FP16 and
@@ -144,9 +179,13 @@ func roundFloat(x float64, p floatParams) (float64, bool) {
 // ONNX's QuantizeLinear to float8 (x / y_scale), not a reciprocal.
 //
 // dst may alias x. It returns an error wrapping ErrLength if the lengths
-// differ.
+// differ, and ErrParam for an unknown format or a scale that is not
+// positive and finite.
 func RoundFloat[T Float](dst, x []T, f FloatFormat, s T) error {
-	if err := checkLengths("kernel.RoundFloat", len(dst), len(x)); err != nil {
+	if err := checkLengths("kernel.RoundFloat", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
+		return err
+	}
+	if err := checkFloat("kernel.RoundFloat", f, "s", s); err != nil {
 		return err
 	}
 	p := f.params()
@@ -169,9 +208,13 @@ func RoundFloat[T Float](dst, x []T, f FloatFormat, s T) error {
 // matrix with len(s) columns, and element i uses s[i%len(s)].
 //
 // It returns an error wrapping ErrLength if the lengths differ or len(x) is
-// not a multiple of len(s).
+// not a multiple of len(s) (or s is empty), and ErrParam for an unknown
+// format or a scale that is not positive and finite.
 func RoundFloatCols[T Float](dst, x []T, f FloatFormat, s []T) error {
-	if err := checkCols("kernel.RoundFloatCols", len(dst), len(x), len(s)); err != nil {
+	if err := checkCols("kernel.RoundFloatCols", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(s)", len(s)); err != nil {
+		return err
+	}
+	if err := checkFloats("kernel.RoundFloatCols", f, s); err != nil {
 		return err
 	}
 	p := f.params()

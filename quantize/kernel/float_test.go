@@ -236,3 +236,32 @@ func roundCases(f FloatFormat, vals []float64, next func(x, y float64) float64) 
 	add(math.Inf(1), over)
 	return in, want
 }
+
+// TestCountFloatDivisionOverflow: a finite x whose x/s overflows T is
+// clipped (it saturates, or becomes ±Inf), though T(x/s) is infinite and
+// Round reports no overflow for an infinite input (issue 8: found by
+// FuzzRoundFloat; CountFloat counted it as not clipped).
+func TestCountFloatDivisionOverflow(t *testing.T) {
+	x := []float32{3e38, -3e38, 1}
+	for _, f := range []FloatFormat{FP16, FP8E4M3} {
+		y := make([]float32, len(x))
+		mustNil(t, RoundFloat(y, x, f, 1e-30))
+		c, err := CountFloat(x, y, f, 1e-30)
+		mustNil(t, err)
+		if c.Clipped != 3 { // 1/1e-30 = 1e30 overflows every format too
+			t.Errorf("%v: Clipped = %d, want 3", f, c.Clipped)
+		}
+		cc, err := CountFloatCols(x, y, f, []float32{1e-30})
+		mustNil(t, err)
+		if cc != c {
+			t.Errorf("%v: CountFloatCols = %+v, CountFloat %+v", f, cc, c)
+		}
+	}
+}
+
+func mustNil(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -24,6 +24,8 @@ type Int[T Float] struct {
 // NewInt returns the grid of scale s, zero point z and codes [qmin, qmax].
 // It does not check its arguments: s must be positive and finite in T with a
 // finite reciprocal, and qmin ≤ z ≤ qmax (package quantize checks specs).
+// The kernels return an error wrapping ErrParam for a grid that breaks
+// these conditions (the zero Int included).
 func NewInt[T Float](scale T, zeroPoint, qmin, qmax int) Int[T] {
 	return Int[T]{scale: scale, inv: 1 / scale, lo: T(qmin - zeroPoint), hi: T(qmax - zeroPoint)}
 }
@@ -68,9 +70,13 @@ func (q Int[T]) FakeQuant(x T) (y T, inside bool) {
 // FakeQuantInt sets dst[i] to the fake-quantized x[i] on grid q (see Int).
 //
 // dst may alias x. It returns an error wrapping ErrLength if the lengths
-// differ.
+// differ and ErrParam for an invalid q (see NewInt), and writes nothing
+// then.
 func FakeQuantInt[T Float](dst, x []T, q Int[T]) error {
-	if err := checkLengths("kernel.FakeQuantInt", len(dst), len(x)); err != nil {
+	if err := checkLengths("kernel.FakeQuantInt", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
+		return err
+	}
+	if err := checkInt("kernel.FakeQuantInt", "q", q); err != nil {
 		return err
 	}
 	start := fakeQuantIntVec(dst, x, q)
@@ -94,9 +100,12 @@ func FakeQuantInt[T Float](dst, x []T, q Int[T]) error {
 // clipped element gives 0, not NaN.
 //
 // dst may alias x or dy. It returns an error wrapping ErrLength if the
-// lengths differ.
+// lengths differ and ErrParam for an invalid q (see NewInt).
 func FakeQuantIntGrad[T Float](dst, x, dy []T, q Int[T]) error {
-	if err := checkLengths("kernel.FakeQuantIntGrad", len(dst), len(x), len(dy)); err != nil {
+	if err := checkLengths("kernel.FakeQuantIntGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
+		return err
+	}
+	if err := checkInt("kernel.FakeQuantIntGrad", "q", q); err != nil {
 		return err
 	}
 	start := fakeQuantIntGradVec(dst, x, dy, q)
@@ -119,9 +128,13 @@ func FakeQuantIntGrad[T Float](dst, x, dy []T, q Int[T]) error {
 // It is the kernel of per-channel quantization along the last axis.
 //
 // It returns an error wrapping ErrLength if the lengths differ or len(x) is
-// not a multiple of len(qs).
+// not a multiple of len(qs) (or qs is empty), and ErrParam for an invalid
+// grid.
 func FakeQuantIntCols[T Float](dst, x []T, qs []Int[T]) error {
-	if err := checkCols("kernel.FakeQuantIntCols", len(dst), len(x), len(qs)); err != nil {
+	if err := checkCols("kernel.FakeQuantIntCols", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
+		return err
+	}
+	if err := checkInts("kernel.FakeQuantIntCols", qs); err != nil {
 		return err
 	}
 	magic := roundMagic[T]()
@@ -144,10 +157,13 @@ func FakeQuantIntCols[T Float](dst, x []T, qs []Int[T]) error {
 // FakeQuantIntColsGrad is FakeQuantIntGrad with one grid per column, as in
 // FakeQuantIntCols.
 func FakeQuantIntColsGrad[T Float](dst, x, dy []T, qs []Int[T]) error {
-	if err := checkCols("kernel.FakeQuantIntColsGrad", len(dst), len(x), len(qs)); err != nil {
+	if err := checkCols("kernel.FakeQuantIntColsGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
-	if err := checkLengths("kernel.FakeQuantIntColsGrad", len(dst), len(dy)); err != nil {
+	if err := checkLengths("kernel.FakeQuantIntColsGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
+		return err
+	}
+	if err := checkInts("kernel.FakeQuantIntColsGrad", qs); err != nil {
 		return err
 	}
 	magic := roundMagic[T]()
@@ -166,12 +182,42 @@ func FakeQuantIntColsGrad[T Float](dst, x, dy []T, qs []Int[T]) error {
 	return nil
 }
 
-func checkCols(kernel string, n, m, cols int) error {
-	if err := checkLengths(kernel, n, m); err != nil {
+// checkCols returns an error naming the kernel and the argument at fault
+// unless b has a's length and cols (named as given, e.g. "len(qs)") is
+// positive and divides it.
+func checkCols(kernel string, a, b arg, colsName string, cols int) error {
+	if err := checkLengths(kernel, a, b); err != nil {
 		return err
 	}
-	if cols == 0 || n%cols != 0 {
-		return fmt.Errorf("%s: length %d is not a multiple of %d columns: %w", kernel, n, cols, ErrLength)
+	if cols <= 0 || a.n%cols != 0 {
+		return fmt.Errorf("%s: %s = %d, want a positive divisor of len(%s) = %d: %w", kernel, colsName, cols, a.name, a.n, ErrLength)
+	}
+	return nil
+}
+
+// valid reports whether q satisfies NewInt's conditions: a positive finite
+// scale with a finite reciprocal, and qmin ≤ z ≤ qmax.
+func (q Int[T]) valid() bool {
+	s, inv := float64(q.scale), float64(q.inv)
+	return s > 0 && s <= math.MaxFloat64 && inv <= math.MaxFloat64 && q.lo <= 0 && q.hi >= 0
+}
+
+// checkInt returns an error naming the kernel and the grid argument (name)
+// unless q is valid.
+func checkInt[T Float](kernel, name string, q Int[T]) error {
+	if q.valid() {
+		return nil
+	}
+	return fmt.Errorf("%s: %s has scale %v and codes [%v, %v] about its zero point, want a positive finite scale with a finite reciprocal and qmin ≤ z ≤ qmax (see NewInt): %w",
+		kernel, name, q.scale, q.lo, q.hi, ErrParam)
+}
+
+// checkInts is checkInt for each grid of qs.
+func checkInts[T Float](kernel string, qs []Int[T]) error {
+	for i := range qs {
+		if !qs[i].valid() {
+			return checkInt(kernel, fmt.Sprintf("qs[%d]", i), qs[i])
+		}
 	}
 	return nil
 }
@@ -207,9 +253,14 @@ func fakeQuantIntGradVec[T Float](dst, x, dy []T, q Int[T]) int {
 // quantization (and of per-channel quantization along the first axis).
 //
 // It returns an error wrapping ErrLength if the lengths differ or len(x) is
-// not a multiple of len(qs).
+// not a multiple of len(qs) (or qs is empty). Unlike the other kernels it
+// does not check its grids, which come one per group of as few as 32
+// elements: checking each made the per-group forward pass 45% slower
+// (BenchmarkForward/int4-group32-fixed, issue 8). Each must satisfy
+// NewInt's conditions; an invalid one (the zero Int) gives NaN or garbage
+// in its group, but never a panic.
 func FakeQuantIntGroups[T Float](dst, x []T, qs []Int[T]) error {
-	if err := checkCols("kernel.FakeQuantIntGroups", len(dst), len(x), len(qs)); err != nil {
+	if err := checkCols("kernel.FakeQuantIntGroups", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
 	g := len(x) / len(qs)
@@ -234,12 +285,12 @@ func FakeQuantIntGroups[T Float](dst, x []T, qs []Int[T]) error {
 }
 
 // FakeQuantIntGroupsGrad is FakeQuantIntGrad with one grid per group, as
-// in FakeQuantIntGroups.
+// in FakeQuantIntGroups (whose grids are not checked either).
 func FakeQuantIntGroupsGrad[T Float](dst, x, dy []T, qs []Int[T]) error {
-	if err := checkCols("kernel.FakeQuantIntGroupsGrad", len(dst), len(x), len(qs)); err != nil {
+	if err := checkCols("kernel.FakeQuantIntGroupsGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
-	if err := checkLengths("kernel.FakeQuantIntGroupsGrad", len(dst), len(dy)); err != nil {
+	if err := checkLengths("kernel.FakeQuantIntGroupsGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
 	g := len(x) / len(qs)
@@ -289,11 +340,14 @@ func fakeQuantIntGroupsGradVec[T Float](dst, x, dy []T, qs []Int[T]) bool {
 // FakeQuantIntGroups with the grids of package quantize's dynamic
 // symmetric rule, fused so that each group is read while it is in cache.
 //
-// qmax must be positive and minScale positive and finite. It returns an
-// error wrapping ErrLength if the lengths differ or len(x) is not a
-// multiple of groups.
+// It returns an error wrapping ErrLength if the lengths differ or groups
+// is not a positive divisor of len(x), and ErrParam unless qmin ≤ 0 < qmax
+// and minScale is positive with a finite reciprocal.
 func FakeQuantIntGroupsSymmetric[T Float](dst, x []T, groups, qmin, qmax int, minScale T) error {
-	if err := checkCols("kernel.FakeQuantIntGroupsSymmetric", len(dst), len(x), groups); err != nil {
+	if err := checkCols("kernel.FakeQuantIntGroupsSymmetric", arg{"dst", len(dst)}, arg{"x", len(x)}, "groups", groups); err != nil {
+		return err
+	}
+	if err := checkSymmetric("kernel.FakeQuantIntGroupsSymmetric", qmin, qmax, minScale); err != nil {
 		return err
 	}
 	g := len(x) / groups
@@ -311,10 +365,13 @@ func FakeQuantIntGroupsSymmetric[T Float](dst, x []T, groups, qmin, qmax int, mi
 // FakeQuantIntGroupsSymmetricGrad is FakeQuantIntGrad on the grids of
 // FakeQuantIntGroupsSymmetric.
 func FakeQuantIntGroupsSymmetricGrad[T Float](dst, x, dy []T, groups, qmin, qmax int, minScale T) error {
-	if err := checkCols("kernel.FakeQuantIntGroupsSymmetricGrad", len(dst), len(x), groups); err != nil {
+	if err := checkCols("kernel.FakeQuantIntGroupsSymmetricGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "groups", groups); err != nil {
 		return err
 	}
-	if err := checkLengths("kernel.FakeQuantIntGroupsSymmetricGrad", len(dst), len(dy)); err != nil {
+	if err := checkLengths("kernel.FakeQuantIntGroupsSymmetricGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
+		return err
+	}
+	if err := checkSymmetric("kernel.FakeQuantIntGroupsSymmetricGrad", qmin, qmax, minScale); err != nil {
 		return err
 	}
 	g := len(x) / groups
@@ -325,6 +382,19 @@ func FakeQuantIntGroupsSymmetricGrad[T Float](dst, x, dy []T, groups, qmin, qmax
 		out, in, d := dst[k*g:(k+1)*g], x[k*g:(k+1)*g], dy[k*g:(k+1)*g]
 		q := SymmetricInt(AbsMax(in), qmin, qmax, minScale)
 		_ = FakeQuantIntGrad(out, in, d, q)
+	}
+	return nil
+}
+
+// checkSymmetric returns an error naming the kernel and the argument at
+// fault unless qmin ≤ 0 < qmax and minScale is positive with a finite
+// reciprocal (so that every grid SymmetricInt makes is valid).
+func checkSymmetric[T Float](kernel string, qmin, qmax int, minScale T) error {
+	switch m := float64(minScale); {
+	case qmin > 0 || qmax <= 0:
+		return fmt.Errorf("%s: qmin = %d and qmax = %d, want qmin ≤ 0 < qmax (zero point 0 must be a code): %w", kernel, qmin, qmax, ErrParam)
+	case !(m > 0) || m > math.MaxFloat64 || math.IsInf(float64(1/minScale), 0):
+		return fmt.Errorf("%s: minScale = %v, want a positive finite scale with a finite reciprocal: %w", kernel, minScale, ErrParam)
 	}
 	return nil
 }

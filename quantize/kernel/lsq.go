@@ -13,9 +13,13 @@ package kernel
 // gradient with respect to x is FakeQuantIntGrad's. No gradient factor is
 // applied; the caller multiplies the sum by it.
 //
-// It returns an error wrapping ErrLength if the lengths differ.
+// It returns an error wrapping ErrLength if the lengths differ and
+// ErrParam for an invalid q (see NewInt).
 func LSQScaleGrad[T Float](x, dy []T, q Int[T]) (float64, error) {
-	if err := checkLengths("kernel.LSQScaleGrad", len(x), len(dy)); err != nil {
+	if err := checkLengths("kernel.LSQScaleGrad", arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
+		return 0, err
+	}
+	if err := checkInt("kernel.LSQScaleGrad", "q", q); err != nil {
 		return 0, err
 	}
 	magic := roundMagic[T]()
@@ -41,10 +45,13 @@ func LSQScaleGrad[T Float](x, dy []T, q Int[T]) (float64, error) {
 // FakeQuantIntCols: it adds column j's sum into dst[j]. dst must have
 // len(qs) elements.
 func LSQScaleGradCols[T Float](dst []float64, x, dy []T, qs []Int[T]) error {
-	if err := checkCols("kernel.LSQScaleGradCols", len(x), len(dy), len(qs)); err != nil {
+	if err := checkCols("kernel.LSQScaleGradCols", arg{"x", len(x)}, arg{"dy", len(dy)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
-	if err := checkLengths("kernel.LSQScaleGradCols", len(dst), len(qs)); err != nil {
+	if err := checkLengths("kernel.LSQScaleGradCols", arg{"qs", len(qs)}, arg{"dst", len(dst)}); err != nil {
+		return err
+	}
+	if err := checkInts("kernel.LSQScaleGradCols", qs); err != nil {
 		return err
 	}
 	magic := roundMagic[T]()

@@ -48,10 +48,16 @@ func MinMax[T Float](x []T) (lo, hi T, n int) {
 // Percentile returns the p-th percentile (0 ≤ p ≤ 100) of the finite
 // elements of x with linear interpolation between order statistics (numpy's
 // default, "linear"): with the n finite values sorted as v₀ ≤ … ≤ vₙ₋₁ and
-// h = p/100·(n−1), it is v⌊h⌋ + (h−⌊h⌋)·(v⌊h⌋₊₁ − v⌊h⌋). scratch must have
-// room for len(x) values; it is overwritten. With no finite element it
-// returns 0. Unlike the other kernels it sorts, in O(n log n).
+// h = p/100·(n−1), it is v⌊h⌋ + (h−⌊h⌋)·(v⌊h⌋₊₁ − v⌊h⌋). scratch should
+// have room for len(x) values; it is overwritten. With no finite element it
+// returns 0. Unlike the other kernels it sorts, in O(n log n), and it
+// allocates if scratch is too short. A p outside [0, 100] is taken as 0
+// or 100; a NaN p gives NaN.
 func Percentile[T Float](x []T, p float64, scratch []float64) float64 {
+	if math.IsNaN(p) {
+		return math.NaN()
+	}
+	p = min(max(p, 0), 100)
 	s := scratch[:0]
 	for _, v := range x {
 		f := float64(v)
