@@ -75,7 +75,7 @@ type Model struct {
 func NewModel(g *gorgonia.ExprGraph, cfg Config, opts ...Option) (*Model, error) {
 	const fn = "graph.NewModel"
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
 	cfg.Dtype, _ = dtypeOf(fn, cfg.Dtype)
 	if cfg.Norm == "" {

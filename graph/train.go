@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -101,18 +102,18 @@ func newProgram(fn string, cfg Config, batch int, opts []Option) (*program, erro
 func (p *program) load(fn string, b Batch) (int, error) {
 	n := p.batch * p.cfg.SeqLen
 	if len(b.Tokens) != n || len(b.Targets) != n {
-		return 0, fmt.Errorf("%s: batch has %d tokens and %d targets, want %d (%d×%d): %w",
-			fn, len(b.Tokens), len(b.Targets), n, p.batch, p.cfg.SeqLen, ErrConfig)
+		return 0, fmt.Errorf("%s: Batch.Tokens has %d and Batch.Targets %d elements, want %d (%d×%d): %w",
+			fn, len(b.Tokens), len(b.Targets), n, p.batch, p.cfg.SeqLen, ops.ErrShape)
 	}
 	v := p.cfg.Vocab
 	count := 0
 	for i, tok := range b.Tokens {
 		if tok < 0 || tok >= v {
-			return 0, fmt.Errorf("%s: token %d at %d is outside [0, %d): %w", fn, tok, i, v, ErrConfig)
+			return 0, fmt.Errorf("%s: Batch.Tokens[%d] = %d is outside [0, %d): %w", fn, i, tok, v, ops.ErrValue)
 		}
 		if t := b.Targets[i]; t != Ignore {
 			if t < 0 || t >= v {
-				return 0, fmt.Errorf("%s: target %d at %d is outside [0, %d): %w", fn, t, i, v, ErrConfig)
+				return 0, fmt.Errorf("%s: Batch.Targets[%d] = %d is outside [0, %d) and not Ignore: %w", fn, i, t, v, ops.ErrValue)
 			}
 			count++
 		}
@@ -231,6 +232,9 @@ type Trainer struct {
 // with straight-through gradients).
 func NewTrainer(cfg Config, w Weights, tc TrainConfig, opts ...Option) (*Trainer, error) {
 	const fn = "graph.NewTrainer"
+	if err := positive(fn, "TrainConfig.Batch", tc.Batch); err != nil {
+		return nil, err
+	}
 	if w != nil {
 		opts = append([]Option{WithWeights(w)}, opts...)
 	} else {
@@ -432,8 +436,14 @@ func (e *Evaluator) Close() error { return e.vm.Close() }
 // observer's error for a bad spec.
 func Calibrate(cfg Config, w Weights, plan *Plan, batches []Batch) (*Plan, error) {
 	const fn = "graph.Calibrate"
-	if plan == nil || len(batches) == 0 || cfg.SeqLen <= 0 {
-		return nil, fmt.Errorf("%s: need a plan, a config and at least one batch: %w", fn, ErrConfig)
+	switch {
+	case plan == nil:
+		return nil, fmt.Errorf("%s: plan is nil: %w", fn, ErrConfig)
+	case len(batches) == 0:
+		return nil, fmt.Errorf("%s: batches is empty, want at least one: %w", fn, ErrConfig)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
 	batch := len(batches[0].Tokens) / cfg.SeqLen
 	ev, err := newEvaluator(fn, cfg, w, batch, []Option{WithPlan(plan), withCalibration(), withPrequantizedWeights()})

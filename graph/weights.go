@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -53,17 +54,18 @@ func (w Weights) Count() int {
 }
 
 // Collect returns a Weights holding copies of the current values of the
-// given input nodes, by node name. It returns an error if a node has no
-// value or a non-tensor value, or if two nodes share a name.
+// given input nodes, by node name. It returns an error wrapping
+// ops.ErrNilNode for a nil node, ops.ErrValue for a node with no value or a
+// non-tensor value, and ErrConfig if two nodes share a name.
 func Collect(nodes ...*gorgonia.Node) (Weights, error) {
 	w := make(Weights, len(nodes))
 	for _, n := range nodes {
 		if n == nil {
-			continue
+			return nil, fmt.Errorf("graph.Collect: a node is nil: %w", ops.ErrNilNode)
 		}
 		d, ok := n.Value().(*tensor.Dense)
 		if !ok {
-			return nil, fmt.Errorf("graph.Collect: node %q holds %T, want *tensor.Dense: %w", n.Name(), n.Value(), ErrConfig)
+			return nil, fmt.Errorf("graph.Collect: node %q holds %T, want *tensor.Dense: %w", n.Name(), n.Value(), ops.ErrValue)
 		}
 		if _, dup := w[n.Name()]; dup {
 			return nil, fmt.Errorf("graph.Collect: two nodes named %q: %w", n.Name(), ErrConfig)
@@ -152,11 +154,12 @@ func (w Weights) Encode(out io.Writer) error {
 	return gob.NewEncoder(out).Encode(recs)
 }
 
-// DecodeWeights reads Weights written by Encode.
+// DecodeWeights reads Weights written by Encode. It returns an error
+// wrapping ops.ErrValue for input that is not such an encoding.
 func DecodeWeights(in io.Reader) (Weights, error) {
 	var recs []weightRecord
 	if err := gob.NewDecoder(in).Decode(&recs); err != nil {
-		return nil, fmt.Errorf("graph.DecodeWeights: %w", err)
+		return nil, fmt.Errorf("graph.DecodeWeights: in: not Weights written by Encode (%v): %w", err, ops.ErrValue)
 	}
 	w := make(Weights, len(recs))
 	for _, r := range recs {
@@ -167,7 +170,7 @@ func DecodeWeights(in io.Reader) (Weights, error) {
 		case r.F64 != nil && len(r.F64) == n:
 			w[r.Name] = tensor.New(tensor.WithShape(r.Shape...), tensor.WithBacking(r.F64))
 		default:
-			return nil, fmt.Errorf("graph.DecodeWeights: %s: values do not fit shape %v: %w", r.Name, r.Shape, ErrConfig)
+			return nil, fmt.Errorf("graph.DecodeWeights: in: %s: values do not fit shape %v: %w", r.Name, r.Shape, ops.ErrValue)
 		}
 	}
 	return w, nil
