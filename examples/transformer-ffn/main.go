@@ -95,7 +95,7 @@ func defaultConfig() config {
 	return config{
 		Task:          taskConfig{MinDigits: 3, TypicalDigits: 6, MaxDigits: 8},
 		Model:         modelConfig{DModel: 64, Heads: 4, DHidden: 128, Layers: 2},
-		Train:         trainConfig{Steps: 500, Batch: 32, LearnRate: 5e-3, DecayAt: 0.7, QATSteps: 100, QATRate: 1e-3},
+		Train:         trainConfig{Steps: 600, Batch: 32, LearnRate: 5e-3, DecayAt: 0.7, QATSteps: 100, QATRate: 1e-3},
 		Activations:   []string{"gelu", "gelu_tanh", "silu", "relu"},
 		Tiers:         graph.TierNames(),
 		EvalSeqs:      512,

@@ -38,6 +38,7 @@ type jsonRow struct {
 	SeqAcc     *float64 `json:"sequence_accuracy"`
 	Loss       *float64 `json:"loss"`
 	Drop       *float64 `json:"drop_points"`
+	DropSE     *float64 `json:"drop_se_points"`
 	Tokens     int      `json:"tokens"`
 	Hidden     *struct {
 		Clipped float64 `json:"clipped_fraction"`
@@ -90,7 +91,7 @@ func TestStudyEndToEnd(t *testing.T) {
 		t.Errorf("%d QAT rows, want %d", len(res.QAT), want)
 	}
 	for _, r := range append(res.Rows, res.QAT...) {
-		if r.Accuracy == nil || *r.Accuracy < 0 || *r.Accuracy > 1 || r.SeqAcc == nil || r.Loss == nil || !(*r.Loss >= 0) || r.Drop == nil || r.Tokens == 0 {
+		if r.Accuracy == nil || *r.Accuracy < 0 || *r.Accuracy > 1 || r.SeqAcc == nil || r.Loss == nil || !(*r.Loss >= 0) || r.Drop == nil || r.DropSE == nil || r.Tokens == 0 {
 			t.Errorf("malformed row %+v", r)
 			continue
 		}
@@ -254,5 +255,20 @@ func TestMainExitCodes(t *testing.T) {
 		if s := stderr.String(); strings.Contains(s, "panic") || !strings.Contains(s, "-h") {
 			t.Errorf("%s: stderr %q", args, s)
 		}
+	}
+}
+
+func TestPairedSE(t *testing.T) {
+	// One token right only in the base, one right only in the other, of
+	// four: the drop is 0 with variance (b + c − (b−c)²/N)/N² = 2/16.
+	got := pairedSE([]bool{true, true, false, false}, []bool{true, false, true, false})
+	if want := 100 * math.Sqrt(2) / 4; math.Abs(got-want) > 1e-12 {
+		t.Errorf("pairedSE = %g, want %g", got, want)
+	}
+	if got := pairedSE([]bool{true, false}, []bool{true, false}); got != 0 {
+		t.Errorf("identical predictions: SE %g, want 0", got)
+	}
+	if got := pairedSE([]bool{true}, nil); !math.IsNaN(got) {
+		t.Errorf("mismatched lengths: SE %g, want NaN", got)
 	}
 }

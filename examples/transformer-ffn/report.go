@@ -166,9 +166,10 @@ func report(w io.Writer, res results) {
 				break
 			}
 		}
-		fmt.Fprintf(w, "\n%s: %d sequences, %d answer tokens; drop = fp32's token accuracy − the tier's, in points; FFN hidden = the input of W2 in every layer\n",
+		fmt.Fprintf(w, "\n%s: %d sequences, %d answer tokens; drop = fp32's token accuracy − the tier's, in points, ± its standard error\n"+
+			"(paired over the same tokens); FFN hidden = the input of W2, after the activation, all layers together (worst layer for the SQNR)\n",
 			co.Name, seqs, tokens)
-		tb := studyio.Table{Header: []string{"activation", "tier", "token acc", "drop", "seq acc", "loss", "clipped", "zeroed", "SQNR dB", "worst layer dB"}, Left: 2}
+		tb := studyio.Table{Header: []string{"activation", "tier", "token acc", "drop", "±", "seq acc", "loss", "clipped", "zeroed", "SQNR dB", "worst layer dB"}, Left: 2}
 		var rows []row
 		for _, act := range res.Config.Activations {
 			rows = append(rows, filterRows(res.Rows, act, co.Name)...)
@@ -181,11 +182,11 @@ func report(w io.Writer, res results) {
 			if h := r.Hidden; h != nil {
 				clip, zero, sq, worst = smallPct(h.Clipped), pct(h.Zeroed, 1), db(h.SQNR), db(h.WorstSQNR)
 			}
-			drop := points(r.Drop)
+			drop, se := points(r.Drop), points(r.DropSE)
 			if r.Tier == "fp32" {
-				drop = "—"
+				drop, se = "—", "—"
 			}
-			tb.Add(r.Activation, r.Tier, pct(r.Accuracy, 2), drop, pct(r.SeqAcc, 1), fmt.Sprintf("%.4f", float64(r.Loss)), clip, zero, sq, worst)
+			tb.Add(r.Activation, r.Tier, pct(r.Accuracy, 2), drop, se, pct(r.SeqAcc, 1), fmt.Sprintf("%.4f", float64(r.Loss)), clip, zero, sq, worst)
 		}
 		tb.Fprint(w)
 	}
@@ -193,12 +194,13 @@ func report(w io.Writer, res results) {
 	// The drop matrices: the summary a reader looks for first.
 	tiers := res.Config.Tiers[1:]
 	for _, co := range res.Cohorts {
-		fmt.Fprintf(w, "\ntoken-accuracy drop against fp32 (points), %s\n", co.Name)
+		fmt.Fprintf(w, "\ntoken-accuracy drop against fp32 (points ± standard error), %s\n", co.Name)
 		tb := studyio.Table{Header: append([]string{"activation"}, tiers...)}
 		for _, act := range res.Config.Activations {
 			cells := []string{act}
 			for _, tier := range tiers {
-				cells = append(cells, points(find(res, act, tier, co.Name).Drop))
+				r := find(res, act, tier, co.Name)
+				cells = append(cells, points(r.Drop)+" ±"+points(r.DropSE))
 			}
 			tb.Add(cells...)
 		}

@@ -44,7 +44,8 @@ type row struct {
 	Accuracy   number       `json:"token_accuracy"`
 	SeqAcc     number       `json:"sequence_accuracy"`
 	Loss       number       `json:"loss"`
-	Drop       number       `json:"drop_points"` // fp32's token accuracy minus this one, in points, same cohort
+	Drop       number       `json:"drop_points"`    // fp32's token accuracy minus this one, in points, same cohort
+	DropSE     number       `json:"drop_se_points"` // its standard error (paired, over the same tokens)
 	Tokens     int          `json:"tokens"`
 	Seqs       int          `json:"sequences"`
 	Hidden     *hiddenStats `json:"ffn_hidden,omitempty"` // nil without quantization (fp32)
@@ -256,17 +257,22 @@ func maxAbs(cfg graph.Config, w graph.Weights, t graph.Tier, data []lengthBatche
 	return out, nil
 }
 
+// evaluation is what evaluate measures.
+type evaluation struct {
+	m       graph.Metrics
+	stats   map[string]quantize.StatsSnapshot // every site's, combined over the batches
+	correct []bool                            // per counted token, in order: was the prediction right?
+}
+
 // evaluate runs the model under a plan (nil: full precision) on a cohort's
-// batches, each length in a window of its own size, and returns the
-// combined metrics and every site's combined statistics.
-func evaluate(cfg graph.Config, w graph.Weights, t graph.Tier, static map[string]*graph.Quant, data []lengthBatches) (graph.Metrics, map[string]quantize.StatsSnapshot, error) {
-	var total graph.Metrics
-	stats := map[string]quantize.StatsSnapshot{}
+// batches, each length in a window of its own size.
+func evaluate(cfg graph.Config, w graph.Weights, t graph.Tier, static map[string]*graph.Quant, data []lengthBatches) (evaluation, error) {
+	e := evaluation{stats: map[string]quantize.StatsSnapshot{}}
 	for _, lb := range data {
 		n := seqLen(lb.Digits)
 		cfgL, wL, err := forLength(cfg, w, n)
 		if err != nil {
-			return total, nil, err
+			return e, err
 		}
 		var opts []graph.Option
 		if p := plan(t, n, static); p != nil {
@@ -274,22 +280,51 @@ func evaluate(cfg graph.Config, w graph.Weights, t graph.Tier, static map[string
 		}
 		ev, err := graph.NewEvaluator(cfgL, wL, len(lb.Batches[0].Tokens)/n, opts...)
 		if err != nil {
-			return total, nil, err
+			return e, err
 		}
-		m, err := ev.EvalAll(lb.Batches)
-		if err != nil {
-			ev.Close()
-			return total, nil, fmt.Errorf("%d digits: %w", lb.Digits, err)
+		for _, b := range lb.Batches {
+			m, err := ev.Eval(b)
+			if err != nil {
+				ev.Close()
+				return e, fmt.Errorf("%d digits: %w", lb.Digits, err)
+			}
+			e.m = e.m.Add(m)
+			for i, p := range ev.Predictions() {
+				if b.Targets[i] != graph.Ignore {
+					e.correct = append(e.correct, p == b.Targets[i])
+				}
+			}
 		}
-		total = total.Add(m)
 		for name, st := range ev.Stats() {
-			stats[name] = addStats(stats[name], st)
+			e.stats[name] = addStats(e.stats[name], st)
 		}
 		if err := ev.Close(); err != nil {
-			return total, nil, err
+			return e, err
 		}
 	}
-	return total, stats, nil
+	return e, nil
+}
+
+// pairedSE returns the standard error, in points, of the difference in
+// accuracy between two evaluations of the same tokens (a paired difference:
+// only the tokens where they disagree carry information, as in McNemar's
+// test): √(b + c − (b−c)²/N) / N, with b tokens right only in base and c
+// right only in other. It returns NaN if the two do not line up.
+func pairedSE(base, other []bool) float64 {
+	if len(base) != len(other) || len(base) == 0 {
+		return math.NaN()
+	}
+	var b, c float64
+	for i := range base {
+		switch {
+		case base[i] && !other[i]:
+			b++
+		case !base[i] && other[i]:
+			c++
+		}
+	}
+	n := float64(len(base))
+	return 100 * math.Sqrt(max(0, b+c-(b-c)*(b-c)/n)) / n
 }
 
 func addStats(a, b quantize.StatsSnapshot) quantize.StatsSnapshot {
@@ -343,7 +378,7 @@ func (s *study) runActivation(act string) (actResult, error) {
 	}
 	res := actResult{Training: tr}
 	cfg := s.modelConfig(act)
-	fp32 := map[string]float64{} // cohort → token accuracy
+	fp32 := map[string]evaluation{} // by cohort
 	var staticTier *graph.Tier
 	var static map[string]*graph.Quant
 	var calibMax map[string]float64
@@ -367,7 +402,7 @@ func (s *study) runActivation(act string) (actResult, error) {
 		}
 		for _, co := range s.cohorts {
 			data := s.eval[co.Name]
-			m, stats, err := evaluate(cfg, w, t, sites, data)
+			e, err := evaluate(cfg, w, t, sites, data)
 			if err != nil {
 				return res, fmt.Errorf("%s, %s, %s: %w", act, t.Name, co.Name, err)
 			}
@@ -383,9 +418,9 @@ func (s *study) runActivation(act string) (actResult, error) {
 				}
 			}
 			if t.Name == "fp32" {
-				fp32[co.Name] = m.Accuracy()
+				fp32[co.Name] = e
 			}
-			res.Rows = append(res.Rows, s.row(act, t.Name, co.Name, m, summarize(stats, cfg.Layers, ratio), fp32[co.Name]))
+			res.Rows = append(res.Rows, s.row(act, t.Name, co.Name, e, summarize(e.stats, cfg.Layers, ratio), fp32[co.Name]))
 			s.advance(1, fmt.Sprintf("evaluating %s under %s", act, t.Name))
 		}
 	}
@@ -397,9 +432,11 @@ func (s *study) runActivation(act string) (actResult, error) {
 	return res, nil
 }
 
-func (s *study) row(act, tier, cohort string, m graph.Metrics, h *hiddenStats, fp32Acc float64) row {
+func (s *study) row(act, tier, cohort string, e evaluation, h *hiddenStats, fp32 evaluation) row {
+	m := e.m
 	return row{Activation: act, Tier: tier, Cohort: cohort, Accuracy: number(m.Accuracy()), SeqAcc: number(m.SeqAccuracy()),
-		Loss: number(m.Loss), Drop: number(100 * (fp32Acc - m.Accuracy())), Tokens: m.Tokens, Seqs: m.Seqs, Hidden: h}
+		Loss: number(m.Loss), Drop: number(100 * (fp32.m.Accuracy() - m.Accuracy())), DropSE: number(pairedSE(fp32.correct, e.correct)),
+		Tokens: m.Tokens, Seqs: m.Seqs, Hidden: h}
 }
 
 // qat fine-tunes the model for QATSteps under tier t with its calibrated
@@ -408,7 +445,7 @@ func (s *study) row(act, tier, cohort string, m graph.Metrics, h *hiddenStats, f
 // under the same plan. The control takes the same steps on the same data
 // without quantization and is evaluated in fp32: more training alone
 // changes the accuracy too, and the control tells how much.
-func (s *study) qat(act string, w graph.Weights, t graph.Tier, static map[string]*graph.Quant, fp32 map[string]float64) ([]row, error) {
+func (s *study) qat(act string, w graph.Weights, t graph.Tier, static map[string]*graph.Quant, fp32 map[string]evaluation) ([]row, error) {
 	cfg := s.modelConfig(act)
 	p := plan(t, cfg.SeqLen, static)
 	for _, q := range append([]*graph.Quant{p.Weights, p.Head, p.FFNInput, p.FFNHidden, p.AttnScores, p.AttnProbs, p.BlockOutput}, mapValues(p.Sites)...) {
@@ -431,11 +468,11 @@ func (s *study) qat(act string, w graph.Weights, t graph.Tier, static map[string
 			return nil, fmt.Errorf("%s: %w", run.name, err)
 		}
 		for _, co := range s.cohorts {
-			m, stats, err := evaluate(cfg, wf, run.tier, run.static, s.eval[co.Name])
+			e, err := evaluate(cfg, wf, run.tier, run.static, s.eval[co.Name])
 			if err != nil {
 				return nil, fmt.Errorf("%s, %s: %w", run.name, co.Name, err)
 			}
-			rows = append(rows, s.row(act, run.name, co.Name, m, summarize(stats, cfg.Layers, nil), fp32[co.Name]))
+			rows = append(rows, s.row(act, run.name, co.Name, e, summarize(e.stats, cfg.Layers, nil), fp32[co.Name]))
 			s.advance(1, "evaluating "+act+" after fine-tuning")
 		}
 	}
