@@ -119,7 +119,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.Train.Steps, "steps", cfg.Train.Steps, "training steps per activation")
 	fs.IntVar(&cfg.Train.Batch, "batch", cfg.Train.Batch, "training sequences per step")
 	fs.Float64Var(&cfg.Train.LearnRate, "lr", cfg.Train.LearnRate, "Adam learning rate (divided by 5 for the last 30% of the steps)")
-	fs.IntVar(&cfg.Train.QATSteps, "qat-steps", cfg.Train.QATSteps, "quantization-aware fine-tuning steps under w4a8-static (0: skip)")
+	fs.IntVar(&cfg.Train.QATSteps, "qat-steps", cfg.Train.QATSteps, "quantization-aware fine-tuning steps under w4a8-static, with an fp32 control (0, or without that tier: skip)")
 	fs.Float64Var(&cfg.Train.QATRate, "qat-lr", cfg.Train.QATRate, "Adam learning rate of the quantization-aware fine-tune")
 	fs.IntVar(&cfg.Task.MinDigits, "min-digits", cfg.Task.MinDigits, "shortest sequence")
 	fs.IntVar(&cfg.Task.TypicalDigits, "typical-digits", cfg.Task.TypicalDigits, "longest in-distribution (and calibration) sequence")

@@ -204,10 +204,22 @@ func (bp BarPlot) Save(path string) error {
 	}
 	p.NominalX(bp.Groups...)
 	p.Add(plotter.NewGrid())
-	// Headroom, so that the tallest bar does not touch the frame.
-	pad := 0.05 * (p.Y.Max - p.Y.Min)
-	p.Y.Max += pad
-	if p.Y.Min < 0 {
+	// The y axis spans 0 and every bar (0 to 1 when all are 0), with
+	// headroom so that the tallest bar does not touch the frame.
+	lo, hi := 0.0, 0.0
+	for _, vs := range bp.Values {
+		for _, v := range vs {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
+	}
+	if lo == hi {
+		hi = 1
+	}
+	pad := 0.05 * (hi - lo)
+	p.Y.Min, p.Y.Max = lo, hi+pad
+	if lo < 0 {
 		p.Y.Min -= pad
 	}
 	return saveWithLegend(p, legend, path, 9, 5)
