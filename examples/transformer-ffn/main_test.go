@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -270,5 +271,39 @@ func TestPairedSE(t *testing.T) {
 	}
 	if got := pairedSE([]bool{true}, nil); !math.IsNaN(got) {
 		t.Errorf("mismatched lengths: SE %g, want NaN", got)
+	}
+}
+
+// TestDeterministicAcrossCores runs one configuration with 1 and with 2
+// cores (GOMAXPROCS): the quantization statistics are summed in chunks per
+// core (for tensors of 2¹⁷ elements and more: here the stressed cohort's
+// FFN hidden layer, 64 sequences × 8 positions × 256), and results.json
+// must not depend on it.
+func TestDeterministicAcrossCores(t *testing.T) {
+	read := func(procs int) []byte {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		cfg := tinyConfig(t)
+		cfg.Activations = []string{"gelu"}
+		cfg.Tiers = []string{"fp32", "bf16"}
+		cfg.Model.DHidden = 256
+		cfg.Train.Steps, cfg.Train.QATSteps = 10, 0
+		cfg.EvalSeqs, cfg.CalibSeqs = 128, 16
+		if err := run(cfg, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(filepath.Join(cfg.Out, "results.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			t.Fatal(err)
+		}
+		delete(v, "seconds")
+		b, _ := json.Marshal(v)
+		return b
+	}
+	if a, b := read(1), read(2); !bytes.Equal(a, b) {
+		t.Error("results differ between 1 and 2 cores")
 	}
 }
