@@ -88,6 +88,7 @@ type config struct {
 	Gate          bool        `json:"-"`
 	Workers       int         `json:"-"`
 	Out           string      `json:"-"`
+	Plots         bool        `json:"-"`
 	Progress      bool        `json:"-"`
 }
 
@@ -104,6 +105,7 @@ func defaultConfig() config {
 		Seed:          1,
 		Workers:       runtime.GOMAXPROCS(0),
 		Out:           filepath.Join("out", "transformer-ffn"),
+		Plots:         true,
 		Progress:      true,
 	}
 }
@@ -136,6 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (weights and data)")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "activations studied in parallel")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "output directory")
+	fs.BoolVar(&cfg.Plots, "plots", cfg.Plots, "draw the PNG plots (results.json is always written)")
 	fs.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: go run ./examples/transformer-ffn [flags]\n\n")

@@ -15,13 +15,14 @@ import (
 	"testing"
 )
 
-// tinyConfig learns to sort 2–4 digits in a few seconds (150 steps of a
-// 2-layer model of width 32), with 2 activations and 3 tiers.
+// tinyConfig learns to sort 2–4 digits in a few seconds (120 steps of a
+// 2-layer model of width 32: 98.7–99.4% of the in-distribution tokens with
+// seeds 1–3), with 2 activations and 3 tiers.
 func tinyConfig(t *testing.T) config {
 	cfg := defaultConfig()
 	cfg.Task = taskConfig{MinDigits: 2, TypicalDigits: 3, MaxDigits: 4}
 	cfg.Model = modelConfig{DModel: 32, Heads: 2, DHidden: 64, Layers: 2}
-	cfg.Train.Steps, cfg.Train.QATSteps = 150, 5
+	cfg.Train.Steps, cfg.Train.QATSteps = 120, 5
 	cfg.Activations = []string{"gelu", "relu"}
 	cfg.Tiers = []string{"fp32", "fp16", "w4a8-static"}
 	cfg.EvalSeqs, cfg.CalibSeqs = 64, 32
@@ -142,35 +143,6 @@ func TestStudyEndToEnd(t *testing.T) {
 
 func padRight(s string, n int) string { return s + strings.Repeat(" ", max(0, n-len(s))) }
 
-// TestDeterministic runs one configuration twice and compares results.json
-// (timings aside).
-func TestDeterministic(t *testing.T) {
-	read := func() []byte {
-		cfg := tinyConfig(t)
-		cfg.Activations = []string{"silu"}
-		cfg.Tiers = []string{"fp32", "w4a8-static"}
-		cfg.Train.Steps, cfg.Train.QATSteps = 20, 2
-		cfg.EvalSeqs, cfg.CalibSeqs = 32, 16
-		if err := run(cfg, io.Discard, io.Discard); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := os.ReadFile(filepath.Join(cfg.Out, "results.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v map[string]any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatal(err)
-		}
-		delete(v, "seconds")
-		b, _ := json.Marshal(v)
-		return b
-	}
-	if a, b := read(), read(); !bytes.Equal(a, b) {
-		t.Error("two runs with one seed differ")
-	}
-}
-
 func TestGate(t *testing.T) {
 	rows := []row{
 		{Activation: "gelu", Tier: "w8a8", Cohort: "in-dist", Drop: 0.5},
@@ -274,20 +246,22 @@ func TestPairedSE(t *testing.T) {
 	}
 }
 
-// TestDeterministicAcrossCores runs one configuration with 1 and with 2
-// cores (GOMAXPROCS): the quantization statistics are summed in chunks per
-// core (for tensors of 2¹⁷ elements and more: here the stressed cohort's
-// FFN hidden layer, 64 sequences × 8 positions × 256), and results.json
-// must not depend on it.
-func TestDeterministicAcrossCores(t *testing.T) {
+// TestDeterministic runs one configuration twice, with 1 and with 2
+// cores (GOMAXPROCS), and compares results.json (timings aside): a seed fixes
+// the results, and the core count must not change them either, although the
+// quantization statistics are summed in chunks per core (for tensors of 2¹⁷
+// elements and more: here the stressed cohort's FFN hidden layer, 64
+// sequences × 8 positions × 256).
+func TestDeterministic(t *testing.T) {
 	read := func(procs int) []byte {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 		cfg := tinyConfig(t)
-		cfg.Activations = []string{"gelu"}
-		cfg.Tiers = []string{"fp32", "bf16"}
+		cfg.Activations = []string{"silu"}
+		cfg.Tiers = []string{"fp32", "bf16", "w4a8-static"}
 		cfg.Model.DHidden = 256
-		cfg.Train.Steps, cfg.Train.QATSteps = 10, 0
-		cfg.EvalSeqs, cfg.CalibSeqs = 128, 16
+		cfg.Train.Steps, cfg.Train.QATSteps = 10, 2
+		cfg.EvalSeqs, cfg.CalibSeqs = 64, 16 // the stressed cohort: one batch of 64
+		cfg.Plots = false
 		if err := run(cfg, io.Discard, io.Discard); err != nil {
 			t.Fatal(err)
 		}
@@ -304,6 +278,6 @@ func TestDeterministicAcrossCores(t *testing.T) {
 		return b
 	}
 	if a, b := read(1), read(2); !bytes.Equal(a, b) {
-		t.Error("results differ between 1 and 2 cores")
+		t.Error("two runs with one seed differ (1 and 2 cores)")
 	}
 }

@@ -72,10 +72,14 @@ func run(cfg config, stdout, stderr io.Writer) error {
 	if err := studyio.WriteJSON(filepath.Join(cfg.Out, "results.json"), res); err != nil {
 		return err
 	}
-	if err := plots(cfg.Out, res); err != nil {
-		return err
+	wrote := "results.json"
+	if cfg.Plots {
+		if err := plots(cfg.Out, res); err != nil {
+			return err
+		}
+		wrote += ", *.png"
 	}
-	fmt.Fprintf(stdout, "\nwrote %s (results.json, *.png) in %.1f s\n", cfg.Out, res.Seconds)
+	fmt.Fprintf(stdout, "\nwrote %s (%s) in %.1f s\n", cfg.Out, wrote, res.Seconds)
 	if cfg.Gate && len(res.Gate.Failures) > 0 {
 		return fmt.Errorf("%w: %d combination(s) above %.1f point(s)", errGate, len(res.Gate.Failures), cfg.GateThreshold)
 	}
