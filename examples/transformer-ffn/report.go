@@ -351,13 +351,13 @@ func plots(dir string, res results) error {
 			}
 		}
 	}
-	return range_(dir, res)
+	return plotRange(dir, res)
 }
 
-// range_ draws the largest |x| at the FFN hidden sites under the static tier
+// plotRange draws the largest |x| at the FFN hidden sites under the static tier
 // relative to the calibrated one, a bar per cohort for each activation and
 // layer.
-func range_(dir string, res results) error {
+func plotRange(dir string, res results) error {
 	var static string
 	for _, t := range res.Config.Tiers {
 		if tier, err := graph.TierByName(t); err == nil && tier.NeedsCalibration() {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -100,9 +99,8 @@ type study struct {
 	calib   []lengthBatches
 	tiers   []graph.Tier
 
-	mu       sync.Mutex
-	bar      *studyio.Progress
-	progress func(n int, desc string)
+	mu       sync.Mutex               // serialises progress
+	progress func(n int, desc string) // nil: no progress reports
 }
 
 func newStudy(cfg config) (*study, error) {
@@ -599,5 +597,5 @@ func cohortNames(cs []cohort) []string {
 	for _, c := range cs {
 		n = append(n, c.Name)
 	}
-	return slices.Clip(n)
+	return n
 }
