@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize"
@@ -50,6 +51,14 @@ func (m Metrics) String() string {
 	return fmt.Sprintf("loss %.4f, token accuracy %.4f (%d/%d), sequence accuracy %.4f (%d/%d)",
 		m.Loss, m.Accuracy(), m.Correct, m.Tokens, m.SeqAccuracy(), m.SeqOK, m.Seqs)
 }
+
+// buildMu makes Trainers and Evaluators build their graphs one at a time
+// (they run in parallel). Gorgonia adds package-level constant nodes to
+// every graph it differentiates (onef32 in gorgonia.Grad) and computes a
+// node's hash lazily, on first use: two graphs built at once race on that
+// write (seen under -race with trainers started in parallel; see
+// TestConcurrentFirstBuilds).
+var buildMu sync.Mutex
 
 // program is a model on its own graph with a fixed batch size: inputs,
 // the loss and the logits read out at run time.
@@ -240,6 +249,8 @@ func NewTrainer(cfg Config, w Weights, tc TrainConfig, opts ...Option) (*Trainer
 	} else {
 		opts = append([]Option{WithSeed(tc.Seed)}, opts...)
 	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	p, err := newProgram(fn, cfg, tc.Batch, opts)
 	if err != nil {
 		return nil, err
@@ -335,6 +346,8 @@ func newEvaluator(fn string, cfg Config, w Weights, batch int, opts []Option) (*
 	if w == nil {
 		return nil, fmt.Errorf("%s: nil weights: %w", fn, ErrConfig)
 	}
+	buildMu.Lock()
+	defer buildMu.Unlock()
 	p, err := newProgram(fn, cfg, batch, append([]Option{WithWeights(w)}, opts...))
 	if err != nil {
 		return nil, err

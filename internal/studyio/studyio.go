@@ -35,6 +35,20 @@ func WriteJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// Number is a float64 that encodes NaN and ±Inf as JSON null (which
+// encoding/json refuses to encode), for results with undefined or infinite
+// values: an accuracy over no tokens, the SQNR of a lossless site.
+type Number float64
+
+// MarshalJSON encodes n as a JSON number, or null if it is not finite.
+func (n Number) MarshalJSON() ([]byte, error) {
+	f := float64(n)
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return []byte("null"), nil
+	}
+	return json.Marshal(f)
+}
+
 // Series is one named line of a plot. Points with a NaN or infinite Y are
 // left out (and, on a log axis, points with Y ≤ 0).
 type Series struct {
@@ -145,11 +159,13 @@ func saveWithLegend(p *plot.Plot, legend plot.Legend, path string, wIn, hIn floa
 	return f.Close()
 }
 
-// BarGroup is one group of bars (one bar per Series name).
+// BarPlot describes a grouped bar chart: a group of bars per label along
+// the x axis, one bar per series in each group.
 type BarPlot struct {
 	Title, YLabel string
 	Groups        []string             // labels along the x axis
 	Values        map[string][]float64 // series name → one value per group
+	Order         []string             // the series in legend order; nil: sorted by name
 }
 
 // Save writes the grouped bar chart as a PNG to path.
@@ -157,11 +173,16 @@ func (bp BarPlot) Save(path string) error {
 	p := plot.New()
 	p.Title.Text = bp.Title
 	p.Y.Label.Text = bp.YLabel
-	names := make([]string, 0, len(bp.Values))
-	for n := range bp.Values {
-		names = append(names, n)
+	names := bp.Order
+	if names == nil {
+		names = make([]string, 0, len(bp.Values))
+		for n := range bp.Values {
+			names = append(names, n)
+		}
+		sort.Strings(names)
 	}
-	sort.Strings(names)
+	legend := plot.NewLegend()
+	legend.Top, legend.Left = true, true
 	w := vg.Points(float64(60) / float64(max(1, len(names))))
 	for i, n := range names {
 		vals := make(plotter.Values, len(bp.Groups))
@@ -179,33 +200,44 @@ func (bp BarPlot) Save(path string) error {
 		bars.Color = plotutil.Color(i)
 		bars.Offset = w * vg.Length(float64(i)-float64(len(names)-1)/2)
 		p.Add(bars)
-		p.Legend.Add(n, bars)
+		legend.Add(n, bars)
 	}
-	p.Legend.Top = true
 	p.NominalX(bp.Groups...)
 	p.Add(plotter.NewGrid())
-	return save(p, path, 9, 5)
-}
-
-func save(p *plot.Plot, path string, wIn, hIn float64) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+	// The y axis spans 0 and every bar (0 to 1 when all are 0), with
+	// headroom so that the tallest bar does not touch the frame.
+	lo, hi := 0.0, 0.0
+	for _, vs := range bp.Values {
+		for _, v := range vs {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				lo, hi = math.Min(lo, v), math.Max(hi, v)
+			}
+		}
 	}
-	p.BackgroundColor = color.White
-	return p.Save(vg.Length(wIn)*vg.Inch, vg.Length(hIn)*vg.Inch, path)
+	if lo == hi {
+		hi = 1
+	}
+	pad := 0.05 * (hi - lo)
+	p.Y.Min, p.Y.Max = lo, hi+pad
+	if lo < 0 {
+		p.Y.Min -= pad
+	}
+	return saveWithLegend(p, legend, path, 9, 5)
 }
 
 // Table accumulates rows and prints them with aligned columns.
 type Table struct {
 	Header []string
 	Rows   [][]string
+	Left   int // leading columns aligned left (0 means 1: labels then numbers)
 }
 
 // Add appends a row.
 func (t *Table) Add(cells ...string) { t.Rows = append(t.Rows, cells) }
 
-// Fprint writes the table: the first column left-aligned, the others
-// right-aligned.
+// Fprint writes the table: the first Left columns (at least one)
+// left-aligned, the others right-aligned. An empty row prints as a blank
+// line.
 func (t *Table) Fprint(w io.Writer) {
 	widths := make([]int, len(t.Header))
 	all := append([][]string{t.Header}, t.Rows...)
@@ -220,9 +252,12 @@ func (t *Table) Fprint(w io.Writer) {
 		var b strings.Builder
 		for i, c := range r {
 			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			if i == 0 {
+			switch {
+			case i == 0:
 				b.WriteString(c + pad)
-			} else {
+			case i < max(1, t.Left):
+				b.WriteString("  " + c + pad)
+			default:
 				b.WriteString("  " + pad + c)
 			}
 		}

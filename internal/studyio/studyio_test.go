@@ -24,13 +24,27 @@ func TestTableAligns(t *testing.T) {
 	}
 }
 
+func TestTableLeftColumns(t *testing.T) {
+	tb := Table{Header: []string{"a", "tier", "n"}, Left: 2}
+	tb.Add("x", "fp32", "1")
+	tb.Add()
+	tb.Add("yy", "w4a8-static", "10")
+	var b bytes.Buffer
+	tb.Fprint(&b)
+	want := "a   tier          n\n" + strings.Repeat("─", 19) + "\nx   fp32          1\n\nyy  w4a8-static  10\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
 func TestPlotsWritePNGs(t *testing.T) {
 	dir := t.TempDir()
 	lp := LinePlot{Title: "t", XLabel: "x", YLabel: "y", LogX: true, LogY: true, Series: []Series{
 		{Name: "a", X: []float64{128, 1024, 65536}, Y: []float64{1e-15, 1e-3, 10}},
 		{Name: "with gaps", X: []float64{128, 1024, 65536}, Y: []float64{math.NaN(), 0, 2}}, // NaN and 0 skipped on a log axis
 	}}
-	bp := BarPlot{Title: "b", YLabel: "drop", Groups: []string{"g1", "g2"}, Values: map[string][]float64{"s1": {1, 2}, "s2": {math.Inf(1), 0.5}}}
+	bp := BarPlot{Title: "b", YLabel: "drop", Groups: []string{"g1", "g2"}, Values: map[string][]float64{"s1": {1, 2}, "s2": {math.Inf(1), -0.5}},
+		Order: []string{"s2", "s1"}}
 	for name, save := range map[string]func(string) error{"line.png": lp.Save, "bar.png": bp.Save} {
 		path := filepath.Join(dir, "sub", name)
 		if err := save(path); err != nil {
@@ -76,5 +90,11 @@ func TestWriteJSON(t *testing.T) {
 	}
 	if err := WriteJSON(path, math.NaN()); err == nil {
 		t.Error("NaN encoded without error")
+	}
+	if err := WriteJSON(path, []Number{1.5, Number(math.NaN()), Number(math.Inf(-1))}); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(path); strings.Join(strings.Fields(string(raw)), "") != "[1.5,null,null]" {
+		t.Errorf("Numbers encoded as %s, want [1.5, null, null]", raw)
 	}
 }

@@ -1,0 +1,397 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/actq/actq/graph"
+	"github.com/actq/actq/internal/studyio"
+)
+
+// errGate is returned by run when -gate is set and the gate fails.
+var errGate = errors.New("regression gate failed")
+
+// results is what results.json holds.
+type results struct {
+	Config   config     `json:"config"`
+	Tiers    []tierInfo `json:"tiers"`
+	Cohorts  []cohort   `json:"cohorts"`
+	Training []training `json:"training"`
+	Rows     []row      `json:"results"`
+	QAT      []row      `json:"qat,omitempty"`
+	Gate     gateResult `json:"gate"`
+	Seconds  float64    `json:"seconds"`
+}
+
+type tierInfo struct {
+	Name string `json:"name"`
+	Desc string `json:"description"`
+}
+
+// run performs the study and writes its outputs.
+func run(cfg config, stdout, stderr io.Writer) error {
+	start := time.Now()
+	s, err := newStudy(cfg)
+	if err != nil {
+		return err
+	}
+	bar := studyio.NewProgress(stderr, cfg.Progress, len(cfg.Activations)*s.unitsPerActivation(), "transformer-ffn")
+	s.progress = func(n int, desc string) {
+		bar.Describe(desc)
+		bar.Add(n)
+	}
+	acts, err := s.runAll()
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	res := results{Config: cfg, Cohorts: s.cohorts}
+	for _, t := range s.tiers {
+		res.Tiers = append(res.Tiers, tierInfo{t.Name, t.Desc})
+	}
+	for _, a := range acts {
+		res.Training = append(res.Training, a.Training)
+		res.Rows = append(res.Rows, a.Rows...)
+		res.QAT = append(res.QAT, a.QAT...)
+	}
+	var standard []row
+	for _, r := range res.Rows {
+		if r.Tier != "fp32" {
+			standard = append(standard, r)
+		}
+	}
+	res.Gate = gate(standard, cfg.GateThreshold)
+	res.Seconds = time.Since(start).Seconds()
+
+	report(stdout, res)
+	if err := studyio.WriteJSON(filepath.Join(cfg.Out, "results.json"), res); err != nil {
+		return err
+	}
+	wrote := "results.json"
+	if cfg.Plots {
+		if err := plots(cfg.Out, res); err != nil {
+			return err
+		}
+		wrote += ", *.png"
+	}
+	fmt.Fprintf(stdout, "\nwrote %s (%s) in %.1f s\n", cfg.Out, wrote, res.Seconds)
+	if cfg.Gate && len(res.Gate.Failures) > 0 {
+		return fmt.Errorf("%w: %d combination(s) above %.1f point(s)", errGate, len(res.Gate.Failures), cfg.GateThreshold)
+	}
+	return nil
+}
+
+// Cell formats.
+
+func pct(v number, prec int) string {
+	if math.IsNaN(float64(v)) {
+		return "—"
+	}
+	return fmt.Sprintf("%.*f%%", prec, 100*float64(v))
+}
+
+// smallPct formats a fraction that is often tiny (clipping): 0 as "0",
+// otherwise as a percentage with two significant digits.
+func smallPct(v number) string {
+	f := float64(v)
+	switch {
+	case math.IsNaN(f):
+		return "—"
+	case f == 0:
+		return "0"
+	}
+	return strings.Replace(fmt.Sprintf("%.2g%%", 100*f), "e-0", "e-", 1)
+}
+
+func points(v number) string {
+	f := float64(v)
+	if math.IsNaN(f) {
+		return "—"
+	}
+	if math.Abs(f) < 0.005 {
+		return "0.00"
+	}
+	return strings.Replace(fmt.Sprintf("%.2f", f), "-", "−", 1)
+}
+
+func db(v number) string {
+	f := float64(v)
+	switch {
+	case math.IsNaN(f):
+		return "—"
+	case math.IsInf(f, 1):
+		return "∞"
+	case math.IsInf(f, -1):
+		return "−∞"
+	}
+	return fmt.Sprintf("%.1f", f)
+}
+
+func ratio(v *number) string {
+	if v == nil || math.IsNaN(float64(*v)) {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", float64(*v))
+}
+
+// report writes the tables and the gate line.
+func report(w io.Writer, res results) {
+	c := res.Config
+	m, t := c.Model, c.Train
+	ffn := "plain"
+	if m.Gated {
+		ffn = "gated"
+	}
+	fmt.Fprintf(w, "transformer-ffn: sorting %d–%d digits; d_model %d, %d heads, d_hidden %d (%s FFN), %d layers, RMSNorm; %d Adam steps of %d sequences, seed %d\n",
+		c.Task.MinDigits, c.Task.MaxDigits, m.DModel, m.Heads, m.DHidden, ffn, m.Layers, t.Steps, t.Batch, c.Seed)
+	fmt.Fprintln(w, "\ntiers:")
+	for _, ti := range res.Tiers {
+		fmt.Fprintf(w, "  %-12s %s\n", ti.Name, ti.Desc)
+	}
+	fmt.Fprintln(w, "cohorts:")
+	for _, co := range res.Cohorts {
+		fmt.Fprintf(w, "  %-12s %s\n", co.Name, co.Desc)
+	}
+	fmt.Fprintln(w, "training (last tenth of the steps):")
+	for _, tr := range res.Training {
+		fmt.Fprintf(w, "  %-12s loss %.4f, token accuracy %s (%d parameters)\n", tr.Activation, float64(tr.Loss), pct(tr.Accuracy, 2), tr.Params)
+	}
+
+	for _, co := range res.Cohorts {
+		var tokens, seqs int
+		for _, r := range res.Rows {
+			if r.Cohort == co.Name {
+				tokens, seqs = r.Tokens, r.Seqs
+				break
+			}
+		}
+		fmt.Fprintf(w, "\n%s: %d sequences, %d answer tokens; drop = fp32's token accuracy − the tier's, in points, ± its standard error\n"+
+			"(paired over the same tokens); FFN hidden = the input of W2, after the activation, all layers together (worst layer for the SQNR)\n",
+			co.Name, seqs, tokens)
+		tb := studyio.Table{Header: []string{"activation", "tier", "token acc", "drop", "±", "seq acc", "loss", "clipped", "zeroed", "SQNR dB", "worst layer dB"}, Left: 2}
+		var rows []row
+		for _, act := range res.Config.Activations {
+			rows = append(rows, filterRows(res.Rows, act, co.Name)...)
+		}
+		for i, r := range rows {
+			if i > 0 && r.Activation != rows[i-1].Activation {
+				tb.Add()
+			}
+			clip, zero, sq, worst := "—", "—", "—", "—"
+			if h := r.Hidden; h != nil {
+				clip, zero, sq, worst = smallPct(h.Clipped), pct(h.Zeroed, 1), db(h.SQNR), db(h.WorstSQNR)
+			}
+			drop, se := points(r.Drop), points(r.DropSE)
+			if r.Tier == "fp32" {
+				drop, se = "—", "—"
+			}
+			tb.Add(r.Activation, r.Tier, pct(r.Accuracy, 2), drop, se, pct(r.SeqAcc, 1), fmt.Sprintf("%.4f", float64(r.Loss)), clip, zero, sq, worst)
+		}
+		tb.Fprint(w)
+	}
+
+	// The drop matrices: the summary a reader looks for first.
+	tiers := res.Config.Tiers[1:]
+	for _, co := range res.Cohorts {
+		fmt.Fprintf(w, "\ntoken-accuracy drop against fp32 (points ± standard error), %s\n", co.Name)
+		tb := studyio.Table{Header: append([]string{"activation"}, tiers...)}
+		for _, act := range res.Config.Activations {
+			cells := []string{act}
+			for _, tier := range tiers {
+				r := find(res, act, tier, co.Name)
+				cells = append(cells, points(r.Drop)+" ±"+points(r.DropSE))
+			}
+			tb.Add(cells...)
+		}
+		tb.Fprint(w)
+	}
+
+	printStatic(w, res)
+	printQAT(w, res)
+	fmt.Fprintf(w, "\n%s\n", res.Gate)
+}
+
+// printStatic writes the static tier's calibration against what each cohort
+// reaches.
+func printStatic(w io.Writer, res results) {
+	var static string
+	for _, t := range res.Config.Tiers {
+		if tier, err := graph.TierByName(t); err == nil && tier.NeedsCalibration() {
+			static = t
+			break
+		}
+	}
+	if static == "" {
+		return
+	}
+	fmt.Fprintf(w, "\n%s: FFN hidden static int4 scales from %d in-distribution sequences; the largest |x| each cohort brings to a site, relative to the calibrated one (above 1.07× it clips), and the fraction clipped\n",
+		static, res.Config.CalibSeqs)
+	header := []string{"activation", "site", "calibrated max |x|"}
+	for _, co := range res.Cohorts {
+		header = append(header, co.Name+" range", co.Name+" clipped")
+	}
+	tb := studyio.Table{Header: header, Left: 2}
+	for _, tr := range res.Training {
+		for _, site := range hiddenSites(res.Config.Model.Layers) {
+			cells := []string{tr.Activation, site, fmt.Sprintf("%.3f", float64(tr.CalibMax[site]))}
+			for _, co := range res.Cohorts {
+				r := find(res, tr.Activation, static, co.Name)
+				var ls layerStats
+				if r.Hidden != nil {
+					for _, l := range r.Hidden.Layers {
+						if l.Site == site {
+							ls = l
+						}
+					}
+				}
+				cells = append(cells, ratio(ls.RangeRatio), smallPct(ls.Clipped))
+			}
+			tb.Add(cells...)
+		}
+	}
+	tb.Fprint(w)
+}
+
+// filterRows returns the rows of one activation and cohort.
+// printQAT writes the quantization-aware fine-tune against its control.
+func printQAT(w io.Writer, res results) {
+	if len(res.QAT) == 0 {
+		return
+	}
+	t := res.Config.Train
+	fmt.Fprintf(w, "\nquantization-aware fine-tune: %d more steps at learning rate %g under w4a8-static (calibrated scales fixed, straight-through gradients);\n"+
+		"the control takes the same steps on the same data in fp32. Token accuracy, and drop against the original fp32 model in points;\n"+
+		"gap = control − QAT, the quantization loss left after QAT\n", t.QATSteps, t.QATRate)
+	tb := studyio.Table{Header: []string{"activation", "cohort", "fp32", "w4a8-static", "drop", "control", "drop", "QAT", "drop", "gap"}, Left: 2}
+	for _, act := range res.Config.Activations {
+		for _, co := range res.Cohorts {
+			base, static := find(res, act, "fp32", co.Name), find(res, act, "w4a8-static", co.Name)
+			ctl, q := find(res, act, controlTier, co.Name), find(res, act, qatTier, co.Name)
+			tb.Add(act, co.Name, pct(base.Accuracy, 2), pct(static.Accuracy, 2), points(static.Drop),
+				pct(ctl.Accuracy, 2), points(ctl.Drop), pct(q.Accuracy, 2), points(q.Drop), points(number(100*(ctl.Accuracy-q.Accuracy))))
+		}
+	}
+	tb.Fprint(w)
+}
+
+func filterRows(rows []row, act, cohort string) []row {
+	var out []row
+	for _, r := range rows {
+		if r.Activation == act && r.Cohort == cohort {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// find returns the row of an activation, tier and cohort (a row of NaNs if
+// there is none).
+func find(res results, act, tier, cohort string) row {
+	for _, rows := range [][]row{res.Rows, res.QAT} {
+		for _, r := range rows {
+			if r.Activation == act && r.Tier == tier && r.Cohort == cohort {
+				return r
+			}
+		}
+	}
+	nan := number(math.NaN())
+	return row{Activation: act, Tier: tier, Cohort: cohort, Accuracy: nan, SeqAcc: nan, Loss: nan, Drop: nan}
+}
+
+// plots draws, per cohort, the accuracy drop and the FFN hidden clipped and
+// zeroed fractions by tier, a bar per activation; and the FFN hidden range
+// each cohort reaches under the static tier.
+func plots(dir string, res results) error {
+	tiers := res.Config.Tiers[1:]
+	if len(tiers) == 0 {
+		return nil
+	}
+	dropTiers := tiers
+	for _, co := range res.Cohorts {
+		for _, p := range []struct {
+			file, title, ylabel string
+			tiers               []string
+			value               func(row) float64
+		}{
+			{"accuracy_drop_%s.png", "Token-accuracy drop against fp32, %s cohort", "points (higher is worse)", dropTiers,
+				func(r row) float64 { return float64(r.Drop) }},
+			{"ffn_clipped_%s.png", "FFN hidden values clipped, %s cohort", "clipped per million values", tiers,
+				func(r row) float64 { return hidden(r, func(h *hiddenStats) number { return h.Clipped }) * 1e6 }},
+			{"ffn_zeroed_%s.png", "FFN hidden values flushed to zero, %s cohort", "% of values", tiers,
+				func(r row) float64 { return hidden(r, func(h *hiddenStats) number { return h.Zeroed }) * 100 }},
+		} {
+			bp := studyio.BarPlot{Title: fmt.Sprintf(p.title, co.Name), YLabel: p.ylabel, Groups: p.tiers,
+				Values: map[string][]float64{}, Order: res.Config.Activations}
+			for _, act := range res.Config.Activations {
+				for _, tier := range p.tiers {
+					bp.Values[act] = append(bp.Values[act], p.value(find(res, act, tier, co.Name)))
+				}
+			}
+			if err := bp.Save(filepath.Join(dir, fmt.Sprintf(p.file, co.Name))); err != nil {
+				return err
+			}
+		}
+	}
+	if len(res.QAT) > 0 {
+		for _, co := range res.Cohorts {
+			bp := studyio.BarPlot{Title: fmt.Sprintf("Quantization-aware fine-tune, %s cohort", co.Name), YLabel: "drop against fp32, points",
+				Groups: res.Config.Activations, Values: map[string][]float64{}, Order: []string{"w4a8-static", "w4a8-static + QAT", "fp32 fine-tune (control)"}}
+			for _, act := range res.Config.Activations {
+				bp.Values["w4a8-static"] = append(bp.Values["w4a8-static"], float64(find(res, act, "w4a8-static", co.Name).Drop))
+				bp.Values["w4a8-static + QAT"] = append(bp.Values["w4a8-static + QAT"], float64(find(res, act, qatTier, co.Name).Drop))
+				bp.Values["fp32 fine-tune (control)"] = append(bp.Values["fp32 fine-tune (control)"], float64(find(res, act, controlTier, co.Name).Drop))
+			}
+			if err := bp.Save(filepath.Join(dir, fmt.Sprintf("qat_%s.png", co.Name))); err != nil {
+				return err
+			}
+		}
+	}
+	return plotRange(dir, res)
+}
+
+// plotRange draws the largest |x| at the FFN hidden sites under the static tier
+// relative to the calibrated one, a bar per cohort for each activation and
+// layer.
+func plotRange(dir string, res results) error {
+	var static string
+	for _, t := range res.Config.Tiers {
+		if tier, err := graph.TierByName(t); err == nil && tier.NeedsCalibration() {
+			static = t
+		}
+	}
+	if static == "" {
+		return nil
+	}
+	bp := studyio.BarPlot{Title: "FFN hidden: largest |x| beyond the calibrated range (" + static + "); int4 clips above +7%",
+		YLabel: "% beyond the calibrated largest |x|", Values: map[string][]float64{}, Order: cohortNames(res.Cohorts)}
+	for _, act := range res.Config.Activations {
+		for l, site := range hiddenSites(res.Config.Model.Layers) {
+			bp.Groups = append(bp.Groups, fmt.Sprintf("%s L%d", act, l))
+			for _, co := range res.Cohorts {
+				v := math.NaN()
+				if h := find(res, act, static, co.Name).Hidden; h != nil {
+					for _, ls := range h.Layers {
+						if ls.Site == site && ls.RangeRatio != nil {
+							v = 100 * (float64(*ls.RangeRatio) - 1)
+						}
+					}
+				}
+				bp.Values[co.Name] = append(bp.Values[co.Name], v)
+			}
+		}
+	}
+	return bp.Save(filepath.Join(dir, "ffn_range.png"))
+}
+
+// hidden returns a field of a row's FFN hidden statistics (0 without them).
+func hidden(r row, f func(*hiddenStats) number) float64 {
+	if r.Hidden == nil {
+		return 0
+	}
+	return float64(f(r.Hidden))
+}
