@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/actq/actq/internal/studyio"
+
 	"github.com/actq/actq/graph"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -26,16 +28,16 @@ type moduleConfig struct {
 
 // moduleResult is one tier at one length.
 type moduleResult struct {
-	Tier      string `json:"tier"`
-	Length    int    `json:"length"`
-	RelError  number `json:"output_rel_error"` // ‖O − O₆₄‖ / ‖O₆₄‖
-	MaxAbsErr number `json:"max_abs_error"`
-	NaNFrac   number `json:"nan_fraction"` // of output elements
+	Tier      string         `json:"tier"`
+	Length    int            `json:"length"`
+	RelError  studyio.Number `json:"output_rel_error"` // ‖O − O₆₄‖ / ‖O₆₄‖
+	MaxAbsErr studyio.Number `json:"max_abs_error"`
+	NaNFrac   studyio.Number `json:"nan_fraction"` // of output elements
 	// At the attention-probabilities site (when the tier quantizes it):
-	ProbsZeroed   number `json:"probs_zeroed_fraction"` // probabilities that became exactly 0
-	ProbsSQNR     number `json:"probs_sqnr_db"`
-	ScoresSQNR    number `json:"scores_sqnr_db"`
-	ScoresClipped number `json:"scores_clipped_fraction"`
+	ProbsZeroed   studyio.Number `json:"probs_zeroed_fraction"` // probabilities that became exactly 0
+	ProbsSQNR     studyio.Number `json:"probs_sqnr_db"`
+	ScoresSQNR    studyio.Number `json:"scores_sqnr_db"`
+	ScoresClipped studyio.Number `json:"scores_clipped_fraction"`
 }
 
 // moduleWeights returns the module's float64 weights: graph's seeded
@@ -146,14 +148,14 @@ func runModuleStudy(cfg moduleConfig, w64 graph.Weights, length int, rng *rand.R
 			den += ref[i] * ref[i]
 			maxAbs = math.Max(maxAbs, math.Abs(d))
 		}
-		r.RelError, r.MaxAbsErr, r.NaNFrac = number(math.Sqrt(num/den)), number(maxAbs), number(float64(nans)/float64(len(o)))
+		r.RelError, r.MaxAbsErr, r.NaNFrac = studyio.Number(math.Sqrt(num/den)), studyio.Number(maxAbs), studyio.Number(float64(nans)/float64(len(o)))
 		for _, s := range sites {
 			st := s.Stats()
 			switch s.Kind {
 			case graph.SiteAttnProbs:
-				r.ProbsZeroed, r.ProbsSQNR = number(st.ZeroedFraction()), number(st.SQNR())
+				r.ProbsZeroed, r.ProbsSQNR = studyio.Number(st.ZeroedFraction()), studyio.Number(st.SQNR())
 			case graph.SiteAttnScores:
-				r.ScoresClipped, r.ScoresSQNR = number(st.ClippedFraction()), number(st.SQNR())
+				r.ScoresClipped, r.ScoresSQNR = studyio.Number(st.ClippedFraction()), studyio.Number(st.SQNR())
 			}
 		}
 		out = append(out, r)

@@ -11,14 +11,14 @@ import (
 	"github.com/actq/actq/internal/studyio"
 )
 
-func pct(v number) string {
+func pct(v studyio.Number) string {
 	if math.IsNaN(float64(v)) {
 		return "—"
 	}
 	return fmt.Sprintf("%.1f%%", 100*float64(v))
 }
 
-func sci(v number) string {
+func sci(v studyio.Number) string {
 	f := float64(v)
 	switch {
 	case math.IsNaN(f):
@@ -106,7 +106,7 @@ func plotSoftmax(dir string, res results) error {
 	return nil
 }
 
-func db(v number) string {
+func db(v studyio.Number) string {
 	f := float64(v)
 	switch {
 	case math.IsNaN(f):

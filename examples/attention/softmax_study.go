@@ -1,11 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync"
+
+	"github.com/actq/actq/internal/studyio"
 )
 
 // scoreConfig describes the synthetic attention scores: each row is one
@@ -66,28 +67,17 @@ func normals(rng *rand.Rand, n int) []float64 {
 
 // softmaxResult holds one method's metrics at one length.
 type softmaxResult struct {
-	Method  string `json:"method"`
-	Length  int    `json:"length"`
-	Rows    int    `json:"rows"`
-	NaNRows number `json:"nan_row_rate"`  // rows with any NaN probability
-	ZeroRow number `json:"zero_row_rate"` // rows whose probabilities are all 0
+	Method  string         `json:"method"`
+	Length  int            `json:"length"`
+	Rows    int            `json:"rows"`
+	NaNRows studyio.Number `json:"nan_row_rate"`  // rows with any NaN probability
+	ZeroRow studyio.Number `json:"zero_row_rate"` // rows whose probabilities are all 0
 	// Over the rows without NaN (null in JSON when every row has NaN):
-	MassLost  number `json:"mass_lost"`        // mean Σ ref_j over the j where p_j = 0 (underflow)
-	SumError  number `json:"sum_error"`        // mean |Σ_j p_j − 1|
-	MaxAbsErr number `json:"max_abs_error"`    // max |p_j − ref_j|
-	KL        number `json:"kl"`               // mean KL(ref ‖ p/Σp) over rows not all zero, p_j = 0 counted as 1e-45
-	OutputErr number `json:"output_rel_error"` // mean ‖P·V − Pref·V‖ / ‖Pref·V‖
-}
-
-// number is a float64 that encodes NaN and ±Inf as JSON null.
-type number float64
-
-func (n number) MarshalJSON() ([]byte, error) {
-	f := float64(n)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return []byte("null"), nil
-	}
-	return json.Marshal(f)
+	MassLost  studyio.Number `json:"mass_lost"`        // mean Σ ref_j over the j where p_j = 0 (underflow)
+	SumError  studyio.Number `json:"sum_error"`        // mean |Σ_j p_j − 1|
+	MaxAbsErr studyio.Number `json:"max_abs_error"`    // max |p_j − ref_j|
+	KL        studyio.Number `json:"kl"`               // mean KL(ref ‖ p/Σp) over rows not all zero, p_j = 0 counted as 1e-45
+	OutputErr studyio.Number `json:"output_rel_error"` // mean ‖P·V − Pref·V‖ / ‖Pref·V‖
 }
 
 // klFloor stands in for a probability that came out exactly 0, so that KL
@@ -216,18 +206,18 @@ func runSoftmaxStudy(w workload, ms []method) ([]softmaxResult, error) {
 			if rm.zero {
 				res.ZeroRow++
 			}
-			res.MassLost += number(rm.massLost)
-			res.SumError += number(rm.sumErr)
-			res.MaxAbsErr = number(math.Max(float64(res.MaxAbsErr), rm.maxAbs))
+			res.MassLost += studyio.Number(rm.massLost)
+			res.SumError += studyio.Number(rm.sumErr)
+			res.MaxAbsErr = studyio.Number(math.Max(float64(res.MaxAbsErr), rm.maxAbs))
 			if !math.IsNaN(rm.kl) {
-				res.KL += number(rm.kl)
+				res.KL += studyio.Number(rm.kl)
 				withKL++
 			}
-			res.OutputErr += number(rm.oErr)
+			res.OutputErr += studyio.Number(rm.oErr)
 		}
-		res.NaNRows /= number(rows)
-		res.ZeroRow /= number(rows)
-		if f := number(finite); finite > 0 {
+		res.NaNRows /= studyio.Number(rows)
+		res.ZeroRow /= studyio.Number(rows)
+		if f := studyio.Number(finite); finite > 0 {
 			res.MassLost /= f
 			res.SumError /= f
 			res.OutputErr /= f
@@ -235,7 +225,7 @@ func runSoftmaxStudy(w workload, ms []method) ([]softmaxResult, error) {
 			res.MassLost, res.SumError, res.MaxAbsErr, res.OutputErr = nan(), nan(), nan(), nan()
 		}
 		if withKL > 0 {
-			res.KL /= number(withKL)
+			res.KL /= studyio.Number(withKL)
 		} else {
 			res.KL = nan()
 		}
@@ -244,4 +234,4 @@ func runSoftmaxStudy(w workload, ms []method) ([]softmaxResult, error) {
 	return results, nil
 }
 
-func nan() number { return number(math.NaN()) }
+func nan() studyio.Number { return studyio.Number(math.NaN()) }
