@@ -106,19 +106,6 @@ func plotSoftmax(dir string, res results) error {
 	return nil
 }
 
-func db(v studyio.Number) string {
-	f := float64(v)
-	switch {
-	case math.IsNaN(f):
-		return "—"
-	case math.IsInf(f, 1):
-		return "∞"
-	case math.IsInf(f, -1):
-		return "−∞"
-	}
-	return fmt.Sprintf("%.1f", f)
-}
-
 // printModule writes the attention module's table: one row per tier and
 // length.
 func printModule(w io.Writer, res results) {
@@ -135,7 +122,7 @@ func printModule(w io.Writer, res results) {
 	}
 	t := studyio.Table{Header: []string{"tier", "length", "rel err", "max |Δ|", "NaN", "scores clipped", "scores SQNR dB", "P→0", "P SQNR dB"}}
 	for _, r := range res.Module {
-		t.Add(r.Tier, strconv.Itoa(r.Length), sci(r.RelError), sci(r.MaxAbsErr), pct(r.NaNFrac), pct(r.ScoresClipped), db(r.ScoresSQNR), pct(r.ProbsZeroed), db(r.ProbsSQNR))
+		t.Add(r.Tier, strconv.Itoa(r.Length), sci(r.RelError), sci(r.MaxAbsErr), pct(r.NaNFrac), pct(r.ScoresClipped), r.ScoresSQNR.DB(), pct(r.ProbsZeroed), r.ProbsSQNR.DB())
 	}
 	fmt.Fprintln(w)
 	t.Fprint(w)

@@ -119,19 +119,6 @@ func points(v number) string {
 	return strings.Replace(fmt.Sprintf("%.2f", f), "-", "−", 1)
 }
 
-func db(v number) string {
-	f := float64(v)
-	switch {
-	case math.IsNaN(f):
-		return "—"
-	case math.IsInf(f, 1):
-		return "∞"
-	case math.IsInf(f, -1):
-		return "−∞"
-	}
-	return fmt.Sprintf("%.1f", f)
-}
-
 func ratio(v *number) string {
 	if v == nil || math.IsNaN(float64(*v)) {
 		return "—"
@@ -184,7 +171,7 @@ func report(w io.Writer, res results) {
 			}
 			clip, zero, sq, worst := "—", "—", "—", "—"
 			if h := r.Hidden; h != nil {
-				clip, zero, sq, worst = smallPct(h.Clipped), pct(h.Zeroed, 1), db(h.SQNR), db(h.WorstSQNR)
+				clip, zero, sq, worst = smallPct(h.Clipped), pct(h.Zeroed, 1), h.SQNR.DB(), h.WorstSQNR.DB()
 			}
 			drop, se := points(r.Drop), points(r.DropSE)
 			if r.Tier == "fp32" {

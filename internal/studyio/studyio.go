@@ -49,6 +49,21 @@ func (n Number) MarshalJSON() ([]byte, error) {
 	return json.Marshal(f)
 }
 
+// DB formats a value in decibels for a table: one decimal, ∞ and −∞ for
+// the infinities (a lossless or an overflowed site), — for NaN.
+func (n Number) DB() string {
+	f := float64(n)
+	switch {
+	case math.IsNaN(f):
+		return "—"
+	case math.IsInf(f, 1):
+		return "∞"
+	case math.IsInf(f, -1):
+		return "−∞"
+	}
+	return fmt.Sprintf("%.1f", f)
+}
+
 // Series is one named line of a plot. Points with a NaN or infinite Y are
 // left out (and, on a log axis, points with Y ≤ 0).
 type Series struct {

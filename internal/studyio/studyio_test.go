@@ -98,3 +98,14 @@ func TestWriteJSON(t *testing.T) {
 		t.Errorf("Numbers encoded as %s, want [1.5, null, null]", raw)
 	}
 }
+
+func TestNumberDB(t *testing.T) {
+	for _, c := range []struct {
+		v    float64
+		want string
+	}{{12.345, "12.3"}, {-0.04, "-0.0"}, {math.Inf(1), "∞"}, {math.Inf(-1), "−∞"}, {math.NaN(), "—"}} {
+		if got := Number(c.v).DB(); got != c.want {
+			t.Errorf("Number(%v).DB() = %q, want %q", c.v, got, c.want)
+		}
+	}
+}
