@@ -80,8 +80,14 @@ func benchTrainStep(b *testing.B, f nodeFn) {
 }
 
 // BenchmarkTrainStep compares each op's forward+backward step with the
-// Gorgonia composite of the same function (composite/…).
+// Gorgonia composite of the same function (composite/…). baseline is the
+// same program with y = x: the cost Σy, its gradient and the tape's own
+// bookkeeping, which every step pays whatever f is. Subtracting it from a
+// step leaves the time f's forward and backward take.
 func BenchmarkTrainStep(b *testing.B) {
+	b.Run("baseline", func(b *testing.B) {
+		benchTrainStep(b, func(x *gorgonia.Node) (*gorgonia.Node, error) { return x, nil })
+	})
 	for _, a := range activationOps {
 		b.Run("actq/"+a.op, func(b *testing.B) { benchTrainStep(b, a.fn) })
 		if c, ok := composites[a.op]; ok {
