@@ -35,7 +35,8 @@ func blockShapes(d, h int, gated bool, norm Norm) map[string][]int {
 // LayerNorm + SwiGLU) with PyTorch: output and gradients with respect to x
 // and every parameter.
 func TestBlockGolden(t *testing.T) {
-	worst := map[string]*errStat{"float32": {}, "float64": {}}
+	worst, report := newWorst(t)
+	defer report()
 	for _, c := range goldenCases(t, "block") {
 		t.Run(c.Name, func(t *testing.T) {
 			var p struct {
@@ -52,33 +53,9 @@ func TestBlockGolden(t *testing.T) {
 			dt := dtypeNamed(c.Dtype)
 			cfg := BlockConfig{DModel: p.DModel, Heads: p.Heads, DHidden: p.DHidden, Activation: p.Activation,
 				Gated: p.Gated, Causal: true, Norm: p.Norm, Dtype: dt}
-			bs, seq, d := c.Shape[0], c.Shape[1], c.Shape[2]
-			w := goldenWeights(t, &c, dt, "blk.", blockShapes(d, p.DHidden, p.Gated, p.Norm))
-			x := goldenDense(t, &c, "x", dt, bs, seq, d)
-			dy := goldenDense(t, &c, "dy", dt, bs, seq, d)
-			for _, m := range []machine{tapeFwd, tapeGrad, lispGrad} {
-				res, err := runGraph(m, dt, dy, func(g *gorgonia.ExprGraph) (map[string]*gorgonia.Node, *gorgonia.Node, error) {
-					bl, err := NewBlock(g, "blk", cfg, WithWeights(w))
-					if err != nil {
-						return nil, nil, err
-					}
-					xn := gorgonia.NewTensor(g, dt, 3, gorgonia.WithShape(bs, seq, d), gorgonia.WithName("x"), gorgonia.WithValue(x.Clone()))
-					y, err := bl.Forward(xn)
-					wrt := map[string]*gorgonia.Node{"x": xn}
-					for _, p := range bl.Params() {
-						wrt[p.Name()[len("blk."):]] = p
-					}
-					return wrt, y, err
-				})
-				if err != nil {
-					t.Fatalf("%s: %v", m, err)
-				}
-				worst[c.Dtype].merge(checkResult(t, &c, m, res))
-			}
+			checkModule(t, &c, dt, "blk.", blockShapes(p.DModel, p.DHidden, p.Gated, p.Norm), worst,
+				func(g *gorgonia.ExprGraph, w Weights) (module, error) { return NewBlock(g, "blk", cfg, WithWeights(w)) })
 		})
-	}
-	for dt, st := range worst {
-		t.Logf("%s: max |error| / max |ref| = %.3g; max error / tolerance = %.3g at %s", dt, st.maxAbs, st.maxExc, st.where)
 	}
 }
 

@@ -29,37 +29,13 @@ func ffnShapes(d, h int) map[string][]int {
 // float32 and float64, on the tape machine (forward only and with
 // gorgonia.Grad) and the Lisp machine.
 func TestFFNGolden(t *testing.T) {
-	worst := map[string]*errStat{"float32": {}, "float64": {}}
+	worst, report := newWorst(t)
+	defer report()
 	for _, c := range goldenCases(t, "ffn") {
 		t.Run(c.Name, func(t *testing.T) {
 			cfg := ffnCaseConfig(t, &c)
-			dt := cfg.Dtype
-			n, d := c.Shape[0], c.Shape[1]
-			w := goldenWeights(t, &c, dt, "ffn.", ffnShapes(d, cfg.DHidden))
-			x := goldenDense(t, &c, "x", dt, n, d)
-			dy := goldenDense(t, &c, "dy", dt, n, d)
-			for _, m := range []machine{tapeFwd, tapeGrad, lispGrad} {
-				res, err := runGraph(m, dt, dy, func(g *gorgonia.ExprGraph) (map[string]*gorgonia.Node, *gorgonia.Node, error) {
-					f, err := NewFFN(g, "ffn", cfg, WithWeights(w))
-					if err != nil {
-						return nil, nil, err
-					}
-					xn := gorgonia.NewMatrix(g, dt, gorgonia.WithShape(n, d), gorgonia.WithName("x"), gorgonia.WithValue(x.Clone()))
-					y, err := f.Forward(xn)
-					wrt := map[string]*gorgonia.Node{"x": xn}
-					for _, p := range f.Params() {
-						wrt[p.Name()[len("ffn."):]] = p
-					}
-					return wrt, y, err
-				})
-				if err != nil {
-					t.Fatalf("%s: %v", m, err)
-				}
-				worst[c.Dtype].merge(checkResult(t, &c, m, res))
-			}
+			checkModule(t, &c, cfg.Dtype, "ffn.", ffnShapes(cfg.DModel, cfg.DHidden), worst,
+				func(g *gorgonia.ExprGraph, w Weights) (module, error) { return NewFFN(g, "ffn", cfg, WithWeights(w)) })
 		})
-	}
-	for dt, st := range worst {
-		t.Logf("%s: max |error| / max |ref| = %.3g; max error / tolerance = %.3g at %s", dt, st.maxAbs, st.maxExc, st.where)
 	}
 }

@@ -287,3 +287,53 @@ func checkResult(t *testing.T, c *numtest.Case, m machine, res runResult) errSta
 	}
 	return worst
 }
+
+// module is what the golden tests need of a layer: its output for an input
+// and its parameters, named prefix + the golden's weight name.
+type module interface {
+	Forward(x *gorgonia.Node) (*gorgonia.Node, error)
+	Params() gorgonia.Nodes
+}
+
+// checkModule runs the layer that build makes in a new graph, with the
+// case's weights (named prefix+name, of the given shapes) and its x and dy,
+// on each machine, compares the output and the gradients with respect to x
+// and every parameter with the golden, and folds the largest deviation into
+// worst.
+func checkModule(t *testing.T, c *numtest.Case, dt tensor.Dtype, prefix string, shapes map[string][]int,
+	worst map[string]*errStat, build func(g *gorgonia.ExprGraph, w Weights) (module, error)) {
+	t.Helper()
+	w := goldenWeights(t, c, dt, prefix, shapes)
+	x := goldenDense(t, c, "x", dt, c.Shape...)
+	dy := goldenDense(t, c, "dy", dt, c.Shape...)
+	for _, m := range []machine{tapeFwd, tapeGrad, lispGrad} {
+		res, err := runGraph(m, dt, dy, func(g *gorgonia.ExprGraph) (map[string]*gorgonia.Node, *gorgonia.Node, error) {
+			l, err := build(g, w)
+			if err != nil {
+				return nil, nil, err
+			}
+			xn := gorgonia.NewTensor(g, dt, len(c.Shape), gorgonia.WithShape(c.Shape...), gorgonia.WithName("x"), gorgonia.WithValue(x.Clone()))
+			y, err := l.Forward(xn)
+			wrt := map[string]*gorgonia.Node{"x": xn}
+			for _, p := range l.Params() {
+				wrt[strings.TrimPrefix(p.Name(), prefix)] = p
+			}
+			return wrt, y, err
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", m, err)
+		}
+		worst[c.Dtype].merge(checkResult(t, c, m, res))
+	}
+}
+
+// newWorst returns the per-dtype largest deviations that checkModule fills
+// in, and a function that logs them.
+func newWorst(t *testing.T) (map[string]*errStat, func()) {
+	worst := map[string]*errStat{"float32": {}, "float64": {}}
+	return worst, func() {
+		for dt, st := range worst {
+			t.Logf("%s: max |error| / max |ref| = %.3g; max error / tolerance = %.3g at %s", dt, st.maxAbs, st.maxExc, st.where)
+		}
+	}
+}
