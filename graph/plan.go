@@ -73,11 +73,12 @@ type Quant struct {
 	// Learnable makes the site's scales parameters of the model, learned
 	// with the weights (LSQ, quantize.FakeQuantLearnable, configured by
 	// *Learnable): the site's node takes its scales from an input node
-	// named LearnableScaleName(site, Learnable.LogScale), of shape (n) for n
-	// scales (one per tensor, channel or group, as Spec.Scale), which the
-	// model's Params include, a Trainer updates with Adam and Weights
-	// carry. Spec must be an integer format (Int8, UInt8, Int4, UInt4), at
-	// any granularity; Spec.ZeroPoint stays fixed.
+	// named LearnableScaleName(site, Learnable.LogScale), of shape (n) for
+	// n scales (one per tensor, channel or group, as Spec.Scale), which the
+	// model's Params include, a Trainer updates with Adam and Weights carry
+	// (a layer built on its own, without a Model, gives the node as
+	// Site.ScaleNode). Spec must be an integer format (Int8, UInt8, Int4,
+	// UInt4), at any granularity; Spec.ZeroPoint stays fixed.
 	//
 	// The scales start from the given Weights if they hold the parameter
 	// (so an Evaluator built from a Trainer's Weights uses the learned
