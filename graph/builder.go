@@ -59,6 +59,13 @@ func newBuilder(fn string, g *gorgonia.ExprGraph, dt tensor.Dtype, opts []Option
 // param makes the input node for a parameter: its value comes from the
 // builder's Weights if it has any, else from the seeded initialisation.
 func (b *builder) param(name string, kind initKind, shape ...int) (*gorgonia.Node, error) {
+	return b.paramOr(name, shape, false, func() *tensor.Dense { return initValue(b.opts.seed, name, kind, b.dt, shape...) })
+}
+
+// paramOr makes the input node for a parameter whose value comes from the
+// builder's Weights if it has any (a copy), else from start. If optional,
+// Weights that lack the name are not an error: start gives the value.
+func (b *builder) paramOr(name string, shape []int, optional bool, start func() *tensor.Dense) (*gorgonia.Node, error) {
 	if n, ok := b.opts.nodes[name]; ok {
 		if n.Dtype() != b.dt || !n.Shape().Eq(tensor.Shape(shape)) {
 			return nil, fmt.Errorf("parameter %q: given node %v %v, want %v %v: %w", name, n.Dtype(), n.Shape(), b.dt, tensor.Shape(shape), ErrConfig)
@@ -72,17 +79,17 @@ func (b *builder) param(name string, kind initKind, shape ...int) (*gorgonia.Nod
 		return nil, fmt.Errorf("parameter %q: a node of that name is already in the graph: %w", name, ErrConfig)
 	}
 	var v *tensor.Dense
-	if b.opts.weights != nil {
-		w, ok := b.opts.weights[name]
-		if !ok || w == nil {
-			return nil, fmt.Errorf("parameter %q: not in the given weights: %w", name, ErrConfig)
-		}
+	w, ok := b.opts.weights[name]
+	switch {
+	case ok && w != nil:
 		if w.Dtype() != b.dt || !w.Shape().Eq(tensor.Shape(shape)) {
 			return nil, fmt.Errorf("parameter %q: given %v %v, want %v %v: %w", name, w.Dtype(), w.Shape(), b.dt, tensor.Shape(shape), ErrConfig)
 		}
 		v = w.Clone().(*tensor.Dense)
-	} else {
-		v = initValue(b.opts.seed, name, kind, b.dt, shape...)
+	case b.opts.weights != nil && !optional:
+		return nil, fmt.Errorf("parameter %q: not in the given weights: %w", name, ErrConfig)
+	default:
+		v = start()
 	}
 	n := gorgonia.NewTensor(b.g, b.dt, len(shape), gorgonia.WithShape(shape...), gorgonia.WithName(name), gorgonia.WithValue(v))
 	b.params = append(b.params, n)

@@ -17,7 +17,10 @@
 // the FFN's input and hidden layer, attention scores and probabilities,
 // block outputs. A builder given WithPlan inserts FakeQuant nodes there,
 // each counting its statistics (Site.Stats); Calibrate fixes static sites'
-// scales from sample batches.
+// scales from sample batches. A site whose Quant is Learnable learns its
+// scales with the weights (LSQ, quantize.FakeQuantLearnable), from the
+// calibrated or fixed ones: they are parameters of the Model, carried in
+// its Weights (Site.Scale reports them).
 //
 // Trainer trains a Model with Adam; Evaluator runs one, optionally under a
 // plan, and reports loss and accuracy (Metrics). Each owns its graph and

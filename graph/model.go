@@ -120,14 +120,22 @@ func newModel(b *builder, cfg Config) (*Model, error) {
 // Config returns the model's configuration (with defaults filled in).
 func (m *Model) Config() Config { return m.cfg }
 
-// Params returns every parameter, in a fixed order.
+// Params returns every parameter, in a fixed order: the weights, then the
+// scale parameters of the plan's learnable sites (Quant.Learnable) made by
+// Forward so far, in the order of Sites.
 func (m *Model) Params() gorgonia.Nodes {
 	out := gorgonia.Nodes{m.Tok, m.Pos}
 	for _, bl := range m.Blocks {
 		out = append(out, bl.Params()...)
 	}
 	out = append(out, m.Final.Params()...)
-	return append(out, m.Head.Params()...)
+	out = append(out, m.Head.Params()...)
+	for _, s := range m.Sites() {
+		if s.scale != nil {
+			out = append(out, s.scale)
+		}
+	}
+	return out
 }
 
 // Weights returns copies of the parameters' current values.

@@ -2,10 +2,13 @@ package graph
 
 import (
 	"fmt"
+	"math"
+	"slices"
 
 	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize"
 	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // SiteKind names a kind of place in a transformer where a plan may put a
@@ -67,6 +70,38 @@ type Quant struct {
 	// PlainSTE makes the backward pass pass gradients through clipped
 	// elements too (quantization-aware training; see quantize.WithPlainSTE).
 	PlainSTE bool
+	// Learnable makes the site's scales parameters of the model, learned
+	// with the weights (LSQ, quantize.FakeQuantLearnable, configured by
+	// *Learnable): the site's node takes its scales from an input node
+	// named LearnableScaleName(site, Learnable.LogScale), of shape (n) for
+	// n scales (one per tensor, channel or group, as Spec.Scale), which the
+	// model's Params include, a Trainer updates with Adam and Weights carry
+	// (a layer built on its own, without a Model, gives the node as
+	// Site.ScaleNode). Spec must be an integer format (Int8, UInt8, Int4,
+	// UInt4), at any granularity; Spec.ZeroPoint stays fixed.
+	//
+	// The scales start from the given Weights if they hold the parameter
+	// (so an Evaluator built from a Trainer's Weights uses the learned
+	// scales), else from Spec.Scale: the calibrated scales of a Static
+	// site after Calibrate, or fixed ones. A weight site with Spec.Scale
+	// nil starts from the scales the dynamic rule gives for the weight's
+	// initial value, so that at its start a learnable site computes
+	// exactly what the fixed or dynamic site would. An activation site
+	// needs Spec.Scale (LSQ's data-based start 2·mean|x|/√qmax is not
+	// used: the builder sees no data). While Calibrate observes a Static
+	// site, Learnable has no effect there; Calibrate keeps it in the
+	// calibrated plan.
+	Learnable *quantize.LSQConfig
+}
+
+// LearnableScaleName returns the name of the parameter that holds the
+// learnable scales of the site called site: site+".scale", or
+// site+".log_scale" when the parameter holds log s (LSQConfig.LogScale).
+func LearnableScaleName(site string, logScale bool) string {
+	if logScale {
+		return site + ".log_scale"
+	}
+	return site + ".scale"
 }
 
 // Passthrough returns a Quant that leaves values unchanged (see
@@ -156,6 +191,10 @@ func cloneQuant(q *Quant) *Quant {
 	if q.Spec.ZeroPoint == nil {
 		c.Spec.ZeroPoint = nil
 	}
+	if q.Learnable != nil {
+		l := *q.Learnable
+		c.Learnable = &l
+	}
 	return &c
 }
 
@@ -189,7 +228,8 @@ func (p *Plan) For(name string, kind SiteKind) *Quant {
 
 // Site is one quantization site of a built graph: its name, kind, the Quant
 // the plan put there, and what the node did at every run since it was built
-// or last reset.
+// or last reset. For a learnable site, Quant.Spec.Scale and ZeroPoint hold
+// the scales and zero points it started from; Scale gives the current ones.
 type Site struct {
 	Name  string
 	Kind  SiteKind
@@ -198,6 +238,49 @@ type Site struct {
 	stats    quantize.Stats     // FakeQuant sites (counted inside the op)
 	pass     *passCounter       // Passthrough and observing sites
 	observer *quantize.Observer // static sites while calibrating
+	scale    *gorgonia.Node     // learnable sites: the scale parameter
+}
+
+// ScaleNode returns the parameter node holding a learnable site's scales
+// (their logarithms with LSQConfig.LogScale), named
+// LearnableScaleName(s.Name, …); nil for a site that is not learnable.
+func (s *Site) ScaleNode() *gorgonia.Node { return s.scale }
+
+// Scale returns the scales the site quantizes with: for a learnable site
+// the current value of its scale parameter as the node uses it (exp of
+// it with LogScale, raised to LSQConfig.MinScale when below it); for other
+// sites Quant.Spec.Scale, nil for dynamic scales.
+func (s *Site) Scale() []float64 {
+	if s.scale == nil {
+		return slices.Clone(s.Quant.Spec.Scale)
+	}
+	switch d := s.scale.Value().Data().(type) {
+	case []float32:
+		return effectiveScales(d, *s.Quant.Learnable)
+	case []float64:
+		return effectiveScales(d, *s.Quant.Learnable)
+	}
+	return nil
+}
+
+// effectiveScales returns the scales an LSQ node with config cfg uses for
+// the parameter values raw, computed in raw's precision as the node does.
+func effectiveScales[T float32 | float64](raw []T, cfg quantize.LSQConfig) []float64 {
+	low := cfg.MinScale
+	if low == 0 {
+		low = 0x1p-23 // FakeQuantLearnable's default
+	}
+	out := make([]float64, len(raw))
+	for i, v := range raw {
+		if cfg.LogScale {
+			v = T(math.Exp(float64(v)))
+		}
+		if !(v >= T(low)) {
+			v = T(low)
+		}
+		out[i] = float64(v)
+	}
+	return out
 }
 
 // Stats returns the site's statistics. Passthrough sites count elements,
@@ -286,6 +369,12 @@ func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgo
 		}
 		s.observer, s.pass = obs, &passCounter{}
 		return passthrough(s, x)
+	case qt.Learnable != nil:
+		if err := b.learnableScale(s, x); err != nil {
+			return nil, fmt.Errorf("site %q: %w", name, err)
+		}
+	}
+	switch {
 	case kind.isWeight():
 		if qt.Passthrough {
 			s.pass = &passCounter{}
@@ -295,23 +384,104 @@ func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgo
 		s.pass = &passCounter{}
 		return passthrough(s, x)
 	}
-	opts := []quantize.Option{quantize.WithStats(&s.stats)}
-	if qt.PlainSTE {
-		opts = append(opts, quantize.WithPlainSTE())
-	}
-	y, err := quantize.FakeQuantWith(x, qt.Spec, opts...)
+	y, err := s.fakeQuant(x, s.scale)
 	if err != nil {
 		return nil, fmt.Errorf("site %q: %w", name, err)
 	}
 	return y, nil
 }
 
+// fakeQuant applies the site's quantization to x (a weight in the (out,
+// in) layout): FakeQuant with the site's spec, or, given a scale node,
+// FakeQuantLearnable with the scales from it.
+func (s *Site) fakeQuant(x, scale *gorgonia.Node) (*gorgonia.Node, error) {
+	opts := []quantize.Option{quantize.WithStats(&s.stats)}
+	if s.Quant.PlainSTE {
+		opts = append(opts, quantize.WithPlainSTE())
+	}
+	if scale == nil {
+		return quantize.FakeQuantWith(x, s.Quant.Spec, opts...)
+	}
+	spec := s.Quant.Spec
+	spec.Scale = nil
+	return quantize.FakeQuantLearnable(x, scale, spec, *s.Quant.Learnable, opts...)
+}
+
+// learnableScale makes the scale parameter of the learnable site s, whose
+// value node is x, and records the scales it starts from in s.Quant.Spec.
+// It returns an error wrapping ErrConfig for a site that cannot learn its
+// scales.
+func (b *builder) learnableScale(s *Site, x *gorgonia.Node) error {
+	q := &s.Quant
+	switch {
+	case q.Passthrough:
+		return fmt.Errorf("Learnable with Passthrough: a passthrough site has no scale to learn: %w", ErrConfig)
+	case !q.Spec.Format.IsInteger():
+		return fmt.Errorf("Learnable with format %v: learnable scales need an integer format (int8, uint8, int4, uint4): %w", q.Spec.Format, ErrConfig)
+	case q.Spec.Scale == nil && q.Static:
+		return fmt.Errorf("Learnable and Static without a scale: Calibrate the plan first, the calibrated scales are where learning starts: %w", ErrConfig)
+	case q.Spec.Scale == nil && !s.Kind.isWeight():
+		return fmt.Errorf("Learnable without Spec.Scale: a learnable activation site needs the scales it starts from (make it Static and Calibrate, or set Spec.Scale): %w", ErrConfig)
+	case q.Spec.Scale == nil:
+		spec, err := observeWeight(q.Spec, x)
+		if err != nil {
+			return err
+		}
+		q.Spec.Scale, q.Spec.ZeroPoint = spec.Scale, spec.ZeroPoint
+	}
+	start := make([]float64, len(q.Spec.Scale))
+	for i, v := range q.Spec.Scale {
+		if !(v > 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("Learnable: Spec.Scale[%d] = %g, want positive and finite: %w", i, v, ErrConfig)
+		}
+		start[i] = v
+		if q.Learnable.LogScale {
+			start[i] = math.Log(v)
+		}
+	}
+	n, err := b.paramOr(LearnableScaleName(s.Name, q.Learnable.LogScale), []int{len(start)}, true,
+		func() *tensor.Dense { return denseFrom(b.dt, []int{len(start)}, start) })
+	if err != nil {
+		return err
+	}
+	s.scale = n
+	return nil
+}
+
+// observeWeight returns spec with the scales and zero points of its dynamic
+// rule for the value of the weight node w, in the (out, in) layout.
+func observeWeight(spec quantize.Spec, w *gorgonia.Node) (quantize.Spec, error) {
+	obs, err := quantize.NewObserver(spec, quantize.ObserverConfig{})
+	if err != nil {
+		return spec, err
+	}
+	if _, err := onOwnGraph(w, func(x *gorgonia.Node) (*gorgonia.Node, error) {
+		return inWeightLayout(spec, x, func(t *gorgonia.Node) (*gorgonia.Node, error) {
+			return quantize.FakeQuantWith(t, spec, quantize.WithObserver(obs))
+		})
+	}); err != nil {
+		return spec, err
+	}
+	return obs.Spec()
+}
+
 // quantizeWeight fake-quantizes the weight node w (in, out) as the (out,
-// in) matrix (or passes it through). A builder made for evaluation (prequant) does it once, now,
-// and stores the result in w; otherwise it adds the nodes to the graph.
+// in) matrix (or passes it through). A builder made for evaluation
+// (prequant) does it once, now, with a learnable site's current scales, and
+// stores the result in w; otherwise it adds the nodes to the graph.
 func (b *builder) quantizeWeight(s *Site, w *gorgonia.Node) (*gorgonia.Node, error) {
 	if b.q.prequant {
-		v, err := quantizeValue(s, w)
+		v, err := onOwnGraph(w, func(x *gorgonia.Node) (*gorgonia.Node, error) {
+			var scale *gorgonia.Node
+			if s.scale != nil {
+				c, err := gorgonia.CloneValue(s.scale.Value())
+				if err != nil {
+					return nil, err
+				}
+				scale = gorgonia.NodeFromAny(x.Graph(), c, gorgonia.WithName(s.scale.Name()))
+			}
+			return weightNodes(s, x, scale)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("site %q: %w", s.Name, err)
 		}
@@ -320,46 +490,49 @@ func (b *builder) quantizeWeight(s *Site, w *gorgonia.Node) (*gorgonia.Node, err
 		}
 		return w, nil
 	}
-	y, err := weightNodes(s, w)
+	y, err := weightNodes(s, w, s.scale)
 	if err != nil {
 		return nil, fmt.Errorf("site %q: %w", s.Name, err)
 	}
 	return y, nil
 }
 
-// weightNodes adds FakeQuant of w in the (out, in) layout: wᵀ, quantized,
-// transposed back. A per-tensor spec needs no transposes.
-func weightNodes(s *Site, w *gorgonia.Node) (*gorgonia.Node, error) {
+// weightNodes adds the site's quantization of w in the (out, in) layout
+// (see inWeightLayout), with the scales from the node scale if it is not
+// nil.
+func weightNodes(s *Site, w, scale *gorgonia.Node) (*gorgonia.Node, error) {
 	if s.Quant.Passthrough {
 		return passthrough(s, w)
 	}
-	opts := []quantize.Option{quantize.WithStats(&s.stats)}
-	if s.Quant.PlainSTE {
-		opts = append(opts, quantize.WithPlainSTE())
-	}
-	if s.Quant.Spec.Granularity == quantize.PerTensor || w.Shape().Dims() != 2 {
-		return quantize.FakeQuantWith(w, s.Quant.Spec, opts...)
+	return inWeightLayout(s.Quant.Spec, w, func(t *gorgonia.Node) (*gorgonia.Node, error) { return s.fakeQuant(t, scale) })
+}
+
+// inWeightLayout applies f to w in the (out, in) layout: wᵀ, f, transposed
+// back. A per-tensor spec needs no transposes.
+func inWeightLayout(spec quantize.Spec, w *gorgonia.Node, f func(*gorgonia.Node) (*gorgonia.Node, error)) (*gorgonia.Node, error) {
+	if spec.Granularity == quantize.PerTensor || w.Shape().Dims() != 2 {
+		return f(w)
 	}
 	t, err := gorgonia.Transpose(w)
 	if err != nil {
 		return nil, err
 	}
-	if t, err = quantize.FakeQuantWith(t, s.Quant.Spec, opts...); err != nil {
+	if t, err = f(t); err != nil {
 		return nil, err
 	}
 	return gorgonia.Transpose(t)
 }
 
-// quantizeValue returns the value of w fake-quantized by weightNodes, run
+// onOwnGraph returns the value of the node f makes from a copy of w, run
 // once on a graph of its own.
-func quantizeValue(s *Site, w *gorgonia.Node) (gorgonia.Value, error) {
+func onOwnGraph(w *gorgonia.Node, f func(x *gorgonia.Node) (*gorgonia.Node, error)) (gorgonia.Value, error) {
 	g := gorgonia.NewGraph()
 	v, err := gorgonia.CloneValue(w.Value())
 	if err != nil {
 		return nil, err
 	}
 	x := gorgonia.NodeFromAny(g, v, gorgonia.WithName(w.Name()))
-	y, err := weightNodes(s, x)
+	y, err := f(x)
 	if err != nil {
 		return nil, err
 	}

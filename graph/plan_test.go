@@ -180,19 +180,7 @@ func TestEvaluatorMatchesInGraphWeights(t *testing.T) {
 	want, _, _ := evalLogits(t, cfg, w, plan, []Batch{b})
 	// The same model through a Trainer's program (weights quantized in the
 	// graph), run forward only.
-	p, err := newProgram("test", cfg, 16, []Option{WithWeights(w), WithPlan(plan)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.load("test", b); err != nil {
-		t.Fatal(err)
-	}
-	m := gorgonia.NewTapeMachine(p.g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	if got := float64sOf(p.logits); !slices.Equal(got, want) {
+	if got, _, _ := programLogits(t, cfg, w, plan, b); !slices.Equal(got, want) {
 		t.Error("in-graph weight quantization and the Evaluator's differ")
 	}
 }

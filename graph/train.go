@@ -238,7 +238,9 @@ type Trainer struct {
 // NewTrainer builds the training graph of cfg with batches of tc.Batch
 // sequences. The weights start from w (copied) or, if w is nil, from
 // tc.Seed. opts may add a quantization plan (quantization-aware training
-// with straight-through gradients).
+// with straight-through gradients); the scales of its learnable sites
+// (Quant.Learnable) are parameters that Adam updates with the weights, and
+// Weights returns them.
 func NewTrainer(cfg Config, w Weights, tc TrainConfig, opts ...Option) (*Trainer, error) {
 	const fn = "graph.NewTrainer"
 	if err := positive(fn, "TrainConfig.Batch", tc.Batch); err != nil {
@@ -337,6 +339,8 @@ type Evaluator struct {
 // for batches of batch sequences; opts may add a quantization plan
 // (WithPlan). Under a plan, the weights are fake-quantized once, here, not
 // at every run (the Evaluator's Model then holds the quantized weights).
+// Learnable sites take their scales from w when it holds them (a Trainer's
+// Weights do), else from the plan (see Quant.Learnable).
 func NewEvaluator(cfg Config, w Weights, batch int, opts ...Option) (*Evaluator, error) {
 	opts = append(opts[:len(opts):len(opts)], withPrequantizedWeights())
 	return newEvaluator("graph.NewEvaluator", cfg, w, batch, opts)

@@ -19,8 +19,10 @@
 // signal-to-quantization-noise ratio. A gate line names every combination
 // whose drop exceeds -gate-threshold points. Optionally (-qat-steps > 0)
 // each model is fine-tuned for a few steps under the calibrated w4a8-static
-// plan (quantization-aware training with straight-through gradients) and
-// evaluated again.
+// plan (quantization-aware training with straight-through gradients), once
+// per -qat-scales mode — the calibrated scales fixed, or learned with the
+// weights (LSQ, graph.Quant.Learnable) — and evaluated again, against an
+// fp32 fine-tune on the same batches.
 //
 // Output: a table on stdout, results.json and PNG plots under -out (default
 // out/transformer-ffn), and a progress bar on stderr. The exit status is 0
@@ -71,6 +73,9 @@ type trainConfig struct {
 	DecayAt   float64 `json:"decay_at"`
 	QATSteps  int     `json:"qat_steps"`
 	QATRate   float64 `json:"qat_learn_rate"`
+	// QATScales: a fine-tune per mode (qatModes): "fixed", "learnable",
+	// "learnable-all".
+	QATScales []string `json:"qat_scales"`
 }
 
 // config is everything a run depends on; the same config gives the same
@@ -94,9 +99,10 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
-		Task:          taskConfig{MinDigits: 3, TypicalDigits: 6, MaxDigits: 8},
-		Model:         modelConfig{DModel: 64, Heads: 4, DHidden: 128, Layers: 2},
-		Train:         trainConfig{Steps: 600, Batch: 32, LearnRate: 5e-3, DecayAt: 0.7, QATSteps: 100, QATRate: 1e-3},
+		Task:  taskConfig{MinDigits: 3, TypicalDigits: 6, MaxDigits: 8},
+		Model: modelConfig{DModel: 64, Heads: 4, DHidden: 128, Layers: 2},
+		Train: trainConfig{Steps: 600, Batch: 32, LearnRate: 5e-3, DecayAt: 0.7, QATSteps: 100, QATRate: 1e-3,
+			QATScales: []string{"fixed", "learnable"}},
 		Activations:   []string{"gelu", "gelu_tanh", "silu", "relu"},
 		Tiers:         graph.TierNames(),
 		EvalSeqs:      512,
@@ -122,6 +128,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.Train.Batch, "batch", cfg.Train.Batch, "training sequences per step")
 	fs.Float64Var(&cfg.Train.LearnRate, "lr", cfg.Train.LearnRate, "Adam learning rate (divided by 5 for the last 30% of the steps)")
 	fs.IntVar(&cfg.Train.QATSteps, "qat-steps", cfg.Train.QATSteps, "quantization-aware fine-tuning steps under w4a8-static, with an fp32 control (0, or without that tier: skip)")
+	qatScales := fs.String("qat-scales", strings.Join(cfg.Train.QATScales, ","), "comma-separated ways the fine-tune treats the scales, a fine-tune each: "+qatModeHelp())
 	fs.Float64Var(&cfg.Train.QATRate, "qat-lr", cfg.Train.QATRate, "Adam learning rate of the quantization-aware fine-tune")
 	fs.IntVar(&cfg.Task.MinDigits, "min-digits", cfg.Task.MinDigits, "shortest sequence")
 	fs.IntVar(&cfg.Task.TypicalDigits, "typical-digits", cfg.Task.TypicalDigits, "longest in-distribution (and calibration) sequence")
@@ -152,6 +159,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	cfg.Activations = splitList(*acts)
 	cfg.Tiers = splitList(*tiers)
+	cfg.Train.QATScales = splitList(*qatScales)
 	// fp32 is the baseline of every drop: always there, and first.
 	cfg.Tiers = append([]string{"fp32"}, slices.DeleteFunc(cfg.Tiers, func(t string) bool { return t == "fp32" })...)
 	return cfg, cfg.validate()
@@ -187,6 +195,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-qat-steps must be ≥ 0, got %d", tr.QATSteps)
 	case tr.QATSteps > 0 && (!(tr.QATRate > 0) || tr.QATRate > 1):
 		return fmt.Errorf("-qat-lr must be in (0, 1], got %g", tr.QATRate)
+	case tr.QATSteps > 0 && len(tr.QATScales) == 0:
+		return errors.New("-qat-scales: need at least one (or -qat-steps 0)")
 	case c.EvalSeqs < 1 || c.CalibSeqs < 1 || c.EvalSeqs > 1<<20 || c.CalibSeqs > 1<<20:
 		return fmt.Errorf("-eval-seqs %d and -calib-seqs %d: need ≥ 1", c.EvalSeqs, c.CalibSeqs)
 	case !(c.GateThreshold >= 0) || c.GateThreshold > 100:
@@ -195,6 +205,16 @@ func (c config) validate() error {
 		return fmt.Errorf("-workers must be ≥ 1, got %d", c.Workers)
 	case c.Out == "":
 		return errors.New("-out must not be empty")
+	}
+	seenMode := map[string]bool{}
+	for _, m := range c.Train.QATScales {
+		if _, ok := qatModeNamed(m); !ok {
+			return fmt.Errorf("-qat-scales: unknown mode %q, want %s", m, qatModeHelp())
+		}
+		if seenMode[m] {
+			return fmt.Errorf("-qat-scales: %q given twice", m)
+		}
+		seenMode[m] = true
 	}
 	known := graph.Activations()
 	seen := map[string]bool{}
@@ -244,4 +264,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "transformer-ffn:", err)
 		os.Exit(1)
 	}
+}
+
+// qatModeHelp lists the -qat-scales modes.
+func qatModeHelp() string {
+	var parts []string
+	for _, m := range qatModes {
+		parts = append(parts, fmt.Sprintf("%s (%s)", m.Name, m.Desc))
+	}
+	return strings.Join(parts, "; ")
 }

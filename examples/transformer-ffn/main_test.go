@@ -73,8 +73,13 @@ func TestStudyEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res struct {
-		Rows []jsonRow `json:"results"`
-		QAT  []jsonRow `json:"qat"`
+		Rows     []jsonRow `json:"results"`
+		QAT      []jsonRow `json:"qat"`
+		Training []struct {
+			Activation string                        `json:"activation"`
+			CalibMax   map[string]float64            `json:"calibrated_max_abs"`
+			LearnedMax map[string]map[string]float64 `json:"qat_learned_max_abs"`
+		} `json:"training"`
 		Gate struct {
 			Failures []struct{ Activation, Tier, Cohort string } `json:"failures"`
 		} `json:"gate"`
@@ -89,8 +94,19 @@ func TestStudyEndToEnd(t *testing.T) {
 	if want := len(cfg.Activations) * len(cfg.Tiers) * 2; len(res.Rows) != want {
 		t.Fatalf("%d result rows, want %d", len(res.Rows), want)
 	}
-	if want := len(cfg.Activations) * 2 * 2; len(res.QAT) != want {
+	// The control and a fine-tune per -qat-scales mode, on two cohorts.
+	if want := len(cfg.Activations) * (1 + len(cfg.Train.QATScales)) * 2; len(res.QAT) != want {
 		t.Errorf("%d QAT rows, want %d", len(res.QAT), want)
+	}
+	// The learnable fine-tune reports a learned range at every static site,
+	// moved from the calibrated one but not far in a few steps.
+	for _, tr := range res.Training {
+		for _, site := range hiddenSites(cfg.Model.Layers) {
+			c, l := tr.CalibMax[site], tr.LearnedMax["learnable"][site]
+			if !(c > 0) || !(l > 0) || l == c || math.Abs(l/c-1) > 0.2 {
+				t.Errorf("%s %s: calibrated range %g, learned %g", tr.Activation, site, c, l)
+			}
+		}
 	}
 	for _, r := range append(res.Rows, res.QAT...) {
 		if r.Accuracy == nil || *r.Accuracy < 0 || *r.Accuracy > 1 || r.SeqAcc == nil || r.Loss == nil || !(*r.Loss >= 0) || r.Drop == nil || r.DropSE == nil || r.Tokens == 0 {
@@ -124,7 +140,7 @@ func TestStudyEndToEnd(t *testing.T) {
 	}
 	out := stdout.String()
 	for _, want := range []string{"in-dist: ", "stressed: ", "token-accuracy drop against fp32", "w4a8-static: FFN hidden static",
-		"quantization-aware fine-tune", "\ngate: ", "wrote "} {
+		"quantization-aware fine-tune", "QAT learnable", "FFN hidden int4 range (scale·qmax)", "\ngate: ", "wrote "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q", want)
 		}
@@ -170,6 +186,9 @@ func TestBadFlags(t *testing.T) {
 		{"-lr", "0"},
 		{"-lr", "NaN"},
 		{"-qat-steps", "-1"},
+		{"-qat-scales", ""},
+		{"-qat-scales", "learned"},
+		{"-qat-scales", "fixed,fixed"},
 		{"-activations", "tanh"},
 		{"-activations", "gelu,gelu"},
 		{"-activations", ""},

@@ -245,22 +245,61 @@ func printStatic(w io.Writer, res results) {
 }
 
 // filterRows returns the rows of one activation and cohort.
-// printQAT writes the quantization-aware fine-tune against its control.
+// printQAT writes the quantization-aware fine-tunes against their control,
+// and the learned FFN hidden ranges.
 func printQAT(w io.Writer, res results) {
 	if len(res.QAT) == 0 {
 		return
 	}
 	t := res.Config.Train
-	fmt.Fprintf(w, "\nquantization-aware fine-tune: %d more steps at learning rate %g under w4a8-static (calibrated scales fixed, straight-through gradients);\n"+
-		"the control takes the same steps on the same data in fp32. Token accuracy, and drop against the original fp32 model in points;\n"+
-		"gap = control − QAT, the quantization loss left after QAT\n", t.QATSteps, t.QATRate)
-	tb := studyio.Table{Header: []string{"activation", "cohort", "fp32", "w4a8-static", "drop", "control", "drop", "QAT", "drop", "gap"}, Left: 2}
+	fmt.Fprintf(w, "\nquantization-aware fine-tune: %d more steps at learning rate %g under w4a8-static (straight-through gradients), once per way of\n"+
+		"treating the scales; the control takes the same steps on the same data in fp32. Token accuracy, and drop against the original fp32\n"+
+		"model in points; gap = control − QAT, the quantization loss left after QAT\n", t.QATSteps, t.QATRate)
+	header := []string{"activation", "cohort", "fp32", "w4a8-static", "drop", "control", "drop"}
+	var modes []qatMode
+	for _, name := range t.QATScales {
+		m, _ := qatModeNamed(name)
+		modes = append(modes, m)
+		fmt.Fprintf(w, "  QAT %-14s %s\n", m.Name+":", m.Desc)
+		header = append(header, "QAT "+m.Name, "drop", "gap")
+	}
+	tb := studyio.Table{Header: header, Left: 2}
 	for _, act := range res.Config.Activations {
 		for _, co := range res.Cohorts {
 			base, static := find(res, act, "fp32", co.Name), find(res, act, "w4a8-static", co.Name)
-			ctl, q := find(res, act, controlTier, co.Name), find(res, act, qatTier, co.Name)
-			tb.Add(act, co.Name, pct(base.Accuracy, 2), pct(static.Accuracy, 2), points(static.Drop),
-				pct(ctl.Accuracy, 2), points(ctl.Drop), pct(q.Accuracy, 2), points(q.Drop), points(number(100*(ctl.Accuracy-q.Accuracy))))
+			ctl := find(res, act, controlTier, co.Name)
+			cells := []string{act, co.Name, pct(base.Accuracy, 2), pct(static.Accuracy, 2), points(static.Drop), pct(ctl.Accuracy, 2), points(ctl.Drop)}
+			for _, m := range modes {
+				q := find(res, act, m.Tier, co.Name)
+				cells = append(cells, pct(q.Accuracy, 2), points(q.Drop), points(number(100*(ctl.Accuracy-q.Accuracy))))
+			}
+			tb.Add(cells...)
+		}
+	}
+	tb.Fprint(w)
+	var learnModes []string
+	for _, m := range modes {
+		if m.learnActs {
+			learnModes = append(learnModes, m.Name)
+		}
+	}
+	if len(learnModes) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nFFN hidden int4 range (scale·qmax): calibrated, and learned by each fine-tune with learnable scales")
+	tb = studyio.Table{Header: append([]string{"activation", "site", "calibrated"}, learnModes...), Left: 2}
+	for _, tr := range res.Training {
+		for _, site := range hiddenSites(res.Config.Model.Layers) {
+			cells := []string{tr.Activation, site, fmt.Sprintf("%.3f", float64(tr.CalibMax[site]))}
+			for _, m := range learnModes {
+				v, ok := tr.LearnedMax[m][site]
+				if !ok {
+					cells = append(cells, "—")
+					continue
+				}
+				cells = append(cells, strings.Replace(fmt.Sprintf("%.3f (%+.1f%%)", float64(v), 100*(float64(v)/float64(tr.CalibMax[site])-1)), "-", "−", 1))
+			}
+			tb.Add(cells...)
 		}
 	}
 	tb.Fprint(w)
@@ -325,13 +364,23 @@ func plots(dir string, res results) error {
 		}
 	}
 	if len(res.QAT) > 0 {
+		order := []string{"w4a8-static"}
+		tierOf := map[string]string{"w4a8-static": "w4a8-static"}
+		for _, name := range res.Config.Train.QATScales {
+			m, _ := qatModeNamed(name)
+			label := "+ QAT, " + m.Name + " scales"
+			order = append(order, label)
+			tierOf[label] = m.Tier
+		}
+		order = append(order, "fp32 fine-tune (control)")
+		tierOf["fp32 fine-tune (control)"] = controlTier
 		for _, co := range res.Cohorts {
 			bp := studyio.BarPlot{Title: fmt.Sprintf("Quantization-aware fine-tune, %s cohort", co.Name), YLabel: "drop against fp32, points",
-				Groups: res.Config.Activations, Values: map[string][]float64{}, Order: []string{"w4a8-static", "w4a8-static + QAT", "fp32 fine-tune (control)"}}
+				Groups: res.Config.Activations, Values: map[string][]float64{}, Order: order}
 			for _, act := range res.Config.Activations {
-				bp.Values["w4a8-static"] = append(bp.Values["w4a8-static"], float64(find(res, act, "w4a8-static", co.Name).Drop))
-				bp.Values["w4a8-static + QAT"] = append(bp.Values["w4a8-static + QAT"], float64(find(res, act, qatTier, co.Name).Drop))
-				bp.Values["fp32 fine-tune (control)"] = append(bp.Values["fp32 fine-tune (control)"], float64(find(res, act, controlTier, co.Name).Drop))
+				for _, label := range order {
+					bp.Values[label] = append(bp.Values[label], float64(find(res, act, tierOf[label], co.Name).Drop))
+				}
 			}
 			if err := bp.Save(filepath.Join(dir, fmt.Sprintf("qat_%s.png", co.Name))); err != nil {
 				return err

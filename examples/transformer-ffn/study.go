@@ -25,12 +25,56 @@ const (
 	streamQAT
 )
 
-// The rows of the quantization-aware fine-tune: the model fine-tuned under
-// the static tier, and the control, fine-tuned the same way in fp32.
-const (
-	qatTier     = "w4a8-static+qat"
-	controlTier = "fp32+finetune"
-)
+// controlTier names the rows of the quantization-aware fine-tune's
+// control: the model fine-tuned the same way in fp32.
+const controlTier = "fp32+finetune"
+
+// qatMode is a way the quantization-aware fine-tune treats the scales
+// (-qat-scales); its rows are those of tier Tier.
+type qatMode struct {
+	Name, Tier, Desc string
+	// learnActs: the static (calibrated) activation sites learn their
+	// scales; learnWeights: the weight and head sites too, from the scales
+	// of their dynamic rule.
+	learnActs, learnWeights bool
+}
+
+// qatModes are the -qat-scales values.
+var qatModes = []qatMode{
+	{"fixed", "w4a8-static+qat", "calibrated scales fixed", false, false},
+	{"learnable", "w4a8-static+qat-lsq", "static activation scales learned (LSQ, log scale) from the calibrated ones", true, false},
+	{"learnable-all", "w4a8-static+qat-lsq-all", "static activation scales, int4 weight group scales and int8 head channel scales learned (LSQ, log scale)", true, true},
+}
+
+// qatModeNamed returns the mode called name.
+func qatModeNamed(name string) (qatMode, bool) {
+	for _, m := range qatModes {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return qatMode{}, false
+}
+
+// apply makes p's sites learn their scales as the mode says.
+func (m qatMode) apply(p *graph.Plan) {
+	lsq := quantize.LSQConfig{LogScale: true}
+	set := func(q *graph.Quant) {
+		if q != nil {
+			c := lsq
+			q.Learnable = &c
+		}
+	}
+	if m.learnActs {
+		for _, q := range p.Sites {
+			set(q)
+		}
+	}
+	if m.learnWeights {
+		set(p.Weights)
+		set(p.Head)
+	}
+}
 
 // evalBatch is the largest number of sequences an Evaluator runs at once.
 const evalBatch = 64
@@ -81,6 +125,9 @@ type training struct {
 	Accuracy number `json:"final_train_token_accuracy"`
 	// The static sites' calibrated largest |x| (scale·qmax), by site.
 	CalibMax map[string]number `json:"calibrated_max_abs,omitempty"`
+	// After each fine-tune with learnable activation scales, by -qat-scales
+	// mode: the static sites' learned largest |x| (scale·qmax), by site.
+	LearnedMax map[string]map[string]number `json:"qat_learned_max_abs,omitempty"`
 }
 
 // actResult is everything one activation contributes.
@@ -132,7 +179,7 @@ func (s *study) modelConfig(act string) graph.Config {
 func (s *study) unitsPerActivation() int {
 	n := s.cfg.Train.Steps + len(s.tiers)*len(s.cohorts)
 	if s.cfg.Train.QATSteps > 0 {
-		n += 2 * (s.cfg.Train.QATSteps + len(s.cohorts)) // QAT and its control
+		n += (1 + len(s.cfg.Train.QATScales)) * (s.cfg.Train.QATSteps + len(s.cohorts)) // the control and each QAT
 	}
 	return n
 }
@@ -195,6 +242,12 @@ func plan(t graph.Tier, seqLen int, static map[string]*graph.Quant) *graph.Plan 
 		}
 	}
 	return p
+}
+
+// tierPlan returns plan for tier t and the static sites, as a function of
+// the window length.
+func tierPlan(t graph.Tier, static map[string]*graph.Quant) func(seqLen int) *graph.Plan {
+	return func(n int) *graph.Plan { return plan(t, n, static) }
 }
 
 // calibrate fixes the static sites of tier t on batches grouped by length
@@ -262,9 +315,10 @@ type evaluation struct {
 	correct []bool                            // per counted token, in order: was the prediction right?
 }
 
-// evaluate runs the model under a plan (nil: full precision) on a cohort's
-// batches, each length in a window of its own size.
-func evaluate(cfg graph.Config, w graph.Weights, t graph.Tier, static map[string]*graph.Quant, data []lengthBatches) (evaluation, error) {
+// evaluate runs the model under the plans planFor gives for each window
+// length (nil: full precision) on a cohort's batches, each length in a
+// window of its own size.
+func evaluate(cfg graph.Config, w graph.Weights, planFor func(seqLen int) *graph.Plan, data []lengthBatches) (evaluation, error) {
 	e := evaluation{stats: map[string]quantize.StatsSnapshot{}}
 	for _, lb := range data {
 		n := seqLen(lb.Digits)
@@ -273,7 +327,7 @@ func evaluate(cfg graph.Config, w graph.Weights, t graph.Tier, static map[string
 			return e, err
 		}
 		var opts []graph.Option
-		if p := plan(t, n, static); p != nil {
+		if p := planFor(n); p != nil {
 			opts = append(opts, graph.WithPlan(p))
 		}
 		ev, err := graph.NewEvaluator(cfgL, wL, len(lb.Batches[0].Tokens)/n, opts...)
@@ -411,7 +465,7 @@ func (s *study) runActivation(act string) (actResult, error) {
 		}
 		for _, co := range s.cohorts {
 			data := s.eval[co.Name]
-			e, err := evaluate(cfg, w, t, sites, data)
+			e, err := evaluate(cfg, w, tierPlan(t, sites), data)
 			if err != nil {
 				return res, fmt.Errorf("%s, %s, %s: %w", act, t.Name, co.Name, err)
 			}
@@ -434,7 +488,7 @@ func (s *study) runActivation(act string) (actResult, error) {
 		}
 	}
 	if s.cfg.Train.QATSteps > 0 && staticTier != nil {
-		if res.QAT, err = s.qat(act, w, *staticTier, static, fp32); err != nil {
+		if res.QAT, res.Training.LearnedMax, err = s.qat(act, w, *staticTier, static, fp32); err != nil {
 			return res, fmt.Errorf("%s, QAT: %w", act, err)
 		}
 	}
@@ -449,62 +503,87 @@ func (s *study) row(act, tier, cohort string, e evaluation, h *hiddenStats, fp32
 }
 
 // qat fine-tunes the model for QATSteps under tier t with its calibrated
-// static scales fixed, every site passing gradients straight through
-// (Quant.PlainSTE), on the training distribution, and evaluates the result
-// under the same plan. The control takes the same steps on the same data
-// without quantization and is evaluated in fp32: more training alone
-// changes the accuracy too, and the control tells how much.
-func (s *study) qat(act string, w graph.Weights, t graph.Tier, static map[string]*graph.Quant, fp32 map[string]evaluation) ([]row, error) {
+// static scales, every site passing gradients straight through
+// (Quant.PlainSTE), on the training distribution, once per -qat-scales
+// mode (scales fixed, or learned with the weights), and evaluates each
+// result under the same plan, with its learned scales. The control takes
+// the same steps on the same data without quantization and is evaluated in
+// fp32: more training alone changes the accuracy too, and the control
+// tells how much. It also returns, per learnable mode, the static sites'
+// learned largest |x| (scale·qmax).
+func (s *study) qat(act string, w graph.Weights, t graph.Tier, static map[string]*graph.Quant, fp32 map[string]evaluation) ([]row, map[string]map[string]number, error) {
 	cfg := s.modelConfig(act)
-	p := plan(t, cfg.SeqLen, static)
-	for _, q := range append([]*graph.Quant{p.Weights, p.Head, p.FFNInput, p.FFNHidden, p.AttnScores, p.AttnProbs, p.BlockOutput}, mapValues(p.Sites)...) {
-		if q != nil {
-			q.PlainSTE = true
-		}
+	type run struct {
+		name    string
+		planFor func(seqLen int) *graph.Plan // nil: fp32
+		mode    qatMode
+	}
+	runs := []run{{name: controlTier, planFor: func(int) *graph.Plan { return nil }}}
+	for _, name := range s.cfg.Train.QATScales {
+		m, _ := qatModeNamed(name) // validated with the flags
+		runs = append(runs, run{m.Tier, func(n int) *graph.Plan {
+			p := plan(t, n, static)
+			m.apply(p)
+			return p
+		}, m})
 	}
 	var rows []row
-	for _, run := range []struct {
-		name   string
-		tier   graph.Tier
-		static map[string]*graph.Quant
-		opts   []graph.Option
-	}{
-		{controlTier, graph.Tiers()[0], nil, nil},
-		{qatTier, t, static, []graph.Option{graph.WithPlan(p)}},
-	} {
-		wf, err := s.finetune(act, w, run.opts...)
+	learned := map[string]map[string]number{}
+	for _, r := range runs {
+		var opts []graph.Option
+		if p := r.planFor(cfg.SeqLen); p != nil {
+			for _, q := range append([]*graph.Quant{p.Weights, p.Head, p.FFNInput, p.FFNHidden, p.AttnScores, p.AttnProbs, p.BlockOutput}, mapValues(p.Sites)...) {
+				if q != nil {
+					q.PlainSTE = true
+				}
+			}
+			opts = append(opts, graph.WithPlan(p))
+		}
+		wf, sites, err := s.finetune(act, w, opts...)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", run.name, err)
+			return nil, nil, fmt.Errorf("%s: %w", r.name, err)
+		}
+		if r.mode.learnActs {
+			learned[r.mode.Name] = map[string]number{}
+			for _, site := range sites {
+				if _, ok := static[site.Name]; ok && site.ScaleNode() != nil {
+					_, qmax := site.Quant.Spec.Format.Range(site.Quant.Spec.NarrowRange)
+					learned[r.mode.Name][site.Name] = number(largest(site.Scale()) * float64(qmax))
+				}
+			}
 		}
 		for _, co := range s.cohorts {
-			e, err := evaluate(cfg, wf, run.tier, run.static, s.eval[co.Name])
+			e, err := evaluate(cfg, wf, r.planFor, s.eval[co.Name])
 			if err != nil {
-				return nil, fmt.Errorf("%s, %s: %w", run.name, co.Name, err)
+				return nil, nil, fmt.Errorf("%s, %s: %w", r.name, co.Name, err)
 			}
-			rows = append(rows, s.row(act, run.name, co.Name, e, summarize(e.stats, cfg.Layers, nil), fp32[co.Name]))
+			rows = append(rows, s.row(act, r.name, co.Name, e, summarize(e.stats, cfg.Layers, nil), fp32[co.Name]))
 			s.advance(1, "evaluating "+act+" after fine-tuning")
 		}
 	}
-	return rows, nil
+	return rows, learned, nil
 }
 
 // finetune continues training w for QATSteps at QATRate on the QAT data
-// stream (the same batches for every call) and returns the new weights.
-func (s *study) finetune(act string, w graph.Weights, opts ...graph.Option) (graph.Weights, error) {
+// stream (the same batches for every call) and returns the new weights
+// (with the learned scales of learnable sites) and the trained model's
+// quantization sites.
+func (s *study) finetune(act string, w graph.Weights, opts ...graph.Option) (graph.Weights, []*graph.Site, error) {
 	cfg, tc := s.modelConfig(act), s.cfg.Train
 	tr, err := graph.NewTrainer(cfg, w, graph.TrainConfig{Batch: tc.Batch, LearnRate: tc.QATRate}, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer tr.Close()
 	rng := rand.New(rand.NewPCG(s.cfg.Seed, streamQAT))
 	for step := range tc.QATSteps {
 		if _, err := tr.Step(s.cfg.Task.trainingBatch(rng, tc.Batch)); err != nil {
-			return nil, fmt.Errorf("step %d: %w", step, err)
+			return nil, nil, fmt.Errorf("step %d: %w", step, err)
 		}
 		s.advance(1, "fine-tuning "+act)
 	}
-	return tr.Weights()
+	wf, err := tr.Weights()
+	return wf, tr.Model().Sites(), err
 }
 
 func mapValues(m map[string]*graph.Quant) []*graph.Quant {
