@@ -34,7 +34,9 @@ import (
 //   - the portable one (this file) evaluates them in float64 scalar code
 //     (which costs the same as float32 scalar code) and rounds once;
 //   - the vector one (simd_amd64.go, built with GOEXPERIMENT=simd on a CPU
-//     with AVX-512, or simd_avx2_amd64.go with AVX2 and FMA) evaluates them
+//     with AVX-512, or simd_avx2_amd64.go with AVX2 and FMA; in the default
+//     build on amd64, the assembly of activation_amd64.s, generated from
+//     simd_avx2_amd64.go's code and giving its bits) evaluates them
 //     in float32 with fused multiply-adds, 16 (8) lanes at a time, with
 //     x²/2 and GELUTanh's 2u split into two floats so that e^(−|z|) stays
 //     accurate, and the power of two applied last (VSCALEFPS) so that
