@@ -5,49 +5,57 @@
 package kernel
 
 // reluAVX2 sets dst to ReLU(x) (relu8).
-// It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.
+// It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)
+// are as long as x.
 //
 //go:noescape
 func reluAVX2(dst []float32, x []float32)
 
 // reluGradAVX2 sets dst to dy·ReLU′(x) (reluGrad8).
-// It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.
+// It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)
+// are as long as x.
 //
 //go:noescape
 func reluGradAVX2(dst []float32, x []float32, dy []float32)
 
 // siluAVX2 sets dst to SiLU(x) (silu8).
-// It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.
+// It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)
+// are as long as x.
 //
 //go:noescape
 func siluAVX2(dst []float32, x []float32, k *[35][8]uint32)
 
 // siluGradAVX2 sets dst to dy·SiLU′(x) (siluGrad8).
-// It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.
+// It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)
+// are as long as x.
 //
 //go:noescape
 func siluGradAVX2(dst []float32, x []float32, dy []float32, k *[35][8]uint32)
 
 // geluTanhAVX2 sets dst to GELUTanh(x) (geluTanh8).
-// It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.
+// It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)
+// are as long as x.
 //
 //go:noescape
 func geluTanhAVX2(dst []float32, x []float32, k *[35][8]uint32)
 
 // geluTanhGradAVX2 sets dst to dy·GELUTanh′(x) (geluTanhGrad8).
-// It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.
+// It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)
+// are as long as x.
 //
 //go:noescape
 func geluTanhGradAVX2(dst []float32, x []float32, dy []float32, k *[35][8]uint32)
 
 // geluAVX2 sets dst to GELU(x) (gelu8).
-// It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.
+// It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)
+// are as long as x.
 //
 //go:noescape
 func geluAVX2(dst []float32, x []float32, k *[35][8]uint32)
 
 // geluGradAVX2 sets dst to dy·GELU′(x) (geluGrad8).
-// It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.
+// It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)
+// are as long as x.
 //
 //go:noescape
 func geluGradAVX2(dst []float32, x []float32, dy []float32, k *[35][8]uint32)

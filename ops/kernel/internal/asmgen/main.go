@@ -275,7 +275,7 @@ func kernel(name, doc string, grad, consts bool, body func(v, z Register, dy Mem
 	}
 	TEXT(name, NOSPLIT, sig+")")
 	Pragma("noescape")
-	Doc(name+" "+doc, "It handles the len(x)/8 leading whole vectors; dst (and dy) are as long as x.")
+	Doc(name+" "+doc, "It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)", "are as long as x.")
 	dst := Load(Param("dst").Base(), GP64())
 	x := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
