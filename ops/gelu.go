@@ -14,9 +14,9 @@ import "gorgonia.org/gorgonia"
 // Accuracy: evaluated with the erfc form, which keeps its relative accuracy
 // in the negative tail where PyTorch's ½·x·(1+erf(x/√2)) cancels to −0
 // (x ≲ −5.54 in float32). Float32 results are within one float32 ULP of the
-// true value in portable builds and within 7 ULP (GELU′: 2.4 ULP or 1.4e-7
-// absolute) with the AVX-512 kernels of GOEXPERIMENT=simd builds; see
-// kernel.GELU. Against PyTorch it agrees within the contract's tolerance
+// true value on the portable path and within 7 ULP (GELU′: 2.4 ULP or
+// 1.4e-7 absolute) on the vector paths (AVX2 assembly in the default build
+// on amd64, AVX-512 with GOEXPERIMENT=simd); see kernel.GELU. Against PyTorch it agrees within the contract's tolerance
 // (float32 1e-6 + 2e-5·|ref|, float64 1e-12 + 1e-10·|ref|).
 //
 // Special cases are:

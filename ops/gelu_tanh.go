@@ -13,8 +13,8 @@ import "gorgonia.org/gorgonia"
 //
 // Accuracy: evaluated as x·σ(2u), which equals the tanh form without its
 // cancellation for negative x. Float32 results are within one float32 ULP
-// of the formula in portable builds and within 3.6 ULP (derivative: 3.4 ULP
-// or 2.6e-7 absolute) with the AVX-512 kernels; see kernel.GELUTanh.
+// of the formula on the portable path and within 3.6 ULP (derivative:
+// 3.4 ULP or 2.6e-7 absolute) on the vector paths; see kernel.GELUTanh.
 // Against PyTorch it agrees within the contract's tolerance.
 //
 // Special cases are:

@@ -12,9 +12,9 @@ import "gorgonia.org/gorgonia"
 // differentiates on the tape machine and the Lisp machine.
 //
 // Accuracy: 1−σ(x) is computed as σ(−x), so nothing cancels. Float32
-// results are within one float32 ULP of the true value in portable builds
-// and within 3.7 ULP (derivative: 3.1 ULP or 2.3e-7 absolute) with the
-// AVX-512 kernels; see kernel.SiLU. Against PyTorch it agrees within the
+// results are within one float32 ULP of the true value on the portable
+// path and within 3.7 ULP (derivative: 3.1 ULP or 2.3e-7 absolute) on the
+// vector paths; see kernel.SiLU. Against PyTorch it agrees within the
 // contract's tolerance.
 //
 // Special cases are:

@@ -11,9 +11,12 @@
 // Every kernel is safe to call from many goroutines on disjoint dst slices.
 // Float64 kernels use the math package. Float32 GELU, GELUTanh and SiLU use
 // branch-free polynomial approximations of exp and erfc (fast32.go): in
-// portable Go, evaluated in float64 and within one float32 ULP; with
-// GOEXPERIMENT=simd on an AVX-512 CPU, in float32 vectors of 16 and within
-// a few ULPs (VectorISA says which path runs). ReLU is exact on both. The
+// portable Go, evaluated in float64 and within one float32 ULP; in float32
+// vectors, within a few ULPs, on a CPU with AVX2 and FMA: 8 lanes of
+// assembly in the default build on amd64 (the purego build tag turns it
+// off), or with GOEXPERIMENT=simd, simd/archsimd code on 16 lanes (AVX-512)
+// or 8 (AVX2), which gives the same bits as the assembly. VectorISA says
+// which path runs. ReLU is exact on all of them. The
 // accuracy of each kernel, measured over every float32 input in its range,
 // is stated in its doc comment.
 package kernel

@@ -1,7 +1,11 @@
 package kernel
 
-// simd_avx2_amd64.go is simd_amd64.go's vector code rewritten for 8 lanes.
+// simd_avx2_amd64.go is simd_amd64.go's vector code rewritten for 8 lanes;
+// activation_amd64.s (with its stubs and constant table) is the same code in
+// assembly for the default build, written by internal/asmgen (a module of its
+// own, so that actq does not depend on avo).
 //go:generate go run gen_avx2.go
+//go:generate go run -C internal/asmgen . -out ../../activation_amd64.s -stubs ../../activation_stub_amd64.go -consts ../../activation_consts_amd64.go -pkg kernel
 
 import (
 	"math"
@@ -30,7 +34,9 @@ import (
 //   - the portable one (this file) evaluates them in float64 scalar code
 //     (which costs the same as float32 scalar code) and rounds once;
 //   - the vector one (simd_amd64.go, built with GOEXPERIMENT=simd on a CPU
-//     with AVX-512, or simd_avx2_amd64.go with AVX2 and FMA) evaluates them
+//     with AVX-512, or simd_avx2_amd64.go with AVX2 and FMA; in the default
+//     build on amd64, the assembly of activation_amd64.s, generated from
+//     simd_avx2_amd64.go's code and giving its bits) evaluates them
 //     in float32 with fused multiply-adds, 16 (8) lanes at a time, with
 //     x²/2 and GELUTanh's 2u split into two floats so that e^(−|z|) stays
 //     accurate, and the power of two applied last (VSCALEFPS) so that
@@ -74,6 +80,23 @@ const (
 	// expMagic is 1.5·2⁵²: adding it to a float64 of magnitude below 2⁵¹
 	// rounds it to an integer (ties to even) held in the low mantissa bits.
 	expMagic = 0x1.8p52
+)
+
+// Two-float constants of the vector kernels (simd_amd64.go and the
+// assembly of activation_amd64.s).
+
+// ln2Hi32 + ln2Lo32 = ln 2 to about 2⁻⁴⁸; ln2Hi32 is ln 2 rounded to float32.
+const (
+	ln2Hi32 = float32(ln2)
+	ln2Lo32 = float32(ln2 - float64(ln2Hi32))
+)
+
+// The GELUTanh constants as float32 pairs, hi + lo.
+const (
+	geluTanhK0h = float32(geluTanhK0)
+	geluTanhK0l = float32(geluTanhK0 - float64(geluTanhK0h))
+	geluTanhK1h = float32(geluTanhK1)
+	geluTanhK1l = float32(geluTanhK1 - float64(geluTanhK1h))
 )
 
 // as32 returns s viewed as []float32 when T is float32 or a type defined
@@ -259,14 +282,14 @@ type vecISA int
 
 const (
 	vecNone   vecISA = iota // portable Go
-	vecAVX2                 // 8 lanes, AVX2 and FMA (simd_avx2_amd64.go)
+	vecAVX2                 // 8 lanes, AVX2 and FMA (simd_avx2_amd64.go, or activation_amd64.s)
 	vecAVX512               // 16 lanes, AVX-512 (simd_amd64.go)
 )
 
 func (v vecISA) String() string {
 	switch v {
 	case vecAVX2:
-		return "AVX2+FMA (simd/archsimd, 8 lanes)"
+		return "AVX2+FMA (" + vecImpl + ", 8 lanes)"
 	case vecAVX512:
 		return "AVX-512 (simd/archsimd, 16 lanes)"
 	}
@@ -278,6 +301,8 @@ func (v vecISA) String() string {
 func Vectorized() bool { return vecLevel != vecNone }
 
 // VectorISA names the instruction set the float32 kernels run on in this
-// build and on this CPU: AVX-512 or AVX2 when built with GOEXPERIMENT=simd
-// on amd64 with those instructions, otherwise the portable Go path.
+// build and on this CPU, and how: AVX2+FMA assembly in the default build on
+// amd64 (without the purego tag), AVX-512 or AVX2 with simd/archsimd when
+// built with GOEXPERIMENT=simd, on CPUs with those instructions; otherwise
+// the portable Go path.
 func VectorISA() string { return vecLevel.String() }

@@ -22,7 +22,7 @@ const (
 // a sample below), the error is at most
 //
 //	portable Go:                 0.61 ULP
-//	AVX-512 (GOEXPERIMENT=simd): 5.6 ULP where |y| ≥ 10⁻⁶, 7.0 ULP below
+//	vector (AVX2 or AVX-512):    5.6 ULP where |y| ≥ 10⁻⁶, 7.0 ULP below
 //	                             (absolute error ≤ 3.9e-7 everywhere)
 //
 // Special cases are:
@@ -54,9 +54,9 @@ func GELU[T Float](dst, x []T) error {
 //	GELU′(x) = Φ(x) + x·φ(x),  φ(x) = exp(−x²/2)/√(2π).
 //
 // Float64 has the accuracy of GELU. Float32 errors are at most 0.76 ULP
-// (portable) and 2.4 ULP (AVX-512), except near GELU′'s zero at
+// (portable) and 2.4 ULP (vector), except near GELU′'s zero at
 // x ≈ −0.7518 where Φ(x) + x·φ(x) cancels and the absolute error is at most
-// 6.1e-8 (portable) and 1.4e-7 (AVX-512). Special cases are:
+// 6.1e-8 (portable) and 1.4e-7 (vector). Special cases are:
 //
 //	GELU′(+Inf) = 1
 //	GELU′(−Inf) = 0  (PyTorch returns NaN)

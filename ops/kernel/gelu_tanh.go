@@ -18,9 +18,9 @@ const (
 // −0 for x ≲ −5.2). Float64 uses math.Exp and is within a few float64
 // ULPs. Float32 uses the fast kernels of fast32.go; measured against
 // float64 over every float32 x with 2⁻¹² ≤ |x| ≤ 12 (and a sample below),
-// the error is at most 0.57 ULP (portable Go) and 3.6 ULP (AVX-512,
-// GOEXPERIMENT=simd; 2u is carried as two floats there, so the tail keeps
-// its accuracy too).
+// the error is at most 0.57 ULP (portable Go) and 3.6 ULP (vector, AVX2 or
+// AVX-512; 2u is carried as two floats there, so the tail keeps its
+// accuracy too).
 //
 // Special cases are:
 //
@@ -52,9 +52,9 @@ func GELUTanh[T Float](dst, x []T) error {
 //	GELUTanh′(x) = ½(1+t) + ½·x·(1−t²)·u′ = σ(2u) + 2x·σ(2u)·σ(−2u)·u′.
 //
 // The σ form is used so that neither term cancels. Float32 errors are at
-// most 0.62 ULP (portable) and 3.4 ULP (AVX-512), except near the zero at
+// most 0.62 ULP (portable) and 3.4 ULP (vector), except near the zero at
 // x ≈ −0.7522 where the absolute error is at most 6.0e-8 (portable) and
-// 2.6e-7 (AVX-512). Special cases are:
+// 2.6e-7 (vector). Special cases are:
 //
 //	GELUTanh′(+Inf) = 1
 //	GELUTanh′(−Inf) = 0  (PyTorch returns NaN)

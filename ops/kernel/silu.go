@@ -8,7 +8,7 @@ import "math"
 // Float64 uses math.Exp and is within a few float64 ULPs. Float32 uses the
 // fast kernels of fast32.go; measured against float64 over every float32 x
 // with 2⁻¹² ≤ |x|, −105 ≤ x ≤ 20 (and a sample below), the error is at most
-// 0.57 ULP (portable Go) and 3.7 ULP (AVX-512, GOEXPERIMENT=simd).
+// 0.57 ULP (portable Go) and 3.7 ULP (vector: AVX2 or AVX-512).
 // Special cases are:
 //
 //	SiLU(+Inf) = +Inf
@@ -38,9 +38,9 @@ func SiLU[T Float](dst, x []T) error {
 //	SiLU′(x) = σ(x)·(1 + x·(1 − σ(x))) = σ(x) + x·σ(x)·σ(−x).
 //
 // σ(−x) is computed directly rather than as 1−σ(x), which would cancel.
-// Float32 errors are at most 0.64 ULP (portable) and 3.1 ULP (AVX-512),
+// Float32 errors are at most 0.64 ULP (portable) and 3.1 ULP (vector),
 // except near the zero at x ≈ −1.2785 where the absolute error is at most
-// 6.0e-8 (portable) and 2.3e-7 (AVX-512). Special cases are:
+// 6.0e-8 (portable) and 2.3e-7 (vector). Special cases are:
 //
 //	SiLU′(+Inf) = 1
 //	SiLU′(−Inf) = 0  (PyTorch returns NaN)

@@ -30,6 +30,9 @@ import "simd/archsimd"
 // and NaN lanes are restored from x at the end (the order of operands in
 // MIN/MAX decides whether they keep a NaN, so the kernels do not rely on it).
 
+// vecImpl names how this build implements the vector paths (VectorISA).
+const vecImpl = "simd/archsimd"
+
 // vecLevel is the vector path the kernels take: the widest the CPU has.
 // Tests lower it to check the narrower paths and the portable one on the
 // same machine; nothing else changes it.
@@ -146,20 +149,6 @@ func scale8(x, n f32x8) f32x8 {
 	p2 := n2.ConvertToInt32().Add(bias).ShiftAllLeft(23).AsFloat32x8()
 	return x.Mul(p1).Mul(p2)
 }
-
-// ln2Hi32 + ln2Lo32 = ln 2 to about 2⁻⁴⁸; ln2Hi32 is ln 2 rounded to float32.
-const (
-	ln2Hi32 = float32(ln2)
-	ln2Lo32 = float32(ln2 - float64(ln2Hi32))
-)
-
-// The GELUTanh constants as float32 pairs, hi + lo.
-const (
-	geluTanhK0h = float32(geluTanhK0)
-	geluTanhK0l = float32(geluTanhK0 - float64(geluTanhK0h))
-	geluTanhK1h = float32(geluTanhK1)
-	geluTanhK1l = float32(geluTanhK1 - float64(geluTanhK1h))
-)
 
 // The code from here to the end of the file is the AVX-512 source of the
 // AVX2 kernels in simd_avx2_amd64.go: go generate rewrites 16 lanes as 8
