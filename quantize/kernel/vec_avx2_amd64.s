@@ -277,38 +277,292 @@ done:
 
 // func fakeQuantIntGroupsSym32AVX2(dst []float32, x []float32, size int, lo float32, hi float32, minScale float32)
 // Requires: AVX, AVX2
-TEXT ·fakeQuantIntGroupsSym32AVX2(SB), NOSPLIT, $0-68
+TEXT ·fakeQuantIntGroupsSym32AVX2(SB), NOSPLIT, $64-68
 	MOVQ         x_base+24(FP), AX
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         x_len+32(FP), DX
 	MOVQ         size+48(FP), BX
 	VBROADCASTSS lo+56(FP), Y1
 	VBROADCASTSS hi+60(FP), Y2
+	VXORPS       Y4, Y4, Y4
 	MOVL         $0x7fffffff, SI
 	VMOVD        SI, X0
-	VBROADCASTSS X0, Y4
+	VBROADCASTSS X0, Y5
 	MOVL         $0x7f800000, SI
 	VMOVD        SI, X0
-	VBROADCASTSS X0, Y5
-	VMOVSS       hi+60(FP), X7
-	VMOVSS       minScale+64(FP), X8
-	MOVL         $0x3f800000, R8
-	VMOVD        R8, X6
-	VXORPS       Y9, Y9, Y9
+	VBROADCASTSS X0, Y6
 	XORQ         SI, SI
 
-group:
-	CMPQ SI, DX
-	JAE  done
-	LEAQ (SI)(BX*1), R8
+batch:
+	// eight groups left?
+	MOVQ BX, DI
+	SHLQ $0x03, DI
+	ADDQ SI, DI
+	CMPQ DI, DX
+	JA   single
 
-	// amax: the group's largest finite |x|
+	// the largest finite |x| of each group, in the lanes of m[k]
+	MOVQ   SI, DI
+	VXORPS Y0, Y0, Y0
+	LEAQ   (DI)(BX*1), R8
+
+abs0:
+	VANDPS (AX)(DI*4), Y5, Y3
+	VCMPPS $0x01, Y6, Y3, Y7
+	VANDPS Y7, Y3, Y3
+	VMAXPS Y3, Y0, Y0
+	ADDQ   $+8, DI
+	CMPQ   DI, R8
+	JB     abs0
+	VXORPS Y3, Y3, Y3
+	LEAQ   (DI)(BX*1), R8
+
+abs1:
+	VANDPS (AX)(DI*4), Y5, Y7
+	VCMPPS $0x01, Y6, Y7, Y8
+	VANDPS Y8, Y7, Y7
+	VMAXPS Y7, Y3, Y3
+	ADDQ   $+8, DI
+	CMPQ   DI, R8
+	JB     abs1
+	VXORPS Y7, Y7, Y7
+	LEAQ   (DI)(BX*1), R8
+
+abs2:
+	VANDPS (AX)(DI*4), Y5, Y8
+	VCMPPS $0x01, Y6, Y8, Y9
+	VANDPS Y9, Y8, Y8
+	VMAXPS Y8, Y7, Y7
+	ADDQ   $+8, DI
+	CMPQ   DI, R8
+	JB     abs2
+	VXORPS Y8, Y8, Y8
+	LEAQ   (DI)(BX*1), R8
+
+abs3:
+	VANDPS (AX)(DI*4), Y5, Y9
+	VCMPPS $0x01, Y6, Y9, Y10
+	VANDPS Y10, Y9, Y9
+	VMAXPS Y9, Y8, Y8
+	ADDQ   $+8, DI
+	CMPQ   DI, R8
+	JB     abs3
+	VXORPS Y9, Y9, Y9
+	LEAQ   (DI)(BX*1), R8
+
+abs4:
+	VANDPS (AX)(DI*4), Y5, Y10
+	VCMPPS $0x01, Y6, Y10, Y11
+	VANDPS Y11, Y10, Y10
+	VMAXPS Y10, Y9, Y9
+	ADDQ   $+8, DI
+	CMPQ   DI, R8
+	JB     abs4
+	VXORPS Y10, Y10, Y10
+	LEAQ   (DI)(BX*1), R8
+
+abs5:
+	VANDPS (AX)(DI*4), Y5, Y11
+	VCMPPS $0x01, Y6, Y11, Y12
+	VANDPS Y12, Y11, Y11
+	VMAXPS Y11, Y10, Y10
+	ADDQ   $+8, DI
+	CMPQ   DI, R8
+	JB     abs5
+	VXORPS Y11, Y11, Y11
+	LEAQ   (DI)(BX*1), R8
+
+abs6:
+	VANDPS (AX)(DI*4), Y5, Y12
+	VCMPPS $0x01, Y6, Y12, Y13
+	VANDPS Y13, Y12, Y12
+	VMAXPS Y12, Y11, Y11
+	ADDQ   $+8, DI
+	CMPQ   DI, R8
+	JB     abs6
+	VXORPS Y12, Y12, Y12
+	LEAQ   (DI)(BX*1), R8
+
+abs7:
+	VANDPS     (AX)(DI*4), Y5, Y13
+	VCMPPS     $0x01, Y6, Y13, Y14
+	VANDPS     Y14, Y13, Y13
+	VMAXPS     Y13, Y12, Y12
+	ADDQ       $+8, DI
+	CMPQ       DI, R8
+	JB         abs7
+	VUNPCKLPS  Y3, Y0, Y13
+	VUNPCKHPS  Y3, Y0, Y0
+	VMAXPS     Y0, Y13, Y13
+	VUNPCKLPS  Y8, Y7, Y0
+	VUNPCKHPS  Y8, Y7, Y3
+	VMAXPS     Y3, Y0, Y0
+	VUNPCKLPS  Y10, Y9, Y3
+	VUNPCKHPS  Y10, Y9, Y7
+	VMAXPS     Y7, Y3, Y3
+	VUNPCKLPS  Y12, Y11, Y7
+	VUNPCKHPS  Y12, Y11, Y8
+	VMAXPS     Y8, Y7, Y7
+	VSHUFPS    $0x44, Y0, Y13, Y8
+	VSHUFPS    $0xee, Y0, Y13, Y0
+	VMAXPS     Y0, Y8, Y8
+	VSHUFPS    $0x44, Y7, Y3, Y0
+	VSHUFPS    $0xee, Y7, Y3, Y3
+	VMAXPS     Y3, Y0, Y0
+	VPERM2F128 $0x20, Y0, Y8, Y3
+	VPERM2F128 $0x31, Y0, Y8, Y0
+	VMAXPS     Y0, Y3, Y3
+
+	// s = max(amax/qmax, minScale), inv = 1/s for the eight groups, as SymmetricInt
+	VBROADCASTSS hi+60(FP), Y0
+	VDIVPS       Y0, Y3, Y3
+	VBROADCASTSS minScale+64(FP), Y0
+	VMAXPS       Y0, Y3, Y3
+	MOVL         $0x3f800000, DI
+	VMOVD        DI, X0
+	VBROADCASTSS X0, Y0
+	VDIVPS       Y3, Y0, Y0
+	VMOVUPS      Y3, (SP)
+	VMOVUPS      Y0, 32(SP)
+	VBROADCASTSS (SP), Y3
+	VBROADCASTSS 32(SP), Y0
+	LEAQ         (SI)(BX*1), R8
+
+elems0:
+	VMULPS       (AX)(SI*4), Y0, Y7
+	VROUNDPS     $0x08, Y7, Y7
+	VADDPS       Y4, Y7, Y7
+	VMAXPS       Y1, Y7, Y7
+	VMINPS       Y2, Y7, Y7
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, (CX)(SI*4)
+	ADDQ         $+8, SI
+	CMPQ         SI, R8
+	JB           elems0
+	VBROADCASTSS 4(SP), Y3
+	VBROADCASTSS 36(SP), Y0
+	LEAQ         (SI)(BX*1), R8
+
+elems1:
+	VMULPS       (AX)(SI*4), Y0, Y7
+	VROUNDPS     $0x08, Y7, Y7
+	VADDPS       Y4, Y7, Y7
+	VMAXPS       Y1, Y7, Y7
+	VMINPS       Y2, Y7, Y7
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, (CX)(SI*4)
+	ADDQ         $+8, SI
+	CMPQ         SI, R8
+	JB           elems1
+	VBROADCASTSS 8(SP), Y3
+	VBROADCASTSS 40(SP), Y0
+	LEAQ         (SI)(BX*1), R8
+
+elems2:
+	VMULPS       (AX)(SI*4), Y0, Y7
+	VROUNDPS     $0x08, Y7, Y7
+	VADDPS       Y4, Y7, Y7
+	VMAXPS       Y1, Y7, Y7
+	VMINPS       Y2, Y7, Y7
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, (CX)(SI*4)
+	ADDQ         $+8, SI
+	CMPQ         SI, R8
+	JB           elems2
+	VBROADCASTSS 12(SP), Y3
+	VBROADCASTSS 44(SP), Y0
+	LEAQ         (SI)(BX*1), R8
+
+elems3:
+	VMULPS       (AX)(SI*4), Y0, Y7
+	VROUNDPS     $0x08, Y7, Y7
+	VADDPS       Y4, Y7, Y7
+	VMAXPS       Y1, Y7, Y7
+	VMINPS       Y2, Y7, Y7
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, (CX)(SI*4)
+	ADDQ         $+8, SI
+	CMPQ         SI, R8
+	JB           elems3
+	VBROADCASTSS 16(SP), Y3
+	VBROADCASTSS 48(SP), Y0
+	LEAQ         (SI)(BX*1), R8
+
+elems4:
+	VMULPS       (AX)(SI*4), Y0, Y7
+	VROUNDPS     $0x08, Y7, Y7
+	VADDPS       Y4, Y7, Y7
+	VMAXPS       Y1, Y7, Y7
+	VMINPS       Y2, Y7, Y7
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, (CX)(SI*4)
+	ADDQ         $+8, SI
+	CMPQ         SI, R8
+	JB           elems4
+	VBROADCASTSS 20(SP), Y3
+	VBROADCASTSS 52(SP), Y0
+	LEAQ         (SI)(BX*1), R8
+
+elems5:
+	VMULPS       (AX)(SI*4), Y0, Y7
+	VROUNDPS     $0x08, Y7, Y7
+	VADDPS       Y4, Y7, Y7
+	VMAXPS       Y1, Y7, Y7
+	VMINPS       Y2, Y7, Y7
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, (CX)(SI*4)
+	ADDQ         $+8, SI
+	CMPQ         SI, R8
+	JB           elems5
+	VBROADCASTSS 24(SP), Y3
+	VBROADCASTSS 56(SP), Y0
+	LEAQ         (SI)(BX*1), R8
+
+elems6:
+	VMULPS       (AX)(SI*4), Y0, Y7
+	VROUNDPS     $0x08, Y7, Y7
+	VADDPS       Y4, Y7, Y7
+	VMAXPS       Y1, Y7, Y7
+	VMINPS       Y2, Y7, Y7
+	VMULPS       Y3, Y7, Y7
+	VMOVUPS      Y7, (CX)(SI*4)
+	ADDQ         $+8, SI
+	CMPQ         SI, R8
+	JB           elems6
+	VBROADCASTSS 28(SP), Y3
+	VBROADCASTSS 60(SP), Y0
+	LEAQ         (SI)(BX*1), R8
+
+elems7:
+	VMULPS   (AX)(SI*4), Y0, Y7
+	VROUNDPS $0x08, Y7, Y7
+	VADDPS   Y4, Y7, Y7
+	VMAXPS   Y1, Y7, Y7
+	VMINPS   Y2, Y7, Y7
+	VMULPS   Y3, Y7, Y7
+	VMOVUPS  Y7, (CX)(SI*4)
+	ADDQ     $+8, SI
+	CMPQ     SI, R8
+	JB       elems7
+	JMP      batch
+
+single:
+	// the last groups, one by one
+	VMOVSS hi+60(FP), X8
+	VMOVSS minScale+64(FP), X9
+	MOVL   $0x3f800000, R8
+	VMOVD  R8, X7
+
+group:
+	CMPQ   SI, DX
+	JAE    done
+	LEAQ   (SI)(BX*1), R8
 	VXORPS Y0, Y0, Y0
 	MOVQ   SI, DI
 
 abs:
-	VANDPS       (AX)(DI*4), Y4, Y3
-	VCMPPS       $0x01, Y5, Y3, Y10
+	VANDPS       (AX)(DI*4), Y5, Y3
+	VCMPPS       $0x01, Y6, Y3, Y10
 	VANDPS       Y10, Y3, Y3
 	VMAXPS       Y3, Y0, Y0
 	ADDQ         $+8, DI
@@ -320,18 +574,16 @@ abs:
 	VMAXPS       X3, X0, X0
 	VPERMILPS    $0xb1, X0, X3
 	VMAXPS       X3, X0, X0
-
-	// s = max(amax/qmax, minScale), inv = 1/s, as SymmetricInt
-	VDIVSS       X7, X0, X3
-	VMAXSS       X8, X3, X3
-	VDIVSS       X3, X6, X0
+	VDIVSS       X8, X0, X3
+	VMAXSS       X9, X3, X3
+	VDIVSS       X3, X7, X0
 	VBROADCASTSS X3, Y3
 	VBROADCASTSS X0, Y0
 
 elems:
 	VMULPS   (AX)(SI*4), Y0, Y10
 	VROUNDPS $0x08, Y10, Y10
-	VADDPS   Y9, Y10, Y10
+	VADDPS   Y4, Y10, Y10
 	VMAXPS   Y1, Y10, Y10
 	VMINPS   Y2, Y10, Y10
 	VMULPS   Y3, Y10, Y10
@@ -347,7 +599,7 @@ done:
 
 // func fakeQuantIntGroupsSymGrad32AVX2(dst []float32, x []float32, dy []float32, size int, lo float32, hi float32, minScale float32)
 // Requires: AVX, AVX2
-TEXT ·fakeQuantIntGroupsSymGrad32AVX2(SB), NOSPLIT, $0-92
+TEXT ·fakeQuantIntGroupsSymGrad32AVX2(SB), NOSPLIT, $64-92
 	MOVQ         x_base+24(FP), AX
 	MOVQ         dst_base+0(FP), CX
 	MOVQ         x_len+32(FP), DX
@@ -361,18 +613,272 @@ TEXT ·fakeQuantIntGroupsSymGrad32AVX2(SB), NOSPLIT, $0-92
 	MOVL         $0x7f800000, DI
 	VMOVD        DI, X0
 	VBROADCASTSS X0, Y5
-	VMOVSS       hi+84(FP), X7
-	VMOVSS       minScale+88(FP), X8
-	MOVL         $0x3f800000, R9
-	VMOVD        R9, X6
 	XORQ         DI, DI
 
-group:
-	CMPQ DI, DX
-	JAE  done
-	LEAQ (DI)(SI*1), R9
+batch:
+	// eight groups left?
+	MOVQ SI, R8
+	SHLQ $0x03, R8
+	ADDQ DI, R8
+	CMPQ R8, DX
+	JA   single
 
-	// amax: the group's largest finite |x|
+	// the largest finite |x| of each group, in the lanes of m[k]
+	MOVQ   DI, R8
+	VXORPS Y0, Y0, Y0
+	LEAQ   (R8)(SI*1), R9
+
+abs0:
+	VANDPS (AX)(R8*4), Y4, Y3
+	VCMPPS $0x01, Y5, Y3, Y6
+	VANDPS Y6, Y3, Y3
+	VMAXPS Y3, Y0, Y0
+	ADDQ   $+8, R8
+	CMPQ   R8, R9
+	JB     abs0
+	VXORPS Y3, Y3, Y3
+	LEAQ   (R8)(SI*1), R9
+
+abs1:
+	VANDPS (AX)(R8*4), Y4, Y6
+	VCMPPS $0x01, Y5, Y6, Y7
+	VANDPS Y7, Y6, Y6
+	VMAXPS Y6, Y3, Y3
+	ADDQ   $+8, R8
+	CMPQ   R8, R9
+	JB     abs1
+	VXORPS Y6, Y6, Y6
+	LEAQ   (R8)(SI*1), R9
+
+abs2:
+	VANDPS (AX)(R8*4), Y4, Y7
+	VCMPPS $0x01, Y5, Y7, Y8
+	VANDPS Y8, Y7, Y7
+	VMAXPS Y7, Y6, Y6
+	ADDQ   $+8, R8
+	CMPQ   R8, R9
+	JB     abs2
+	VXORPS Y7, Y7, Y7
+	LEAQ   (R8)(SI*1), R9
+
+abs3:
+	VANDPS (AX)(R8*4), Y4, Y8
+	VCMPPS $0x01, Y5, Y8, Y9
+	VANDPS Y9, Y8, Y8
+	VMAXPS Y8, Y7, Y7
+	ADDQ   $+8, R8
+	CMPQ   R8, R9
+	JB     abs3
+	VXORPS Y8, Y8, Y8
+	LEAQ   (R8)(SI*1), R9
+
+abs4:
+	VANDPS (AX)(R8*4), Y4, Y9
+	VCMPPS $0x01, Y5, Y9, Y10
+	VANDPS Y10, Y9, Y9
+	VMAXPS Y9, Y8, Y8
+	ADDQ   $+8, R8
+	CMPQ   R8, R9
+	JB     abs4
+	VXORPS Y9, Y9, Y9
+	LEAQ   (R8)(SI*1), R9
+
+abs5:
+	VANDPS (AX)(R8*4), Y4, Y10
+	VCMPPS $0x01, Y5, Y10, Y11
+	VANDPS Y11, Y10, Y10
+	VMAXPS Y10, Y9, Y9
+	ADDQ   $+8, R8
+	CMPQ   R8, R9
+	JB     abs5
+	VXORPS Y10, Y10, Y10
+	LEAQ   (R8)(SI*1), R9
+
+abs6:
+	VANDPS (AX)(R8*4), Y4, Y11
+	VCMPPS $0x01, Y5, Y11, Y12
+	VANDPS Y12, Y11, Y11
+	VMAXPS Y11, Y10, Y10
+	ADDQ   $+8, R8
+	CMPQ   R8, R9
+	JB     abs6
+	VXORPS Y11, Y11, Y11
+	LEAQ   (R8)(SI*1), R9
+
+abs7:
+	VANDPS     (AX)(R8*4), Y4, Y12
+	VCMPPS     $0x01, Y5, Y12, Y13
+	VANDPS     Y13, Y12, Y12
+	VMAXPS     Y12, Y11, Y11
+	ADDQ       $+8, R8
+	CMPQ       R8, R9
+	JB         abs7
+	VUNPCKLPS  Y3, Y0, Y12
+	VUNPCKHPS  Y3, Y0, Y0
+	VMAXPS     Y0, Y12, Y12
+	VUNPCKLPS  Y7, Y6, Y0
+	VUNPCKHPS  Y7, Y6, Y3
+	VMAXPS     Y3, Y0, Y0
+	VUNPCKLPS  Y9, Y8, Y3
+	VUNPCKHPS  Y9, Y8, Y6
+	VMAXPS     Y6, Y3, Y3
+	VUNPCKLPS  Y11, Y10, Y6
+	VUNPCKHPS  Y11, Y10, Y7
+	VMAXPS     Y7, Y6, Y6
+	VSHUFPS    $0x44, Y0, Y12, Y7
+	VSHUFPS    $0xee, Y0, Y12, Y0
+	VMAXPS     Y0, Y7, Y7
+	VSHUFPS    $0x44, Y6, Y3, Y0
+	VSHUFPS    $0xee, Y6, Y3, Y3
+	VMAXPS     Y3, Y0, Y0
+	VPERM2F128 $0x20, Y0, Y7, Y3
+	VPERM2F128 $0x31, Y0, Y7, Y0
+	VMAXPS     Y0, Y3, Y3
+
+	// s = max(amax/qmax, minScale), inv = 1/s for the eight groups, as SymmetricInt
+	VBROADCASTSS hi+84(FP), Y0
+	VDIVPS       Y0, Y3, Y3
+	VBROADCASTSS minScale+88(FP), Y0
+	VMAXPS       Y0, Y3, Y3
+	MOVL         $0x3f800000, R8
+	VMOVD        R8, X0
+	VBROADCASTSS X0, Y0
+	VDIVPS       Y3, Y0, Y0
+	VMOVUPS      Y3, (SP)
+	VMOVUPS      Y0, 32(SP)
+	VBROADCASTSS (SP), Y3
+	VBROADCASTSS 32(SP), Y0
+	LEAQ         (DI)(SI*1), R9
+
+elems0:
+	VMULPS       (AX)(DI*4), Y0, Y3
+	VROUNDPS     $0x08, Y3, Y3
+	VCMPPS       $0x0d, Y1, Y3, Y6
+	VCMPPS       $0x02, Y2, Y3, Y3
+	VANDPS       Y6, Y3, Y3
+	VANDPS       (BX)(DI*4), Y3, Y3
+	VMOVUPS      Y3, (CX)(DI*4)
+	ADDQ         $+8, DI
+	CMPQ         DI, R9
+	JB           elems0
+	VBROADCASTSS 4(SP), Y3
+	VBROADCASTSS 36(SP), Y0
+	LEAQ         (DI)(SI*1), R9
+
+elems1:
+	VMULPS       (AX)(DI*4), Y0, Y3
+	VROUNDPS     $0x08, Y3, Y3
+	VCMPPS       $0x0d, Y1, Y3, Y6
+	VCMPPS       $0x02, Y2, Y3, Y3
+	VANDPS       Y6, Y3, Y3
+	VANDPS       (BX)(DI*4), Y3, Y3
+	VMOVUPS      Y3, (CX)(DI*4)
+	ADDQ         $+8, DI
+	CMPQ         DI, R9
+	JB           elems1
+	VBROADCASTSS 8(SP), Y3
+	VBROADCASTSS 40(SP), Y0
+	LEAQ         (DI)(SI*1), R9
+
+elems2:
+	VMULPS       (AX)(DI*4), Y0, Y3
+	VROUNDPS     $0x08, Y3, Y3
+	VCMPPS       $0x0d, Y1, Y3, Y6
+	VCMPPS       $0x02, Y2, Y3, Y3
+	VANDPS       Y6, Y3, Y3
+	VANDPS       (BX)(DI*4), Y3, Y3
+	VMOVUPS      Y3, (CX)(DI*4)
+	ADDQ         $+8, DI
+	CMPQ         DI, R9
+	JB           elems2
+	VBROADCASTSS 12(SP), Y3
+	VBROADCASTSS 44(SP), Y0
+	LEAQ         (DI)(SI*1), R9
+
+elems3:
+	VMULPS       (AX)(DI*4), Y0, Y3
+	VROUNDPS     $0x08, Y3, Y3
+	VCMPPS       $0x0d, Y1, Y3, Y6
+	VCMPPS       $0x02, Y2, Y3, Y3
+	VANDPS       Y6, Y3, Y3
+	VANDPS       (BX)(DI*4), Y3, Y3
+	VMOVUPS      Y3, (CX)(DI*4)
+	ADDQ         $+8, DI
+	CMPQ         DI, R9
+	JB           elems3
+	VBROADCASTSS 16(SP), Y3
+	VBROADCASTSS 48(SP), Y0
+	LEAQ         (DI)(SI*1), R9
+
+elems4:
+	VMULPS       (AX)(DI*4), Y0, Y3
+	VROUNDPS     $0x08, Y3, Y3
+	VCMPPS       $0x0d, Y1, Y3, Y6
+	VCMPPS       $0x02, Y2, Y3, Y3
+	VANDPS       Y6, Y3, Y3
+	VANDPS       (BX)(DI*4), Y3, Y3
+	VMOVUPS      Y3, (CX)(DI*4)
+	ADDQ         $+8, DI
+	CMPQ         DI, R9
+	JB           elems4
+	VBROADCASTSS 20(SP), Y3
+	VBROADCASTSS 52(SP), Y0
+	LEAQ         (DI)(SI*1), R9
+
+elems5:
+	VMULPS       (AX)(DI*4), Y0, Y3
+	VROUNDPS     $0x08, Y3, Y3
+	VCMPPS       $0x0d, Y1, Y3, Y6
+	VCMPPS       $0x02, Y2, Y3, Y3
+	VANDPS       Y6, Y3, Y3
+	VANDPS       (BX)(DI*4), Y3, Y3
+	VMOVUPS      Y3, (CX)(DI*4)
+	ADDQ         $+8, DI
+	CMPQ         DI, R9
+	JB           elems5
+	VBROADCASTSS 24(SP), Y3
+	VBROADCASTSS 56(SP), Y0
+	LEAQ         (DI)(SI*1), R9
+
+elems6:
+	VMULPS       (AX)(DI*4), Y0, Y3
+	VROUNDPS     $0x08, Y3, Y3
+	VCMPPS       $0x0d, Y1, Y3, Y6
+	VCMPPS       $0x02, Y2, Y3, Y3
+	VANDPS       Y6, Y3, Y3
+	VANDPS       (BX)(DI*4), Y3, Y3
+	VMOVUPS      Y3, (CX)(DI*4)
+	ADDQ         $+8, DI
+	CMPQ         DI, R9
+	JB           elems6
+	VBROADCASTSS 28(SP), Y3
+	VBROADCASTSS 60(SP), Y0
+	LEAQ         (DI)(SI*1), R9
+
+elems7:
+	VMULPS   (AX)(DI*4), Y0, Y3
+	VROUNDPS $0x08, Y3, Y3
+	VCMPPS   $0x0d, Y1, Y3, Y6
+	VCMPPS   $0x02, Y2, Y3, Y3
+	VANDPS   Y6, Y3, Y3
+	VANDPS   (BX)(DI*4), Y3, Y3
+	VMOVUPS  Y3, (CX)(DI*4)
+	ADDQ     $+8, DI
+	CMPQ     DI, R9
+	JB       elems7
+	JMP      batch
+
+single:
+	// the last groups, one by one
+	VMOVSS hi+84(FP), X7
+	VMOVSS minScale+88(FP), X8
+	MOVL   $0x3f800000, R9
+	VMOVD  R9, X6
+
+group:
+	CMPQ   DI, DX
+	JAE    done
+	LEAQ   (DI)(SI*1), R9
 	VXORPS Y0, Y0, Y0
 	MOVQ   DI, R8
 
@@ -390,8 +896,6 @@ abs:
 	VMAXPS       X3, X0, X0
 	VPERMILPS    $0xb1, X0, X3
 	VMAXPS       X3, X0, X0
-
-	// s = max(amax/qmax, minScale), inv = 1/s, as SymmetricInt
 	VDIVSS       X7, X0, X3
 	VMAXSS       X8, X3, X3
 	VDIVSS       X3, X6, X0

@@ -296,14 +296,15 @@ func testVectorGroupsSymmetric[T Float](t *testing.T) {
 	sp := specials[T](0.1, -8, 7)
 	for _, rg := range []struct{ qmin, qmax int }{{-128, 127}, {-127, 127}, {-8, 7}, {-7, 7}, {-1, 1}, {0, 15}, {-3, 300}} {
 		for _, minScale := range []T{0x1p-23, 1e-30, 0.05, 1e10} {
-			for _, g := range []int{4, 8, 16, 24, 32, 64} {
-				groups := 9
+			// The assembly goes by batches of 8 groups, then one by one.
+			for _, gg := range [][2]int{{4, 9}, {8, 1}, {8, 7}, {8, 8}, {8, 17}, {16, 9}, {24, 16}, {32, 9}, {32, 25}, {64, 8}, {64, 11}} {
+				g, groups := gg[0], gg[1]
 				n := g * groups
 				x := make([]T, n)
 				for k := range groups {
 					blk := x[k*g : (k+1)*g]
 					for i := range blk {
-						switch k {
+						switch (k + g) % 9 {
 						case 0: // zeros: amax 0, s = minScale
 						case 1: // not one finite value
 							blk[i] = T([]float64{math.NaN(), math.Inf(1), math.Inf(-1)}[i%3])

@@ -304,6 +304,13 @@ func groupsSym() {
 	groupsSymBody(true)
 }
 
+// groupsSymBody emits the symmetric group kernel. Groups go by batches of
+// eight: the |x| maxima of eight groups are reduced to the eight lanes of
+// one vector, whose scales and reciprocals two VDIVPS compute at once (the
+// same IEEE divisions as SymmetricInt's, lane by lane), so that the
+// divisions' latency is paid once per eight groups; then each group is
+// fake-quantized with its lane's grid, read back from a 64-byte local. The
+// last groups (fewer than eight) go one by one, with scalar divisions.
 func groupsSymBody(withDy bool) {
 	xp, dp, n := Load(Param("x").Base(), GP64()), Load(Param("dst").Base(), GP64()), Load(Param("x").Len(), GP64())
 	var dyp Register
@@ -312,48 +319,97 @@ func groupsSymBody(withDy bool) {
 	}
 	gl, i, j, end := Load(Param("size"), GP64()), GP64(), GP64(), GP64()
 	g := grid{inv: YMM(), lo: f32.bcastParam("lo"), hi: f32.bcastParam("hi"), s: YMM()}
-	absMask, inf := constant32(0x7fffffff), constant32(0x7f800000)
-	one, qmax, minScale := XMM(), XMM(), XMM()
-	VMOVSS(param("hi"), qmax)
-	VMOVSS(param("minScale"), minScale)
-	MOVL(U32(0x3f800000), end.As32())
-	VMOVD(end.As32(), one)
 	if !withDy {
 		g.zero = YMM()
 		VXORPS(g.zero, g.zero, g.zero)
 	}
+	absMask, inf := constant32(0x7fffffff), constant32(0x7f800000)
+	grids := AllocLocal(64) // the batch's scales, then their reciprocals
+	apply := func(at Register) {
+		if withDy {
+			f32.grad(g, f32.elem(xp, at, 0), f32.elem(dyp, at, 0), f32.elem(dp, at, 0))
+		} else {
+			f32.fwd(g, f32.elem(xp, at, 0), f32.elem(dp, at, 0))
+		}
+	}
 	XORQ(i, i)
+
+	Label("batch")
+	Comment("eight groups left?")
+	batch := GP64()
+	MOVQ(gl, batch)
+	SHLQ(U8(3), batch)
+	ADDQ(i, batch)
+	CMPQ(batch, n)
+	JA(LabelRef("single"))
+
+	Comment("the largest finite |x| of each group, in the lanes of m[k]")
+	var m [8]VecVirtual
+	MOVQ(i, j)
+	for k := range m {
+		m[k] = YMM()
+		VXORPS(m[k], m[k], m[k])
+		LEAQ(Mem{Base: j, Index: gl, Scale: 1}, end)
+		Label(fmt.Sprintf("abs%d", k))
+		absStep(f32.elem(xp, j, 0), m[k], absMask, inf)
+		ADDQ(I8(8), j)
+		CMPQ(j, end)
+		JB(LabelRef(fmt.Sprintf("abs%d", k)))
+	}
+	amax := transposeMax(m)
+
+	Comment("s = max(amax/qmax, minScale), inv = 1/s for the eight groups, as SymmetricInt")
+	t, sv, iv := YMM(), YMM(), YMM()
+	VBROADCASTSS(param("hi"), t)
+	VDIVPS(t, amax, sv)
+	VBROADCASTSS(param("minScale"), t)
+	VMAXPS(t, sv, sv) // s ≥ minScale ? s : minScale (s is never NaN)
+	one := constant32(0x3f800000)
+	VDIVPS(sv, one, iv)
+	VMOVUPS(sv, grids)
+	VMOVUPS(iv, grids.Offset(32))
+
+	for k := range 8 {
+		VBROADCASTSS(grids.Offset(4*k), g.s)
+		VBROADCASTSS(grids.Offset(32+4*k), g.inv)
+		LEAQ(Mem{Base: i, Index: gl, Scale: 1}, end)
+		Label(fmt.Sprintf("elems%d", k))
+		apply(i)
+		ADDQ(I8(8), i)
+		CMPQ(i, end)
+		JB(LabelRef(fmt.Sprintf("elems%d", k)))
+	}
+	JMP(LabelRef("batch"))
+
+	Label("single")
+	Comment("the last groups, one by one")
+	one1, qmax, minScale := XMM(), XMM(), XMM()
+	VMOVSS(param("hi"), qmax)
+	VMOVSS(param("minScale"), minScale)
+	MOVL(U32(0x3f800000), end.As32())
+	VMOVD(end.As32(), one1)
 	Label("group")
 	CMPQ(i, n)
 	JAE(LabelRef("done"))
 	LEAQ(Mem{Base: i, Index: gl, Scale: 1}, end)
-
-	Comment("amax: the group's largest finite |x|")
-	m := YMM()
-	VXORPS(m, m, m)
+	mv := YMM()
+	VXORPS(mv, mv, mv)
 	MOVQ(i, j)
 	Label("abs")
-	absStep(f32.elem(xp, j, 0), m, absMask, inf)
+	absStep(f32.elem(xp, j, 0), mv, absMask, inf)
 	ADDQ(I8(8), j)
 	CMPQ(j, end)
 	JB(LabelRef("abs"))
-	amax := hmax(m)
-
-	Comment("s = max(amax/qmax, minScale), inv = 1/s, as SymmetricInt")
+	amax1 := hmax(mv)
 	s := g.s.AsX()
-	VDIVSS(qmax, amax, s)
-	VMAXSS(minScale, s, s) // s ≥ minScale ? s : minScale (s is never NaN)
+	VDIVSS(qmax, amax1, s)
+	VMAXSS(minScale, s, s)
 	inv := g.inv.AsX()
-	VDIVSS(s, one, inv)
+	VDIVSS(s, one1, inv)
 	VBROADCASTSS(s, g.s)
 	VBROADCASTSS(inv, g.inv)
-
 	Label("elems")
-	if withDy {
-		f32.grad(g, f32.elem(xp, i, 0), f32.elem(dyp, i, 0), f32.elem(dp, i, 0))
-	} else {
-		f32.fwd(g, f32.elem(xp, i, 0), f32.elem(dp, i, 0))
-	}
+	apply(i)
 	ADDQ(I8(8), i)
 	CMPQ(i, end)
 	JB(LabelRef("elems"))
@@ -361,6 +417,34 @@ func groupsSymBody(withDy bool) {
 	Label("done")
 	VZEROUPPER()
 	RET()
+}
+
+// transposeMax returns a vector whose lane k is the largest lane of m[k]
+// (no NaN and no −0 among them, so the order of the maxima does not
+// matter): pairs of vectors interleaved and reduced within 128-bit halves,
+// then pairs of those, then the two halves.
+func transposeMax(m [8]VecVirtual) VecVirtual {
+	var t [4]VecVirtual
+	for p := range t {
+		a, b := YMM(), YMM()
+		VUNPCKLPS(m[2*p+1], m[2*p], a) // m0[0] m1[0] m0[1] m1[1] in each half
+		VUNPCKHPS(m[2*p+1], m[2*p], b) // m0[2] m1[2] m0[3] m1[3]
+		VMAXPS(b, a, a)
+		t[p] = a
+	}
+	var u [2]VecVirtual
+	for p := range u {
+		a, b := YMM(), YMM()
+		VSHUFPS(U8(0x44), t[2*p+1], t[2*p], a) // the low pairs of both
+		VSHUFPS(U8(0xee), t[2*p+1], t[2*p], b) // the high pairs
+		VMAXPS(b, a, a)
+		u[p] = a // m0..m3 (or m4..m7), reduced within each half
+	}
+	a, b := YMM(), YMM()
+	VPERM2F128(U8(0x20), u[1], u[0], a) // the low halves of u0 and u1
+	VPERM2F128(U8(0x31), u[1], u[0], b) // the high halves
+	VMAXPS(b, a, a)
+	return a
 }
 
 func main() {
