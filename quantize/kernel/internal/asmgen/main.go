@@ -1,8 +1,9 @@
 // Command asmgen writes quantize/kernel's AVX2 assembly (vec_avx2_amd64.s)
-// with avo. It is a module of its own so that actq does not depend on avo;
-// run it with go generate in quantize/kernel:
+// and its Go declarations (vec_avx2_stubs_amd64.go) with avo. It is a
+// module of its own so that actq does not depend on avo; go generate in
+// quantize/kernel runs it (generate.go):
 //
-//	go run -C internal/asmgen . -out ../../vec_avx2_amd64.s
+//	go run -C internal/asmgen . -out ../../vec_avx2_amd64.s -stubs ../../vec_avx2_stubs_amd64.go -pkg kernel
 //
 // The kernels compute exactly what the scalar loops of int.go and ranges.go
 // compute (see vec_asm_amd64.go for the Go side and the contract of each):
@@ -13,7 +14,8 @@
 //   - + 0 turns the −0 that VROUNDPS gives for x·inv in (−½, 0] into +0, as
 //     the scalar (t + m) − m does;
 //   - the clamp is VMAXPS lo then VMINPS hi, operands ordered so that a NaN
-//     code gives lo (MAXPS returns its second source when either is NaN);
+//     code gives lo (MAXPS returns its second source in Intel's order,
+//     the first in Go's, when either is NaN);
 //   - the gradient mask is lo ≤ code ≤ hi with ordered compares (false for
 //     NaN), ANDed with dy's bits.
 //
@@ -123,7 +125,7 @@ func (f fp) grad(g grid, x, dy, dst Mem) {
 	f.movu(t, dst)
 }
 
-// elems is the memory operand of element i+k·lanes of the slice at base.
+// elem is the memory operand of element i+k·lanes of the slice at base.
 func (f fp) elem(base, i Register, k int) Mem {
 	return Mem{Base: base, Index: i, Scale: uint8(f.size()), Disp: k * 32}
 }
