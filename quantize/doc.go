@@ -30,6 +30,8 @@
 // ErrShape); nothing panics. Ops carry their parameters by value and keep no
 // global state; Stats and Observer lock themselves, so graphs using them
 // may run in many goroutines (one graph and machine per goroutine, as
-// Gorgonia requires). The slice kernels are in package quantize/kernel; with
-// GOEXPERIMENT=simd on amd64 the integer kernels use AVX2 (same results).
+// Gorgonia requires). The slice kernels are in package quantize/kernel; on
+// amd64 with AVX2 the integer kernels run vector code (assembly in the
+// default build, simd/archsimd with GOEXPERIMENT=simd) with the same
+// results, bit for bit.
 package quantize

@@ -1,9 +1,14 @@
-//go:build !(goexperiment.simd && amd64)
+//go:build !amd64 || (purego && !goexperiment.simd)
 
 package kernel
 
-// Without GOEXPERIMENT=simd on amd64 there are no vector kernels: each
-// processes nothing and the scalar loops do all the work.
+// Off amd64, or with -tags purego (and no GOEXPERIMENT=simd), there are no
+// vector kernels: each processes nothing and the scalar loops do all the
+// work. On amd64 the default build has vec_asm_amd64.go's assembly and
+// GOEXPERIMENT=simd vec_amd64.go's simd/archsimd code.
+
+// haveAVX2 is false: no vector kernels (tests set it as on amd64).
+var haveAVX2 = false
 
 func fakeQuantIntVec32(dst, x []float32, q Int[float32]) int         { return 0 }
 func fakeQuantIntGradVec32(dst, x, dy []float32, q Int[float32]) int { return 0 }
