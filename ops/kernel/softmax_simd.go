@@ -21,6 +21,12 @@ import (
 // a CPU without AVX-512: the vector code runs only when vecSoftmax() is
 // true.
 
+// vecSoftmax reports whether the float32 row helpers take their vector
+// twins: on an AVX-512 CPU (vecLevel, fast32.go). With AVX2 only, softmax
+// takes the scalar code in this build (the default build has AVX2
+// assembly, softmax_amd64.go).
+func vecSoftmax() bool { return vecLevel == vecAVX512 }
+
 // expConsts holds exp8's constants as vectors, built once per call of the
 // function that loops over exp8.
 type expConsts struct {
