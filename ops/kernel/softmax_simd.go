@@ -10,7 +10,9 @@ import (
 // Vector twins of the float32 row helpers of softmax.go, with AVX-512:
 // eight float32 elements are widened to a Float64x8, so the arithmetic is
 // in float64 as in the scalar code and the results agree with it to within
-// 1 float32 ULP (the exps differ in method; see exp8).
+// 1 float32 ULP (the exps differ in method; see exp8). The default build
+// (no GOEXPERIMENT) has the same helpers in AVX2+FMA assembly
+// (softmax_amd64.s: four float64 lanes, exp8's method and bits).
 //
 // Every function clears the vector registers' upper bits (VZEROUPPER)
 // before returning: Go's scalar float code is SSE, which otherwise runs

@@ -815,6 +815,20 @@ func BenchmarkSoftmax(b *testing.B) {
 		run("backward/kernel", 3, func() { _ = SoftmaxGrad(dx, y, dy, a) })
 		run("backward/plain", 3, func() { plainSoftmaxGrad(dx, y, dy, sh.cols) })
 		run("log-backward/kernel", 3, func() { _ = LogSoftmaxGrad(dx, y, dy, a) })
+		// The kernels on the scalar code, where the vector code would run.
+		if vecSoftmax() {
+			scalar := func(f func()) func() {
+				return func() {
+					setSoftmaxPath(false)
+					defer setSoftmaxPath(true)
+					f()
+				}
+			}
+			run("forward/kernel-scalar", 2, scalar(func() { _ = Softmax(y, x, a) }))
+			run("log-forward/kernel-scalar", 2, scalar(func() { _ = LogSoftmax(y, x, a) }))
+			run("backward/kernel-scalar", 3, scalar(func() { _ = SoftmaxGrad(dx, y, dy, a) }))
+			run("log-backward/kernel-scalar", 3, scalar(func() { _ = LogSoftmaxGrad(dx, y, dy, a) }))
+		}
 	}
 }
 
