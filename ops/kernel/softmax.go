@@ -436,7 +436,8 @@ func rowMax[T Float](x []T) T {
 }
 
 // rowExpSum returns Σ e^(x_j − m) in float64, storing each term in dst if
-// store is set.
+// store is set. m must be at least every non-NaN x_j (the row's maximum),
+// which the AVX2 twin relies on.
 func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
 	if single[T]() && vecSoftmax() {
 		return expSum32(view32(dst), view32(x), m, store)

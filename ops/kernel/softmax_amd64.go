@@ -87,6 +87,8 @@ func max32(x []float32) float32 {
 	return m
 }
 
+// expSum32 needs m ≥ every non-NaN x_j, which rowExpSum's callers pass
+// (the row's maximum): the assembly leaves out the exp's z > 89 case.
 func expSum32(dst, x []float32, m float64, store bool) float64 {
 	if !store {
 		dst = x // not written

@@ -103,17 +103,16 @@ DATA softmaxConsts<>+440(SB)/8, $0x00000000000003ff
 #define BIAS softmaxConsts<>+416(SB)
 GLOBL softmaxConsts<>(SB), RODATA|NOPTR, $448
 
-// EXP4(z, k, r, p, m) sets p to e^z on the four float64 lanes of z, as
-// exp8 in softmax_simd.go does and with the same bits for z in
-// [expSingleMin, expSingleMax]: k = round(z·log2 e) (to even, by adding and
-// subtracting 1.5·2^52, whose low bits then hold k), r = z − k·ln2 in one
-// FMA, e^r from its degree-7 Taylor polynomial by Horner's rule, times 2^k
-// built from k's bits ((k + 1023) << 52; k lies in [−151, 129] there, so
+// EXPNEG4(z, k, r, p, m) sets p to e^z on the four float64 lanes of z ≤ 0
+// (or NaN), as exp8 in softmax_simd.go does and with the same bits: k =
+// round(z·log2 e) (to even, by adding and subtracting 1.5·2^52, whose low
+// bits then hold k), r = z − k·ln2 in one FMA, e^r from its degree-7
+// Taylor polynomial by Horner's rule, times 2^k built from k's bits
+// ((k + 1023) << 52; for z in [expSingleMin, 0], k lies in [−150, 0], so
 // 2^k and the product are normal float64s and exact). z < −104 gives 0
-// (−Inf too), z > 89 gives +Inf, NaN gives NaN (the comparisons are false
-// and NaN propagates through the polynomial). z is kept; k, r and m are
-// clobbered.
-#define EXP4(z, k, r, p, m) \
+// (−Inf too); NaN gives NaN (the comparison is false and NaN propagates
+// through the polynomial). z is kept; k, r and m are clobbered.
+#define EXPNEG4(z, k, r, p, m) \
 	VMULPD      LOG2E, z, k; \
 	VADDPD      SHIFT, k, k; \
 	VSUBPD      SHIFT, k, r; \
@@ -130,9 +129,16 @@ GLOBL softmaxConsts<>(SB), RODATA|NOPTR, $448
 	VPSLLQ      $52, k, k; \
 	VMULPD      k, p, p; \
 	VCMPPD      $0x01, EMIN, z, m; \
-	VANDNPD     p, m, p; \
-	VCMPPD      $0x0e, EMAX, z, m; \
-	VBLENDVPD   m, EINF, p, p
+	VANDNPD     p, m, p
+
+// EXP4(z, k, r, p, m) is EXPNEG4 for any z, as exp8: z > 89 gives +Inf
+// (for z in (0, 89], k ≤ 128, still exact). The softmax sums need only
+// EXPNEG4, since there z = x − max ≤ 0, and the comparison and blend cost
+// them about a fifth of their time.
+#define EXP4(z, k, r, p, m) \
+	EXPNEG4(z, k, r, p, m); \
+	VCMPPD    $0x0e, EMAX, z, m; \
+	VBLENDVPD m, EINF, p, p
 
 // HSUM(y, x) leaves in the low lane of x (the low half of y) the sum of y's
 // four float64 lanes, ((l0 + l2) + (l1 + l3)). t is clobbered.
@@ -201,8 +207,10 @@ maxreduce:
 // func expSumAVX2(dst, x []float32, m float64, store bool) float64
 //
 // Σ e^(x_j − m) in float64 over x (len(x) a multiple of 8), storing each
-// term rounded to float32 in dst[j] if store is set. Eight elements per
-// iteration, as two vectors of four float64 with separate accumulators.
+// term rounded to float32 in dst[j] if store is set. m must be at least
+// every non-NaN x_j (the row's maximum, as softmaxRow passes), so that
+// x_j − m ≤ 0 and EXPNEG4 applies. Eight elements per iteration, as two
+// vectors of four float64 with separate accumulators.
 TEXT ·expSumAVX2(SB), NOSPLIT, $0-72
 	MOVQ         dst_base+0(FP), DI
 	MOVQ         x_base+24(FP), SI
@@ -220,8 +228,8 @@ expsumloop:
 	VCVTPS2PD 16(SI)(CX*4), Y1
 	VSUBPD    Y14, Y0, Y0           // z = x − m
 	VSUBPD    Y14, Y1, Y1
-	EXP4(Y0, Y2, Y3, Y4, Y5)
-	EXP4(Y1, Y6, Y7, Y8, Y9)
+	EXPNEG4(Y0, Y2, Y3, Y4, Y5)
+	EXPNEG4(Y1, Y6, Y7, Y8, Y9)
 	VADDPD    Y4, Y12, Y12
 	VADDPD    Y8, Y13, Y13
 	TESTQ     DX, DX
