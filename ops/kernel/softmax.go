@@ -103,9 +103,10 @@ func single[T Float]() bool {
 // cache between passes.
 //
 // The arithmetic is in float64 whatever T is. For float32, e^z comes from
-// a float32-grade exp (expSingle, relative error 5.8e-10; or, when built
-// with GOEXPERIMENT=simd and run on an AVX-512 CPU, exp8 on eight lanes,
-// 7.0e-9), and the results are within 2^−23 relative of the exact softmax
+// a float32-grade exp (expSingle, relative error 5.8e-10; or, on the
+// vector paths (AVX2+FMA assembly in the default build on amd64, AVX-512
+// with GOEXPERIMENT=simd), exp8's method on four or eight lanes, 7.0e-9),
+// and the results are within 2^−23 relative of the exact softmax
 // of the input, about 1 ULP. For float64, e^z comes from math.Exp and the
 // error is that of the float64 sum, a few ULPs (below 1e-14 relative in
 // the tests, on slices of up to 1000 elements).
@@ -405,13 +406,12 @@ func allEqual[T Float](x []T, v T) bool {
 }
 
 // The row helpers below do one pass over one contiguous slice. Each has a
-// vector twin for float32 (softmax_simd.go, built with GOEXPERIMENT=simd
-// on amd64) that runs when vecSoftmax() is true.
-
-// vecSoftmax reports whether the float32 row helpers take their vector
-// twins: built with GOEXPERIMENT=simd and run on an AVX-512 CPU (vecLevel,
-// fast32.go). With AVX2 only, softmax takes the scalar code.
-func vecSoftmax() bool { return vecLevel == vecAVX512 }
+// vector twin for float32 that runs when vecSoftmax() is true: on amd64,
+// in the default build, AVX2+FMA assembly (softmax_amd64.go and .s, on a
+// CPU that has them); built with GOEXPERIMENT=simd, AVX-512 code
+// (softmax_simd.go, on a CPU that has it; with AVX2 only, the scalar
+// code). Elsewhere, and with the purego tag, there is only the scalar code
+// (softmax_novec.go).
 
 // view32 returns x, whose elements are float32-based (single[T]()), as a
 // []float32 sharing its memory, for the vector twins.
@@ -436,7 +436,8 @@ func rowMax[T Float](x []T) T {
 }
 
 // rowExpSum returns Σ e^(x_j − m) in float64, storing each term in dst if
-// store is set.
+// store is set. m must be at least every non-NaN x_j (the row's maximum),
+// which the AVX2 twin relies on.
 func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
 	if single[T]() && vecSoftmax() {
 		return expSum32(view32(dst), view32(x), m, store)

@@ -1,10 +1,14 @@
-//go:build !(goexperiment.simd && amd64)
+//go:build !amd64 || (purego && !goexperiment.simd)
 
 package kernel
 
-// Without GOEXPERIMENT=simd on amd64 there are no vector softmax kernels:
-// vecLevel is vecNone, so vecSoftmax() is false and the stubs below are
-// never called.
+// Off amd64, or on amd64 with the purego tag (and without
+// GOEXPERIMENT=simd), there are no vector softmax kernels: vecSoftmax() is
+// false and the stubs below are never called.
+
+// vecSoftmax reports whether the float32 row helpers take vector twins:
+// never in this build.
+func vecSoftmax() bool { return false }
 
 func max32([]float32) float32                            { panic("kernel: no vector code") }
 func expSum32(_, _ []float32, _ float64, _ bool) float64 { panic("kernel: no vector code") }

@@ -10,7 +10,9 @@ import (
 // Vector twins of the float32 row helpers of softmax.go, with AVX-512:
 // eight float32 elements are widened to a Float64x8, so the arithmetic is
 // in float64 as in the scalar code and the results agree with it to within
-// 1 float32 ULP (the exps differ in method; see exp8).
+// 1 float32 ULP (the exps differ in method; see exp8). The default build
+// (no GOEXPERIMENT) has the same helpers in AVX2+FMA assembly
+// (softmax_amd64.s: four float64 lanes, exp8's method and bits).
 //
 // Every function clears the vector registers' upper bits (VZEROUPPER)
 // before returning: Go's scalar float code is SSE, which otherwise runs
@@ -20,6 +22,12 @@ import (
 // No vector value is built at package initialisation, which would fault on
 // a CPU without AVX-512: the vector code runs only when vecSoftmax() is
 // true.
+
+// vecSoftmax reports whether the float32 row helpers take their vector
+// twins: on an AVX-512 CPU (vecLevel, fast32.go). With AVX2 only, softmax
+// takes the scalar code in this build (the default build has AVX2
+// assembly, softmax_amd64.go).
+func vecSoftmax() bool { return vecLevel == vecAVX512 }
 
 // expConsts holds exp8's constants as vectors, built once per call of the
 // function that loops over exp8.

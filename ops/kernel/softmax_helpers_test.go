@@ -1,0 +1,235 @@
+package kernel
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/actq/actq/internal/numtest"
+)
+
+// TestSoftmaxRowHelpersMatchScalar calls each float32 row helper of
+// softmax.go on its vector twin (the AVX2 assembly in the default build,
+// AVX-512 with GOEXPERIMENT=simd) and on the scalar code, on rows of every
+// length from 0 to 70 (every tail, before and after whole blocks) and long
+// ones, with offsets of ±1e4, masked (−Inf) entries, a NaN or a +Inf, and
+// checks that they agree:
+//
+//   - rowMax exactly (the largest non-NaN element), unless the row holds
+//     a NaN: the AVX-512 code's VMAXPS may then drop other elements, which
+//     is harmless since the NaN makes the whole row NaN (softmaxRow; the
+//     assembly skips NaN as the scalar loop does);
+//   - rowScale, rowLogOut and rowGradOut bit for bit (the same float64
+//     operations, rounded once);
+//   - rowExpSum's terms within 1 float32 ULP (masked terms exactly +0) and
+//     its sum within 1e-8 relative (the two exps' errors, 7.0e-9 and
+//     5.8e-10, plus the sum's order);
+//   - rowDot and rowSum within n·2^−52 of the sum of the terms' magnitudes
+//     (only the order of the float64 sums differs);
+//   - rowLogGradOut within 2^−23·(|dy_j| + 2·e^(y_j)·|total|) (the exps
+//     differ by 1e-8 relative, and each result rounds to float32);
+//   - expInPlace within 1e-8 relative, with the special values exactly.
+//
+// NaN must match NaN throughout.
+func TestSoftmaxRowHelpersMatchScalar(t *testing.T) {
+	defer setSoftmaxPath(true)
+	if !vecSoftmax() {
+		t.Skip("no vector softmax in this build or on this CPU")
+	}
+	r := rand.New(rand.NewPCG(23, 24))
+	lengths := []int{255, 256, 1000, 1031, 4096 + 3}
+	for n := 0; n <= 70; n++ {
+		lengths = append(lengths, n)
+	}
+	inf := float32(math.Inf(1))
+	for _, n := range lengths {
+		for _, kind := range []string{"plain", "+1e4", "-1e4", "masked", "NaN", "+Inf", "wide"} {
+			x, dy := make([]float32, n), make([]float32, n)
+			for i := range x {
+				x[i] = float32(3 * r.NormFloat64())
+				dy[i] = float32(r.NormFloat64())
+			}
+			switch kind {
+			case "+1e4", "-1e4":
+				off := float32(1e4)
+				if kind == "-1e4" {
+					off = -1e4
+				}
+				for i := range x {
+					x[i] += off
+				}
+			case "masked":
+				for i := range x {
+					if r.IntN(3) == 0 {
+						x[i] = -inf
+					}
+				}
+			case "NaN":
+				if n > 0 {
+					x[r.IntN(n)] = float32(math.NaN())
+				}
+			case "+Inf":
+				if n > 0 {
+					x[r.IntN(n)] = inf
+				}
+			case "wide":
+				for i := range x {
+					x[i] = float32((2*r.Float64() - 1) * math.Pow(10, float64(r.IntN(39))))
+				}
+			}
+			name := fmt.Sprintf("n=%d %s", n, kind)
+			compareRowHelpers(t, name, x, dy)
+		}
+	}
+}
+
+// onPaths returns f's results on the vector and on the scalar path.
+func onPaths[R any](f func() R) (vec, scalar R) {
+	defer setSoftmaxPath(true)
+	setSoftmaxPath(true)
+	vec = f()
+	setSoftmaxPath(false)
+	return vec, f()
+}
+
+func compareRowHelpers(t *testing.T, name string, x, dy []float32) {
+	t.Helper()
+	n := len(x)
+	same := func(what string, v, s []float32) {
+		t.Helper()
+		for i := range v {
+			if !numtest.Alike(float64(v[i]), float64(s[i])) {
+				t.Errorf("%s %s[%d]: vector %v, scalar %v, want the same bits", name, what, i, v[i], s[i])
+				return
+			}
+		}
+	}
+	sameNaN := func(v, s float64) bool { return math.IsNaN(v) && math.IsNaN(s) }
+
+	// The maximum, and the shift softmaxRow takes from it.
+	hasNaN := false
+	for _, v := range x {
+		hasNaN = hasNaN || v != v
+	}
+	mv, ms := onPaths(func() float32 { return rowMax(x) })
+	if mv != ms && !hasNaN {
+		t.Errorf("%s rowMax: vector %v, scalar %v", name, mv, ms)
+	}
+	m := float64(ms)
+	if math.IsInf(m, -1) {
+		m = 0
+	}
+
+	// The exps and their sum, stored and not.
+	for _, store := range []bool{true, false} {
+		type res struct {
+			e []float32
+			s float64
+		}
+		v, s := onPaths(func() res {
+			e := make([]float32, n)
+			return res{e, rowExpSum(e, x, m, store)}
+		})
+		if !(sameNaN(v.s, s.s) || math.Abs(v.s-s.s) <= 1e-8*math.Abs(s.s)) {
+			t.Errorf("%s rowExpSum(store=%v): vector %v, scalar %v", name, store, v.s, s.s)
+		}
+		for i := range v.e {
+			a, b := v.e[i], s.e[i]
+			if !store {
+				if a != 0 || b != 0 {
+					t.Errorf("%s rowExpSum(store=false) wrote dst[%d]: vector %v, scalar %v", name, i, a, b)
+				}
+				continue
+			}
+			if math.IsInf(float64(x[i]), -1) && (math.Float32bits(a) != 0 || math.Float32bits(b) != 0) {
+				t.Errorf("%s rowExpSum: masked term %d: vector %v, scalar %v, want +0", name, i, a, b)
+			}
+			if !numtest.Alike(float64(a), float64(b)) && numtest.ULP32(a, b) > 1 {
+				t.Errorf("%s rowExpSum: term %d: vector %v, scalar %v, more than 1 ULP apart", name, i, a, b)
+			}
+		}
+	}
+
+	// Scaling, log-softmax output and softmax gradient: the same bits.
+	for _, inv := range []float64{0, 1.0 / 3, 1e-30} {
+		v, s := onPaths(func() []float32 {
+			d := append([]float32(nil), x...)
+			rowScale(d, inv)
+			return d
+		})
+		same(fmt.Sprintf("rowScale(%g)", inv), v, s)
+	}
+	for _, lse := range []float64{0, 2.5, math.Inf(1)} {
+		v, s := onPaths(func() []float32 {
+			d := make([]float32, n)
+			rowLogOut(d, x, m, lse)
+			return d
+		})
+		same(fmt.Sprintf("rowLogOut(lse=%g)", lse), v, s)
+	}
+	for _, sv := range []float64{0, -0.7, 1e4} {
+		v, s := onPaths(func() []float32 {
+			d := make([]float32, n)
+			rowGradOut(d, x, dy, sv)
+			return d
+		})
+		same(fmt.Sprintf("rowGradOut(s=%g)", sv), v, s)
+	}
+
+	// The float64 sums: only their order differs.
+	var absDot, absSum float64
+	for i := range x {
+		absDot += math.Abs(float64(x[i]) * float64(dy[i]))
+		absSum += math.Abs(float64(x[i]))
+	}
+	tolSum := func(abs float64) float64 { return float64(n+1) * 0x1p-52 * abs }
+	dv, ds := onPaths(func() float64 { return rowDot(x, dy) })
+	if !(sameNaN(dv, ds) || dv == ds || math.Abs(dv-ds) <= tolSum(absDot)) {
+		t.Errorf("%s rowDot: vector %v, scalar %v", name, dv, ds)
+	}
+	sv, ss := onPaths(func() float64 { return rowSum(x) })
+	if !(sameNaN(sv, ss) || sv == ss || math.Abs(sv-ss) <= tolSum(absSum)) {
+		t.Errorf("%s rowSum: vector %v, scalar %v", name, sv, ss)
+	}
+
+	// The log-softmax gradient, on log-probabilities y = x − max − 1 (−Inf
+	// where x is, NaN where x is NaN or +Inf).
+	y := make([]float32, n)
+	for i, v := range x {
+		y[i] = float32(float64(v) - m - 1)
+	}
+	for _, total := range []float64{0, 1.75, -3e3} {
+		v, s := onPaths(func() []float32 {
+			d := make([]float32, n)
+			rowLogGradOut(d, y, dy, total)
+			return d
+		})
+		for i := range v {
+			e := math.Exp(float64(y[i]))
+			tol := 0x1p-23 * (math.Abs(float64(dy[i])) + 2*e*math.Abs(total))
+			if !numtest.Alike(float64(v[i]), float64(s[i])) && !(math.Abs(float64(v[i]-s[i])) <= tol) {
+				t.Errorf("%s rowLogGradOut(total=%g)[%d]: y=%v dy=%v: vector %v, scalar %v", name, total, i, y[i], dy[i], v[i], s[i])
+			}
+			if math.IsInf(float64(y[i]), -1) && v[i] != dy[i] {
+				t.Errorf("%s rowLogGradOut(total=%g)[%d]: masked: vector %v, want dy = %v", name, total, i, v[i], dy[i])
+			}
+		}
+	}
+
+	// The exp of the strided kernels, on x − m widened.
+	zv, zs := onPaths(func() []float64 {
+		z := make([]float64, n)
+		for i, v := range x {
+			z[i] = float64(v) - m
+		}
+		expInPlace(z, true)
+		return z
+	})
+	for i := range zv {
+		a, b := zv[i], zs[i]
+		if !(numtest.Alike(a, b) || math.Abs(a-b) <= 1e-8*b) {
+			t.Errorf("%s expInPlace[%d] (z = %v): vector %v, scalar %v", name, i, float64(x[i])-m, a, b)
+		}
+	}
+}
