@@ -540,8 +540,10 @@ func TestSoftmaxHashes(t *testing.T) {
 // strided one.
 func TestSoftmaxParallel(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
-	shape := []int{300, 7, 40} // 84000 elements > 2·minParallelChunk
-	size := 300 * 7 * 40
+	// More than two grains of float32, so that the op splits the slices
+	// across goroutines whichever kernels this build runs.
+	shape := []int{300, 7, 2*grainFor(false, true)/(300*7) + 1}
+	size := shape[0] * shape[1] * shape[2]
 	x, dy := make([]float64, size), make([]float64, size)
 	for i := range x {
 		x[i], dy[i] = 3*r.NormFloat64(), r.NormFloat64()
