@@ -32,126 +32,77 @@ func asmVecLevel() vecISA {
 // splat8 is v in 8 lanes (a row of asmConsts).
 func splat8(v uint32) [8]uint32 { return [8]uint32{v, v, v, v, v, v, v, v} }
 
-func geluVec(dst, x []float32) int {
-	if vecLevel < vecAVX2 {
-		return 0
+// asmKernel names one of the assembly kernels, so that the entry points
+// share their tail handling while calling the assembly directly: through a
+// function value the compiler could not see that the tail buffers stay on
+// the stack (the assembly is go:noescape), and each call with a partial
+// vector would allocate them.
+type asmKernel int
+
+const (
+	asmGELU asmKernel = iota
+	asmGELUGrad
+	asmSiLU
+	asmSiLUGrad
+	asmGELUTanh
+	asmGELUTanhGrad
+	asmReLU
+	asmReLUGrad
+)
+
+// run calls k's assembly on whole vectors (dy is nil for a forward kernel).
+func (k asmKernel) run(dst, x, dy []float32) {
+	switch k {
+	case asmGELU:
+		geluAVX2(dst, x, &asmConsts)
+	case asmGELUGrad:
+		geluGradAVX2(dst, x, dy, &asmConsts)
+	case asmSiLU:
+		siluAVX2(dst, x, &asmConsts)
+	case asmSiLUGrad:
+		siluGradAVX2(dst, x, dy, &asmConsts)
+	case asmGELUTanh:
+		geluTanhAVX2(dst, x, &asmConsts)
+	case asmGELUTanhGrad:
+		geluTanhGradAVX2(dst, x, dy, &asmConsts)
+	case asmReLU:
+		reluAVX2(dst, x)
+	case asmReLUGrad:
+		reluGradAVX2(dst, x, dy)
 	}
-	n := len(x) &^ 7
-	geluAVX2(dst[:n], x[:n], &asmConsts)
-	if n < len(x) {
-		var in, out [8]float32
-		copy(in[:], x[n:])
-		geluAVX2(out[:], in[:], &asmConsts)
-		copy(dst[n:], out[:])
-	}
-	return len(x)
 }
 
-func geluGradVec(dst, x, dy []float32) int {
+// apply runs k over all of x (and dy, for a gradient kernel) and returns
+// len(x), or 0 without AVX2 and FMA.
+func (k asmKernel) apply(dst, x, dy []float32) int {
 	if vecLevel < vecAVX2 {
 		return 0
 	}
 	n := len(x) &^ 7
-	geluGradAVX2(dst[:n], x[:n], dy[:n], &asmConsts)
+	var dyHead []float32
+	if dy != nil {
+		dyHead = dy[:n]
+	}
+	k.run(dst[:n], x[:n], dyHead)
 	if n < len(x) {
 		var in, ing, out [8]float32
 		copy(in[:], x[n:])
-		copy(ing[:], dy[n:])
-		geluGradAVX2(out[:], in[:], ing[:], &asmConsts)
+		var dyTail []float32
+		if dy != nil {
+			copy(ing[:], dy[n:])
+			dyTail = ing[:]
+		}
+		k.run(out[:], in[:], dyTail)
 		copy(dst[n:], out[:])
 	}
 	return len(x)
 }
 
-func siluVec(dst, x []float32) int {
-	if vecLevel < vecAVX2 {
-		return 0
-	}
-	n := len(x) &^ 7
-	siluAVX2(dst[:n], x[:n], &asmConsts)
-	if n < len(x) {
-		var in, out [8]float32
-		copy(in[:], x[n:])
-		siluAVX2(out[:], in[:], &asmConsts)
-		copy(dst[n:], out[:])
-	}
-	return len(x)
-}
-
-func siluGradVec(dst, x, dy []float32) int {
-	if vecLevel < vecAVX2 {
-		return 0
-	}
-	n := len(x) &^ 7
-	siluGradAVX2(dst[:n], x[:n], dy[:n], &asmConsts)
-	if n < len(x) {
-		var in, ing, out [8]float32
-		copy(in[:], x[n:])
-		copy(ing[:], dy[n:])
-		siluGradAVX2(out[:], in[:], ing[:], &asmConsts)
-		copy(dst[n:], out[:])
-	}
-	return len(x)
-}
-
-func geluTanhVec(dst, x []float32) int {
-	if vecLevel < vecAVX2 {
-		return 0
-	}
-	n := len(x) &^ 7
-	geluTanhAVX2(dst[:n], x[:n], &asmConsts)
-	if n < len(x) {
-		var in, out [8]float32
-		copy(in[:], x[n:])
-		geluTanhAVX2(out[:], in[:], &asmConsts)
-		copy(dst[n:], out[:])
-	}
-	return len(x)
-}
-
-func geluTanhGradVec(dst, x, dy []float32) int {
-	if vecLevel < vecAVX2 {
-		return 0
-	}
-	n := len(x) &^ 7
-	geluTanhGradAVX2(dst[:n], x[:n], dy[:n], &asmConsts)
-	if n < len(x) {
-		var in, ing, out [8]float32
-		copy(in[:], x[n:])
-		copy(ing[:], dy[n:])
-		geluTanhGradAVX2(out[:], in[:], ing[:], &asmConsts)
-		copy(dst[n:], out[:])
-	}
-	return len(x)
-}
-
-func reluVec(dst, x []float32) int {
-	if vecLevel < vecAVX2 {
-		return 0
-	}
-	n := len(x) &^ 7
-	reluAVX2(dst[:n], x[:n])
-	if n < len(x) {
-		var in, out [8]float32
-		copy(in[:], x[n:])
-		reluAVX2(out[:], in[:])
-		copy(dst[n:], out[:])
-	}
-	return len(x)
-}
-
-func reluGradVec(dst, x, dy []float32) int {
-	if vecLevel < vecAVX2 {
-		return 0
-	}
-	n := len(x) &^ 7
-	reluGradAVX2(dst[:n], x[:n], dy[:n])
-	if n < len(x) {
-		var in, ing, out [8]float32
-		copy(in[:], x[n:])
-		copy(ing[:], dy[n:])
-		reluGradAVX2(out[:], in[:], ing[:])
-		copy(dst[n:], out[:])
-	}
-	return len(x)
-}
+func geluVec(dst, x []float32) int             { return asmGELU.apply(dst, x, nil) }
+func geluGradVec(dst, x, dy []float32) int     { return asmGELUGrad.apply(dst, x, dy) }
+func siluVec(dst, x []float32) int             { return asmSiLU.apply(dst, x, nil) }
+func siluGradVec(dst, x, dy []float32) int     { return asmSiLUGrad.apply(dst, x, dy) }
+func geluTanhVec(dst, x []float32) int         { return asmGELUTanh.apply(dst, x, nil) }
+func geluTanhGradVec(dst, x, dy []float32) int { return asmGELUTanhGrad.apply(dst, x, dy) }
+func reluVec(dst, x []float32) int             { return asmReLU.apply(dst, x, nil) }
+func reluGradVec(dst, x, dy []float32) int     { return asmReLUGrad.apply(dst, x, dy) }
