@@ -2,11 +2,7 @@
 
 package kernel
 
-import (
-	"math"
-
-	"golang.org/x/sys/cpu"
-)
+import "math"
 
 // AVX2+FMA twins of the float32 row helpers of softmax.go, in assembly
 // (softmax_amd64.s), for the default build on amd64: GOEXPERIMENT=simd
@@ -30,14 +26,11 @@ import (
 // through a padded copy on the stack, so that every exp goes through the
 // same code wherever its element lies.
 
-// softmaxAVX2 reports whether the CPU has AVX2 and FMA, which the
-// assembly needs. Tests lower it to check the scalar path on the same
-// machine; nothing else changes it.
-var softmaxAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
-
 // vecSoftmax reports whether the float32 row helpers take their vector
-// twins (here the assembly).
-func vecSoftmax() bool { return softmaxAVX2 }
+// twins (here the assembly). The assembly needs AVX2 and FMA, which is
+// what vecLevel = vecAVX2 says in this build (vec_asm_amd64.go); tests
+// lower vecLevel to check the scalar path on the same machine.
+func vecSoftmax() bool { return vecLevel >= vecAVX2 }
 
 // The assembly routines. Each takes slices whose length is a multiple of
 // 8; see softmax_amd64.s.

@@ -553,17 +553,14 @@ func testSoftmaxNoNaNFromFinite(t *testing.T) {
 }
 
 // setSoftmaxPath selects the vector softmax helpers, where the build and
-// the CPU have them (vector), or the scalar code: the AVX2 assembly of the
-// default build follows softmaxAVX2 (setSoftmaxAsm), the AVX-512 code of
-// GOEXPERIMENT=simd builds vecLevel. The scalar setting lowers both, so
-// the portable code runs whatever other vector paths the build has.
-// setSoftmaxPath(true) restores the defaults.
+// the CPU have them (vector), or the scalar code: both the AVX2 assembly of
+// the default build and the AVX-512 code of GOEXPERIMENT=simd builds
+// follow vecLevel. setSoftmaxPath(true) restores the default.
 func setSoftmaxPath(vector bool) {
 	vecLevel = bestLevel
 	if !vector {
 		vecLevel = vecNone
 	}
-	setSoftmaxAsm(vector)
 }
 
 // eachPath runs f on the vector code (when the build and the CPU have it:
