@@ -91,15 +91,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "output directory")
 	fs.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./examples/attention [flags]\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := studyio.ParseFlags(fs, args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	var err error
 	if cfg.Lengths, err = parseInts(*lengths); err != nil {

@@ -46,6 +46,7 @@ import (
 	"strings"
 
 	"github.com/actq/actq/graph"
+	"github.com/actq/actq/internal/studyio"
 )
 
 // taskConfig sets the lengths of the digit sequences.
@@ -147,15 +148,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "output directory")
 	fs.BoolVar(&cfg.Plots, "plots", cfg.Plots, "draw the PNG plots (results.json is always written)")
 	fs.BoolVar(&cfg.Progress, "progress", cfg.Progress, "show a progress bar on stderr")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./examples/transformer-ffn [flags]\n\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := studyio.ParseFlags(fs, args); err != nil {
 		return cfg, err
-	}
-	if fs.NArg() > 0 {
-		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	cfg.Activations = splitList(*acts)
 	cfg.Tiers = splitList(*tiers)

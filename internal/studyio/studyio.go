@@ -4,6 +4,7 @@ package studyio
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"image/color"
 	"io"
@@ -325,4 +326,22 @@ func (p *Progress) Finish() {
 	if p.bar != nil {
 		_ = p.bar.Finish()
 	}
+}
+
+// ParseFlags parses a study's command line: it gives fs a usage message
+// naming the command (go run ./examples/<fs.Name()>) followed by the
+// flags' defaults, and returns an error for a bad flag (fs must be
+// flag.ContinueOnError) or for any argument that is not a flag.
+func ParseFlags(fs *flag.FlagSet, args []string) error {
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: go run ./examples/%s [flags]\n\n", fs.Name())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	return nil
 }

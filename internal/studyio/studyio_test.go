@@ -3,6 +3,7 @@ package studyio
 import (
 	"bytes"
 	"encoding/json"
+	"flag"
 	"image/png"
 	"math"
 	"os"
@@ -106,6 +107,32 @@ func TestNumberDB(t *testing.T) {
 	}{{12.345, "12.3"}, {-0.04, "-0.0"}, {math.Inf(1), "∞"}, {math.Inf(-1), "−∞"}, {math.NaN(), "—"}} {
 		if got := Number(c.v).DB(); got != c.want {
 			t.Errorf("Number(%v).DB() = %q, want %q", c.v, got, c.want)
+		}
+	}
+}
+
+func TestParseFlags(t *testing.T) {
+	for _, c := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"-n", "3"}, ""},
+		{[]string{"-n", "3", "extra"}, "unexpected arguments: [extra]"},
+		{[]string{"-bogus"}, "flag provided but not defined: -bogus"},
+	} {
+		fs := flag.NewFlagSet("study", flag.ContinueOnError)
+		var usage strings.Builder
+		fs.SetOutput(&usage)
+		n := fs.Int("n", 0, "a number")
+		err := ParseFlags(fs, c.args)
+		switch {
+		case c.wantErr == "" && (err != nil || *n != 3):
+			t.Errorf("ParseFlags(%q) = %v with n = %d, want nil and 3", c.args, err, *n)
+		case c.wantErr != "" && (err == nil || err.Error() != c.wantErr):
+			t.Errorf("ParseFlags(%q) = %v, want %q", c.args, err, c.wantErr)
+		}
+		if c.args[0] == "-bogus" && !strings.Contains(usage.String(), "usage: go run ./examples/study [flags]") {
+			t.Errorf("usage for a bad flag is %q, want it to name the command", usage.String())
 		}
 	}
 }
