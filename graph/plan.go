@@ -256,31 +256,11 @@ func (s *Site) Scale() []float64 {
 	}
 	switch d := s.scale.Value().Data().(type) {
 	case []float32:
-		return effectiveScales(d, *s.Quant.Learnable)
+		return quantize.LSQEffectiveScales(d, *s.Quant.Learnable)
 	case []float64:
-		return effectiveScales(d, *s.Quant.Learnable)
+		return quantize.LSQEffectiveScales(d, *s.Quant.Learnable)
 	}
 	return nil
-}
-
-// effectiveScales returns the scales an LSQ node with config cfg uses for
-// the parameter values raw, computed in raw's precision as the node does.
-func effectiveScales[T float32 | float64](raw []T, cfg quantize.LSQConfig) []float64 {
-	low := cfg.MinScale
-	if low == 0 {
-		low = 0x1p-23 // FakeQuantLearnable's default
-	}
-	out := make([]float64, len(raw))
-	for i, v := range raw {
-		if cfg.LogScale {
-			v = T(math.Exp(float64(v)))
-		}
-		if !(v >= T(low)) {
-			v = T(low)
-		}
-		out[i] = float64(v)
-	}
-	return out
 }
 
 // Stats returns the site's statistics. Passthrough sites count elements,

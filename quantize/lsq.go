@@ -140,6 +140,34 @@ type lsqOp struct {
 	opts options
 }
 
+// LSQEffectiveScales returns the scales a FakeQuantLearnable node
+// configured by cfg quantizes with when its scale input holds raw: e^raw
+// with LogScale, raised to MinScale (2^-23 when 0) where below it or NaN,
+// computed in raw's precision as the node computes them.
+func LSQEffectiveScales[T float32 | float64](raw []T, cfg LSQConfig) []float64 {
+	if cfg.MinScale == 0 {
+		cfg.MinScale = minScale
+	}
+	out := make([]float64, len(raw))
+	for i, v := range raw {
+		out[i] = float64(effectiveScale(v, cfg))
+	}
+	return out
+}
+
+// effectiveScale is the scale an LSQ node with cfg (MinScale already set)
+// uses for the scale input's value v.
+func effectiveScale[T kernel.Float](v T, cfg LSQConfig) T {
+	s := v
+	if cfg.LogScale {
+		s = T(math.Exp(float64(v)))
+	}
+	if !(s >= T(cfg.MinScale)) {
+		s = T(cfg.MinScale)
+	}
+	return s
+}
+
 // lsqParams returns the effective scales read from the scale value.
 func lsqParams[T kernel.Float](op *lsqOp, sv any) ([]prm[T], []T, error) {
 	raw, ok := sv.([]T)
@@ -149,13 +177,7 @@ func lsqParams[T kernel.Float](op *lsqOp, sv any) ([]prm[T], []T, error) {
 	eff := make([]T, len(raw))
 	ps := make([]prm[T], len(raw))
 	for i, v := range raw {
-		s := v
-		if op.cfg.LogScale {
-			s = T(math.Exp(float64(v)))
-		}
-		if !(s >= T(op.cfg.MinScale)) {
-			s = T(op.cfg.MinScale)
-		}
+		s := effectiveScale(v, op.cfg)
 		if math.IsInf(float64(s), 0) || math.IsInf(float64(1/s), 0) {
 			return nil, nil, fmt.Errorf("scale %g (from %g) is not usable: %w", float64(s), float64(v), ErrValue)
 		}

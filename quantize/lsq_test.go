@@ -3,6 +3,7 @@ package quantize
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/actq/actq/internal/numtest"
@@ -303,5 +304,29 @@ func TestLSQErrors(t *testing.T) {
 	}
 	if got := LSQGradFactor(1000, Int8, false); math.Abs(got-0.0028060677) > 1e-10 {
 		t.Errorf("LSQGradFactor(1000, Int8) = %v, want 0.0028060677 (fact 33)", got)
+	}
+}
+
+func TestLSQEffectiveScales(t *testing.T) {
+	nan := math.NaN()
+	for _, c := range []struct {
+		name string
+		raw  []float64
+		cfg  LSQConfig
+		want []float64
+	}{
+		{"plain", []float64{0.5, 2}, LSQConfig{}, []float64{0.5, 2}},
+		{"default floor", []float64{0, -1, nan, 1e-9}, LSQConfig{}, []float64{0x1p-23, 0x1p-23, 0x1p-23, 0x1p-23}},
+		{"given floor", []float64{0.01, 0.2}, LSQConfig{MinScale: 0.1}, []float64{0.1, 0.2}},
+		{"log scale", []float64{0, math.Log(0.25)}, LSQConfig{LogScale: true}, []float64{1, 0.25}},
+		{"log scale floor", []float64{-100}, LSQConfig{LogScale: true}, []float64{0x1p-23}},
+	} {
+		if got := LSQEffectiveScales(c.raw, c.cfg); !slices.Equal(got, c.want) {
+			t.Errorf("%s: LSQEffectiveScales(%v) = %v, want %v", c.name, c.raw, got, c.want)
+		}
+	}
+	// In float32 the exp is rounded to float32, as the node computes it.
+	if got, want := LSQEffectiveScales([]float32{0.1}, LSQConfig{LogScale: true}), float64(float32(math.Exp(float64(float32(0.1))))); got[0] != want {
+		t.Errorf("float32 log scale: %v, want %v", got[0], want)
 	}
 }
