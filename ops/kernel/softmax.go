@@ -102,14 +102,19 @@ func single[T Float]() bool {
 // vector), since the exps dominate and a slice of up to 256 KB stays in
 // cache between passes.
 //
-// The arithmetic is in float64 whatever T is. For float32, e^z comes from
-// a float32-grade exp (expSingle, relative error 5.8e-10; or, on the
-// vector paths (AVX2+FMA assembly in the default build on amd64, AVX-512
-// with GOEXPERIMENT=simd), exp8's method on four or eight lanes, 7.0e-9),
-// and the results are within 2^−23 relative of the exact softmax
-// of the input, about 1 ULP. For float64, e^z comes from math.Exp and the
-// error is that of the float64 sum, a few ULPs (below 1e-14 relative in
-// the tests, on slices of up to 1000 elements).
+// Every sum is accumulated in float64 whatever T is. For float32, the
+// scalar code and the AVX-512 code (GOEXPERIMENT=simd) compute in float64,
+// with a float32-grade exp (expSingle, relative error 5.8e-10, or exp8's
+// method on eight lanes, 7.0e-9), and the results are within 2^−23
+// relative of the exact softmax of the input, about 1 ULP. The AVX2+FMA
+// assembly of the default build on amd64, which runs on contiguous slices,
+// computes in float32 lanes, as PyTorch does, with the subtraction of m
+// and the float64 scalars carried as two float32s (softmax_amd64.go): its
+// results are within 2^−22 relative (measured: 2.8·2^−24), and the scalar
+// code's within 2^−23, so the two agree within 6 ULPs (3 seen). For
+// float64, e^z comes from math.Exp and the error is that of the float64
+// sum, a few ULPs (below 1e-14 relative in the tests, on slices of up to
+// 1000 elements).
 //
 // Special cases, per slice (other slices are not affected):
 //
@@ -135,8 +140,10 @@ func Softmax[T Float](dst, x []T, a Axis) error {
 //	y_j = (x_j − m) − log Σ_k e^(x_k − m),  m = max_k x_k
 //
 // evaluated in that order (as PyTorch does: adding m to the log first
-// would lose precision). Accuracy is as for Softmax. Special cases, per
-// slice:
+// would lose precision). Accuracy is as for Softmax, but relative to
+// |x_j − m| + log Σ: the error of log Σ is absolute, the exps' relative
+// error times (Σ − 1)/Σ (the term e^0 = 1 is exact), so it matters only
+// where y_j is near 0. Special cases, per slice:
 //
 //	x_j = −Inf, some x_k finite  →  y_j = −Inf
 //	every x_j = −Inf             →  every y_j = −Inf (PyTorch gives NaN)
@@ -462,7 +469,9 @@ func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
 	return s
 }
 
-// rowScale sets dst_j = dst_j·inv.
+// rowScale sets dst_j = dst_j·inv. The dst_j are the slice's exps, in
+// [0, 1], or NaN: the AVX2 twin forms the product's rounding error, which
+// is NaN for an infinite dst_j.
 func rowScale[T Float](dst []T, inv float64) {
 	if single[T]() && vecSoftmax() {
 		scale32(view32(dst), inv)
@@ -499,6 +508,11 @@ func rowGradOut[T Float](dst, y, dy []T, s float64) {
 		gradOut32(view32(dst), view32(y), view32(dy), s)
 		return
 	}
+	gradOutScalar(dst, y, dy, s)
+}
+
+// gradOutScalar is rowGradOut's scalar code, in float64.
+func gradOutScalar[T Float](dst, y, dy []T, s float64) {
 	dst, dy = dst[:len(y)], dy[:len(y)]
 	for j, v := range y {
 		dst[j] = T(float64(v) * (float64(dy[j]) - s))
@@ -519,6 +533,11 @@ func rowLogGradOut[T Float](dst, y, dy []T, total float64) {
 		logGradOut32(view32(dst), view32(y), view32(dy), total)
 		return
 	}
+	logGradOutScalar(dst, y, dy, total)
+}
+
+// logGradOutScalar is rowLogGradOut's scalar code, in float64.
+func logGradOutScalar[T Float](dst, y, dy []T, total float64) {
 	var zArr [tileWidth]float64
 	sgl := single[T]()
 	for j0 := 0; j0 < len(y); j0 += tileWidth {

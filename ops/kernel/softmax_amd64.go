@@ -7,24 +7,46 @@ import "math"
 // AVX2+FMA twins of the float32 row helpers of softmax.go, in assembly
 // (softmax_amd64.s), for the default build on amd64: GOEXPERIMENT=simd
 // builds take softmax_simd.go instead, and the purego tag the scalar code
-// alone. As in softmax_simd.go, float32 elements are widened to float64
-// lanes, so the arithmetic and every sum are in float64 as in the scalar
-// code: max, scale, logOut and gradOut give the scalar code's bits; the
-// sums differ from it only in their order; the exps are exp8's method
-// (EXP4 in the assembly gives exp8's bits), relative error 7.0e-9 against
-// expSingle's 5.8e-10. Both paths are within 2^−23 relative of the exact
-// softmax, so they agree within 1 float32 ULP or 1e-7 (on 450,000 random
-// elements: 0.3% of outputs 1 ULP apart, 0.02% 2 ULPs apart, all by less
-// than 4e-9), and the gradients within about 2^−23 of the size of their
-// terms (compareVector; TestSoftmaxVectorMatchesScalar, FuzzSoftmax,
-// TestSoftmaxRowHelpersMatchScalar). On that sample the outputs were the
-// AVX-512 build's bit for bit; the sums' order differs from it slightly,
-// so that is not guaranteed.
+// alone.
+//
+// Unlike the scalar code and the AVX-512 code, which widen every element to
+// float64, the passes that dominate the time compute in float32 lanes, 8
+// per instruction, as PyTorch does, but keep what float32 would lose:
+//
+//   - the exp (expSum32AVX2, logGradOut32AVX2) is expParts8's (fast32.go):
+//     relative error 1.25·2^−24 after rounding to float32 (measured on
+//     13M arguments in [−86, 0]), of x − m split exactly into d + e
+//     (TwoSum), so that the rounding of x − m, up to |x − m|·2^−24, does
+//     not reach the exp;
+//   - every sum stays float64: max and dot and Σdy as before (exact
+//     products of float32s, widened), and the exps' sum from the float32
+//     terms, widened (for softmax, two vectors are first added in float32,
+//     which costs the sum at most 2^−24 relative);
+//   - the float64 scalars that meet float32 elements (1/s, log s, Σy·dy,
+//     Σdy) are split into two float32s, hi + lo, so the scaling, the
+//     log-softmax output and both gradients round about as often as the
+//     float64 code: a softmax gradient dy_j − s that cancels is exact.
+//
+// Exps near float32's underflow (x − m < −86), NaN, and log-softmax
+// gradients of y_j > 0, which float32 lanes cannot take, go through the
+// float64-lane code for their block of 8 (EXPNEG4, EXP4), so the special
+// cases are the scalar code's; and sums beyond float32's range (|Σy·dy| or
+// |Σdy| > MaxFloat32) through the scalar code. One case is float32's own:
+// the softmax gradient forms dy_j − s in float32, which overflows to ±Inf
+// when |dy_j − s| > MaxFloat32 even if y_j·(dy_j − s) would not.
+//
+// Accuracy (TestSoftmaxRowHelpersMatchScalar, TestSoftmaxVectorMatchesScalar,
+// FuzzSoftmax): softmax within 2^−22 relative of the exact result (measured
+// 2.8·2^−24 on 3,000 random rows of up to 3,000 elements, against 1.96·2^−24
+// for the scalar code), so within 6 ULPs of the scalar code (at most 3
+// seen); log-softmax within 1.5 ULPs plus the error of log s, which is
+// absolute (1e-7 near log y = 0); gradients within 2^−23 of the size of
+// their terms. The shift invariance of softmax holds exactly: the kernels
+// see only x − m.
 //
 // The assembly handles whole blocks of 8 elements; the wrappers below do
-// the rest, either in scalar code where that gives the same bits, or
-// through a padded copy on the stack, so that every exp goes through the
-// same code wherever its element lies.
+// the rest, either in scalar code, or through a padded copy on the stack
+// so that every exp goes through the same code wherever its element lies.
 
 // vecSoftmax reports whether the float32 row helpers take their vector
 // twins (here the assembly). The assembly needs AVX2 and FMA, which is
@@ -39,28 +61,67 @@ func vecSoftmax() bool { return vecLevel >= vecAVX2 }
 func maxAVX2(x []float32) float32
 
 //go:noescape
-func expSumAVX2(dst, x []float32, m float64, store bool) float64
+func expSum32AVX2(dst, x []float32, m float64, store bool, k *[softmaxKRows][8]uint32) float64
 
 //go:noescape
-func scaleAVX2(dst []float32, inv float64)
+func scale32AVX2(dst []float32, hi, lo float32)
 
 //go:noescape
-func logOutAVX2(dst, x []float32, m, lse float64)
+func logOut32AVX2(dst, x []float32, m, hi, lo float32)
 
 //go:noescape
 func dotAVX2(y, dy []float32) float64
 
 //go:noescape
-func gradOutAVX2(dst, y, dy []float32, s float64)
+func gradOut32AVX2(dst, y, dy []float32, hi, lo float32)
 
 //go:noescape
 func sumAVX2(x []float32) float64
 
 //go:noescape
-func logGradOutAVX2(dst, y, dy []float32, negTotal float64)
+func logGradOut32AVX2(dst, y, dy []float32, negTotal float64, hi, lo float32, k *[softmaxKRows][8]uint32)
 
 //go:noescape
 func expAVX2(z []float64)
+
+// softmaxKRows is the number of rows of softmaxK.
+const softmaxKRows = 12
+
+// softmaxK is the constant table of the float32-lane routines (EXPF8 and
+// the range checks around it), one constant in each row's 8 lanes, in the
+// order of the K_ offsets of softmax_amd64.s. The exp's constants are
+// those of expParts8 (fast32.go). It is only read.
+var softmaxK = [softmaxKRows][8]uint32{
+	splat8(math.Float32bits(log2e)),        // K_LOG2E
+	splat8(math.Float32bits(0x1.8p23)),     // K_SHIFT: adding it rounds |t| < 2^22 to an integer held in the low bits
+	splat8(math.Float32bits(-ln2Hi32)),     // K_MLN2HI
+	splat8(math.Float32bits(-ln2Lo32)),     // K_MLN2LO
+	splat8(math.Float32bits(expC6)),        // K_C6
+	splat8(math.Float32bits(expC5)),        // K_C5
+	splat8(math.Float32bits(expC4)),        // K_C4
+	splat8(math.Float32bits(expC3)),        // K_C3
+	splat8(math.Float32bits(expC2)),        // K_C2
+	splat8(math.Float32bits(1)),            // K_ONE
+	splat8(math.Float32bits(expF8Min)),     // K_FASTMIN
+	splat8(math.Float32bits(expSingleMin)), // K_ZEROBELOW
+}
+
+// expF8Min is the least argument of EXPF8: from −86, 2^n ≥ 2^−124 and
+// e^z is a normal float32 (e^−87.3 is the smallest).
+const expF8Min = -86
+
+// split32 returns v as a two-float hi + lo (hi = v rounded to float32, lo
+// the rest rounded to float32, so hi + lo is v to about 2^−48 relative),
+// and whether the pair stands for v: not when v is finite but beyond
+// float32's range, where hi is ±Inf. For infinite v, lo is 0 (v − hi would
+// be NaN); for NaN, both are NaN.
+func split32(v float64) (hi, lo float32, ok bool) {
+	hi = float32(v)
+	if math.IsInf(float64(hi), 0) {
+		return hi, 0, math.IsInf(v, 0)
+	}
+	return hi, float32(v - float64(hi)), true
+}
 
 // whole returns n rounded down to a multiple of 8: the elements the
 // assembly handles.
@@ -90,7 +151,7 @@ func expSum32(dst, x []float32, m float64, store bool) float64 {
 	n := whole(len(x))
 	var s float64
 	if n > 0 {
-		s = expSumAVX2(dst[:n], x[:n], m, store)
+		s = expSum32AVX2(dst[:n], x[:n], m, store, &softmaxK)
 	}
 	if n < len(x) {
 		// The tail padded with −Inf, whose terms are exactly 0.
@@ -99,7 +160,7 @@ func expSum32(dst, x []float32, m float64, store bool) float64 {
 			b[i] = float32(math.Inf(-1))
 		}
 		copy(b[:], x[n:])
-		s += expSumAVX2(e[:], b[:], m, true)
+		s += expSum32AVX2(e[:], b[:], m, true, &softmaxK)
 		if store {
 			copy(dst[n:], e[:])
 		}
@@ -108,9 +169,12 @@ func expSum32(dst, x []float32, m float64, store bool) float64 {
 }
 
 func scale32(dst []float32, inv float64) {
+	// inv is 1/s for a sum s ≥ 1 of at most 2^63 terms, 0 or NaN: always in
+	// float32's range.
+	hi, lo, _ := split32(inv)
 	n := whole(len(dst))
 	if n > 0 {
-		scaleAVX2(dst[:n], inv)
+		scale32AVX2(dst[:n], hi, lo)
 	}
 	for j, e := range dst[n:] {
 		dst[n+j] = float32(float64(e) * inv)
@@ -118,10 +182,13 @@ func scale32(dst []float32, inv float64) {
 }
 
 func logOut32(dst, x []float32, m, lse float64) {
+	// lse is log s for a sum s ≥ 1 of at most 2^63 terms, +Inf (a fully
+	// masked slice) or NaN: in float32's range or infinite. m is a float32.
+	hi, lo, _ := split32(lse)
 	dst = dst[:len(x)]
 	n := whole(len(x))
 	if n > 0 {
-		logOutAVX2(dst[:n], x[:n], m, lse)
+		logOut32AVX2(dst[:n], x[:n], float32(m), hi, lo)
 	}
 	for j, v := range x[n:] {
 		dst[n+j] = float32((float64(v) - m) - lse)
@@ -142,10 +209,15 @@ func dot32(y, dy []float32) float64 {
 }
 
 func gradOut32(dst, y, dy []float32, s float64) {
+	hi, lo, ok := split32(s)
+	if !ok { // |s| beyond float32's range: the float64 code
+		gradOutScalar(dst, y, dy, s)
+		return
+	}
 	dst, dy = dst[:len(y)], dy[:len(y)]
 	n := whole(len(y))
 	if n > 0 {
-		gradOutAVX2(dst[:n], y[:n], dy[:n], s)
+		gradOut32AVX2(dst[:n], y[:n], dy[:n], hi, lo)
 	}
 	for j, v := range y[n:] {
 		dst[n+j] = float32(float64(v) * (float64(dy[n+j]) - s))
@@ -165,16 +237,21 @@ func sum32(x []float32) float64 {
 }
 
 func logGradOut32(dst, y, dy []float32, total float64) {
+	hi, lo, ok := split32(-total)
+	if !ok { // |total| beyond float32's range: the float64 code
+		logGradOutScalar(dst, y, dy, total)
+		return
+	}
 	dst, dy = dst[:len(y)], dy[:len(y)]
 	n := whole(len(y))
 	if n > 0 {
-		logGradOutAVX2(dst[:n], y[:n], dy[:n], -total)
+		logGradOut32AVX2(dst[:n], y[:n], dy[:n], -total, hi, lo, &softmaxK)
 	}
 	if n < len(y) {
 		var by, bd, out [8]float32
 		copy(by[:], y[n:])
 		copy(bd[:], dy[n:])
-		logGradOutAVX2(out[:], by[:], bd[:], -total)
+		logGradOut32AVX2(out[:], by[:], bd[:], -total, hi, lo, &softmaxK)
 		copy(dst[n:], out[:])
 	}
 }

@@ -3,10 +3,12 @@
 #include "textflag.h"
 
 // AVX2+FMA twins of the float32 softmax row helpers (softmax_amd64.go has
-// their Go declarations and the wrappers that handle tails). Like the
-// AVX-512 code of softmax_simd.go, each widens float32 elements to float64
-// lanes (four per YMM register, eight elements per iteration), so the
-// arithmetic and the sums are in float64 as in the scalar code. Every
+// their Go declarations, the wrappers that handle tails, and the account of
+// their accuracy). The routines named …32AVX2 compute in float32 lanes,
+// eight elements per YMM register, with two-float arithmetic where float32
+// alone would lose accuracy; the others (max, dot, sum, and the exact
+// blocks of the float32 routines) widen float32 elements to float64 lanes,
+// four per register, as the AVX-512 code of softmax_simd.go does. Every
 // function processes a length that is a multiple of 8 and clears the upper
 // YMM bits (VZEROUPPER) before returning, since Go's scalar float code is
 // SSE and runs slowly after AVX code that leaves them dirty.
@@ -148,6 +150,61 @@ GLOBL softmaxConsts<>(SB), RODATA|NOPTR, $448
 	VPERMILPD    $1, x, t; \
 	VADDSD       t, x, x
 
+// The float32-lane routines read their constants from a table passed in
+// R8 (softmaxK in softmax_amd64.go, built from the package's constants),
+// one constant in each 32-byte row's eight lanes, at these offsets.
+#define K_LOG2E 0(R8)
+#define K_SHIFT 32(R8)
+#define K_MLN2HI 64(R8)
+#define K_MLN2LO 96(R8)
+#define K_C6 128(R8)
+#define K_C5 160(R8)
+#define K_C4 192(R8)
+#define K_C3 224(R8)
+#define K_C2 256(R8)
+#define K_ONE 288(R8)
+#define K_FASTMIN 320(R8)
+#define K_ZEROBELOW 352(R8)
+
+// DIFF(x, m, d, e, t) sets d = x − m rounded to float32 and e to its
+// rounding error, (x − m) − d, exactly (Knuth's TwoSum of x and −m, which
+// needs no ordering of |x| and |m|), so that d + e is x − m to about 2^−48
+// relative. t is clobbered; x and m are kept.
+#define DIFF(x, m, d, e, t) \
+	VSUBPS m, x, d; \
+	VSUBPS x, d, e; \
+	VSUBPS e, d, t; \
+	VSUBPS t, x, t; \
+	VADDPS m, e, e; \
+	VSUBPS e, t, e
+
+// EXPF8(d, e, t, n, r, p) sets p to e^(d+e) on eight float32 lanes for
+// −86 ≤ d ≤ 0, by expParts8's method and polynomial (fast32.go): n =
+// round(d·log2 e), by adding 1.5·2^23 in one FMA (t then holds n in its
+// low bits), r = (d − n·ln2) + e with ln2 as a two-float (two FMAs), e^r
+// from the degree-6 polynomial by Horner's rule, and 2^n applied by adding
+// n << 23 to the result's exponent bits: for d ≥ −86, n ≥ −124 and the
+// result is a normal float32. Lanes outside that range give garbage, which
+// the callers replace. t, n and r are clobbered; d and e are kept.
+#define EXPF8(d, e, t, n, r, p) \
+	VMOVUPS     K_LOG2E, t; \
+	VFMADD213PS K_SHIFT, d, t; \
+	VSUBPS      K_SHIFT, t, n; \
+	VMOVAPS     d, r; \
+	VFMADD231PS K_MLN2HI, n, r; \
+	VFMADD231PS K_MLN2LO, n, r; \
+	VADDPS      e, r, r; \
+	VMOVUPS     K_C6, p; \
+	VFMADD213PS K_C5, r, p; \
+	VFMADD213PS K_C4, r, p; \
+	VFMADD213PS K_C3, r, p; \
+	VFMADD213PS K_C2, r, p; \
+	VFMADD213PS K_ONE, r, p; \
+	VFMADD213PS K_ONE, r, p; \
+	VPSLLD      $23, t, t; \
+	VPADDD      t, p, p
+
+
 // func maxAVX2(x []float32) float32
 //
 // The largest non-NaN element of x (len(x) a multiple of 8), or −Inf. The
@@ -201,112 +258,6 @@ maxreduce:
 	VPERMILPS    $0xb1, X0, X1      // swap neighbouring lanes
 	VMAXPS       X1, X0, X0
 	VMOVSS       X0, ret+24(FP)
-	VZEROUPPER
-	RET
-
-// func expSumAVX2(dst, x []float32, m float64, store bool) float64
-//
-// Σ e^(x_j − m) in float64 over x (len(x) a multiple of 8), storing each
-// term rounded to float32 in dst[j] if store is set. m must be at least
-// every non-NaN x_j (the row's maximum, as softmaxRow passes), so that
-// x_j − m ≤ 0 and EXPNEG4 applies. Eight elements per iteration, as two
-// vectors of four float64 with separate accumulators.
-TEXT ·expSumAVX2(SB), NOSPLIT, $0-72
-	MOVQ         dst_base+0(FP), DI
-	MOVQ         x_base+24(FP), SI
-	MOVQ         x_len+32(FP), BX
-	VBROADCASTSD m+48(FP), Y14
-	MOVBLZX      store+56(FP), DX
-	VXORPD       Y12, Y12, Y12      // accumulators
-	VXORPD       Y13, Y13, Y13
-	XORQ         CX, CX
-
-expsumloop:
-	CMPQ      CX, BX
-	JGE       expsumdone
-	VCVTPS2PD (SI)(CX*4), Y0
-	VCVTPS2PD 16(SI)(CX*4), Y1
-	VSUBPD    Y14, Y0, Y0           // z = x − m
-	VSUBPD    Y14, Y1, Y1
-	EXPNEG4(Y0, Y2, Y3, Y4, Y5)
-	EXPNEG4(Y1, Y6, Y7, Y8, Y9)
-	VADDPD    Y4, Y12, Y12
-	VADDPD    Y8, Y13, Y13
-	TESTQ     DX, DX
-	JZ        expsumnext
-	VCVTPD2PSY Y4, X4
-	VCVTPD2PSY Y8, X8
-	VMOVUPS   X4, (DI)(CX*4)
-	VMOVUPS   X8, 16(DI)(CX*4)
-
-expsumnext:
-	ADDQ $8, CX
-	JMP  expsumloop
-
-expsumdone:
-	VADDPD Y13, Y12, Y12
-	HSUM(Y12, X12, X0)
-	VMOVSD X12, ret+64(FP)
-	VZEROUPPER
-	RET
-
-// func scaleAVX2(dst []float32, inv float64)
-//
-// dst_j = float32(float64(dst_j)·inv), len(dst) a multiple of 8: the same
-// operations, so the same bits, as the scalar loop.
-TEXT ·scaleAVX2(SB), NOSPLIT, $0-32
-	MOVQ         dst_base+0(FP), DI
-	MOVQ         dst_len+8(FP), BX
-	VBROADCASTSD inv+24(FP), Y14
-	XORQ         CX, CX
-
-scaleloop:
-	CMPQ       CX, BX
-	JGE        scaledone
-	VCVTPS2PD  (DI)(CX*4), Y0
-	VCVTPS2PD  16(DI)(CX*4), Y1
-	VMULPD     Y14, Y0, Y0
-	VMULPD     Y14, Y1, Y1
-	VCVTPD2PSY Y0, X0
-	VCVTPD2PSY Y1, X1
-	VMOVUPS    X0, (DI)(CX*4)
-	VMOVUPS    X1, 16(DI)(CX*4)
-	ADDQ       $8, CX
-	JMP        scaleloop
-
-scaledone:
-	VZEROUPPER
-	RET
-
-// func logOutAVX2(dst, x []float32, m, lse float64)
-//
-// dst_j = float32((float64(x_j) − m) − lse), len(x) a multiple of 8: the
-// scalar loop's operations.
-TEXT ·logOutAVX2(SB), NOSPLIT, $0-64
-	MOVQ         dst_base+0(FP), DI
-	MOVQ         x_base+24(FP), SI
-	MOVQ         x_len+32(FP), BX
-	VBROADCASTSD m+48(FP), Y13
-	VBROADCASTSD lse+56(FP), Y14
-	XORQ         CX, CX
-
-logoutloop:
-	CMPQ       CX, BX
-	JGE        logoutdone
-	VCVTPS2PD  (SI)(CX*4), Y0
-	VCVTPS2PD  16(SI)(CX*4), Y1
-	VSUBPD     Y13, Y0, Y0
-	VSUBPD     Y13, Y1, Y1
-	VSUBPD     Y14, Y0, Y0
-	VSUBPD     Y14, Y1, Y1
-	VCVTPD2PSY Y0, X0
-	VCVTPD2PSY Y1, X1
-	VMOVUPS    X0, (DI)(CX*4)
-	VMOVUPS    X1, 16(DI)(CX*4)
-	ADDQ       $8, CX
-	JMP        logoutloop
-
-logoutdone:
 	VZEROUPPER
 	RET
 
@@ -365,40 +316,6 @@ dotdone:
 	VZEROUPPER
 	RET
 
-// func gradOutAVX2(dst, y, dy []float32, s float64)
-//
-// dst_j = float32(float64(y_j)·(float64(dy_j) − s)), len(y) a multiple of
-// 8: the scalar loop's operations.
-TEXT ·gradOutAVX2(SB), NOSPLIT, $0-80
-	MOVQ         dst_base+0(FP), DI
-	MOVQ         y_base+24(FP), SI
-	MOVQ         y_len+32(FP), BX
-	MOVQ         dy_base+48(FP), DX
-	VBROADCASTSD s+72(FP), Y14
-	XORQ         CX, CX
-
-gradoutloop:
-	CMPQ       CX, BX
-	JGE        gradoutdone
-	VCVTPS2PD  (SI)(CX*4), Y0
-	VCVTPS2PD  16(SI)(CX*4), Y1
-	VCVTPS2PD  (DX)(CX*4), Y2
-	VCVTPS2PD  16(DX)(CX*4), Y3
-	VSUBPD     Y14, Y2, Y2
-	VSUBPD     Y14, Y3, Y3
-	VMULPD     Y2, Y0, Y0
-	VMULPD     Y3, Y1, Y1
-	VCVTPD2PSY Y0, X0
-	VCVTPD2PSY Y1, X1
-	VMOVUPS    X0, (DI)(CX*4)
-	VMOVUPS    X1, 16(DI)(CX*4)
-	ADDQ       $8, CX
-	JMP        gradoutloop
-
-gradoutdone:
-	VZEROUPPER
-	RET
-
 // func sumAVX2(x []float32) float64
 //
 // Σ x_j in float64, len(x) a multiple of 8; accumulators as in dotAVX2.
@@ -444,40 +361,6 @@ sumdone:
 	VZEROUPPER
 	RET
 
-// func logGradOutAVX2(dst, y, dy []float32, negTotal float64)
-//
-// dst_j = float32(dy_j − e^(y_j)·total), len(y) a multiple of 8, as
-// e^(y_j)·negTotal + dy_j in one FMA (as logGradOut32 in softmax_simd.go).
-TEXT ·logGradOutAVX2(SB), NOSPLIT, $0-80
-	MOVQ         dst_base+0(FP), DI
-	MOVQ         y_base+24(FP), SI
-	MOVQ         y_len+32(FP), BX
-	MOVQ         dy_base+48(FP), DX
-	VBROADCASTSD negTotal+72(FP), Y14
-	XORQ         CX, CX
-
-loggradloop:
-	CMPQ        CX, BX
-	JGE         loggraddone
-	VCVTPS2PD   (SI)(CX*4), Y0
-	VCVTPS2PD   16(SI)(CX*4), Y1
-	EXP4(Y0, Y2, Y3, Y4, Y5)
-	EXP4(Y1, Y6, Y7, Y8, Y9)
-	VCVTPS2PD   (DX)(CX*4), Y10
-	VCVTPS2PD   16(DX)(CX*4), Y11
-	VFMADD213PD Y10, Y14, Y4        // Y4 = Y4·negTotal + dy
-	VFMADD213PD Y11, Y14, Y8
-	VCVTPD2PSY  Y4, X4
-	VCVTPD2PSY  Y8, X8
-	VMOVUPS     X4, (DI)(CX*4)
-	VMOVUPS     X8, 16(DI)(CX*4)
-	ADDQ        $8, CX
-	JMP         loggradloop
-
-loggraddone:
-	VZEROUPPER
-	RET
-
 // func expAVX2(z []float64)
 //
 // z_j = e^(z_j) to float32 accuracy (EXP4), len(z) a multiple of 8.
@@ -499,5 +382,296 @@ exploop:
 	JMP     exploop
 
 expdone:
+	VZEROUPPER
+	RET
+
+// func expSum32AVX2(dst, x []float32, m float64, store bool, k *[12][8]uint32) float64
+//
+// Σ e^(x_j − m) in float64 over x (len(x) a multiple of 8), storing each
+// term in dst[j] if store is set; m must be at least every non-NaN x_j (the
+// row's maximum, which is a float32). The terms are computed in float32
+// lanes (DIFF, then EXPF8), 16 at a time as two vectors. When storing
+// (softmax), the two vectors' sum, rounded to float32, is added in float64:
+// widening costs more than the exp, and the sum's relative error, at most
+// 2^−24, only scales y by as much. Without store (log-softmax, whose log s
+// needs the small terms next to e^0 = 1 when s is near 1), each vector is
+// widened and added. If a lane of the 16 is outside EXPF8's range, they go
+// through a loop of one vector at a time, whose terms are each added in
+// float64 and which takes another way for such a vector: if those lanes
+// all have x_j − m < −104, whose exps round to 0 (masked entries, −Inf,
+// among them), they are set to 0; otherwise (an exp near underflow, or a
+// NaN) all 8 are computed in float64 lanes by EXPNEG4 and rounded to
+// float32.
+TEXT ·expSum32AVX2(SB), NOSPLIT, $0-80
+	MOVQ         dst_base+0(FP), DI
+	MOVQ         x_base+24(FP), SI
+	MOVQ         x_len+32(FP), BX
+	MOVBLZX      store+56(FP), R11
+	MOVQ         k+64(FP), R8
+	VBROADCASTSD m+48(FP), Y14        // m in float64 lanes, for the exact blocks
+	VMOVSD       m+48(FP), X15
+	VCVTSD2SS    X15, X15, X15        // m is a float32: exact
+	VBROADCASTSS X15, Y15
+	VXORPD       Y12, Y12, Y12        // accumulators
+	VXORPD       Y13, Y13, Y13
+	XORQ         CX, CX
+	MOVQ         BX, DX
+	ANDQ         $-16, DX             // DX: the elements of whole 16-element blocks
+
+es16loop:
+	CMPQ      CX, DX
+	JGE       es16tail
+	VMOVUPS   (SI)(CX*4), Y0
+	VMOVUPS   32(SI)(CX*4), Y6
+	DIFF(Y0, Y15, Y1, Y2, Y3)
+	DIFF(Y6, Y15, Y7, Y8, Y9)
+	EXPF8(Y1, Y2, Y3, Y0, Y4, Y5)
+	EXPF8(Y7, Y8, Y9, Y6, Y10, Y11)
+	VCMPPS    $0x09, K_FASTMIN, Y1, Y4  // NGE_US: d < −86, or NaN
+	VCMPPS    $0x09, K_FASTMIN, Y7, Y10
+	VORPS     Y10, Y4, Y4
+	VMOVMSKPS Y4, AX
+	TESTL     AX, AX
+	JNZ       es16slow
+	TESTQ     R11, R11
+	JZ        es16wide
+	VMOVUPS   Y5, (DI)(CX*4)
+	VMOVUPS   Y11, 32(DI)(CX*4)
+	VADDPS    Y11, Y5, Y5
+
+es16add:
+	VCVTPS2PD    X5, Y0
+	VEXTRACTF128 $1, Y5, X1
+	VCVTPS2PD    X1, Y1
+	VADDPD       Y0, Y12, Y12
+	VADDPD       Y1, Y13, Y13
+	ADDQ         $16, CX
+	JMP          es16loop
+
+es16wide:
+	// Not storing (log-softmax): the first vector added on its own, the
+	// second at es16add.
+	VCVTPS2PD    X11, Y0
+	VEXTRACTF128 $1, Y11, X1
+	VCVTPS2PD    X1, Y1
+	VADDPD       Y0, Y12, Y12
+	VADDPD       Y1, Y13, Y13
+	JMP          es16add
+
+es16slow:
+	// These 16 through the loop below, then back.
+	LEAQ 16(CX), R10
+	JMP  es8loop
+
+es16tail:
+	CMPQ CX, BX
+	JGE  es32done
+	MOVQ BX, R10                      // the last 8
+
+es8loop:
+	CMPQ      CX, R10
+	JGE       es16loop
+	VMOVUPS   (SI)(CX*4), Y0
+	DIFF(Y0, Y15, Y1, Y2, Y3)
+	EXPF8(Y1, Y2, Y3, Y4, Y5, Y6)
+	VCMPPS    $0x09, K_FASTMIN, Y1, Y7 // NGE_US: d < −86, or NaN
+	VMOVMSKPS Y7, AX
+	TESTL     AX, AX
+	JNZ       es8fix
+
+es8store:
+	TESTQ   R11, R11
+	JZ      es8add
+	VMOVUPS Y6, (DI)(CX*4)
+
+es8add:
+	VCVTPS2PD    X6, Y8
+	VEXTRACTF128 $1, Y6, X9
+	VCVTPS2PD    X9, Y9
+	VADDPD       Y8, Y12, Y12
+	VADDPD       Y9, Y13, Y13
+	ADDQ         $8, CX
+	JMP          es8loop
+
+es8fix:
+	VCMPPS    $0x11, K_ZEROBELOW, Y1, Y8 // LT_OQ: d < −104 (not NaN)
+	VMOVMSKPS Y8, R9
+	CMPL      AX, R9
+	JNE       es8exact
+	VANDNPS   Y6, Y8, Y6
+	JMP       es8store
+
+es8exact:
+	VCVTPS2PD   (SI)(CX*4), Y0
+	VCVTPS2PD   16(SI)(CX*4), Y1
+	VSUBPD      Y14, Y0, Y0
+	VSUBPD      Y14, Y1, Y1
+	EXPNEG4(Y0, Y2, Y3, Y4, Y5)
+	EXPNEG4(Y1, Y7, Y8, Y9, Y10)
+	VCVTPD2PSY  Y4, X4
+	VCVTPD2PSY  Y9, X9
+	VINSERTF128 $1, X9, Y4, Y6
+	JMP         es8store
+
+es32done:
+	VADDPD Y13, Y12, Y12
+	HSUM(Y12, X12, X0)
+	VMOVSD X12, ret+72(FP)
+	VZEROUPPER
+	RET
+
+// func scale32AVX2(dst []float32, hi, lo float32)
+//
+// dst_j = dst_j·(hi + lo), len(dst) a multiple of 8, where hi + lo is the
+// float64 factor as a two-float: p = dst_j·hi rounded, then p plus its
+// rounding error (an FMA gives it exactly) and dst_j·lo, so the result is
+// within 2^−24 + 2^−47 relative of the exact product.
+TEXT ·scale32AVX2(SB), NOSPLIT, $0-32
+	MOVQ         dst_base+0(FP), DI
+	MOVQ         dst_len+8(FP), BX
+	VBROADCASTSS hi+24(FP), Y14
+	VBROADCASTSS lo+28(FP), Y15
+	XORQ         CX, CX
+
+sc32loop:
+	CMPQ        CX, BX
+	JGE         sc32done
+	VMOVUPS     (DI)(CX*4), Y0
+	VMULPS      Y14, Y0, Y1           // p = e·hi, rounded
+	VMOVAPS     Y1, Y2
+	VFMSUB231PS Y14, Y0, Y2           // e·hi − p, exact
+	VFMADD231PS Y15, Y0, Y2           // + e·lo
+	VADDPS      Y2, Y1, Y1
+	VMOVUPS     Y1, (DI)(CX*4)
+	ADDQ        $8, CX
+	JMP         sc32loop
+
+sc32done:
+	VZEROUPPER
+	RET
+
+// func logOut32AVX2(dst, x []float32, m, hi, lo float32)
+//
+// dst_j = ((x_j − m) − hi) − lo, len(x) a multiple of 8; hi + lo is the
+// log of the sum as a two-float.
+TEXT ·logOut32AVX2(SB), NOSPLIT, $0-60
+	MOVQ         dst_base+0(FP), DI
+	MOVQ         x_base+24(FP), SI
+	MOVQ         x_len+32(FP), BX
+	VBROADCASTSS m+48(FP), Y13
+	VBROADCASTSS hi+52(FP), Y14
+	VBROADCASTSS lo+56(FP), Y15
+	XORQ         CX, CX
+
+lo32loop:
+	CMPQ    CX, BX
+	JGE     lo32done
+	VMOVUPS (SI)(CX*4), Y0
+	VSUBPS  Y13, Y0, Y0
+	VSUBPS  Y14, Y0, Y0
+	VSUBPS  Y15, Y0, Y0
+	VMOVUPS Y0, (DI)(CX*4)
+	ADDQ    $8, CX
+	JMP     lo32loop
+
+lo32done:
+	VZEROUPPER
+	RET
+
+// func gradOut32AVX2(dst, y, dy []float32, hi, lo float32)
+//
+// dst_j = y_j·((dy_j − hi) − lo), len(y) a multiple of 8; hi + lo is the
+// float64 sum s as a two-float. Where dy_j and hi are within a factor of 2
+// (where the difference cancels), dy_j − hi is exact.
+TEXT ·gradOut32AVX2(SB), NOSPLIT, $0-80
+	MOVQ         dst_base+0(FP), DI
+	MOVQ         y_base+24(FP), SI
+	MOVQ         y_len+32(FP), BX
+	MOVQ         dy_base+48(FP), DX
+	VBROADCASTSS hi+72(FP), Y14
+	VBROADCASTSS lo+76(FP), Y15
+	XORQ         CX, CX
+
+go32loop:
+	CMPQ    CX, BX
+	JGE     go32done
+	VMOVUPS (DX)(CX*4), Y0
+	VSUBPS  Y14, Y0, Y0
+	VSUBPS  Y15, Y0, Y0
+	VMULPS  (SI)(CX*4), Y0, Y0
+	VMOVUPS Y0, (DI)(CX*4)
+	ADDQ    $8, CX
+	JMP     go32loop
+
+go32done:
+	VZEROUPPER
+	RET
+
+// func logGradOut32AVX2(dst, y, dy []float32, negTotal float64, hi, lo float32, k *[12][8]uint32)
+//
+// dst_j = dy_j − e^(y_j)·total, len(y) a multiple of 8, where −total is
+// negTotal, and hi + lo as a two-float: two FMAs, e^(y_j)·hi + dy_j, then
+// e^(y_j)·lo added, with e^(y_j) from EXPF8. Blocks of 8 with a lane
+// outside −86 ≤ y_j ≤ 0 (log-probabilities are ≤ 0) take the ways of
+// expSum32AVX2: 0 for the exps of y_j < −104, or the whole block in
+// float64 lanes (EXP4, then e·negTotal + dy in one FMA).
+TEXT ·logGradOut32AVX2(SB), NOSPLIT, $0-96
+	MOVQ         dst_base+0(FP), DI
+	MOVQ         y_base+24(FP), SI
+	MOVQ         y_len+32(FP), BX
+	MOVQ         dy_base+48(FP), DX
+	VBROADCASTSD negTotal+72(FP), Y14
+	VBROADCASTSS hi+80(FP), Y11
+	VBROADCASTSS lo+84(FP), Y12
+	MOVQ         k+88(FP), R8
+	VXORPS       Y13, Y13, Y13
+	XORQ         CX, CX
+
+lg32loop:
+	CMPQ      CX, BX
+	JGE       lg32done
+	VMOVUPS   (SI)(CX*4), Y0
+	EXPF8(Y0, Y13, Y1, Y2, Y3, Y4)
+	VCMPPS    $0x09, K_FASTMIN, Y0, Y5 // NGE_US: y < −86, or NaN
+	VCMPPS    $0x1e, Y13, Y0, Y6       // GT_OQ: y > 0
+	VORPS     Y6, Y5, Y5
+	VMOVMSKPS Y5, AX
+	TESTL     AX, AX
+	JNZ       lg32fix
+
+lg32out:
+	VMOVUPS     (DX)(CX*4), Y7
+	VFMADD231PS Y11, Y4, Y7           // Y7 = e·hi + dy
+	VFMADD231PS Y12, Y4, Y7           // Y7 = e·lo + Y7
+	VMOVUPS     Y7, (DI)(CX*4)
+
+lg32next:
+	ADDQ $8, CX
+	JMP  lg32loop
+
+lg32fix:
+	VCMPPS    $0x11, K_ZEROBELOW, Y0, Y8 // LT_OQ: y < −104 (not NaN)
+	VMOVMSKPS Y8, R9
+	CMPL      AX, R9
+	JNE       lg32exact
+	VANDNPS   Y4, Y8, Y4
+	JMP       lg32out
+
+lg32exact:
+	VCVTPS2PD   (SI)(CX*4), Y0
+	VCVTPS2PD   16(SI)(CX*4), Y1
+	EXP4(Y0, Y2, Y3, Y4, Y5)
+	EXP4(Y1, Y6, Y7, Y8, Y9)
+	VCVTPS2PD   (DX)(CX*4), Y10
+	VCVTPS2PD   16(DX)(CX*4), Y1
+	VFMADD213PD Y10, Y14, Y4          // Y4 = Y4·negTotal + dy
+	VFMADD213PD Y1, Y14, Y8
+	VCVTPD2PSY  Y4, X4
+	VCVTPD2PSY  Y8, X8
+	VMOVUPS     X4, (DI)(CX*4)
+	VMOVUPS     X8, 16(DI)(CX*4)
+	JMP         lg32next
+
+lg32done:
 	VZEROUPPER
 	RET

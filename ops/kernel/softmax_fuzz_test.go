@@ -113,11 +113,14 @@ func FuzzSoftmax(f *testing.F) {
 }
 
 // compareVector checks that the float32 vector and scalar paths agree:
-// forward within 1 ULP or 1e-7; backward within 2^−23 of the size of the
-// terms that make up each gradient (|dy_j| and Σ|y·dy|, or e^(y_j)·Σ|dy|
-// times 1+|y_j| for log-softmax), since the two paths' exps differ
-// (relative 7e-9 and 6e-10), their forward results by an ULP, and the
-// gradients can cancel.
+// forward within 6 ULP or 1e-7 (each path's error bound, 2^−22 and 2^−23
+// relative, added: at most 6 ULP at the top of a binade; 1e-7 covers
+// log-softmax outputs near 0, where the error is that of log s, absolute);
+// backward within 2^−23 of the size of the terms that make up each
+// gradient (|dy_j| and Σ|y·dy|, or e^(y_j)·Σ|dy| times 1+|y_j| for
+// log-softmax), since the two paths' exps differ (relative 1.25·2^−24 and
+// 6e-10), their forward results by a few ULPs, and the gradients can
+// cancel.
 func compareVector(t *testing.T, x, dy []float64, vec, scalar [4][]float32) {
 	t.Helper()
 	var sumYDy, sumDy float64
@@ -128,7 +131,7 @@ func compareVector(t *testing.T, x, dy []float64, vec, scalar [4][]float32) {
 	for k, name := range []string{"Softmax", "LogSoftmax", "SoftmaxGrad", "LogSoftmaxGrad"} {
 		for j, v := range vec[k] {
 			s := scalar[k][j]
-			if numtest.Alike(float64(v), float64(s)) || numtest.ULP32(v, s) <= 1 {
+			if numtest.Alike(float64(v), float64(s)) || k < 2 && numtest.ULP32(v, s) <= 6 || k >= 2 && numtest.ULP32(v, s) <= 1 {
 				continue
 			}
 			tol := 1e-7
@@ -163,7 +166,7 @@ func fuzzSoftmax[T Float](t *testing.T, x, dy []T, c T) [4][]T {
 
 	eps := 0x1p-52
 	if single[T]() {
-		eps = 0x1p-23
+		eps = eps32()
 	}
 	name := "float64"
 	if single[T]() {
