@@ -103,15 +103,15 @@ func single[T Float]() bool {
 // cache between passes.
 //
 // Every sum is accumulated in float64 whatever T is. For float32, the
-// scalar code and the AVX-512 code (GOEXPERIMENT=simd) compute in float64,
-// with a float32-grade exp (expSingle, relative error 5.8e-10, or exp8's
-// method on eight lanes, 7.0e-9), and the results are within 2^−23
-// relative of the exact softmax of the input, about 1 ULP. The AVX2+FMA
-// assembly of the default build on amd64, which runs on contiguous slices,
-// computes in float32 lanes, as PyTorch does, with the subtraction of m
-// and the float64 scalars carried as two float32s (softmax_amd64.go): its
-// results are within 2^−22 relative (measured: 2.8·2^−24), and the scalar
-// code's within 2^−23, so the two agree within 6 ULPs (3 seen). For
+// scalar code computes in float64, with a float32-grade exp (expSingle,
+// relative error 5.8e-10), and its results are within 2^−23 relative of
+// the exact softmax of the input, about 1 ULP. The vector code (AVX2+FMA
+// assembly in the default build on amd64, AVX-512 with GOEXPERIMENT=simd),
+// which runs on contiguous slices, computes in float32 lanes, as PyTorch
+// does, but with the subtraction of m and the float64 scalars carried as
+// two float32s (softmax_amd64.go): its results are within 2^−22 relative
+// (measured: 2.8·2^−24), so the two agree within 6 ULPs (3 seen). Strided
+// slices (a along an inner axis) take float64 lanes on every path. For
 // float64, e^z comes from math.Exp and the error is that of the float64
 // sum, a few ULPs (below 1e-14 relative in the tests, on slices of up to
 // 1000 elements).
@@ -551,6 +551,19 @@ func logGradOutScalar[T Float](dst, y, dy []T, total float64) {
 			out[i] = T(float64(ds[i]) - e*total)
 		}
 	}
+}
+
+// split32 returns v as a two-float hi + lo (hi = v rounded to float32, lo
+// the rest rounded to float32, so hi + lo is v to about 2^−48 relative),
+// and whether the pair stands for v: not when v is finite but beyond
+// float32's range, where hi is ±Inf. For infinite v, lo is 0 (v − hi would
+// be NaN); for NaN, both are NaN.
+func split32(v float64) (hi, lo float32, ok bool) {
+	hi = float32(v)
+	if math.IsInf(float64(hi), 0) {
+		return hi, 0, math.IsInf(v, 0)
+	}
+	return hi, float32(v - float64(hi)), true
 }
 
 // sum returns Σ x in float64, with four accumulators so that the additions

@@ -9,9 +9,10 @@ import "math"
 // builds take softmax_simd.go instead, and the purego tag the scalar code
 // alone.
 //
-// Unlike the scalar code and the AVX-512 code, which widen every element to
-// float64, the passes that dominate the time compute in float32 lanes, 8
-// per instruction, as PyTorch does, but keep what float32 would lose:
+// Unlike the scalar code, which widens every element to float64, the passes
+// that dominate the time compute in float32 lanes, 8 per instruction, as
+// PyTorch does (and as the AVX-512 code of softmax_simd.go, 16 per
+// instruction), but keep what float32 would lose:
 //
 //   - the exp (expSum32AVX2, logGradOut32AVX2) is expParts8's (fast32.go):
 //     relative error 1.25·2^−24 after rounding to float32 (measured on
@@ -109,19 +110,6 @@ var softmaxK = [softmaxKRows][8]uint32{
 // expF8Min is the least argument of EXPF8: from −86, 2^n ≥ 2^−124 and
 // e^z is a normal float32 (e^−87.3 is the smallest).
 const expF8Min = -86
-
-// split32 returns v as a two-float hi + lo (hi = v rounded to float32, lo
-// the rest rounded to float32, so hi + lo is v to about 2^−48 relative),
-// and whether the pair stands for v: not when v is finite but beyond
-// float32's range, where hi is ±Inf. For infinite v, lo is 0 (v − hi would
-// be NaN); for NaN, both are NaN.
-func split32(v float64) (hi, lo float32, ok bool) {
-	hi = float32(v)
-	if math.IsInf(float64(hi), 0) {
-		return hi, 0, math.IsInf(v, 0)
-	}
-	return hi, float32(v - float64(hi)), true
-}
 
 // whole returns n rounded down to a multiple of 8: the elements the
 // assembly handles.

@@ -7,12 +7,19 @@ import (
 	"simd/archsimd"
 )
 
-// Vector twins of the float32 row helpers of softmax.go, with AVX-512:
-// eight float32 elements are widened to a Float64x8, so the arithmetic is
-// in float64 as in the scalar code and the results agree with it to within
-// 1 float32 ULP (the exps differ in method; see exp8). The default build
-// (no GOEXPERIMENT) has the same helpers in AVX2+FMA assembly
-// (softmax_amd64.s: four float64 lanes, exp8's method and bits).
+// Vector twins of the float32 row helpers of softmax.go, with AVX-512.
+// As in the default build's AVX2 assembly (softmax_amd64.go, which gives
+// the account of the method and its accuracy), the passes that dominate
+// the time compute in float32 lanes, sixteen per vector: the exp of x − m
+// split exactly into two floats (expDiff16: expParts16's polynomial, the
+// activations' exp), and the scaling, log-softmax output and gradients
+// with the float64 scalars split into two float32s (split32). Every sum
+// is float64: max, dot and Σdy widen float32 elements to a Float64x8, and
+// the exps' sum widens the float32 terms. Unlike AVX2, AVX-512 applies
+// 2^n with VSCALEFPS, which rounds results near underflow once, so no
+// block needs the float64 code; and the exps are summed without a float32
+// pairwise step. The strided kernels' exp (expVec) stays in float64 lanes
+// (exp8).
 //
 // Every function clears the vector registers' upper bits (VZEROUPPER)
 // before returning: Go's scalar float code is SSE, which otherwise runs
@@ -146,51 +153,84 @@ func max32(x []float32) float32 {
 }
 
 func expSum32(dst, x []float32, m float64, store bool) float64 {
-	c := newExpConsts()
-	mv := archsimd.BroadcastFloat64x8(m)
-	acc := c.zero
+	k := newVconsts16()
+	mv := bcast16(float32(m)) // the row's maximum: a float32
+	var a0, a1 archsimd.Float64x8
 	i := 0
-	for ; i+8 <= len(x); i += 8 {
-		e := exp8(full8(x, i).Sub(mv), &c)
+	for ; i+16 <= len(x); i += 16 {
+		e := expDiff16(archsimd.LoadFloat32x16Slice(x[i:]), mv, &k)
 		if store {
-			e.ConvertToFloat32().StoreSlice(dst[i:])
+			e.StoreSlice(dst[i:])
 		}
-		acc = acc.Add(e)
+		a0 = a0.Add(e.GetLo().ConvertToFloat64())
+		a1 = a1.Add(e.GetHi().ConvertToFloat64())
 	}
 	if i < len(x) {
-		e := exp8(load8(x, i).Sub(mv), &c)
-		if store {
-			store8(dst, i, e)
+		// The tail padded with −Inf, whose terms are exactly 0.
+		var b [16]float32
+		for j := range b {
+			b[j] = float32(math.Inf(-1))
 		}
-		acc = acc.Add(e.Masked(lanes(i, len(x))))
+		copy(b[:], x[i:])
+		e := expDiff16(archsimd.LoadFloat32x16(&b), mv, &k)
+		e.Store(&b)
+		if store {
+			copy(dst[i:], b[:])
+		}
+		a0 = a0.Add(e.GetLo().ConvertToFloat64())
+		a1 = a1.Add(e.GetHi().ConvertToFloat64())
 	}
-	s := hsum(acc)
+	s := hsum(a0.Add(a1))
 	archsimd.ClearAVXUpperBits()
 	return s
 }
 
+// expDiff16 returns e^(x − m) for x ≤ m (or NaN) in float32 lanes:
+// x − m split exactly into d + e (TwoSum), then expParts16 and VSCALEFPS,
+// which rounds results near underflow once. d below −150 (−Inf among
+// them), whose exps round to 0, is clamped there with e = 0.
+func expDiff16(x, m f32x16, k *vconsts16) f32x16 {
+	lo := bcast16(-150)
+	d := x.Sub(m)
+	bb := d.Sub(x)
+	e := x.Sub(d.Sub(bb)).Sub(m.Add(bb))
+	below := d.Less(lo)
+	p, n := expParts16(lo.Merge(d, below), f32x16{}.Merge(e, below), k)
+	return scale16(p, n)
+}
+
 func scale32(dst []float32, inv float64) {
-	iv := archsimd.BroadcastFloat64x8(inv)
+	hi, lo, _ := split32(inv) // inv = 1/s ≤ 1, 0 or NaN: in range
+	h, l := bcast16(hi), bcast16(lo)
 	i := 0
-	for ; i+8 <= len(dst); i += 8 {
-		full8(dst, i).Mul(iv).ConvertToFloat32().StoreSlice(dst[i:])
-	}
-	if i < len(dst) {
-		store8(dst, i, load8(dst, i).Mul(iv))
+	for ; i+16 <= len(dst); i += 16 {
+		scaleTwoFloat16(archsimd.LoadFloat32x16Slice(dst[i:]), h, l).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
+	for j, e := range dst[i:] {
+		dst[i+j] = float32(float64(e) * inv)
+	}
+}
+
+// scaleTwoFloat16 returns e·(h + l) rounded about once: p = e·h, plus its
+// rounding error (exact in an FMA) and e·l. e must be finite.
+func scaleTwoFloat16(e, h, l f32x16) f32x16 {
+	p := e.Mul(h)
+	err := e.MulAdd(h, f32x16{}.Sub(p))
+	return p.Add(e.MulAdd(l, err))
 }
 
 func logOut32(dst, x []float32, m, lse float64) {
-	mv, lv := archsimd.BroadcastFloat64x8(m), archsimd.BroadcastFloat64x8(lse)
+	hi, lo, _ := split32(lse) // log s ≥ 0 of a sum of at most 2^63 terms, +Inf or NaN
+	mv, h, l := bcast16(float32(m)), bcast16(hi), bcast16(lo)
 	i := 0
-	for ; i+8 <= len(x); i += 8 {
-		full8(x, i).Sub(mv).Sub(lv).ConvertToFloat32().StoreSlice(dst[i:])
-	}
-	if i < len(x) {
-		store8(dst, i, load8(x, i).Sub(mv).Sub(lv))
+	for ; i+16 <= len(x); i += 16 {
+		archsimd.LoadFloat32x16Slice(x[i:]).Sub(mv).Sub(h).Sub(l).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
+	for j, v := range x[i:] {
+		dst[i+j] = float32((float64(v) - m) - lse)
+	}
 }
 
 func dot32(y, dy []float32) float64 {
@@ -209,15 +249,21 @@ func dot32(y, dy []float32) float64 {
 }
 
 func gradOut32(dst, y, dy []float32, s float64) {
-	sv := archsimd.BroadcastFloat64x8(s)
-	i := 0
-	for ; i+8 <= len(y); i += 8 {
-		full8(y, i).Mul(full8(dy, i).Sub(sv)).ConvertToFloat32().StoreSlice(dst[i:])
+	hi, lo, ok := split32(s)
+	if !ok { // |s| beyond float32's range: the float64 code
+		gradOutScalar(dst, y, dy, s)
+		return
 	}
-	if i < len(y) {
-		store8(dst, i, load8(y, i).Mul(load8(dy, i).Sub(sv)))
+	h, l := bcast16(hi), bcast16(lo)
+	i := 0
+	for ; i+16 <= len(y); i += 16 {
+		d := archsimd.LoadFloat32x16Slice(dy[i:]).Sub(h).Sub(l)
+		d.Mul(archsimd.LoadFloat32x16Slice(y[i:])).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
+	for j, v := range y[i:] {
+		dst[i+j] = float32(float64(v) * (float64(dy[i+j]) - s))
+	}
 }
 
 func sum32(x []float32) float64 {
@@ -236,16 +282,39 @@ func sum32(x []float32) float64 {
 }
 
 func logGradOut32(dst, y, dy []float32, total float64) {
-	c := newExpConsts()
-	nt := archsimd.BroadcastFloat64x8(-total)
+	hi, lo, ok := split32(-total)
+	if !ok { // |total| beyond float32's range: the float64 code
+		logGradOutScalar(dst, y, dy, total)
+		return
+	}
+	k := newVconsts16()
+	h, l := bcast16(hi), bcast16(lo)
 	i := 0
-	for ; i+8 <= len(y); i += 8 {
-		exp8(full8(y, i), &c).MulAdd(nt, full8(dy, i)).ConvertToFloat32().StoreSlice(dst[i:])
+	for ; i+16 <= len(y); i += 16 {
+		g := logGrad16(archsimd.LoadFloat32x16Slice(y[i:]), archsimd.LoadFloat32x16Slice(dy[i:]), h, l, &k)
+		g.StoreSlice(dst[i:])
 	}
 	if i < len(y) {
-		store8(dst, i, exp8(load8(y, i), &c).MulAdd(nt, load8(dy, i)))
+		var by, bd [16]float32
+		copy(by[:], y[i:])
+		copy(bd[:], dy[i:])
+		logGrad16(archsimd.LoadFloat32x16(&by), archsimd.LoadFloat32x16(&bd), h, l, &k).Store(&by)
+		copy(dst[i:], by[:])
 	}
 	archsimd.ClearAVXUpperBits()
+}
+
+// logGrad16 returns dy − e^y·total for −total = h + l: e^y by expParts16
+// and VSCALEFPS on y clamped to [−150, 100] (beyond, the exp is 0 or +Inf
+// anyway), then two FMAs. The clamps are merges on comparisons, which are
+// false for NaN, so NaN stays NaN (VMAXPS and VMINPS would pick an operand
+// by position, which the compiler may swap).
+func logGrad16(y, dy, h, l f32x16, k *vconsts16) f32x16 {
+	lo, hi := bcast16(-150), bcast16(100)
+	yc := lo.Merge(hi.Merge(y, y.Greater(hi)), y.Less(lo))
+	p, n := expParts16(yc, f32x16{}, k)
+	e := scale16(p, n)
+	return e.MulAdd(l, e.MulAdd(h, dy))
 }
 
 func expVec(z []float64) {

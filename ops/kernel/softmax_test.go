@@ -117,7 +117,7 @@ func tolFor[T Float]() (abs, rel float64) {
 
 // eps32 is the float32 kernels' relative accuracy on the path in use:
 // 2^−23 (1 ULP) on the scalar code, whose arithmetic is float64; 2^−22 on
-// the vector code, whose AVX2 assembly computes in float32 lanes (the exp's
+// the vector code, which computes in float32 lanes (the exp's
 // error, 1.25·2^−24, the sum's, ≤ 2^−24 more, and the scaling's, 2^−24:
 // measured 2.8·2^−24 at most; softmax_amd64.go).
 func eps32() float64 {
