@@ -8,10 +8,28 @@ import (
 	"github.com/actq/actq/quantize/kernel"
 )
 
-// minParallelChunk is the fewest elements worth handing to another
-// goroutine: starting one costs about a microsecond, several times what the
-// vector kernel spends on this many elements.
-const minParallelChunk = 1 << 16
+// The fewest elements worth handing to another goroutine (plan.chunk):
+// about 100 µs of work, far more than starting one costs. The vector
+// integer kernels run at memory speed (0.1 ns per element), where a split
+// in two did not pay at 2^20 elements on the project's 2-core machine:
+// int8 forward+backward at 2 threads took 1.21–1.23× a 2-thread copy
+// unsplit against 1.51–1.52× split in two (float32, go run ./bench -ops
+// fake_quant_int8), as with ReLU (ops.grainFor); so they split from 2^21
+// elements. The scalar
+// integer loops and the float formats' rounding (1–2 ns per element) split
+// from 2^17.
+const (
+	vectorChunk = 1 << 20
+	scalarChunk = 1 << 16
+)
+
+// chunk returns the fewest elements p's kernels hand to a goroutine.
+func (p *plan) chunk() int {
+	if p.spec.Format.IsInteger() && kernel.Vectorized() {
+		return vectorChunk
+	}
+	return scalarChunk
+}
 
 // prm is one set of quantization parameters in dtype T.
 type prm[T kernel.Float] struct {
@@ -120,7 +138,7 @@ func dynamicParams[T kernel.Float](p *plan, x []T) []prm[T] {
 	switch {
 	case p.nparam == 1:
 		var mu sync.Mutex
-		_ = parallel.For(len(x), minParallelChunk, func(a, b int) error {
+		_ = parallel.For(len(x), p.chunk(), func(a, b int) error {
 			var part [1]T
 			var partLo [1]T
 			var partSeen [1]bool
@@ -152,7 +170,7 @@ func dynamicParams[T kernel.Float](p *plan, x []T) []prm[T] {
 		}
 	default:
 		nblocks := len(x) / p.block
-		_ = parallel.For(p.nparam, max(1, minParallelChunk/p.block), func(a, b int) error {
+		_ = parallel.For(p.nparam, max(1, p.chunk()/p.block), func(a, b int) error {
 			for i := a; i < b; i++ {
 				for blk := i; blk < nblocks; blk += p.nparam {
 					update(i, x[blk*p.block:(blk+1)*p.block])
@@ -225,11 +243,11 @@ func (e *engine[T]) segments(body func(lo, hi, param int) error) error {
 	if p.cols {
 		period := p.nparam * p.block
 		rows := p.n / period
-		return parallel.For(rows, max(1, minParallelChunk/period), func(a, b int) error {
+		return parallel.For(rows, max(1, p.chunk()/period), func(a, b int) error {
 			return body(a*period, b*period, -1)
 		})
 	}
-	return parallel.For(p.n, minParallelChunk, func(a, b int) error {
+	return parallel.For(p.n, p.chunk(), func(a, b int) error {
 		for lo := a; lo < b; {
 			blk := lo / p.block
 			hi := min((blk+1)*p.block, b)
@@ -255,7 +273,7 @@ func (e *engine[T]) symmetricGroups() bool {
 // [lo, hi) holding n blocks.
 func (e *engine[T]) groupRanges(body func(lo, hi, n int) error) error {
 	p := e.p
-	return parallel.For(p.nparam, max(1, minParallelChunk/p.block), func(a, b int) error {
+	return parallel.For(p.nparam, max(1, p.chunk()/p.block), func(a, b int) error {
 		return body(a*p.block, b*p.block, b-a)
 	})
 }
@@ -269,7 +287,7 @@ const groupBatch = 64
 // integer formats).
 func (e *engine[T]) groups(body func(lo, hi int, qs []kernel.Int[T]) error) error {
 	p := e.p
-	return parallel.For(p.nparam, max(1, minParallelChunk/p.block), func(a, b int) error {
+	return parallel.For(p.nparam, max(1, p.chunk()/p.block), func(a, b int) error {
 		var buf [groupBatch]kernel.Int[T]
 		for g := a; g < b; g += groupBatch {
 			qs := buf[:min(groupBatch, b-g)]

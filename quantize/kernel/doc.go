@@ -35,6 +35,13 @@ import (
 	okernel "github.com/actq/actq/ops/kernel"
 )
 
+// Vectorized reports whether the integer kernels and AbsMax run vector
+// code on this CPU in this build (AVX2: assembly in the default build on
+// amd64, simd/archsimd with GOEXPERIMENT=simd). Package quantize uses it to
+// size the work it hands to each goroutine: the vector kernels run at
+// memory speed, where splitting a tensor pays only when it is large.
+func Vectorized() bool { return haveAVX2 }
+
 // Float is the set of element types the kernels accept (the same set as
 // ops/kernel's).
 type Float = okernel.Float

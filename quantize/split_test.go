@@ -1,0 +1,57 @@
+package quantize
+
+import (
+	"math"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// TestSplitMatchesOneGoroutine runs FakeQuant forward and backward on a
+// tensor large enough to be split over two goroutines for every format
+// (plan.chunk: from 2^21 elements for the vector integer kernels) and
+// checks that the results are the bits of the same run on one goroutine
+// (GOMAXPROCS 1): fixed and dynamic parameters, per tensor (whose dynamic
+// range is itself gathered in parallel) and per group, integer and float.
+func TestSplitMatchesOneGoroutine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2^21-element tensors")
+	}
+	const n = 1<<21 + 64
+	r := rand.New(rand.NewPCG(41, 42))
+	xs, dys := make([]float32, n), make([]float32, n)
+	for i := range xs {
+		xs[i] = float32(3 * r.NormFloat64())
+		dys[i] = float32(r.NormFloat64())
+	}
+	xs[12345] = 40 // beyond the fixed scales' range: clipped, zero gradient
+	for _, c := range []struct {
+		name string
+		s    Spec
+	}{
+		{"int8 fixed", Spec{Format: Int8, Scale: []float64{0.05}}},
+		{"uint8 dynamic", Spec{Format: UInt8}},
+		{"int4 groups of 32 dynamic", Spec{Format: Int4, Symmetric: true, Granularity: PerGroup, GroupSize: 32}},
+		{"fp8 e4m3", Spec{Format: FP8E4M3}},
+	} {
+		s := c.s
+		t.Run(c.name, func(t *testing.T) {
+			eval := func(procs int) (y, dx []float64) {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				x := tensor.New(tensor.WithShape(n/64, 64), tensor.WithBacking(append([]float32(nil), xs...)))
+				dy := tensor.New(tensor.WithShape(n/64, 64), tensor.WithBacking(append([]float32(nil), dys...)))
+				return runTape(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) { return FakeQuant(x, s) })
+			}
+			y1, dx1 := eval(1)
+			y2, dx2 := eval(2)
+			for i := range y1 {
+				if math.Float64bits(y1[i]) != math.Float64bits(y2[i]) || math.Float64bits(dx1[i]) != math.Float64bits(dx2[i]) {
+					t.Fatalf("element %d: one goroutine y=%v dx=%v, split y=%v dx=%v", i, y1[i], dx1[i], y2[i], dx2[i])
+				}
+			}
+		})
+	}
+}
