@@ -28,7 +28,7 @@ import (
 // differentiates on the tape machine (gorgonia.Grad) and the Lisp machine.
 //
 // Accuracy: every sum is in float64 whatever the dtype. Float32 results
-// are within 2^−22 relative (2 ULPs; measured 2.8·2^−24) of the exact
+// are within 2^−22 relative (2–4 ULPs; measured 2.8·2^−24) of the exact
 // softmax of the input on the vector code (AVX2 or AVX-512), which works
 // in float32 lanes with x − max and the float64 scalars carried as two
 // floats, and within 2^−23 on the portable code, which works in float64

@@ -6,9 +6,10 @@
 // their Go declarations, the wrappers that handle tails, and the account of
 // their accuracy). The routines named …32AVX2 compute in float32 lanes,
 // eight elements per YMM register, with two-float arithmetic where float32
-// alone would lose accuracy; the others (max, dot, sum, and the exact
-// blocks of the float32 routines) widen float32 elements to float64 lanes,
-// four per register, as the AVX-512 code of softmax_simd.go does. Every
+// alone would lose accuracy; max compares float32 elements, exactly; the
+// others (dot, sum, the strided kernels' exp, and the exact blocks of the
+// float32 routines) widen float32 elements to float64 lanes, four per
+// register. Every
 // function processes a length that is a multiple of 8 and clears the upper
 // YMM bits (VZEROUPPER) before returning, since Go's scalar float code is
 // SSE and runs slowly after AVX code that leaves them dirty.
@@ -168,8 +169,8 @@ GLOBL softmaxConsts<>(SB), RODATA|NOPTR, $448
 
 // DIFF(x, m, d, e, t) sets d = x − m rounded to float32 and e to its
 // rounding error, (x − m) − d, exactly (Knuth's TwoSum of x and −m, which
-// needs no ordering of |x| and |m|), so that d + e is x − m to about 2^−48
-// relative. t is clobbered; x and m are kept.
+// needs no ordering of |x| and |m|), so that d + e is x − m exactly when
+// nothing overflows. t is clobbered; x and m are kept.
 #define DIFF(x, m, d, e, t) \
 	VSUBPS m, x, d; \
 	VSUBPS x, d, e; \
@@ -179,7 +180,8 @@ GLOBL softmaxConsts<>(SB), RODATA|NOPTR, $448
 	VSUBPS e, t, e
 
 // EXPF8(d, e, t, n, r, p) sets p to e^(d+e) on eight float32 lanes for
-// −86 ≤ d ≤ 0, by expParts8's method and polynomial (fast32.go): n =
+// −86 ≤ d ≤ 0, with the reduction and polynomial of expParts8 (the
+// activations' exp, simd_avx2_amd64.go; constants in fast32.go): n =
 // round(d·log2 e), by adding 1.5·2^23 in one FMA (t then holds n in its
 // low bits), r = (d − n·ln2) + e with ln2 as a two-float (two FMAs), e^r
 // from the degree-6 polynomial by Horner's rule, and 2^n applied by adding

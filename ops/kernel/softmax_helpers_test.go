@@ -72,8 +72,12 @@ func TestSoftmaxRowHelpersMatchScalar(t *testing.T) {
 					}
 				}
 			case "NaN":
+				// NaNs with payload bits in the low mantissa, which the
+				// float32 exp's exponent arithmetic could turn into a
+				// number if a NaN lane reached it.
 				if n > 0 {
-					x[r.IntN(n)] = float32(math.NaN())
+					x[r.IntN(n)] = math.Float32frombits(0x7fc00001)
+					x[r.IntN(n)] = math.Float32frombits(0xffc0a5a5)
 				}
 			case "+Inf":
 				if n > 0 {
@@ -104,7 +108,9 @@ func TestSoftmaxRowHelpersMatchScalar(t *testing.T) {
 func compareLogGradOut(t *testing.T, name string, y, dy []float32) {
 	t.Helper()
 	n := len(y)
-	for _, total := range []float64{0, 1.75, -3e3, 1e39} { // 1e39: beyond float32, the scalar code
+	// 1.75 splits with lo = 0, 1 − 2^−30 with lo of the other sign than hi;
+	// 1e39 is beyond float32 (the scalar code).
+	for _, total := range []float64{0, 1.75, 1 - 0x1p-30, -3e3, 1e39} {
 		v, s := onPaths(func() []float32 {
 			d := make([]float32, n)
 			rowLogGradOut(d, y, dy, total)
@@ -248,12 +254,16 @@ func compareRowHelpers(t *testing.T, name string, x, dy []float32) {
 	}
 
 	// The log-softmax gradient, on log-probabilities y = x − max − 1 (−Inf
-	// where x is, NaN where x is NaN or +Inf), and on y = x − max + 0.5,
-	// which are not all ≤ 0 as log-probabilities are.
+	// where x is, NaN where x is NaN or +Inf), and on y = x − max + 0.5 and
+	// + 90, which are not all ≤ 0 as log-probabilities are (from 88.7,
+	// e^y is +Inf; the last set also holds a +Inf).
 	y := make([]float32, n)
-	for _, shift := range []float64{-1, 0.5} {
+	for _, shift := range []float64{-1, 0.5, 90} {
 		for i, v := range x {
 			y[i] = float32(float64(v) - m + shift)
+		}
+		if shift == 90 && n > 0 {
+			y[n/2] = float32(math.Inf(1))
 		}
 		compareLogGradOut(t, name, y, dy)
 	}

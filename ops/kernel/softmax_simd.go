@@ -16,9 +16,9 @@ import (
 // with the float64 scalars split into two float32s (split32). Every sum
 // is float64: max, dot and Σdy widen float32 elements to a Float64x8, and
 // the exps' sum widens the float32 terms. Unlike AVX2, AVX-512 applies
-// 2^n with VSCALEFPS, which rounds results near underflow once, so no
-// block needs the float64 code; and the exps are summed without a float32
-// pairwise step. The strided kernels' exp (expVec) stays in float64 lanes
+// 2^n with VSCALEFPS, which rounds results near underflow once, so only
+// log-softmax gradient blocks with a y > 0 need the float64 code; and the
+// exps are summed without a float32 pairwise step. The strided kernels' exp (expVec) stays in float64 lanes
 // (exp8).
 //
 // Every function clears the vector registers' upper bits (VZEROUPPER)
@@ -287,34 +287,42 @@ func logGradOut32(dst, y, dy []float32, total float64) {
 		logGradOutScalar(dst, y, dy, total)
 		return
 	}
-	k := newVconsts16()
-	h, l := bcast16(hi), bcast16(lo)
+	k, c := newVconsts16(), newExpConsts()
+	h, l, nt := bcast16(hi), bcast16(lo), archsimd.BroadcastFloat64x8(-total)
 	i := 0
 	for ; i+16 <= len(y); i += 16 {
-		g := logGrad16(archsimd.LoadFloat32x16Slice(y[i:]), archsimd.LoadFloat32x16Slice(dy[i:]), h, l, &k)
-		g.StoreSlice(dst[i:])
+		logGradBlock16(dst[i:i+16], y[i:i+16], dy[i:i+16], h, l, nt, &k, &c)
 	}
 	if i < len(y) {
-		var by, bd [16]float32
+		var by, bd, out [16]float32
 		copy(by[:], y[i:])
 		copy(bd[:], dy[i:])
-		logGrad16(archsimd.LoadFloat32x16(&by), archsimd.LoadFloat32x16(&bd), h, l, &k).Store(&by)
-		copy(dst[i:], by[:])
+		logGradBlock16(out[:], by[:], bd[:], h, l, nt, &k, &c)
+		copy(dst[i:], out[:])
 	}
 	archsimd.ClearAVXUpperBits()
 }
 
-// logGrad16 returns dy − e^y·total for −total = h + l: e^y by expParts16
-// and VSCALEFPS on y clamped to [−150, 100] (beyond, the exp is 0 or +Inf
-// anyway), then two FMAs. The clamps are merges on comparisons, which are
-// false for NaN, so NaN stays NaN (VMAXPS and VMINPS would pick an operand
-// by position, which the compiler may swap).
-func logGrad16(y, dy, h, l f32x16, k *vconsts16) f32x16 {
-	lo, hi := bcast16(-150), bcast16(100)
-	yc := lo.Merge(hi.Merge(y, y.Greater(hi)), y.Less(lo))
-	p, n := expParts16(yc, f32x16{}, k)
+// logGradBlock16 sets dst = dy − e^y·total for 16 elements, −total being
+// h + l as float32s and nt as float64. Log-probabilities are ≤ 0, where
+// e^y ≤ 1: e^y by expParts16 and VSCALEFPS on y clamped below at −150
+// (whose exp rounds to 0; the clamp is a merge on a comparison, false for
+// NaN, so NaN stays NaN), then e^y·h + dy and e^y·l added, in two FMAs. A
+// block with a y > 0 is computed in float64 lanes instead (exp8, then
+// e^y·nt + dy in one FMA), as the scalar code does, whose e^y is finite up
+// to y = 89 where float32's overflows from 88.7.
+func logGradBlock16(dst, y, dy []float32, h, l f32x16, nt archsimd.Float64x8, k *vconsts16, c *expConsts) {
+	yv := archsimd.LoadFloat32x16Slice(y)
+	if yv.Greater(f32x16{}).ToBits() != 0 {
+		for j := 0; j < 16; j += 8 {
+			exp8(full8(y, j), c).MulAdd(nt, full8(dy, j)).ConvertToFloat32().StoreSlice(dst[j:])
+		}
+		return
+	}
+	lo := bcast16(-150)
+	p, n := expParts16(lo.Merge(yv, yv.Less(lo)), f32x16{}, k)
 	e := scale16(p, n)
-	return e.MulAdd(l, e.MulAdd(h, dy))
+	e.MulAdd(l, e.MulAdd(h, archsimd.LoadFloat32x16Slice(dy))).StoreSlice(dst)
 }
 
 func expVec(z []float64) {
