@@ -12,10 +12,12 @@ import (
 
 // TestSplitMatchesOneGoroutine runs FakeQuant forward and backward on a
 // tensor large enough to be split over two goroutines for every format
-// (plan.chunk: from 2^21 elements for the vector integer kernels) and
+// (plan.chunk: from 2^21 elements for the vector integer kernels, 2^17
+// for the others) and
 // checks that the results are the bits of the same run on one goroutine
 // (GOMAXPROCS 1): fixed and dynamic parameters, per tensor (whose dynamic
-// range is itself gathered in parallel) and per group, integer and float.
+// range is itself gathered in parallel), per group and per channel,
+// integer and float.
 func TestSplitMatchesOneGoroutine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2^21-element tensors")
@@ -35,6 +37,8 @@ func TestSplitMatchesOneGoroutine(t *testing.T) {
 		{"int8 fixed", Spec{Format: Int8, Scale: []float64{0.05}}},
 		{"uint8 dynamic", Spec{Format: UInt8}},
 		{"int4 groups of 32 dynamic", Spec{Format: Int4, Symmetric: true, Granularity: PerGroup, GroupSize: 32}},
+		{"int4 groups of 4 dynamic (scalar loops)", Spec{Format: Int4, Symmetric: true, Granularity: PerGroup, GroupSize: 4}},
+		{"int8 per channel of the last axis, dynamic (column kernels)", Spec{Format: Int8, Granularity: PerChannel, Axis: 1}},
 		{"fp8 e4m3", Spec{Format: FP8E4M3}},
 	} {
 		s := c.s
