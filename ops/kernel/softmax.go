@@ -474,9 +474,17 @@ func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
 // is NaN for an infinite dst_j.
 func rowScale[T Float](dst []T, inv float64) {
 	if single[T]() && vecSoftmax() {
-		scale32(view32(dst), inv)
+		// inv is 1/s for a sum s ≥ 1 of at most 2^63 terms, 0 or NaN:
+		// always in float32's range.
+		f, _ := split32(inv)
+		scale32(view32(dst), f)
 		return
 	}
+	scaleScalar(dst, inv)
+}
+
+// scaleScalar is rowScale's scalar code, in float64.
+func scaleScalar[T Float](dst []T, inv float64) {
 	for j, e := range dst {
 		dst[j] = T(float64(e) * inv)
 	}
@@ -485,9 +493,17 @@ func rowScale[T Float](dst []T, inv float64) {
 // rowLogOut sets dst_j = (x_j − m) − lse.
 func rowLogOut[T Float](dst, x []T, m, lse float64) {
 	if single[T]() && vecSoftmax() {
-		logOut32(view32(dst), view32(x), m, lse)
+		// lse is log s for a sum s ≥ 1 of at most 2^63 terms, +Inf (a
+		// fully masked slice) or NaN: in float32's range or infinite.
+		f, _ := split32(lse)
+		logOut32(view32(dst), view32(x), m, f)
 		return
 	}
+	logOutScalar(dst, x, m, lse)
+}
+
+// logOutScalar is rowLogOut's scalar code, in float64.
+func logOutScalar[T Float](dst, x []T, m, lse float64) {
 	dst = dst[:len(x)]
 	for j, v := range x {
 		dst[j] = T((float64(v) - m) - lse)
@@ -505,8 +521,11 @@ func rowDot[T Float](y, dy []T) float64 {
 // rowGradOut sets dst_j = y_j·(dy_j − s).
 func rowGradOut[T Float](dst, y, dy []T, s float64) {
 	if single[T]() && vecSoftmax() {
-		gradOut32(view32(dst), view32(y), view32(dy), s)
-		return
+		// Unless |s| is beyond float32's range: then the float64 code.
+		if f, ok := split32(s); ok {
+			gradOut32(view32(dst), view32(y), view32(dy), f)
+			return
+		}
 	}
 	gradOutScalar(dst, y, dy, s)
 }
@@ -530,8 +549,11 @@ func rowSum[T Float](x []T) float64 {
 // rowLogGradOut sets dst_j = dy_j − e^(y_j)·total.
 func rowLogGradOut[T Float](dst, y, dy []T, total float64) {
 	if single[T]() && vecSoftmax() {
-		logGradOut32(view32(dst), view32(y), view32(dy), total)
-		return
+		// Unless |total| is beyond float32's range: then the float64 code.
+		if f, ok := split32(-total); ok {
+			logGradOut32(view32(dst), view32(y), view32(dy), f)
+			return
+		}
 	}
 	logGradOutScalar(dst, y, dy, total)
 }
@@ -553,17 +575,24 @@ func logGradOutScalar[T Float](dst, y, dy []T, total float64) {
 	}
 }
 
+// twoFloat is a float64 scalar of the row helpers, v, with the two
+// float32s hi + lo that the vector twins use in its place (split32).
+type twoFloat struct {
+	v      float64
+	hi, lo float32
+}
+
 // split32 returns v as a two-float hi + lo (hi = v rounded to float32, lo
 // the rest rounded to float32, so hi + lo is v to about 2^−48 relative),
 // and whether the pair stands for v: not when v is finite but beyond
 // float32's range, where hi is ±Inf. For infinite v, lo is 0 (v − hi would
 // be NaN); for NaN, both are NaN.
-func split32(v float64) (hi, lo float32, ok bool) {
-	hi = float32(v)
+func split32(v float64) (twoFloat, bool) {
+	hi := float32(v)
 	if math.IsInf(float64(hi), 0) {
-		return hi, 0, math.IsInf(v, 0)
+		return twoFloat{v, hi, 0}, math.IsInf(v, 0)
 	}
-	return hi, float32(v - float64(hi)), true
+	return twoFloat{v, hi, float32(v - float64(hi))}, true
 }
 
 // sum returns Σ x in float64, with four accumulators so that the additions

@@ -160,31 +160,21 @@ func expSum32(dst, x []float32, m float64, store bool) float64 {
 	return s
 }
 
-func scale32(dst []float32, inv float64) {
-	// inv is 1/s for a sum s ≥ 1 of at most 2^63 terms, 0 or NaN: always in
-	// float32's range.
-	hi, lo, _ := split32(inv)
+func scale32(dst []float32, inv twoFloat) {
 	n := whole(len(dst))
 	if n > 0 {
-		scale32AVX2(dst[:n], hi, lo)
+		scale32AVX2(dst[:n], inv.hi, inv.lo)
 	}
-	for j, e := range dst[n:] {
-		dst[n+j] = float32(float64(e) * inv)
-	}
+	scaleScalar(dst[n:], inv.v)
 }
 
-func logOut32(dst, x []float32, m, lse float64) {
-	// lse is log s for a sum s ≥ 1 of at most 2^63 terms, +Inf (a fully
-	// masked slice) or NaN: in float32's range or infinite. m is a float32.
-	hi, lo, _ := split32(lse)
+func logOut32(dst, x []float32, m float64, lse twoFloat) {
 	dst = dst[:len(x)]
 	n := whole(len(x))
 	if n > 0 {
-		logOut32AVX2(dst[:n], x[:n], float32(m), hi, lo)
+		logOut32AVX2(dst[:n], x[:n], float32(m), lse.hi, lse.lo) // m is a float32
 	}
-	for j, v := range x[n:] {
-		dst[n+j] = float32((float64(v) - m) - lse)
-	}
+	logOutScalar(dst[n:], x[n:], m, lse.v)
 }
 
 func dot32(y, dy []float32) float64 {
@@ -200,20 +190,13 @@ func dot32(y, dy []float32) float64 {
 	return s
 }
 
-func gradOut32(dst, y, dy []float32, s float64) {
-	hi, lo, ok := split32(s)
-	if !ok { // |s| beyond float32's range: the float64 code
-		gradOutScalar(dst, y, dy, s)
-		return
-	}
+func gradOut32(dst, y, dy []float32, s twoFloat) {
 	dst, dy = dst[:len(y)], dy[:len(y)]
 	n := whole(len(y))
 	if n > 0 {
-		gradOut32AVX2(dst[:n], y[:n], dy[:n], hi, lo)
+		gradOut32AVX2(dst[:n], y[:n], dy[:n], s.hi, s.lo)
 	}
-	for j, v := range y[n:] {
-		dst[n+j] = float32(float64(v) * (float64(dy[n+j]) - s))
-	}
+	gradOutScalar(dst[n:], y[n:], dy[n:], s.v)
 }
 
 func sum32(x []float32) float64 {
@@ -228,22 +211,17 @@ func sum32(x []float32) float64 {
 	return s
 }
 
-func logGradOut32(dst, y, dy []float32, total float64) {
-	hi, lo, ok := split32(-total)
-	if !ok { // |total| beyond float32's range: the float64 code
-		logGradOutScalar(dst, y, dy, total)
-		return
-	}
+func logGradOut32(dst, y, dy []float32, negTotal twoFloat) {
 	dst, dy = dst[:len(y)], dy[:len(y)]
 	n := whole(len(y))
 	if n > 0 {
-		logGradOut32AVX2(dst[:n], y[:n], dy[:n], -total, hi, lo, &softmaxK)
+		logGradOut32AVX2(dst[:n], y[:n], dy[:n], negTotal.v, negTotal.hi, negTotal.lo, &softmaxK)
 	}
 	if n < len(y) {
 		var by, bd, out [8]float32
 		copy(by[:], y[n:])
 		copy(bd[:], dy[n:])
-		logGradOut32AVX2(out[:], by[:], bd[:], -total, hi, lo, &softmaxK)
+		logGradOut32AVX2(out[:], by[:], bd[:], negTotal.v, negTotal.hi, negTotal.lo, &softmaxK)
 		copy(dst[n:], out[:])
 	}
 }

@@ -199,17 +199,14 @@ func expDiff16(x, m f32x16, k *vconsts16) f32x16 {
 	return scale16(p, n)
 }
 
-func scale32(dst []float32, inv float64) {
-	hi, lo, _ := split32(inv) // inv = 1/s ≤ 1, 0 or NaN: in range
-	h, l := bcast16(hi), bcast16(lo)
+func scale32(dst []float32, inv twoFloat) {
+	h, l := bcast16(inv.hi), bcast16(inv.lo)
 	i := 0
 	for ; i+16 <= len(dst); i += 16 {
 		scaleTwoFloat16(archsimd.LoadFloat32x16Slice(dst[i:]), h, l).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
-	for j, e := range dst[i:] {
-		dst[i+j] = float32(float64(e) * inv)
-	}
+	scaleScalar(dst[i:], inv.v)
 }
 
 // scaleTwoFloat16 returns e·(h + l) rounded about once: p = e·h, plus its
@@ -220,17 +217,14 @@ func scaleTwoFloat16(e, h, l f32x16) f32x16 {
 	return p.Add(e.MulAdd(l, err))
 }
 
-func logOut32(dst, x []float32, m, lse float64) {
-	hi, lo, _ := split32(lse) // log s ≥ 0 of a sum of at most 2^63 terms, +Inf or NaN
-	mv, h, l := bcast16(float32(m)), bcast16(hi), bcast16(lo)
+func logOut32(dst, x []float32, m float64, lse twoFloat) {
+	mv, h, l := bcast16(float32(m)), bcast16(lse.hi), bcast16(lse.lo) // m is a float32
 	i := 0
 	for ; i+16 <= len(x); i += 16 {
 		archsimd.LoadFloat32x16Slice(x[i:]).Sub(mv).Sub(h).Sub(l).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
-	for j, v := range x[i:] {
-		dst[i+j] = float32((float64(v) - m) - lse)
-	}
+	logOutScalar(dst[i:len(x)], x[i:], m, lse.v)
 }
 
 func dot32(y, dy []float32) float64 {
@@ -248,22 +242,15 @@ func dot32(y, dy []float32) float64 {
 	return s
 }
 
-func gradOut32(dst, y, dy []float32, s float64) {
-	hi, lo, ok := split32(s)
-	if !ok { // |s| beyond float32's range: the float64 code
-		gradOutScalar(dst, y, dy, s)
-		return
-	}
-	h, l := bcast16(hi), bcast16(lo)
+func gradOut32(dst, y, dy []float32, s twoFloat) {
+	h, l := bcast16(s.hi), bcast16(s.lo)
 	i := 0
 	for ; i+16 <= len(y); i += 16 {
 		d := archsimd.LoadFloat32x16Slice(dy[i:]).Sub(h).Sub(l)
 		d.Mul(archsimd.LoadFloat32x16Slice(y[i:])).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
-	for j, v := range y[i:] {
-		dst[i+j] = float32(float64(v) * (float64(dy[i+j]) - s))
-	}
+	gradOutScalar(dst[i:], y[i:], dy[i:], s.v)
 }
 
 func sum32(x []float32) float64 {
@@ -281,14 +268,9 @@ func sum32(x []float32) float64 {
 	return s
 }
 
-func logGradOut32(dst, y, dy []float32, total float64) {
-	hi, lo, ok := split32(-total)
-	if !ok { // |total| beyond float32's range: the float64 code
-		logGradOutScalar(dst, y, dy, total)
-		return
-	}
+func logGradOut32(dst, y, dy []float32, negTotal twoFloat) {
 	k, c := newVconsts16(), newExpConsts()
-	h, l, nt := bcast16(hi), bcast16(lo), archsimd.BroadcastFloat64x8(-total)
+	h, l, nt := bcast16(negTotal.hi), bcast16(negTotal.lo), archsimd.BroadcastFloat64x8(negTotal.v)
 	i := 0
 	for ; i+16 <= len(y); i += 16 {
 		logGradBlock16(dst[i:i+16], y[i:i+16], dy[i:i+16], h, l, nt, &k, &c)
