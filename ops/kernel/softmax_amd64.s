@@ -20,89 +20,55 @@
 // The constants, each repeated in four float64 lanes so that they can be
 // memory operands of YMM instructions.
 
+// LANES4(off, bits) writes the float64 with the given bits into the four
+// lanes at byte offset off of the table.
+#define LANES4(off, bits) \
+	DATA softmaxConsts<>+(off)(SB)/8, bits; \
+	DATA softmaxConsts<>+(off+8)(SB)/8, bits; \
+	DATA softmaxConsts<>+(off+16)(SB)/8, bits; \
+	DATA softmaxConsts<>+(off+24)(SB)/8, bits
+
 // LOG2E: log2(e)
-DATA softmaxConsts<>+0(SB)/8, $0x3ff71547652b82fe
-DATA softmaxConsts<>+8(SB)/8, $0x3ff71547652b82fe
-DATA softmaxConsts<>+16(SB)/8, $0x3ff71547652b82fe
-DATA softmaxConsts<>+24(SB)/8, $0x3ff71547652b82fe
+LANES4(0, $0x3ff71547652b82fe)
 #define LOG2E softmaxConsts<>+0(SB)
 // NEGLN2: −ln2
-DATA softmaxConsts<>+32(SB)/8, $0xbfe62e42fefa39ef
-DATA softmaxConsts<>+40(SB)/8, $0xbfe62e42fefa39ef
-DATA softmaxConsts<>+48(SB)/8, $0xbfe62e42fefa39ef
-DATA softmaxConsts<>+56(SB)/8, $0xbfe62e42fefa39ef
+LANES4(32, $0xbfe62e42fefa39ef)
 #define NEGLN2 softmaxConsts<>+32(SB)
 // SHIFT: 1.5·2^52 (expShift)
-DATA softmaxConsts<>+64(SB)/8, $0x4338000000000000
-DATA softmaxConsts<>+72(SB)/8, $0x4338000000000000
-DATA softmaxConsts<>+80(SB)/8, $0x4338000000000000
-DATA softmaxConsts<>+88(SB)/8, $0x4338000000000000
+LANES4(64, $0x4338000000000000)
 #define SHIFT softmaxConsts<>+64(SB)
 // C0: 1/7!
-DATA softmaxConsts<>+96(SB)/8, $0x3f2a01a01a01a01a
-DATA softmaxConsts<>+104(SB)/8, $0x3f2a01a01a01a01a
-DATA softmaxConsts<>+112(SB)/8, $0x3f2a01a01a01a01a
-DATA softmaxConsts<>+120(SB)/8, $0x3f2a01a01a01a01a
+LANES4(96, $0x3f2a01a01a01a01a)
 #define C0 softmaxConsts<>+96(SB)
 // C1: 1/6!
-DATA softmaxConsts<>+128(SB)/8, $0x3f56c16c16c16c17
-DATA softmaxConsts<>+136(SB)/8, $0x3f56c16c16c16c17
-DATA softmaxConsts<>+144(SB)/8, $0x3f56c16c16c16c17
-DATA softmaxConsts<>+152(SB)/8, $0x3f56c16c16c16c17
+LANES4(128, $0x3f56c16c16c16c17)
 #define C1 softmaxConsts<>+128(SB)
 // C2: 1/5!
-DATA softmaxConsts<>+160(SB)/8, $0x3f81111111111111
-DATA softmaxConsts<>+168(SB)/8, $0x3f81111111111111
-DATA softmaxConsts<>+176(SB)/8, $0x3f81111111111111
-DATA softmaxConsts<>+184(SB)/8, $0x3f81111111111111
+LANES4(160, $0x3f81111111111111)
 #define C2 softmaxConsts<>+160(SB)
 // C3: 1/4!
-DATA softmaxConsts<>+192(SB)/8, $0x3fa5555555555555
-DATA softmaxConsts<>+200(SB)/8, $0x3fa5555555555555
-DATA softmaxConsts<>+208(SB)/8, $0x3fa5555555555555
-DATA softmaxConsts<>+216(SB)/8, $0x3fa5555555555555
+LANES4(192, $0x3fa5555555555555)
 #define C3 softmaxConsts<>+192(SB)
 // C4: 1/3!
-DATA softmaxConsts<>+224(SB)/8, $0x3fc5555555555555
-DATA softmaxConsts<>+232(SB)/8, $0x3fc5555555555555
-DATA softmaxConsts<>+240(SB)/8, $0x3fc5555555555555
-DATA softmaxConsts<>+248(SB)/8, $0x3fc5555555555555
+LANES4(224, $0x3fc5555555555555)
 #define C4 softmaxConsts<>+224(SB)
 // C5: 1/2!
-DATA softmaxConsts<>+256(SB)/8, $0x3fe0000000000000
-DATA softmaxConsts<>+264(SB)/8, $0x3fe0000000000000
-DATA softmaxConsts<>+272(SB)/8, $0x3fe0000000000000
-DATA softmaxConsts<>+280(SB)/8, $0x3fe0000000000000
+LANES4(256, $0x3fe0000000000000)
 #define C5 softmaxConsts<>+256(SB)
 // ONE: 1
-DATA softmaxConsts<>+288(SB)/8, $0x3ff0000000000000
-DATA softmaxConsts<>+296(SB)/8, $0x3ff0000000000000
-DATA softmaxConsts<>+304(SB)/8, $0x3ff0000000000000
-DATA softmaxConsts<>+312(SB)/8, $0x3ff0000000000000
+LANES4(288, $0x3ff0000000000000)
 #define ONE softmaxConsts<>+288(SB)
 // EMIN: expSingleMin = −104
-DATA softmaxConsts<>+320(SB)/8, $0xc05a000000000000
-DATA softmaxConsts<>+328(SB)/8, $0xc05a000000000000
-DATA softmaxConsts<>+336(SB)/8, $0xc05a000000000000
-DATA softmaxConsts<>+344(SB)/8, $0xc05a000000000000
+LANES4(320, $0xc05a000000000000)
 #define EMIN softmaxConsts<>+320(SB)
 // EMAX: expSingleMax = 89
-DATA softmaxConsts<>+352(SB)/8, $0x4056400000000000
-DATA softmaxConsts<>+360(SB)/8, $0x4056400000000000
-DATA softmaxConsts<>+368(SB)/8, $0x4056400000000000
-DATA softmaxConsts<>+376(SB)/8, $0x4056400000000000
+LANES4(352, $0x4056400000000000)
 #define EMAX softmaxConsts<>+352(SB)
 // EINF: +Inf
-DATA softmaxConsts<>+384(SB)/8, $0x7ff0000000000000
-DATA softmaxConsts<>+392(SB)/8, $0x7ff0000000000000
-DATA softmaxConsts<>+400(SB)/8, $0x7ff0000000000000
-DATA softmaxConsts<>+408(SB)/8, $0x7ff0000000000000
+LANES4(384, $0x7ff0000000000000)
 #define EINF softmaxConsts<>+384(SB)
 // BIAS: 1023 (int64: the exponent bias)
-DATA softmaxConsts<>+416(SB)/8, $0x00000000000003ff
-DATA softmaxConsts<>+424(SB)/8, $0x00000000000003ff
-DATA softmaxConsts<>+432(SB)/8, $0x00000000000003ff
-DATA softmaxConsts<>+440(SB)/8, $0x00000000000003ff
+LANES4(416, $0x00000000000003ff)
 #define BIAS softmaxConsts<>+416(SB)
 GLOBL softmaxConsts<>(SB), RODATA|NOPTR, $448
 
