@@ -5,6 +5,7 @@
 //	go run ./bench -quick                # smaller tensors, fewer repetitions
 //	go run ./bench -ops gelu,silu -threads 1 -n 4194304
 //	GOEXPERIMENT=simd go run ./bench     # with the AVX-512 kernels
+//	go run ./bench -ops none -models small-lm   # one whole model only
 //
 // For each op, size, pass (forward; forward+backward) and thread count it
 // prints ns per element for
@@ -23,7 +24,9 @@
 //	           forward call followed by the backward kernel autograd would
 //	           run), with the same thread count
 //
-// and the ratios actq/copy, actq/torch and tape/gorgonia. Each figure is the
+// and the ratios actq/copy, actq/torch and tape/gorgonia. Then, for whole
+// models (-models), it times graph.Trainer.Step and graph.Evaluator.Eval
+// against the same model in PyTorch (bench/torch_model.py). Each figure is the
 // median of -count samples; the samples of all variants, PyTorch's too, are
 // interleaved, so that load from other processes hits them alike.
 package main
@@ -131,9 +134,10 @@ type config struct {
 func main() {
 	var c config
 	var opsFlag, threadsFlag string
-	quick := flag.Bool("quick", false, "quick run: 2^18 elements, 3 samples of 10ms (overrides -n, -count, -sample)")
+	quick := flag.Bool("quick", false, "quick run: 2^18 elements, 3 samples of 10ms, the study's model only (overrides -n, -count, -sample; -models if not set)")
 	flag.IntVar(&c.n, "n", 1<<20, "elements per tensor (softmax: rows of 1024)")
-	flag.StringVar(&opsFlag, "ops", "", "comma-separated ops (default: all)")
+	flag.StringVar(&opsFlag, "ops", "", "comma-separated ops (default: all; none: no op)")
+	modelsFlag := flag.String("models", "all", "comma-separated whole models (study, small-lm, long-seq; all; none)")
 	flag.StringVar(&threadsFlag, "threads", "", "comma-separated thread counts (default: 1 and GOMAXPROCS)")
 	flag.IntVar(&c.count, "count", 5, "samples per figure (the median is printed)")
 	flag.DurationVar(&c.sample, "sample", 50*time.Millisecond, "minimum duration of one sample")
@@ -143,6 +147,9 @@ func main() {
 	flag.Parse()
 	if *quick {
 		c.n, c.count, c.sample = 1<<18, 3, 10*time.Millisecond
+		if !flagSet("models") {
+			*modelsFlag = "study"
+		}
 	}
 	for _, o := range benchOps {
 		if opsFlag == "" || slices.Contains(strings.Split(opsFlag, ","), o.name) {
@@ -164,9 +171,10 @@ func main() {
 			c.threads = append(c.threads, t)
 		}
 	}
-	if len(c.ops) == 0 {
+	if len(c.ops) == 0 && opsFlag != "none" {
 		fatalf("no known op in -ops %q", opsFlag)
 	}
+	models := strings.Split(*modelsFlag, ",")
 	describeMachine()
 	torch := startTorch(c)
 	for _, name := range c.ops {
@@ -176,10 +184,20 @@ func main() {
 			}
 		}
 	}
+	runtime.GOMAXPROCS(maxProcs)
+	if *modelsFlag != "none" {
+		benchModelRows(c, models, torch)
+	}
 	if torch != nil {
 		torch.close()
 	}
-	runtime.GOMAXPROCS(maxProcs)
+}
+
+// flagSet reports whether the flag called name was given on the command line.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func fatalf(format string, args ...any) {

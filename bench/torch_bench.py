@@ -13,6 +13,10 @@ times every op itself and prints one JSON object per line:
 {"op", "shape", "threads", "pass", "ns"}. Either way the first line
 describes the library: {"torch": version, "config": [...]}.
 
+Requests for the ops "model_train:<act>" and "model_eval:<act>" time a
+training step or an evaluation pass of a whole model (torch_model.py),
+whose "shape" is [vocab, seq, d_model, heads, d_hidden, layers, batch].
+
     /usr/bin/python3 bench/torch_bench.py --ops gelu,silu --shape 1048576 --threads 1,2
 """
 import argparse
@@ -23,6 +27,8 @@ import time
 
 import torch
 import torch.nn.functional as F
+
+import torch_model
 
 aten = torch.ops.aten
 
@@ -79,6 +85,16 @@ def serve():
             r = json.loads(line)
             torch.set_num_threads(int(r["threads"]))
             key = (r["op"], tuple(r["shape"]))
+            kind, _, act = r["op"].partition(":")
+            if kind in ("model_train", "model_eval"):
+                # A whole model step (torch_model.py): "shape" is the model.
+                if key not in cache:
+                    cache.clear()
+                    make = torch_model.train if kind == "model_train" else torch_model.evaluate
+                    cache[key] = make(r["shape"], act or "gelu")
+                ns = per_call(cache[key], r["min_seconds"]) * 1e9
+                print(json.dumps({"ns": ns}), flush=True)
+                continue
             if key not in cache:
                 x, dy = inputs(r["shape"])
                 cache.clear()  # keep one op's tensors at a time
