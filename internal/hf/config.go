@@ -313,6 +313,9 @@ func (r *reader) ints(key string) []int {
 		r.fail(ErrConfig, key, "= %s, want an integer or a list of integers", raw)
 		return nil
 	}
+	if len(list) == 0 {
+		return nil
+	}
 	out := make([]int, len(list))
 	for i, e := range list {
 		v, ok := integer(e)

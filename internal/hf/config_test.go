@@ -216,7 +216,9 @@ func TestReadConfigFile(t *testing.T) {
 // wantWritten is what WriteConfig writes for tinyLlamaConfig: the keys in
 // order, Python's float spellings.
 const wantWritten = `{
-  "architectures": ["LlamaForCausalLM"],
+  "architectures": [
+    "LlamaForCausalLM"
+  ],
   "attention_bias": false,
   "attention_dropout": 0.0,
   "bos_token_id": 1,
@@ -264,7 +266,7 @@ func TestWriteConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{`"rms_norm_eps": 1e-06,`, `"rope_theta": 1000000.0,`, `"bos_token_id": null,`, `"eos_token_id": [2, 5],`, `"tie_word_embeddings": true,`, `"torch_dtype": "float32",`} {
+	for _, s := range []string{`"rms_norm_eps": 1e-06,`, `"rope_theta": 1000000.0,`, `"bos_token_id": null,`, "\"eos_token_id\": [\n    2,\n    5\n  ],", `"tie_word_embeddings": true,`, `"torch_dtype": "float32",`} {
 		if !strings.Contains(string(data), s) {
 			t.Errorf("MarshalJSON lacks %s:\n%s", s, data)
 		}
@@ -297,6 +299,7 @@ func FuzzReadConfig(f *testing.F) {
 	f.Add(variant(f, "eos_token_id", "[1, 2]", "rope_scaling", `{"rope_type": "llama3", "factor": 8.0}`))
 	f.Add(variant(f, "hidden_size", "64", "num_attention_heads", "4", "num_key_value_heads", "2", "intermediate_size", "96", "vocab_size", "80"))
 	f.Add([]byte(`{}`))
+	f.Add(variant(f, "eos_token_id", "[]", "torch_dtype", `"\u003c"`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := hf.ParseConfig("fuzz.json", data)
 		if err != nil {

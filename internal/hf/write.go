@@ -14,7 +14,8 @@ import (
 
 // MarshalJSON returns c as a config.json that transformers'
 // LlamaForCausalLM loads (AutoConfig and LlamaConfig of transformers 4.x
-// and 5): the keys sorted, as transformers writes them, every field that
+// and 5), laid out as transformers writes one (Python's json.dumps with
+// indent=2 and sorted keys, and a final newline): every field that
 // changes the model written out (biases false, rope_scaling null, head_dim
 // and num_key_value_heads explicit), floats written as Python writes them
 // (10000.0, 1e-06). Architectures is written as ["LlamaForCausalLM"],
@@ -31,7 +32,7 @@ func (c Config) MarshalJSON() ([]byte, error) {
 	fields := []struct {
 		key, value string
 	}{
-		{"architectures", `["` + Architecture + `"]`},
+		{"architectures", list([]string{jsonString(Architecture)})},
 		{"attention_bias", "false"},
 		{"attention_dropout", "0.0"},
 		{"bos_token_id", tokenIDs(c.BOSTokenID)},
@@ -101,7 +102,13 @@ func tokenIDs(ids []int) string {
 	for i, id := range ids {
 		s[i] = strconv.Itoa(id)
 	}
-	return "[" + strings.Join(s, ", ") + "]"
+	return list(s)
+}
+
+// list writes a non-empty list of JSON values as Python's json.dumps does
+// with indent=2 at the second level: one item a line.
+func list(items []string) string {
+	return "[\n    " + strings.Join(items, ",\n    ") + "\n  ]"
 }
 
 // pyFloat formats a finite x as Python's repr does: the shortest decimal

@@ -87,8 +87,9 @@ func ParseDtype(name string) (Dtype, bool) {
 // HalfToFloat32 returns the IEEE 754 binary16 value with bits h as a
 // float32. Every binary16 value is a float32 value, so the result is exact:
 // subnormals (exponent field 0) become normal float32s, ±0 keep their sign,
-// ±Inf stay infinite and NaNs stay NaN with their payload shifted into the
-// top mantissa bits (so a quiet NaN stays quiet).
+// ±Inf stay infinite and NaNs stay NaN with their sign and payload (shifted
+// into the top mantissa bits), made quiet as IEEE 754 conversions and
+// PyTorch (the x86 F16C instructions) make them.
 //
 //	HalfToFloat32(0x3c00) = 1
 //	HalfToFloat32(0x0001) = 2⁻²⁴ (the smallest subnormal)
@@ -103,6 +104,9 @@ func HalfToFloat32(h uint16) float32 {
 		// ±0 and subnormals: mant·2⁻²⁴, exact in float32 (mant < 2¹⁰).
 		return math.Float32frombits(sign | math.Float32bits(float32(mant)*0x1p-24))
 	case 0x1f:
+		if mant != 0 {
+			mant |= 0x200 // quiet a signalling NaN, as the F16C instructions do
+		}
 		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
 	}
 	// Rebias the exponent from 15 to 127.
@@ -119,7 +123,8 @@ func BFloat16ToFloat32(b uint16) float32 {
 // Float32ToBFloat16 returns the bits of x rounded to bfloat16, to nearest
 // with ties to even, as PyTorch's float32 → bfloat16 conversion does.
 // Values that round beyond the largest bfloat16 (about 3.39e38) become ±Inf;
-// a NaN stays NaN (made quiet, sign and top payload bits kept).
+// a NaN stays NaN (made quiet, sign and top payload bits kept; PyTorch's
+// vectorized conversion writes every NaN as 0xffff instead).
 func Float32ToBFloat16(x float32) uint16 {
 	u := math.Float32bits(x)
 	if u&0x7fffffff > 0x7f800000 {

@@ -1,9 +1,12 @@
 package safetensors_test
 
 import (
+	"encoding/json"
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/actq/actq/internal/safetensors"
@@ -11,8 +14,8 @@ import (
 
 // TestHalfToFloat32Exhaustive checks every binary16 bit pattern against the
 // definition: (−1)^s · 2^(e−15) · (1 + m/2¹⁰) for normal numbers,
-// (−1)^s · 2^−14 · m/2¹⁰ for subnormals, ±Inf and NaN (payload kept) for
-// e = 31.
+// (−1)^s · 2^−14 · m/2¹⁰ for subnormals, ±Inf and NaN (payload kept,
+// made quiet) for e = 31.
 func TestHalfToFloat32Exhaustive(t *testing.T) {
 	for h := 0; h < 1<<16; h++ {
 		s, e, m := h>>15, (h>>10)&0x1f, h&0x3ff
@@ -22,8 +25,8 @@ func TestHalfToFloat32Exhaustive(t *testing.T) {
 		case e == 0x1f && m == 0:
 			want = math.Inf(1)
 		case e == 0x1f:
-			if !math.IsNaN(float64(got)) || math.Float32bits(got)&0x7fffff != uint32(m)<<13 || (math.Float32bits(got)>>31) != uint32(s) {
-				t.Fatalf("HalfToFloat32(%#04x) = %#08x, want NaN with payload %#x", h, math.Float32bits(got), m)
+			if !math.IsNaN(float64(got)) || math.Float32bits(got)&0x7fffff != uint32(m|0x200)<<13 || (math.Float32bits(got)>>31) != uint32(s) {
+				t.Fatalf("HalfToFloat32(%#04x) = %#08x, want quiet NaN with payload %#x", h, math.Float32bits(got), m)
 			}
 			continue
 		case e == 0:
@@ -142,3 +145,50 @@ func TestDtypeNames(t *testing.T) {
 		t.Errorf("Dtype(0).String() = %q", s)
 	}
 }
+
+// TestConversionsMatchPyTorch compares the conversions with PyTorch's on
+// the bit patterns scripts/goldens/gen_llama.py chose (testdata/llama/
+// dtypes.json): binary16 and bfloat16 → float32, and float32 → bfloat16
+// (ties, near-ties, overflow to Inf, NaN, random patterns).
+func TestConversionsMatchPyTorch(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "llama", "dtypes.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g struct {
+		HalfBits  []uint16 `json:"half_bits"`
+		F16ToF32  []uint32 `json:"f16_to_f32_bits"`
+		BF16ToF32 []uint32 `json:"bf16_to_f32_bits"`
+		F32Bits   []uint32 `json:"f32_bits"`
+		F32ToBF16 []uint16 `json:"f32_to_bf16_bits"`
+	}
+	if err := json.Unmarshal(data, &g); err != nil {
+		t.Fatal(err)
+	}
+	if len(g.HalfBits) < 200 || len(g.F32Bits) < 300 || len(g.F16ToF32) != len(g.HalfBits) || len(g.BF16ToF32) != len(g.HalfBits) || len(g.F32ToBF16) != len(g.F32Bits) {
+		t.Fatalf("dtypes.json: %d, %d, %d half patterns, %d, %d float32 patterns", len(g.HalfBits), len(g.F16ToF32), len(g.BF16ToF32), len(g.F32Bits), len(g.F32ToBF16))
+	}
+	for i, h := range g.HalfBits {
+		if got := math.Float32bits(safetensors.HalfToFloat32(h)); got != g.F16ToF32[i] {
+			t.Errorf("HalfToFloat32(%#04x) = %#08x, PyTorch %#08x", h, got, g.F16ToF32[i])
+		}
+		if got := math.Float32bits(safetensors.BFloat16ToFloat32(h)); got != g.BF16ToF32[i] {
+			t.Errorf("BFloat16ToFloat32(%#04x) = %#08x, PyTorch %#08x", h, got, g.BF16ToF32[i])
+		}
+	}
+	for i, u := range g.F32Bits {
+		got := safetensors.Float32ToBFloat16(math.Float32frombits(u))
+		want := g.F32ToBF16[i]
+		if got != want {
+			// NaN: PyTorch's vectorized conversion writes every NaN as
+			// 0xffff; this package keeps the sign and top payload bits.
+			// Both must be NaN.
+			if f := math.Float32frombits(u); f != f && isNaN16(got) && isNaN16(want) {
+				continue
+			}
+			t.Errorf("Float32ToBFloat16(%#08x) = %#04x, PyTorch %#04x", u, got, want)
+		}
+	}
+}
+
+func isNaN16(b uint16) bool { f := safetensors.BFloat16ToFloat32(b); return f != f }

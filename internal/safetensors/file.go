@@ -141,8 +141,9 @@ func (f *File) info(name string) (Info, error) {
 }
 
 // ReadFloat32 reads the tensor called name into dst, converting F32, F16
-// and BF16 to float32 exactly (see HalfToFloat32 and BFloat16ToFloat32),
-// NaN payloads included. len(dst) must be the tensor's number of elements.
+// and BF16 to float32 exactly (see HalfToFloat32 and BFloat16ToFloat32;
+// NaNs keep their sign and payload, F16 signalling NaNs are made quiet).
+// len(dst) must be the tensor's number of elements.
 //
 // It holds no copy of the data beside dst: F32 bytes are read straight
 // into dst's memory, and F16/BF16 bytes into its upper half, then widened
