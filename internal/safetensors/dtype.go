@@ -96,21 +96,19 @@ func ParseDtype(name string) (Dtype, bool) {
 //	HalfToFloat32(0x7bff) = 65504 (the largest finite value)
 //	HalfToFloat32(0x7c00) = +Inf
 func HalfToFloat32(h uint16) float32 {
-	sign := uint32(h&0x8000) << 16
-	exp := uint32(h>>10) & 0x1f
-	mant := uint32(h & 0x3ff)
-	switch exp {
-	case 0:
-		// ±0 and subnormals: mant·2⁻²⁴, exact in float32 (mant < 2¹⁰).
-		return math.Float32frombits(sign | math.Float32bits(float32(mant)*0x1p-24))
-	case 0x1f:
-		if mant != 0 {
-			mant |= 0x200 // quiet a signalling NaN, as the F16C instructions do
+	// The exponent and mantissa fields, placed where float32 keeps them,
+	// read as a float32 of exponent bias 127 instead of 15: multiplying by
+	// 2¹¹² rebiases them exactly, subnormals included (they become normal).
+	f := math.Float32frombits(uint32(h&0x7fff)<<13) * 0x1p112
+	if h&0x7c00 == 0x7c00 {
+		// Inf and NaN; a NaN is made quiet, as the F16C instructions do.
+		quiet := uint32(0)
+		if h&0x3ff != 0 {
+			quiet = 0x400000
 		}
-		return math.Float32frombits(sign | 0x7f800000 | mant<<13)
+		f = math.Float32frombits(0x7f800000 | quiet | uint32(h&0x3ff)<<13)
 	}
-	// Rebias the exponent from 15 to 127.
-	return math.Float32frombits(sign | (exp+127-15)<<23 | mant<<13)
+	return math.Float32frombits(math.Float32bits(f) | uint32(h&0x8000)<<16)
 }
 
 // BFloat16ToFloat32 returns the bfloat16 value with bits b as a float32:

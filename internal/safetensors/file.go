@@ -189,15 +189,40 @@ func (f *File) readFloat32(t Info, dst []float32) error {
 		if err := f.readAt(t, src); err != nil {
 			return err
 		}
-		conv := HalfToFloat32
-		if t.Dtype == BF16 {
-			conv = BFloat16ToFloat32
-		}
-		for i := range dst {
-			dst[i] = conv(binary.LittleEndian.Uint16(src[2*i:]))
-		}
+		widen(t.Dtype, dst, src)
 	}
 	return nil
+}
+
+// widen converts the n = len(dst) little-endian F16 or BF16 values in src,
+// the upper half of dst's own memory, to float32 in dst, from the front.
+func widen(dt Dtype, dst []float32, src []byte) {
+	n := len(dst)
+	if !littleEndian {
+		for i := range dst {
+			h := binary.LittleEndian.Uint16(src[2*i:])
+			if dt == BF16 {
+				dst[i] = BFloat16ToFloat32(h)
+			} else {
+				dst[i] = HalfToFloat32(h)
+			}
+		}
+		return
+	}
+	// On a little-endian machine the bytes are native uint16s; each loop
+	// reads element i before it writes element i, and the write never
+	// reaches an element not yet read.
+	h := unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(src))), n)
+	if dt == BF16 {
+		bits := unsafe.Slice((*uint32)(unsafe.Pointer(unsafe.SliceData(dst))), n)
+		for i, v := range h {
+			bits[i] = uint32(v) << 16
+		}
+		return
+	}
+	for i, v := range h {
+		dst[i] = HalfToFloat32(v)
+	}
 }
 
 // ReadRaw reads the bytes of the tensor called name, as stored
