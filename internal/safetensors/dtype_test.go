@@ -3,7 +3,6 @@ package safetensors_test
 import (
 	"encoding/json"
 	"math"
-	"math/big"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -54,9 +53,11 @@ func TestBFloat16ToFloat32Exhaustive(t *testing.T) {
 	}
 }
 
-// bf16Ref rounds x to bfloat16 by exact arithmetic: of the two bfloat16
-// neighbours of x (truncation and the next value away from zero), the
-// nearer, or on a tie the one whose last bit is 0.
+// bf16Ref rounds x to bfloat16 by comparing distances: of the two
+// bfloat16 neighbours of x (truncation and the next value away from zero,
+// Inf counting as 2¹²⁸ after the largest finite value), the nearer, or on
+// a tie the one whose last bit is 0. Both distances are exact in float64:
+// x has 24 significant bits and lies within a factor 2 of each neighbour.
 func bf16Ref(x float32) uint16 {
 	u := math.Float32bits(x)
 	if x != x {
@@ -66,31 +67,25 @@ func bf16Ref(x float32) uint16 {
 	if u&0xffff == 0 {
 		return lo
 	}
-	hi := lo + 1 // next magnitude up; 0x7f80 (Inf) after the largest finite
-	exact := new(big.Float).SetFloat64(math.Abs(float64(x)))
-	a := new(big.Float).SetFloat64(math.Abs(float64(math.Float32frombits(uint32(lo) << 16))))
-	var b *big.Float
-	if hi&0x7fff == 0x7f80 {
-		// The midpoint rule treats Inf as the next step 2^128.
-		b = new(big.Float).SetMantExp(big.NewFloat(1), 128)
-	} else {
-		b = new(big.Float).SetFloat64(math.Abs(float64(math.Float32frombits(uint32(hi) << 16))))
+	hi := lo + 1
+	exact := math.Abs(float64(x))
+	a := math.Abs(float64(math.Float32frombits(uint32(lo) << 16)))
+	b := math.Ldexp(1, 128)
+	if hi&0x7fff != 0x7f80 {
+		b = math.Abs(float64(math.Float32frombits(uint32(hi) << 16)))
 	}
-	da := new(big.Float).Sub(exact, a)
-	db := new(big.Float).Sub(b, exact)
-	switch da.Cmp(db) {
-	case -1:
+	switch da, db := exact-a, b-exact; {
+	case da < db:
 		return lo
-	case 1:
+	case da > db:
 		return hi
-	}
-	if lo&1 == 0 {
+	case lo&1 == 0:
 		return lo
 	}
 	return hi
 }
 
-// TestFloat32ToBFloat16 compares the rounding with exact arithmetic on the
+// TestFloat32ToBFloat16 compares the rounding with bf16Ref on the
 // special values, every tie and near-tie around 64 exponents, and a
 // million random bit patterns.
 func TestFloat32ToBFloat16(t *testing.T) {
