@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/actq/actq/internal/safetensors"
@@ -141,5 +142,34 @@ func TestOpenIndexErrors(t *testing.T) {
 	}
 	if _, err := safetensors.OpenIndex(filepath.Join(dir, "missing.json")); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("OpenIndex(missing) = %v", err)
+	}
+}
+
+// TestConcurrentReads reads every tensor of a sharded set from its own
+// goroutine, twice over (run with -race).
+func TestConcurrentReads(t *testing.T) {
+	dir := shardedDir(t)
+	os.WriteFile(filepath.Join(dir, safetensors.IndexFile), []byte(goodIndex), 0o644)
+	s, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var wg sync.WaitGroup
+	errs := make(chan error, 6)
+	for range 2 {
+		for _, info := range s.Tensors() {
+			wg.Go(func() {
+				dst := make([]float32, info.Len())
+				if err := s.ReadFloat32(info.Name, dst); err != nil {
+					errs <- err
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
