@@ -23,7 +23,8 @@
 // data section exactly, with no gap, no overlap and nothing after the last
 // one. Two rules are stricter than the reference's: a tensor name, and a
 // key within a tensor's entry or the metadata, may appear only once (the
-// reference keeps the last), so a header never means two things. Errors
+// reference, reading the header into a map, keeps the last), so a header
+// never means two things. Errors
 // name the file and, where one is at fault, the tensor; they wrap
 // ErrFormat, ErrDtype, ErrNotFound, ErrShape or ErrName, or the os
 // package's error for a file that cannot be opened or read. Nothing panics

@@ -37,8 +37,9 @@ type Tensor struct {
 // header's "__metadata__" first (keys sorted), then the tensors in that
 // order; the header padded with spaces to a multiple of 8 bytes, so every
 // tensor's data starts 8-byte aligned when the tensors before it are.
-// Hugging Face transformers loads a model file only if its metadata has
-// "format": "pt".
+// Hugging Face transformers refuses a model file whose metadata names
+// another "format" than "pt" (and several of its versions one with no
+// metadata), so a checkpoint for it passes {"format": "pt"}.
 //
 // BF16 data is rounded to nearest, ties to even (Float32ToBFloat16).
 //
