@@ -5,8 +5,6 @@ import (
 	"hash"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/ops"
-
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -114,7 +112,7 @@ func WithPlainSTE() Option { return func(o *options) { o.plainSTE = true } }
 // plain straight-through estimator.
 func FakeQuantWith(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuant"
-	if err := ops.CheckFloatNode(fn, "x", x); err != nil {
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
 	p, err := newPlan(fn, s, x.Shape(), x.Dtype())

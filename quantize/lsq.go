@@ -6,8 +6,6 @@ import (
 	"math"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/ops"
-
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -72,10 +70,10 @@ func LSQGradFactor(n int, f Format, narrow bool) float64 {
 // the wrong shape.
 func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuantLearnable"
-	if err := ops.CheckFloatNode(fn, "x", x); err != nil {
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
-	if err := ops.CheckFloatNode(fn, "scale", scale); err != nil {
+	if err := opkit.CheckFloatNode(fn, "scale", scale); err != nil {
 		return nil, err
 	}
 	if scale.Graph() != x.Graph() {

@@ -1,0 +1,41 @@
+package opkit
+
+import (
+	"fmt"
+
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Shapes returns the input shapes an op's InferShape receives, after
+// checking that there are n of them and that each is a tensor.Shape (the
+// only DimSizer Gorgonia passes). The shapes are not copied.
+func Shapes(op fmt.Stringer, n int, ds []gorgonia.DimSizer) ([]tensor.Shape, error) {
+	if len(ds) != n {
+		return nil, fmt.Errorf("%v: got %d input shapes, want %d: %w", op, len(ds), n, ErrShape)
+	}
+	ss := make([]tensor.Shape, n)
+	for i, d := range ds {
+		s, ok := d.(tensor.Shape)
+		if !ok {
+			return nil, fmt.Errorf("%v: input %d has %T, not a tensor.Shape: %w", op, i, d, ErrShape)
+		}
+		ss[i] = s
+	}
+	return ss, nil
+}
+
+// SameShape is InferShape for an op of n inputs that must all have one
+// shape: it returns a copy of that shape.
+func SameShape(op fmt.Stringer, n int, ds []gorgonia.DimSizer) (tensor.Shape, error) {
+	ss, err := Shapes(op, n, ds)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range ss[1:] {
+		if !s.Eq(ss[0]) {
+			return nil, fmt.Errorf("%v: input %d has shape %v, want %v: %w", op, i+1, s, ss[0], ErrShape)
+		}
+	}
+	return ss[0].Clone(), nil
+}
