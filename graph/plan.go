@@ -235,8 +235,7 @@ type Site struct {
 	Kind  SiteKind
 	Quant Quant
 
-	stats    quantize.Stats     // FakeQuant sites (counted inside the op)
-	pass     *passCounter       // Passthrough and observing sites
+	stats    quantize.Stats     // counted inside the site's node at every run
 	observer *quantize.Observer // static sites while calibrating
 	scale    *gorgonia.Node     // learnable sites: the scale parameter
 }
@@ -267,20 +266,10 @@ func (s *Site) Scale() []float64 {
 // NaN, ±Inf and the signal Σx², with nothing clipped, zeroed or lost.
 // Weight sites of an Evaluator are quantized once, when it is built, and
 // show that one run.
-func (s *Site) Stats() quantize.StatsSnapshot {
-	if s.pass != nil {
-		return s.pass.snapshot()
-	}
-	return s.stats.Snapshot()
-}
+func (s *Site) Stats() quantize.StatsSnapshot { return s.stats.Snapshot() }
 
 // ResetStats sets the site's counters to zero.
-func (s *Site) ResetStats() {
-	if s.pass != nil {
-		s.pass.reset()
-	}
-	s.stats.Reset()
-}
+func (s *Site) ResetStats() { s.stats.Reset() }
 
 // SiteStats returns the statistics of sites by site name.
 func SiteStats(sites []*Site) map[string]quantize.StatsSnapshot {
@@ -347,8 +336,8 @@ func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgo
 		if err != nil {
 			return nil, fmt.Errorf("site %q: %w", name, err)
 		}
-		s.observer, s.pass = obs, &passCounter{}
-		return passthrough(s, x)
+		s.observer = obs
+		return s.passthrough(x)
 	case qt.Learnable != nil:
 		if err := b.learnableScale(s, x); err != nil {
 			return nil, fmt.Errorf("site %q: %w", name, err)
@@ -356,17 +345,23 @@ func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgo
 	}
 	switch {
 	case kind.isWeight():
-		if qt.Passthrough {
-			s.pass = &passCounter{}
-		}
 		return b.quantizeWeight(s, x)
 	case qt.Passthrough:
-		s.pass = &passCounter{}
-		return passthrough(s, x)
+		return s.passthrough(x)
 	}
 	y, err := s.fakeQuant(x, s.scale)
 	if err != nil {
 		return nil, fmt.Errorf("site %q: %w", name, err)
+	}
+	return y, nil
+}
+
+// passthrough returns the site's identity node on x, which counts into the
+// site's statistics and shows x to its observer, if any.
+func (s *Site) passthrough(x *gorgonia.Node) (*gorgonia.Node, error) {
+	y, err := quantize.Passthrough(x, quantize.WithStats(&s.stats), quantize.WithObserver(s.observer))
+	if err != nil {
+		return nil, fmt.Errorf("site %q: %w", s.Name, err)
 	}
 	return y, nil
 }
@@ -482,7 +477,7 @@ func (b *builder) quantizeWeight(s *Site, w *gorgonia.Node) (*gorgonia.Node, err
 // nil.
 func weightNodes(s *Site, w, scale *gorgonia.Node) (*gorgonia.Node, error) {
 	if s.Quant.Passthrough {
-		return passthrough(s, w)
+		return s.passthrough(w)
 	}
 	return inWeightLayout(s.Quant.Spec, w, func(t *gorgonia.Node) (*gorgonia.Node, error) { return s.fakeQuant(t, scale) })
 }

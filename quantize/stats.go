@@ -70,6 +70,24 @@ func (s *Stats) record(c kernel.Counts) {
 	s.s.Noise += c.Noise
 }
 
+// identityCounts returns the statistics of y = x: elements, NaN, ±Inf and
+// the signal Σx² over the finite elements, summed in order.
+func identityCounts[T kernel.Float](x []T) kernel.Counts {
+	c := kernel.Counts{N: int64(len(x))}
+	for _, v := range x {
+		f := float64(v)
+		switch {
+		case math.IsNaN(f):
+			c.NaN++
+		case math.IsInf(f, 0):
+			c.Inf++
+		default:
+			c.Signal += f * f
+		}
+	}
+	return c
+}
+
 // ClippedFraction returns Clipped/Elements (0 before any element).
 func (c StatsSnapshot) ClippedFraction() float64 { return frac(c.Clipped, c.Elements) }
 
