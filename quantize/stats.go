@@ -9,8 +9,8 @@ import (
 )
 
 // Stats collects what fake quantization did to the values that went
-// through a FakeQuant node: attach one with WithStats, run the graph, read
-// a Snapshot. The node adds to it at every run, inside the op, so the
+// through a FakeQuant (or Passthrough) node: attach one with WithStats, run
+// the graph, read a Snapshot. The node adds to it at every run, inside the op, so the
 // numbers do not depend on node values that Gorgonia may have reused and
 // overwritten since.
 //
