@@ -57,36 +57,18 @@ func (op passOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
-	x := inputs[0]
-	if op.opts.observer != nil {
-		if err := op.opts.observer.Observe(x); err != nil {
-			return nil, fmt.Errorf("%v: %w", op, err)
-		}
-	}
-	xd, err := opkit.FloatData(x)
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	out, od, err := opkit.NewLike(x)
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	switch xs := xd.(type) {
-	case []float32:
-		pass(op.opts.stats, od.([]float32), xs)
-	case []float64:
-		pass(op.opts.stats, od.([]float64), xs)
-	}
-	opkit.StoreScalar(out, od)
-	return out, nil
+	return forwardDo(op, &op.opts, nil, inputs[0],
+		func(dst, x []float32) error { return pass(op.opts.stats, dst, x) },
+		func(dst, x []float64) error { return pass(op.opts.stats, dst, x) })
 }
 
 // pass copies x into dst and records the run into st (if not nil).
-func pass[T kernel.Float](st *Stats, dst, x []T) {
+func pass[T kernel.Float](st *Stats, dst, x []T) error {
 	copy(dst, x)
 	if st != nil {
 		st.record(identityCounts(x))
 	}
+	return nil
 }
 
 // WriteHash includes the attached Stats and Observer: two passthrough nodes

@@ -223,6 +223,15 @@ func checkScale(v float64, dt tensor.Dtype) string {
 	return ""
 }
 
+// fits returns an error wrapping ErrShape unless n, the element count of a
+// run-time value, is the plan's.
+func (p *plan) fits(n int) error {
+	if n != p.n {
+		return fmt.Errorf("x has %d elements, the node was built for shape %v: %w", n, p.shape, ErrShape)
+	}
+	return nil
+}
+
 // zeroPoint returns the fixed zero point of parameter i (0 if none).
 func (p *plan) zeroPoint(i int) int {
 	if p.spec.ZeroPoint == nil {

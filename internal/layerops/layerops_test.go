@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/actq/actq/internal/gradcheck"
+	"github.com/actq/actq/internal/numtest"
 	"github.com/actq/actq/internal/opkit"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -32,19 +33,7 @@ func randDense(seed uint64, dt tensor.Dtype, shape ...int) *tensor.Dense {
 }
 
 // floats returns a value's data as float64.
-func floats(v gorgonia.Value) []float64 {
-	switch d := v.Data().(type) {
-	case []float32:
-		out := make([]float64, len(d))
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-		return out
-	case []float64:
-		return append([]float64(nil), d...)
-	}
-	panic(fmt.Sprintf("unexpected data %T", v.Data()))
-}
+func floats(v gorgonia.Value) []float64 { return numtest.Float64s(v.Data()) }
 
 // run builds f on a new graph holding inputs and returns the values of the
 // nodes it returns, from one run of a tape machine.
