@@ -10,16 +10,12 @@ import (
 	"github.com/actq/actq/quantize/kernel"
 )
 
-// The fewest elements worth handing to another goroutine (plan.chunk):
-// about 100 µs of work, far more than starting one costs. The vector
-// integer kernels run at memory speed (0.1 ns per element), where a split
-// in two did not pay at 2^20 elements on the project's 2-core machine:
-// int8 forward+backward at 2 threads took 1.21–1.23× a 2-thread copy
-// unsplit against 1.51–1.52× split in two (float32, go run ./bench -ops
-// fake_quant_int8), as with ReLU (ops.grainFor); so they split from 2^21
-// elements. The scalar
-// integer loops and the float formats' rounding (1–2 ns per element) split
-// from 2^17.
+// The fewest elements worth handing to another goroutine (plan.chunk). The
+// vector integer kernels run at memory speed, where splitting a tensor in
+// two did not pay below 2^21 elements on a 2-core machine (bench/RESULTS.md
+// has the measurements): they split from 2^21 elements. The scalar integer
+// loops and the float formats' rounding, an order of magnitude slower per
+// element, split from 2^17.
 const (
 	vectorChunk = 1 << 20
 	scalarChunk = 1 << 16
@@ -106,7 +102,7 @@ func chooseParams[T kernel.Float](s Spec, lo, hi T, torchSym bool) (T, int) {
 		scale = (hi - lo) / d
 		if math.IsInf(float64(scale), 0) {
 			// hi − lo overflowed T: PyTorch's scale would be +Inf and
-			// every output NaN. Divide first (issue 8).
+			// every output NaN. Divide first.
 			scale = hi/d - lo/d
 		}
 		scale = max(scale, minScale)

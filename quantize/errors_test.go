@@ -12,7 +12,7 @@ import (
 )
 
 // TestErrors is the audit of every exported function and method of
-// quantize (issue 8): each bad input (nil or foreign node, other dtypes,
+// quantize: each bad input (nil or foreign node, other dtypes,
 // every bad Spec field, bad LSQ scale nodes and configs, bad observer
 // configs and batches) returns an error wrapping the right sentinel and
 // naming the function and the argument or field; valid inputs beside them
