@@ -196,29 +196,33 @@ func (e *engine[T]) segmentsIn(a, b int, body func(lo, hi, param int) error) err
 	return e.p.walk(a, b, body)
 }
 
-// chunkResults runs part on every chunk (see chunks) in parallel and
-// returns the results in the chunks' order, so that sums over them do not
-// depend on which goroutine finished first.
-func chunkResults[T kernel.Float, R any](e *engine[T], part func(a, b int) (R, error)) ([]R, error) {
+// foldChunks runs part on every chunk (see chunks) in parallel, then calls
+// fold on the results in the chunks' order, so that sums over them do not
+// depend on which goroutine finished first. It returns the first error.
+func foldChunks[T kernel.Float, R any](e *engine[T], part func(a, b int) (R, error), fold func(R)) error {
 	type result struct {
-		a int
-		r R
+		a   int
+		r   R
+		err error
 	}
 	var mu sync.Mutex
 	var rs []result
-	err := e.chunks(func(a, b int) error {
+	e.chunks(func(a, b int) error {
 		r, err := part(a, b)
 		mu.Lock()
-		rs = append(rs, result{a, r})
+		rs = append(rs, result{a, r, err})
 		mu.Unlock()
-		return err
+		return nil
 	})
 	slices.SortFunc(rs, func(x, y result) int { return cmp.Compare(x.a, y.a) })
-	out := make([]R, len(rs))
-	for i, r := range rs {
-		out[i] = r.r
+	var err error
+	for _, r := range rs {
+		fold(r.r)
+		if err == nil {
+			err = r.err
+		}
 	}
-	return out, err
+	return err
 }
 
 // symmetricGroups reports whether this run uses dynamic symmetric grids on
@@ -364,7 +368,8 @@ func (e *engine[T]) counts(x, y []T) (kernel.Counts, error) {
 	if e.p.cols {
 		qs, ss = e.colParams()
 	}
-	parts, err := chunkResults(e, func(a, b int) (kernel.Counts, error) {
+	var total kernel.Counts
+	err := foldChunks(e, func(a, b int) (kernel.Counts, error) {
 		var total kernel.Counts
 		err := e.segmentsIn(a, b, func(lo, hi, i int) error {
 			var c kernel.Counts
@@ -383,11 +388,7 @@ func (e *engine[T]) counts(x, y []T) (kernel.Counts, error) {
 			return err
 		})
 		return total, err
-	})
-	var total kernel.Counts
-	for _, c := range parts {
-		total.Add(c)
-	}
+	}, total.Add)
 	return total, err
 }
 
@@ -399,7 +400,8 @@ func (e *engine[T]) scaleGrad(x, dy []T) ([]float64, error) {
 		qs, _ = e.colParams()
 	}
 	period := e.p.nparam * e.p.block
-	parts, err := chunkResults(e, func(a, b int) ([]float64, error) {
+	sums := make([]float64, e.p.nparam)
+	err := foldChunks(e, func(a, b int) ([]float64, error) {
 		sums := make([]float64, e.p.nparam)
 		err := e.segmentsIn(a, b, func(lo, hi, i int) error {
 			if i >= 0 {
@@ -417,12 +419,10 @@ func (e *engine[T]) scaleGrad(x, dy []T) ([]float64, error) {
 			return nil
 		})
 		return sums, err
-	})
-	sums := make([]float64, e.p.nparam)
-	for _, part := range parts {
+	}, func(part []float64) {
 		for i, v := range part {
 			sums[i] += v
 		}
-	}
+	})
 	return sums, err
 }

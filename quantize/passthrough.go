@@ -27,7 +27,7 @@ func Passthrough(x *gorgonia.Node, opts ...Option) (*gorgonia.Node, error) {
 	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
-	op := passOp{}
+	op := &passOp{}
 	op.opts.apply(opts)
 	n, err := gorgonia.ApplyOp(op, x)
 	if err != nil {
@@ -42,18 +42,18 @@ type passOp struct {
 	opts options
 }
 
-func (op passOp) Arity() int { return 1 }
+func (op *passOp) Arity() int { return 1 }
 
-func (op passOp) Type() hm.Type {
+func (op *passOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(a, a)
 }
 
-func (op passOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+func (op *passOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	return opkit.SameShape(op, 1, ds)
 }
 
-func (op passOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+func (op *passOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
@@ -73,21 +73,21 @@ func pass[T kernel.Float](st *Stats, dst, x []T) error {
 
 // WriteHash includes the attached Stats and Observer: two passthrough nodes
 // on one x that record into different places are two nodes.
-func (op passOp) WriteHash(h hash.Hash) {
+func (op *passOp) WriteHash(h hash.Hash) {
 	fmt.Fprintf(h, "actq.Passthrough{stats=%p,obs=%p}", op.opts.stats, op.opts.observer)
 }
-func (op passOp) Hashcode() uint32 { return opkit.Hash(op) }
-func (op passOp) String() string   { return "Passthrough" }
+func (op *passOp) Hashcode() uint32 { return opkit.Hash(op) }
+func (op *passOp) String() string   { return "Passthrough" }
 
-func (op passOp) DiffWRT(int) []bool { return []bool{true} }
+func (op *passOp) DiffWRT(int) []bool { return []bool{true} }
 
 // grads: the gradient is the output's, passed on unchanged.
-func (op passOp) grads() []opkit.Grad { return []opkit.Grad{{}} }
+func (op *passOp) grads() []opkit.Grad { return []opkit.Grad{{}} }
 
-func (op passOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+func (op *passOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
 	return opkit.SymDiff(op, op.grads(), inputs, grad)
 }
 
-func (op passOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
+func (op *passOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
 	return opkit.DoDiff(op, op.grads(), inputs, output)
 }

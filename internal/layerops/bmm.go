@@ -19,7 +19,7 @@ import (
 // matrix on the flat data (batchedGemm), where Gorgonia builds a sliced
 // view of both operands and of the result for every matrix.
 func BMM(a, b *gorgonia.Node, transA, transB bool) (*gorgonia.Node, error) {
-	return gorgonia.ApplyOp(bmmOp{transA: transA, transB: transB}, a, b)
+	return gorgonia.ApplyOp(&bmmOp{transA: transA, transB: transB}, a, b)
 }
 
 type bmmOp struct {
@@ -27,18 +27,18 @@ type bmmOp struct {
 	transA, transB bool
 }
 
-func (op bmmOp) String() string { return fmt.Sprintf("BMM{Aᵀ=%v,Bᵀ=%v}", op.transA, op.transB) }
+func (op *bmmOp) String() string { return fmt.Sprintf("BMM{Aᵀ=%v,Bᵀ=%v}", op.transA, op.transB) }
 
-func (op bmmOp) Arity() int { return 2 }
+func (op *bmmOp) Arity() int { return 2 }
 
-func (op bmmOp) Type() hm.Type {
+func (op *bmmOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	t := gorgonia.TensorType{Dims: 4, Of: a}
 	return hm.NewFnType(t, t, t)
 }
 
 // dims returns the batch count and m, k, n of op(a) (m×k) · op(b) (k×n).
-func (op bmmOp) dims(sa, sb tensor.Shape) (batch, m, k, n int, err error) {
+func (op *bmmOp) dims(sa, sb tensor.Shape) (batch, m, k, n int, err error) {
 	if sa.Dims() < 3 || sa.Dims() != sb.Dims() {
 		return 0, 0, 0, 0, fmt.Errorf("%v: shapes %v and %v: %w", op, sa, sb, opkit.ErrShape)
 	}
@@ -64,7 +64,7 @@ func (op bmmOp) dims(sa, sb tensor.Shape) (batch, m, k, n int, err error) {
 	return batch, m, k, n, nil
 }
 
-func (op bmmOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+func (op *bmmOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	ss, err := opkit.Shapes(op, 2, ds)
 	if err != nil {
 		return nil, err
@@ -78,37 +78,37 @@ func (op bmmOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	return out, nil
 }
 
-func (op bmmOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+func (op *bmmOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return opkit.DoDense(op, inputs)
 }
 
-func (op bmmOp) Kernel32(dst []float32, in [][]float32, shapes []tensor.Shape) error {
-	return bmmKernel(op, dst, in, shapes)
+func (op *bmmOp) Kernel32(dst []float32, in [][]float32, vals []gorgonia.Value) error {
+	return bmmKernel(op, dst, in, vals)
 }
 
-func (op bmmOp) Kernel64(dst []float64, in [][]float64, shapes []tensor.Shape) error {
-	return bmmKernel(op, dst, in, shapes)
+func (op *bmmOp) Kernel64(dst []float64, in [][]float64, vals []gorgonia.Value) error {
+	return bmmKernel(op, dst, in, vals)
 }
 
-func bmmKernel[T float32 | float64](op bmmOp, dst []T, in [][]T, shapes []tensor.Shape) error {
-	batch, m, k, n, err := op.dims(shapes[0], shapes[1])
+func bmmKernel[T float32 | float64](op *bmmOp, dst []T, in [][]T, vals []gorgonia.Value) error {
+	batch, m, k, n, err := op.dims(vals[0].Shape(), vals[1].Shape())
 	if err != nil {
 		return err
 	}
 	return batchedGemm(op.transA, op.transB, batch, m, k, n, in[0], in[1], dst)
 }
 
-func (op bmmOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
-func (op bmmOp) Hashcode() uint32      { return opkit.Hash(op) }
+func (op *bmmOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
+func (op *bmmOp) Hashcode() uint32      { return opkit.Hash(op) }
 
-func (op bmmOp) DiffWRT(int) []bool { return []bool{true, true} }
+func (op *bmmOp) DiffWRT(int) []bool { return []bool{true, true} }
 
 // grads are dA and dB for C = op(A)·op(B), each a product of two of A, B
 // and dC.
-func (op bmmOp) grads() []opkit.Grad {
+func (op *bmmOp) grads() []opkit.Grad {
 	const a, b, dc = 0, 1, opkit.DY
 	g := func(transA, transB bool, x, y int) opkit.Grad {
-		return opkit.Grad{Op: bmmOp{transA: transA, transB: transB}, Args: []int{x, y}}
+		return opkit.Grad{Op: &bmmOp{transA: transA, transB: transB}, Args: []int{x, y}}
 	}
 	switch {
 	case !op.transA && !op.transB: // C = A·B: dA = dC·Bᵀ, dB = Aᵀ·dC
@@ -122,10 +122,10 @@ func (op bmmOp) grads() []opkit.Grad {
 	}
 }
 
-func (op bmmOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+func (op *bmmOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
 	return opkit.SymDiff(op, op.grads(), inputs, grad)
 }
 
-func (op bmmOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
+func (op *bmmOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
 	return opkit.DoDiff(op, op.grads(), inputs, output)
 }

@@ -22,7 +22,7 @@ func SplitHeads(x *gorgonia.Node, batch, heads int) (*gorgonia.Node, error) {
 	if s.Dims() != 2 || batch <= 0 || heads <= 0 || s[0]%batch != 0 || s[1]%heads != 0 {
 		return nil, fmt.Errorf("layerops.SplitHeads: x of shape %v into %d sequences and %d heads: %w", s, batch, heads, opkit.ErrShape)
 	}
-	return gorgonia.ApplyOp(headsOp{batch: batch, seq: s[0] / batch, heads: heads, dh: s[1] / heads, split: true}, x)
+	return gorgonia.ApplyOp(&headsOp{batch: batch, seq: s[0] / batch, heads: heads, dh: s[1] / heads, split: true}, x)
 }
 
 // MergeHeads is SplitHeads' inverse: it returns x (batch, heads, seq, dh)
@@ -33,7 +33,7 @@ func MergeHeads(x *gorgonia.Node) (*gorgonia.Node, error) {
 	if s.Dims() != 4 {
 		return nil, fmt.Errorf("layerops.MergeHeads: x of shape %v, want 4-D: %w", s, opkit.ErrShape)
 	}
-	return gorgonia.ApplyOp(headsOp{batch: s[0], heads: s[1], seq: s[2], dh: s[3]}, x)
+	return gorgonia.ApplyOp(&headsOp{batch: s[0], heads: s[1], seq: s[2], dh: s[3]}, x)
 }
 
 // headsOp is SplitHeads' op (split) or MergeHeads'.
@@ -43,12 +43,12 @@ type headsOp struct {
 	split                 bool
 }
 
-func (op headsOp) rows() tensor.Shape { return tensor.Shape{op.batch * op.seq, op.heads * op.dh} }
-func (op headsOp) perHead() tensor.Shape {
+func (op *headsOp) rows() tensor.Shape { return tensor.Shape{op.batch * op.seq, op.heads * op.dh} }
+func (op *headsOp) perHead() tensor.Shape {
 	return tensor.Shape{op.batch, op.heads, op.seq, op.dh}
 }
 
-func (op headsOp) String() string {
+func (op *headsOp) String() string {
 	dir := "Merge"
 	if op.split {
 		dir = "Split"
@@ -56,9 +56,9 @@ func (op headsOp) String() string {
 	return fmt.Sprintf("%sHeads(%v↔%v)", dir, op.rows(), op.perHead())
 }
 
-func (op headsOp) Arity() int { return 1 }
+func (op *headsOp) Arity() int { return 1 }
 
-func (op headsOp) Type() hm.Type {
+func (op *headsOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	r, h := gorgonia.TensorType{Dims: 2, Of: a}, gorgonia.TensorType{Dims: 4, Of: a}
 	if op.split {
@@ -67,7 +67,7 @@ func (op headsOp) Type() hm.Type {
 	return hm.NewFnType(h, r)
 }
 
-func (op headsOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+func (op *headsOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	in, out := op.perHead(), op.rows()
 	if op.split {
 		in, out = out, in
@@ -82,36 +82,36 @@ func (op headsOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	return out, nil
 }
 
-func (op headsOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+func (op *headsOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return opkit.DoDense(op, inputs)
 }
 
-func (op headsOp) Kernel32(dst []float32, in [][]float32, _ []tensor.Shape) error {
+func (op *headsOp) Kernel32(dst []float32, in [][]float32, _ []gorgonia.Value) error {
 	moveHeads(dst, in[0], op.batch, op.seq, op.heads, op.dh, op.split)
 	return nil
 }
 
-func (op headsOp) Kernel64(dst []float64, in [][]float64, _ []tensor.Shape) error {
+func (op *headsOp) Kernel64(dst []float64, in [][]float64, _ []gorgonia.Value) error {
 	moveHeads(dst, in[0], op.batch, op.seq, op.heads, op.dh, op.split)
 	return nil
 }
 
-func (op headsOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
-func (op headsOp) Hashcode() uint32      { return opkit.Hash(op) }
+func (op *headsOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
+func (op *headsOp) Hashcode() uint32      { return opkit.Hash(op) }
 
-func (op headsOp) DiffWRT(int) []bool { return []bool{true} }
+func (op *headsOp) DiffWRT(int) []bool { return []bool{true} }
 
 // grads: the output's gradient moved back.
-func (op headsOp) grads() []opkit.Grad {
-	inverse := op
+func (op *headsOp) grads() []opkit.Grad {
+	inverse := *op
 	inverse.split = !op.split
-	return []opkit.Grad{{Op: inverse, Args: []int{opkit.DY}}}
+	return []opkit.Grad{{Op: &inverse, Args: []int{opkit.DY}}}
 }
 
-func (op headsOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+func (op *headsOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
 	return opkit.SymDiff(op, op.grads(), inputs, grad)
 }
 
-func (op headsOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
+func (op *headsOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
 	return opkit.DoDiff(op, op.grads(), inputs, output)
 }

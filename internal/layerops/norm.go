@@ -26,9 +26,9 @@ import (
 // that do not fit give an error wrapping opkit.ErrShape.
 func Norm(x, g, b *gorgonia.Node, eps float64) (*gorgonia.Node, error) {
 	if b == nil {
-		return gorgonia.ApplyOp(normOp{eps: eps}, x, g)
+		return gorgonia.ApplyOp(&normOp{eps: eps}, x, g)
 	}
-	return gorgonia.ApplyOp(normOp{layer: true, eps: eps}, x, g, b)
+	return gorgonia.ApplyOp(&normOp{layer: true, eps: eps}, x, g, b)
 }
 
 // normOp is Norm's op: inputs (x, g) for RMSNorm, (x, g, b) for LayerNorm.
@@ -38,21 +38,21 @@ type normOp struct {
 	eps   float64
 }
 
-func (op normOp) String() string {
+func (op *normOp) String() string {
 	if op.layer {
 		return fmt.Sprintf("LayerNorm{ε=%g}", op.eps)
 	}
 	return fmt.Sprintf("RMSNorm{ε=%g}", op.eps)
 }
 
-func (op normOp) Arity() int {
+func (op *normOp) Arity() int {
 	if op.layer {
 		return 3
 	}
 	return 2
 }
 
-func (op normOp) Type() hm.Type {
+func (op *normOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	m, v := gorgonia.TensorType{Dims: 2, Of: a}, gorgonia.TensorType{Dims: 1, Of: a}
 	if op.layer {
@@ -61,7 +61,7 @@ func (op normOp) Type() hm.Type {
 	return hm.NewFnType(m, v, m)
 }
 
-func (op normOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+func (op *normOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	ss, err := normShapes(op, ds, op.Arity(), false)
 	if err != nil {
 		return nil, err
@@ -91,32 +91,32 @@ func normShapes(op fmt.Stringer, ds []gorgonia.DimSizer, arity int, grad bool) (
 	return ss, nil
 }
 
-func (op normOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+func (op *normOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return opkit.DoDense(op, inputs)
 }
 
-func (op normOp) Kernel32(dst []float32, in [][]float32, _ []tensor.Shape) error {
+func (op *normOp) Kernel32(dst []float32, in [][]float32, _ []gorgonia.Value) error {
 	normRows(dst, in[0], in[1], shift(op, in), op.eps)
 	return nil
 }
 
-func (op normOp) Kernel64(dst []float64, in [][]float64, _ []tensor.Shape) error {
+func (op *normOp) Kernel64(dst []float64, in [][]float64, _ []gorgonia.Value) error {
 	normRows(dst, in[0], in[1], shift(op, in), op.eps)
 	return nil
 }
 
 // shift returns LayerNorm's b, nil for RMSNorm.
-func shift[T float32 | float64](op normOp, in [][]T) []T {
+func shift[T float32 | float64](op *normOp, in [][]T) []T {
 	if op.layer {
 		return in[2]
 	}
 	return nil
 }
 
-func (op normOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
-func (op normOp) Hashcode() uint32      { return opkit.Hash(op) }
+func (op *normOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
+func (op *normOp) Hashcode() uint32      { return opkit.Hash(op) }
 
-func (op normOp) DiffWRT(n int) []bool {
+func (op *normOp) DiffWRT(n int) []bool {
 	w := make([]bool, n)
 	for i := range w {
 		w[i] = true
@@ -126,20 +126,20 @@ func (op normOp) DiffWRT(n int) []bool {
 
 // grads are dx and dg from normGradOps on (x, g, dy) and, for LayerNorm,
 // db = Σ_rows dy.
-func (op normOp) grads() []opkit.Grad {
+func (op *normOp) grads() []opkit.Grad {
 	args := []int{0, 1, opkit.DY}
-	gs := []opkit.Grad{{Op: normGradOp{fwd: op}, Args: args}, {Op: normGradOp{fwd: op, wrtG: true}, Args: args}}
+	gs := []opkit.Grad{{Op: &normGradOp{fwd: *op}, Args: args}, {Op: &normGradOp{fwd: *op, wrtG: true}, Args: args}}
 	if op.layer {
 		gs = append(gs, opkit.Grad{Op: sumRows{}, Args: []int{opkit.DY}})
 	}
 	return gs
 }
 
-func (op normOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+func (op *normOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
 	return opkit.SymDiff(op, op.grads(), inputs, grad)
 }
 
-func (op normOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
+func (op *normOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
 	return opkit.DoDiff(op, op.grads(), inputs, output)
 }
 
@@ -170,16 +170,16 @@ type normGradOp struct {
 	wrtG bool
 }
 
-func (op normGradOp) String() string {
+func (op *normGradOp) String() string {
 	if op.wrtG {
 		return op.fwd.String() + "GradG"
 	}
 	return op.fwd.String() + "GradX"
 }
 
-func (op normGradOp) Arity() int { return 3 }
+func (op *normGradOp) Arity() int { return 3 }
 
-func (op normGradOp) Type() hm.Type {
+func (op *normGradOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	m, v := gorgonia.TensorType{Dims: 2, Of: a}, gorgonia.TensorType{Dims: 1, Of: a}
 	if op.wrtG {
@@ -188,7 +188,7 @@ func (op normGradOp) Type() hm.Type {
 	return hm.NewFnType(m, v, m, m)
 }
 
-func (op normGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+func (op *normGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	ss, err := normShapes(op, ds, 3, true)
 	if err != nil {
 		return nil, err
@@ -199,21 +199,21 @@ func (op normGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	return ss[0].Clone(), nil
 }
 
-func (op normGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+func (op *normGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return opkit.DoDense(op, inputs)
 }
 
-func (op normGradOp) Kernel32(dst []float32, in [][]float32, _ []tensor.Shape) error {
+func (op *normGradOp) Kernel32(dst []float32, in [][]float32, _ []gorgonia.Value) error {
 	normGrad(op, dst, in)
 	return nil
 }
 
-func (op normGradOp) Kernel64(dst []float64, in [][]float64, _ []tensor.Shape) error {
+func (op *normGradOp) Kernel64(dst []float64, in [][]float64, _ []gorgonia.Value) error {
 	normGrad(op, dst, in)
 	return nil
 }
 
-func normGrad[T float32 | float64](op normGradOp, dst []T, in [][]T) {
+func normGrad[T float32 | float64](op *normGradOp, dst []T, in [][]T) {
 	if op.wrtG {
 		normGradG(dst, in[0], in[2], op.fwd.layer, op.fwd.eps)
 	} else {
@@ -221,5 +221,5 @@ func normGrad[T float32 | float64](op normGradOp, dst []T, in [][]T) {
 	}
 }
 
-func (op normGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
-func (op normGradOp) Hashcode() uint32      { return opkit.Hash(op) }
+func (op *normGradOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
+func (op *normGradOp) Hashcode() uint32      { return opkit.Hash(op) }

@@ -20,7 +20,7 @@ import (
 // their caller's input with ReshapeCopy; views of their own intermediate
 // results are safe and stay views.
 func ReshapeCopy(x *gorgonia.Node, to ...int) (*gorgonia.Node, error) {
-	return gorgonia.ApplyOp(reshapeCopyOp{from: x.Shape().Clone(), to: tensor.Shape(to).Clone()}, x)
+	return gorgonia.ApplyOp(&reshapeCopyOp{from: x.Shape().Clone(), to: tensor.Shape(to).Clone()}, x)
 }
 
 // reshapeCopyOp is ReshapeCopy's op. Its gradient is the output's gradient
@@ -30,16 +30,16 @@ type reshapeCopyOp struct {
 	from, to tensor.Shape
 }
 
-func (op reshapeCopyOp) String() string { return fmt.Sprintf("ReshapeCopy(%v→%v)", op.from, op.to) }
+func (op *reshapeCopyOp) String() string { return fmt.Sprintf("ReshapeCopy(%v→%v)", op.from, op.to) }
 
-func (op reshapeCopyOp) Arity() int { return 1 }
+func (op *reshapeCopyOp) Arity() int { return 1 }
 
-func (op reshapeCopyOp) Type() hm.Type {
+func (op *reshapeCopyOp) Type() hm.Type {
 	a := hm.TypeVariable('a')
 	return hm.NewFnType(gorgonia.TensorType{Dims: op.from.Dims(), Of: a}, gorgonia.TensorType{Dims: op.to.Dims(), Of: a})
 }
 
-func (op reshapeCopyOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
+func (op *reshapeCopyOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	ss, err := opkit.Shapes(op, 1, ds)
 	if err != nil {
 		return nil, err
@@ -50,33 +50,33 @@ func (op reshapeCopyOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error
 	return op.to.Clone(), nil
 }
 
-func (op reshapeCopyOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
+func (op *reshapeCopyOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return opkit.DoDense(op, inputs)
 }
 
-func (op reshapeCopyOp) Kernel32(dst []float32, in [][]float32, _ []tensor.Shape) error {
+func (op *reshapeCopyOp) Kernel32(dst []float32, in [][]float32, _ []gorgonia.Value) error {
 	copy(dst, in[0])
 	return nil
 }
 
-func (op reshapeCopyOp) Kernel64(dst []float64, in [][]float64, _ []tensor.Shape) error {
+func (op *reshapeCopyOp) Kernel64(dst []float64, in [][]float64, _ []gorgonia.Value) error {
 	copy(dst, in[0])
 	return nil
 }
 
-func (op reshapeCopyOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
-func (op reshapeCopyOp) Hashcode() uint32      { return opkit.Hash(op) }
+func (op *reshapeCopyOp) WriteHash(h hash.Hash) { fmt.Fprintf(h, "actq.layerops.%v", op) }
+func (op *reshapeCopyOp) Hashcode() uint32      { return opkit.Hash(op) }
 
-func (op reshapeCopyOp) DiffWRT(int) []bool { return []bool{true} }
+func (op *reshapeCopyOp) DiffWRT(int) []bool { return []bool{true} }
 
-func (op reshapeCopyOp) grads() []opkit.Grad {
-	return []opkit.Grad{{Op: reshapeCopyOp{from: op.to, to: op.from}, Args: []int{opkit.DY}}}
+func (op *reshapeCopyOp) grads() []opkit.Grad {
+	return []opkit.Grad{{Op: &reshapeCopyOp{from: op.to, to: op.from}, Args: []int{opkit.DY}}}
 }
 
-func (op reshapeCopyOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+func (op *reshapeCopyOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
 	return opkit.SymDiff(op, op.grads(), inputs, grad)
 }
 
-func (op reshapeCopyOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
+func (op *reshapeCopyOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
 	return opkit.DoDiff(op, op.grads(), inputs, output)
 }

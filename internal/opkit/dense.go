@@ -10,12 +10,12 @@ import (
 // DenseOp is an op whose Do (DoDense) returns a new tensor computed from
 // its inputs' data by plain kernels over slices, one per float dtype: dst
 // is the result, of the shape InferShape gives for the inputs' shapes, and
-// in holds the inputs' data, all of dst's dtype; shapes are the inputs'
-// shapes.
+// in holds the inputs' data, all of dst's dtype; vals are the inputs
+// themselves, for a kernel that needs their shapes.
 type DenseOp interface {
 	gorgonia.Op
-	Kernel32(dst []float32, in [][]float32, shapes []tensor.Shape) error
-	Kernel64(dst []float64, in [][]float64, shapes []tensor.Shape) error
+	Kernel32(dst []float32, in [][]float32, vals []gorgonia.Value) error
+	Kernel64(dst []float64, in [][]float64, vals []gorgonia.Value) error
 }
 
 // DoDense is the Do of a DenseOp: it checks the number of inputs, takes the
@@ -29,14 +29,12 @@ func DoDense(op DenseOp, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != op.Arity() {
 		return nil, fmt.Errorf("%v: got %d inputs, want %d: %w", op, len(inputs), op.Arity(), ErrValue)
 	}
-	shapes := make([]tensor.Shape, len(inputs))
 	ds := make([]gorgonia.DimSizer, len(inputs))
 	for i, v := range inputs {
 		if err := Usable(v); err != nil {
 			return nil, fmt.Errorf("%v: input %d: %w", op, i, err)
 		}
-		shapes[i] = v.Shape()
-		ds[i] = shapes[i]
+		ds[i] = v.Shape()
 	}
 	shape, err := op.InferShape(ds...)
 	if err != nil {
@@ -53,9 +51,9 @@ func DoDense(op DenseOp, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	}
 	switch dst := data.(type) {
 	case []float32:
-		err = runDense(op, dst, inputs, shapes, op.Kernel32)
+		err = runDense(op, dst, inputs, op.Kernel32)
 	case []float64:
-		err = runDense(op, dst, inputs, shapes, op.Kernel64)
+		err = runDense(op, dst, inputs, op.Kernel64)
 	}
 	if err != nil {
 		return nil, err
@@ -63,13 +61,13 @@ func DoDense(op DenseOp, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	return out, nil
 }
 
-func runDense[T float32 | float64](op fmt.Stringer, dst []T, inputs []gorgonia.Value, shapes []tensor.Shape,
-	kernel func([]T, [][]T, []tensor.Shape) error) error {
+func runDense[T float32 | float64](op fmt.Stringer, dst []T, inputs []gorgonia.Value,
+	kernel func([]T, [][]T, []gorgonia.Value) error) error {
 	in, err := Slices[T](op, inputs)
 	if err != nil {
 		return err
 	}
-	if err := kernel(dst, in, shapes); err != nil {
+	if err := kernel(dst, in, inputs); err != nil {
 		return fmt.Errorf("%v: %w", op, err)
 	}
 	return nil
