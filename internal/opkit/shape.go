@@ -3,6 +3,7 @@ package opkit
 import (
 	"fmt"
 
+	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -38,4 +39,16 @@ func SameShape(op fmt.Stringer, n int, ds []gorgonia.DimSizer) (tensor.Shape, er
 		}
 	}
 	return ss[0].Clone(), nil
+}
+
+// SameType is Type for an op of n inputs whose inputs and output all have
+// one type: a → … → a. It is built anew on every call, as Type must be
+// (Gorgonia recycles the types it is given).
+func SameType(n int) hm.Type {
+	a := hm.TypeVariable('a')
+	ts := make([]hm.Type, n+1)
+	for i := range ts {
+		ts[i] = a
+	}
+	return hm.NewFnType(ts...)
 }
