@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/actq/actq/internal/errtest"
 	"github.com/actq/actq/internal/gradcheck"
 	"github.com/actq/actq/internal/numtest"
 	"github.com/actq/actq/internal/opkit"
@@ -244,4 +245,68 @@ func TestReshapeCopy(t *testing.T) {
 	}, gradcheck.Options{}); err != nil {
 		t.Error(err)
 	}
+}
+
+// TestRuntimeErrors runs every op's Do on bad values (what a Lisp machine
+// or a misbuilt graph could hand it): each returns an error naming the op
+// and wrapping the right sentinel, and none panics.
+func TestRuntimeErrors(t *testing.T) {
+	g := gorgonia.NewGraph()
+	node := func(name string, shape ...int) *gorgonia.Node {
+		return gorgonia.NewTensor(g, tensor.Float32, len(shape), gorgonia.WithShape(shape...), gorgonia.WithName(name))
+	}
+	must := func(n *gorgonia.Node, err error) gorgonia.Op {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Op()
+	}
+	x, gain, shift := node("x", 6, 4), node("g", 4), node("b", 4)
+	a, b := node("a", 1, 2, 3, 4), node("bb", 1, 2, 4, 5)
+	rms := must(Norm(x, gain, nil, 1e-5)).(*normOp)
+	layer := must(Norm(x, gain, shift, 1e-5)).(*normOp)
+	bmm := must(BMM(a, b, false, false))
+	split := must(SplitHeads(x, 2, 2))
+	merge := must(MergeHeads(a))
+	reshape := must(ReshapeCopy(x, 3, 8))
+	dense := func(dt tensor.Dtype, shape ...int) *tensor.Dense {
+		return tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+	}
+	f32 := func(shape ...int) *tensor.Dense { return dense(tensor.Float32, shape...) }
+	var cases []errtest.Case
+	add := func(op gorgonia.Op, name, arg string, want error, in ...gorgonia.Value) {
+		cases = append(cases, errtest.Case{Name: name, Fn: op.String(), Arg: arg, Want: want,
+			Call: func() error { _, err := op.Do(in...); return err }})
+	}
+	for _, c := range []struct {
+		op    gorgonia.Op
+		valid []gorgonia.Value
+	}{
+		{rms, []gorgonia.Value{f32(6, 4), f32(4)}},
+		{layer, []gorgonia.Value{f32(6, 4), f32(4), f32(4)}},
+		{&normGradOp{fwd: *rms}, []gorgonia.Value{f32(6, 4), f32(4), f32(6, 4)}},
+		{&normGradOp{fwd: *layer, wrtG: true}, []gorgonia.Value{f32(6, 4), f32(4), f32(6, 4)}},
+		{bmm, []gorgonia.Value{f32(1, 2, 3, 4), f32(1, 2, 4, 5)}},
+		{split, []gorgonia.Value{f32(6, 4)}},
+		{merge, []gorgonia.Value{f32(1, 2, 3, 4)}},
+		{reshape, []gorgonia.Value{f32(6, 4)}},
+	} {
+		add(c.op, "valid", "", nil, c.valid...)
+		add(c.op, "no inputs", "got 0 inputs", opkit.ErrValue)
+		with := func(i int, v gorgonia.Value) []gorgonia.Value {
+			in := append([]gorgonia.Value(nil), c.valid...)
+			in[i] = v
+			return in
+		}
+		add(c.op, "nil input", "input 0", opkit.ErrValue, with(0, nil)...)
+		add(c.op, "zero tensor.Dense", "uninitialised", opkit.ErrValue, with(0, &tensor.Dense{})...)
+		x0 := c.valid[0].Shape()
+		add(c.op, "int tensor", "dtype int", opkit.ErrDtype, with(0, dense(tensor.Int, x0...))...)
+		add(c.op, "another shape", "shape", opkit.ErrShape, with(0, f32(x0[0]+1, x0.TotalSize()))...)
+		if len(c.valid) > 1 {
+			last := len(c.valid) - 1
+			add(c.op, "mixed dtypes", "dtype float64", opkit.ErrDtype, with(last, dense(tensor.Float64, c.valid[last].Shape()...))...)
+		}
+	}
+	errtest.Run(t, cases)
 }
