@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/actq/actq/internal/layerops"
 	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -93,7 +94,7 @@ func (a *Attention) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	}
 	s := x.Shape()
 	batch, seq := s[0], s[1]
-	x2, err := reshapeCopy(x, batch*seq, a.cfg.DModel)
+	x2, err := layerops.ReshapeCopy(x, batch*seq, a.cfg.DModel)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
@@ -121,7 +122,7 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 		if heads == 1 { // the same memory order: a view is enough
 			return gorgonia.Reshape(m, tensor.Shape{batch, 1, seq, dh})
 		}
-		return gorgonia.ApplyOp(headsOp{batch: batch, seq: seq, heads: heads, dh: dh, split: true}, m)
+		return layerops.SplitHeads(m, batch, heads)
 	}
 	q, err := split(a.Wq)
 	if err != nil {
@@ -135,7 +136,7 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 	if err != nil {
 		return nil, err
 	}
-	s, err := bmm(q, k, false, true) // (batch, heads, seq, seq)
+	s, err := layerops.BMM(q, k, false, true) // (batch, heads, seq, seq)
 	if err != nil {
 		return nil, err
 	}
@@ -170,14 +171,14 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 	if p, err = b.site(a.name+".probs", SiteAttnProbs, p); err != nil {
 		return nil, err
 	}
-	o, err := bmm(p, v, false, false) // (batch, heads, seq, Dh)
+	o, err := layerops.BMM(p, v, false, false) // (batch, heads, seq, Dh)
 	if err != nil {
 		return nil, err
 	}
 	if heads == 1 {
 		o, err = gorgonia.Reshape(o, tensor.Shape{batch * seq, d})
 	} else {
-		o, err = gorgonia.ApplyOp(headsOp{batch: batch, seq: seq, heads: heads, dh: dh}, o)
+		o, err = layerops.MergeHeads(o)
 	}
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/actq/actq/internal/layerops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -101,7 +102,7 @@ func (bl *Block) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	}
 	s := x.Shape()
 	batch, seq := s[0], s[1]
-	x2, err := reshapeCopy(x, batch*seq, bl.cfg.DModel)
+	x2, err := layerops.ReshapeCopy(x, batch*seq, bl.cfg.DModel)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}

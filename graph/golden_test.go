@@ -178,23 +178,7 @@ func runGraph(m machine, dt tensor.Dtype, dy *tensor.Dense,
 	return out, nil
 }
 
-func float64sOf(v gorgonia.Value) []float64 {
-	switch d := v.Data().(type) {
-	case float32:
-		return []float64{float64(d)}
-	case float64:
-		return []float64{d}
-	case []float32:
-		out := make([]float64, len(d))
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-		return out
-	case []float64:
-		return slices.Clone(d)
-	}
-	panic(fmt.Sprintf("unexpected data %T", v.Data()))
-}
+func float64sOf(v gorgonia.Value) []float64 { return numtest.Float64s(v.Data()) }
 
 // goldenTol is the tolerance of the graph goldens: |got − want| ≤ Abs·s +
 // Rel·|want|, where s is the largest |want| in the array. The reference

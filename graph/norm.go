@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/actq/actq/internal/layerops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -123,7 +124,7 @@ func (n *RMSNorm) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 }
 
 func (n *RMSNorm) forward(x *gorgonia.Node) (*gorgonia.Node, error) {
-	return gorgonia.ApplyOp(normOp{eps: n.Eps}, x, n.G)
+	return layerops.Norm(x, n.G, nil, n.Eps)
 }
 
 // Params returns G.
@@ -143,7 +144,7 @@ func (n *LayerNorm) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 }
 
 func (n *LayerNorm) forward(x *gorgonia.Node) (*gorgonia.Node, error) {
-	return gorgonia.ApplyOp(normOp{layer: true, eps: n.Eps}, x, n.G, n.B)
+	return layerops.Norm(x, n.G, n.B, n.Eps)
 }
 
 // Params returns G and B.

@@ -2,13 +2,8 @@ package graph
 
 import (
 	"fmt"
-	"math"
-	"slices"
 
-	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize"
-	"gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 )
 
 // SiteKind names a kind of place in a transformer where a plan may put a
@@ -25,27 +20,59 @@ const (
 	SiteBlockOutput                     // a block's output, the residual stream: "<block>.out"
 )
 
+// siteKind describes a site kind.
+type siteKind struct {
+	name string
+	// weight: a weight matrix, quantized in the (out, in) layout (once, by
+	// an Evaluator); never calibrated.
+	weight bool
+	// masked: the value carries the causal mask's −Inf, which CheckFinite
+	// allows there.
+	masked bool
+	// quant is the Plan field holding the kind's Quant.
+	quant func(*Plan) **Quant
+}
+
+// siteKinds indexes every site kind: String, Plan.For, Plan.Clone,
+// PassthroughPlan, Tier.NeedsCalibration, the tiers and the site builder
+// read it, so that a new kind is a constant, a Plan field and one entry
+// here.
+var siteKinds = [...]siteKind{
+	SiteWeight:      {name: "weight", weight: true, quant: func(p *Plan) **Quant { return &p.Weights }},
+	SiteHead:        {name: "head", weight: true, quant: func(p *Plan) **Quant { return &p.Head }},
+	SiteFFNInput:    {name: "ffn_input", quant: func(p *Plan) **Quant { return &p.FFNInput }},
+	SiteFFNHidden:   {name: "ffn_hidden", quant: func(p *Plan) **Quant { return &p.FFNHidden }},
+	SiteAttnScores:  {name: "attn_scores", masked: true, quant: func(p *Plan) **Quant { return &p.AttnScores }},
+	SiteAttnProbs:   {name: "attn_probs", quant: func(p *Plan) **Quant { return &p.AttnProbs }},
+	SiteBlockOutput: {name: "block_output", quant: func(p *Plan) **Quant { return &p.BlockOutput }},
+}
+
+// info returns k's entry in siteKinds, nil for an unknown kind.
+func (k SiteKind) info() *siteKind {
+	if k == 0 || int(k) >= len(siteKinds) {
+		return nil
+	}
+	return &siteKinds[k]
+}
+
+// eachSiteKind calls f on every site kind, in order.
+func eachSiteKind(f func(SiteKind, *siteKind)) {
+	for k := SiteWeight; int(k) < len(siteKinds); k++ {
+		f(k, &siteKinds[k])
+	}
+}
+
 func (k SiteKind) String() string {
-	switch k {
-	case SiteWeight:
-		return "weight"
-	case SiteHead:
-		return "head"
-	case SiteFFNInput:
-		return "ffn_input"
-	case SiteFFNHidden:
-		return "ffn_hidden"
-	case SiteAttnScores:
-		return "attn_scores"
-	case SiteAttnProbs:
-		return "attn_probs"
-	case SiteBlockOutput:
-		return "block_output"
+	if i := k.info(); i != nil {
+		return i.name
 	}
 	return fmt.Sprintf("SiteKind(%d)", uint8(k))
 }
 
-func (k SiteKind) isWeight() bool { return k == SiteWeight || k == SiteHead }
+func (k SiteKind) isWeight() bool {
+	i := k.info()
+	return i != nil && i.weight
+}
 
 // Quant is what a Plan puts at a site.
 type Quant struct {
@@ -155,8 +182,16 @@ type Plan struct {
 // the model computes exactly what it computes without a plan, and every
 // site counts its elements, NaN and ±Inf.
 func PassthroughPlan() *Plan {
-	return &Plan{Name: "fp32-passthrough", Weights: Passthrough(), Head: Passthrough(), FFNInput: Passthrough(),
-		FFNHidden: Passthrough(), AttnScores: Passthrough(), AttnProbs: Passthrough(), BlockOutput: Passthrough()}
+	p := &Plan{Name: "fp32-passthrough"}
+	eachSiteKind(func(_ SiteKind, k *siteKind) { *k.quant(p) = Passthrough() })
+	return p
+}
+
+// uniformPlan returns a plan that puts q at every kind of site.
+func uniformPlan(q *Quant) *Plan {
+	p := &Plan{}
+	eachSiteKind(func(_ SiteKind, k *siteKind) { *k.quant(p) = q })
+	return p
 }
 
 // Clone returns a copy of p whose Quants and Sites map are copies, so that
@@ -166,9 +201,10 @@ func (p *Plan) Clone() *Plan {
 		return nil
 	}
 	c := *p
-	for _, q := range []**Quant{&c.Weights, &c.Head, &c.FFNInput, &c.FFNHidden, &c.AttnScores, &c.AttnProbs, &c.BlockOutput} {
+	eachSiteKind(func(_ SiteKind, k *siteKind) {
+		q := k.quant(&c)
 		*q = cloneQuant(*q)
-	}
+	})
 	if p.Sites != nil {
 		c.Sites = make(map[string]*Quant, len(p.Sites))
 		for k, q := range p.Sites {
@@ -207,97 +243,10 @@ func (p *Plan) For(name string, kind SiteKind) *Quant {
 	if q, ok := p.Sites[name]; ok {
 		return q
 	}
-	switch kind {
-	case SiteWeight:
-		return p.Weights
-	case SiteHead:
-		return p.Head
-	case SiteFFNInput:
-		return p.FFNInput
-	case SiteFFNHidden:
-		return p.FFNHidden
-	case SiteAttnScores:
-		return p.AttnScores
-	case SiteAttnProbs:
-		return p.AttnProbs
-	case SiteBlockOutput:
-		return p.BlockOutput
+	if k := kind.info(); k != nil {
+		return *k.quant(p)
 	}
 	return nil
-}
-
-// Site is one quantization site of a built graph: its name, kind, the Quant
-// the plan put there, and what the node did at every run since it was built
-// or last reset. For a learnable site, Quant.Spec.Scale and ZeroPoint hold
-// the scales and zero points it started from; Scale gives the current ones.
-type Site struct {
-	Name  string
-	Kind  SiteKind
-	Quant Quant
-
-	stats    quantize.Stats     // FakeQuant sites (counted inside the op)
-	pass     *passCounter       // Passthrough and observing sites
-	observer *quantize.Observer // static sites while calibrating
-	scale    *gorgonia.Node     // learnable sites: the scale parameter
-}
-
-// ScaleNode returns the parameter node holding a learnable site's scales
-// (their logarithms with LSQConfig.LogScale), named
-// LearnableScaleName(s.Name, …); nil for a site that is not learnable.
-func (s *Site) ScaleNode() *gorgonia.Node { return s.scale }
-
-// Scale returns the scales the site quantizes with: for a learnable site
-// the current value of its scale parameter as the node uses it (exp of
-// it with LogScale, raised to LSQConfig.MinScale when below it); for other
-// sites Quant.Spec.Scale, nil for dynamic scales.
-func (s *Site) Scale() []float64 {
-	if s.scale == nil {
-		return slices.Clone(s.Quant.Spec.Scale)
-	}
-	switch d := s.scale.Value().Data().(type) {
-	case []float32:
-		return quantize.LSQEffectiveScales(d, *s.Quant.Learnable)
-	case []float64:
-		return quantize.LSQEffectiveScales(d, *s.Quant.Learnable)
-	}
-	return nil
-}
-
-// Stats returns the site's statistics. Passthrough sites count elements,
-// NaN, ±Inf and the signal Σx², with nothing clipped, zeroed or lost.
-// Weight sites of an Evaluator are quantized once, when it is built, and
-// show that one run.
-func (s *Site) Stats() quantize.StatsSnapshot {
-	if s.pass != nil {
-		return s.pass.snapshot()
-	}
-	return s.stats.Snapshot()
-}
-
-// ResetStats sets the site's counters to zero.
-func (s *Site) ResetStats() {
-	if s.pass != nil {
-		s.pass.reset()
-	}
-	s.stats.Reset()
-}
-
-// SiteStats returns the statistics of sites by site name.
-func SiteStats(sites []*Site) map[string]quantize.StatsSnapshot {
-	out := make(map[string]quantize.StatsSnapshot, len(sites))
-	for _, s := range sites {
-		out[s.Name] = s.Stats()
-	}
-	return out
-}
-
-// quantizer is a builder's plan and the sites it has made.
-type quantizer struct {
-	plan      *Plan
-	sites     []*Site
-	byName    map[string]*Site
-	calibrate bool // static sites observe instead of quantizing
-	prequant  bool // weights are quantized once, at build time
 }
 
 // WithPlan inserts the quantization nodes that p asks for (nil: none). p is
@@ -305,244 +254,3 @@ type quantizer struct {
 func WithPlan(p *Plan) Option {
 	return func(o *options) { o.plan = p.Clone() }
 }
-
-// site inserts the plan's node for the site called name, of the given kind,
-// on x and returns its output; without a plan, or when the plan puts
-// nothing there, it returns x.
-func (b *builder) site(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
-	y, err := b.siteNode(name, kind, x)
-	if err != nil || y == x || !b.q.plan.CheckFinite {
-		return y, err
-	}
-	check := ops.CheckFinite
-	if kind == SiteAttnScores {
-		check = ops.CheckFiniteMasked // the causal mask's −Inf is expected there
-	}
-	c, err := check(y, name)
-	if err != nil {
-		return nil, fmt.Errorf("site %q: %w", name, err)
-	}
-	return c, nil
-}
-
-// siteNode is site without the CheckFinite node.
-func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
-	q := b.q
-	if q == nil {
-		return x, nil
-	}
-	qt := q.plan.For(name, kind)
-	if qt == nil {
-		return x, nil
-	}
-	if _, dup := q.byName[name]; dup {
-		return nil, fmt.Errorf("quantization site %q made twice: %w", name, ErrConfig)
-	}
-	s := &Site{Name: name, Kind: kind, Quant: *cloneQuant(qt)}
-	q.sites = append(q.sites, s)
-	q.byName[name] = s
-	switch {
-	case q.calibrate && qt.Static && !kind.isWeight():
-		obs, err := quantize.NewObserver(qt.Spec, qt.Observer)
-		if err != nil {
-			return nil, fmt.Errorf("site %q: %w", name, err)
-		}
-		s.observer, s.pass = obs, &passCounter{}
-		return passthrough(s, x)
-	case qt.Learnable != nil:
-		if err := b.learnableScale(s, x); err != nil {
-			return nil, fmt.Errorf("site %q: %w", name, err)
-		}
-	}
-	switch {
-	case kind.isWeight():
-		if qt.Passthrough {
-			s.pass = &passCounter{}
-		}
-		return b.quantizeWeight(s, x)
-	case qt.Passthrough:
-		s.pass = &passCounter{}
-		return passthrough(s, x)
-	}
-	y, err := s.fakeQuant(x, s.scale)
-	if err != nil {
-		return nil, fmt.Errorf("site %q: %w", name, err)
-	}
-	return y, nil
-}
-
-// fakeQuant applies the site's quantization to x (a weight in the (out,
-// in) layout): FakeQuant with the site's spec, or, given a scale node,
-// FakeQuantLearnable with the scales from it.
-func (s *Site) fakeQuant(x, scale *gorgonia.Node) (*gorgonia.Node, error) {
-	opts := []quantize.Option{quantize.WithStats(&s.stats)}
-	if s.Quant.PlainSTE {
-		opts = append(opts, quantize.WithPlainSTE())
-	}
-	if scale == nil {
-		return quantize.FakeQuantWith(x, s.Quant.Spec, opts...)
-	}
-	spec := s.Quant.Spec
-	spec.Scale = nil
-	return quantize.FakeQuantLearnable(x, scale, spec, *s.Quant.Learnable, opts...)
-}
-
-// learnableScale makes the scale parameter of the learnable site s, whose
-// value node is x, and records the scales it starts from in s.Quant.Spec.
-// It returns an error wrapping ErrConfig for a site that cannot learn its
-// scales.
-func (b *builder) learnableScale(s *Site, x *gorgonia.Node) error {
-	q := &s.Quant
-	switch {
-	case q.Passthrough:
-		return fmt.Errorf("Learnable with Passthrough: a passthrough site has no scale to learn: %w", ErrConfig)
-	case !q.Spec.Format.IsInteger():
-		return fmt.Errorf("Learnable with format %v: learnable scales need an integer format (int8, uint8, int4, uint4): %w", q.Spec.Format, ErrConfig)
-	case q.Spec.Scale == nil && q.Static:
-		return fmt.Errorf("Learnable and Static without a scale: Calibrate the plan first, the calibrated scales are where learning starts: %w", ErrConfig)
-	case q.Spec.Scale == nil && !s.Kind.isWeight():
-		return fmt.Errorf("Learnable without Spec.Scale: a learnable activation site needs the scales it starts from (make it Static and Calibrate, or set Spec.Scale): %w", ErrConfig)
-	case q.Spec.Scale == nil:
-		spec, err := observeWeight(q.Spec, x)
-		if err != nil {
-			return err
-		}
-		q.Spec.Scale, q.Spec.ZeroPoint = spec.Scale, spec.ZeroPoint
-	}
-	start := make([]float64, len(q.Spec.Scale))
-	for i, v := range q.Spec.Scale {
-		if !(v > 0) || math.IsInf(v, 0) {
-			return fmt.Errorf("Learnable: Spec.Scale[%d] = %g, want positive and finite: %w", i, v, ErrConfig)
-		}
-		start[i] = v
-		if q.Learnable.LogScale {
-			start[i] = math.Log(v)
-		}
-	}
-	n, err := b.paramOr(LearnableScaleName(s.Name, q.Learnable.LogScale), []int{len(start)}, true,
-		func() *tensor.Dense { return denseFrom(b.dt, []int{len(start)}, start) })
-	if err != nil {
-		return err
-	}
-	s.scale = n
-	return nil
-}
-
-// observeWeight returns spec with the scales and zero points of its dynamic
-// rule for the value of the weight node w, in the (out, in) layout.
-func observeWeight(spec quantize.Spec, w *gorgonia.Node) (quantize.Spec, error) {
-	obs, err := quantize.NewObserver(spec, quantize.ObserverConfig{})
-	if err != nil {
-		return spec, err
-	}
-	if _, err := onOwnGraph(w, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-		return inWeightLayout(spec, x, func(t *gorgonia.Node) (*gorgonia.Node, error) {
-			return quantize.FakeQuantWith(t, spec, quantize.WithObserver(obs))
-		})
-	}); err != nil {
-		return spec, err
-	}
-	return obs.Spec()
-}
-
-// quantizeWeight fake-quantizes the weight node w (in, out) as the (out,
-// in) matrix (or passes it through). A builder made for evaluation
-// (prequant) does it once, now, with a learnable site's current scales, and
-// stores the result in w; otherwise it adds the nodes to the graph.
-func (b *builder) quantizeWeight(s *Site, w *gorgonia.Node) (*gorgonia.Node, error) {
-	if b.q.prequant {
-		v, err := onOwnGraph(w, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-			var scale *gorgonia.Node
-			if s.scale != nil {
-				c, err := gorgonia.CloneValue(s.scale.Value())
-				if err != nil {
-					return nil, err
-				}
-				scale = gorgonia.NodeFromAny(x.Graph(), c, gorgonia.WithName(s.scale.Name()))
-			}
-			return weightNodes(s, x, scale)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("site %q: %w", s.Name, err)
-		}
-		if err := gorgonia.Let(w, v); err != nil {
-			return nil, fmt.Errorf("site %q: %w", s.Name, err)
-		}
-		return w, nil
-	}
-	y, err := weightNodes(s, w, s.scale)
-	if err != nil {
-		return nil, fmt.Errorf("site %q: %w", s.Name, err)
-	}
-	return y, nil
-}
-
-// weightNodes adds the site's quantization of w in the (out, in) layout
-// (see inWeightLayout), with the scales from the node scale if it is not
-// nil.
-func weightNodes(s *Site, w, scale *gorgonia.Node) (*gorgonia.Node, error) {
-	if s.Quant.Passthrough {
-		return passthrough(s, w)
-	}
-	return inWeightLayout(s.Quant.Spec, w, func(t *gorgonia.Node) (*gorgonia.Node, error) { return s.fakeQuant(t, scale) })
-}
-
-// inWeightLayout applies f to w in the (out, in) layout: wᵀ, f, transposed
-// back. A per-tensor spec needs no transposes.
-func inWeightLayout(spec quantize.Spec, w *gorgonia.Node, f func(*gorgonia.Node) (*gorgonia.Node, error)) (*gorgonia.Node, error) {
-	if spec.Granularity == quantize.PerTensor || w.Shape().Dims() != 2 {
-		return f(w)
-	}
-	t, err := gorgonia.Transpose(w)
-	if err != nil {
-		return nil, err
-	}
-	if t, err = f(t); err != nil {
-		return nil, err
-	}
-	return gorgonia.Transpose(t)
-}
-
-// onOwnGraph returns the value of the node f makes from a copy of w, run
-// once on a graph of its own.
-func onOwnGraph(w *gorgonia.Node, f func(x *gorgonia.Node) (*gorgonia.Node, error)) (gorgonia.Value, error) {
-	g := gorgonia.NewGraph()
-	v, err := gorgonia.CloneValue(w.Value())
-	if err != nil {
-		return nil, err
-	}
-	x := gorgonia.NodeFromAny(g, v, gorgonia.WithName(w.Name()))
-	y, err := f(x)
-	if err != nil {
-		return nil, err
-	}
-	var out gorgonia.Value
-	gorgonia.Read(y, &out)
-	m := gorgonia.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// Sites returns the quantization sites made so far by the builder, in the
-// order they were made, whose names start with prefix.
-func (b *builder) sitesWithPrefix(prefix string) []*Site {
-	if b.q == nil {
-		return nil
-	}
-	var out []*Site
-	for _, s := range b.q.sites {
-		if len(s.Name) >= len(prefix) && s.Name[:len(prefix)] == prefix {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// withCalibration makes static sites observe instead of quantizing.
-func withCalibration() Option { return func(o *options) { o.calibrate = true } }
-
-// withPrequantizedWeights quantizes weights once, at build time.
-func withPrequantizedWeights() Option { return func(o *options) { o.prequant = true } }

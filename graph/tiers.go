@@ -35,12 +35,13 @@ func (t Tier) NeedsCalibration() bool {
 	if p == nil {
 		return false
 	}
-	for _, q := range []*Quant{p.FFNInput, p.FFNHidden, p.AttnScores, p.AttnProbs, p.BlockOutput} {
-		if q != nil && q.Static {
-			return true
+	static := false
+	eachSiteKind(func(_ SiteKind, k *siteKind) {
+		if q := *k.quant(p); q != nil && q.Static && !k.weight {
+			static = true
 		}
-	}
-	return false
+	})
+	return static
 }
 
 // Tiers returns the standard precision tiers, from full precision to
@@ -72,15 +73,14 @@ func Tiers() []Tier {
 		return &Quant{Spec: quantize.Spec{Format: f, Granularity: quantize.PerGroup, GroupSize: seq, Symmetric: sym}}
 	}
 	cast := func(f quantize.Format) func(int) *Plan {
-		return func(int) *Plan {
-			q := &Quant{Spec: quantize.Spec{Format: f}}
-			return &Plan{Weights: q, Head: q, FFNInput: q, FFNHidden: q, AttnScores: q, AttnProbs: q, BlockOutput: q}
-		}
+		return func(int) *Plan { return uniformPlan(&Quant{Spec: quantize.Spec{Format: f}}) }
 	}
 	fp8 := func(seq int) *Plan {
 		tok := &Quant{Spec: quantize.Spec{Format: quantize.FP8E4M3, Granularity: quantize.PerChannel, Axis: 0, DynamicFloatScale: true}}
 		row := &Quant{Spec: quantize.Spec{Format: quantize.FP8E4M3, Granularity: quantize.PerGroup, GroupSize: seq, DynamicFloatScale: true}}
-		return &Plan{Weights: tok, Head: tok, FFNInput: tok, FFNHidden: tok, AttnScores: row, AttnProbs: row, BlockOutput: tok}
+		p := uniformPlan(tok)
+		p.AttnScores, p.AttnProbs = row, row
+		return p
 	}
 	int8Acts := func(p *Plan, seq int) *Plan {
 		a := perToken(quantize.Int8, true)

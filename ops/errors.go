@@ -1,12 +1,9 @@
 package ops
 
 import (
-	"fmt"
-
 	"github.com/actq/actq/internal/opkit"
 
 	"gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 )
 
 // Sentinel errors. Every error actq returns for bad input wraps one of them
@@ -32,14 +29,5 @@ var (
 // ErrNilNode, ErrDtype or (for a node outside any graph, such as a
 // gorgonia.NewConstant made without one) ErrValue.
 func CheckFloatNode(fn, arg string, x *gorgonia.Node) error {
-	if x == nil {
-		return fmt.Errorf("%s: %s: %w", fn, arg, ErrNilNode)
-	}
-	if dt := x.Dtype(); dt != tensor.Float32 && dt != tensor.Float64 {
-		return fmt.Errorf("%s: %s has dtype %v, want Float32 or Float64: %w", fn, arg, dt, ErrDtype)
-	}
-	if x.Graph() == nil {
-		return fmt.Errorf("%s: %s is in no graph (a constant made without one?): %w", fn, arg, ErrValue)
-	}
-	return nil
+	return opkit.CheckFloatNode(fn, arg, x)
 }

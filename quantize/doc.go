@@ -23,7 +23,8 @@
 //
 // Calibration: attach an Observer with WithObserver (or call Observe on
 // values), run a few batches, then build the graph again with the Spec it
-// returns.
+// returns. Passthrough is the identity with the same options, for a place
+// to be watched or calibrated without being quantized.
 //
 // Errors at graph-build time wrap ErrSpec (a bad spec) or one of the
 // sentinels shared with package ops (ErrNilNode, ErrDtype, ErrAxis,

@@ -1,23 +1,21 @@
 package quantize
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"sync"
 
 	"github.com/actq/actq/internal/parallel"
 	"github.com/actq/actq/quantize/kernel"
 )
 
-// The fewest elements worth handing to another goroutine (plan.chunk):
-// about 100 µs of work, far more than starting one costs. The vector
-// integer kernels run at memory speed (0.1 ns per element), where a split
-// in two did not pay at 2^20 elements on the project's 2-core machine:
-// int8 forward+backward at 2 threads took 1.21–1.23× a 2-thread copy
-// unsplit against 1.51–1.52× split in two (float32, go run ./bench -ops
-// fake_quant_int8), as with ReLU (ops.grainFor); so they split from 2^21
-// elements. The scalar
-// integer loops and the float formats' rounding (1–2 ns per element) split
-// from 2^17.
+// The fewest elements worth handing to another goroutine (plan.chunk). The
+// vector integer kernels run at memory speed, where splitting a tensor in
+// two did not pay below 2^21 elements on a 2-core machine (bench/RESULTS.md
+// has the measurements): they split from 2^21 elements. The scalar integer
+// loops and the float formats' rounding, an order of magnitude slower per
+// element, split from 2^17.
 const (
 	vectorChunk = 1 << 20
 	scalarChunk = 1 << 16
@@ -104,7 +102,7 @@ func chooseParams[T kernel.Float](s Spec, lo, hi T, torchSym bool) (T, int) {
 		scale = (hi - lo) / d
 		if math.IsInf(float64(scale), 0) {
 			// hi − lo overflowed T: PyTorch's scale would be +Inf and
-			// every output NaN. Divide first (issue 8).
+			// every output NaN. Divide first.
 			scale = hi/d - lo/d
 		}
 		scale = max(scale, minScale)
@@ -120,73 +118,10 @@ func chooseParams[T kernel.Float](s Spec, lo, hi T, torchSym bool) (T, int) {
 // dynamicParams computes this run's parameters from x: the finite range of
 // each tensor, channel or group, then chooseParams.
 func dynamicParams[T kernel.Float](p *plan, x []T) []prm[T] {
-	needMin := p.spec.Format.IsInteger() && (!p.spec.Symmetric || p.qmin >= 0)
-	lo := make([]T, p.nparam)
-	hi := make([]T, p.nparam)
-	seen := make([]bool, p.nparam)
-	update := func(i int, seg []T) {
-		if needMin {
-			l, h, n := kernel.MinMax(seg)
-			if n == 0 {
-				return
-			}
-			if !seen[i] {
-				lo[i], hi[i], seen[i] = l, h, true
-				return
-			}
-			lo[i], hi[i] = min(lo[i], l), max(hi[i], h)
-			return
-		}
-		a := kernel.AbsMax(seg)
-		lo[i], hi[i] = min(lo[i], -a), max(hi[i], a)
-	}
-	switch {
-	case p.nparam == 1:
-		var mu sync.Mutex
-		_ = parallel.For(len(x), p.chunk(), func(a, b int) error {
-			var part [1]T
-			var partLo [1]T
-			var partSeen [1]bool
-			if needMin {
-				l, h, n := kernel.MinMax(x[a:b])
-				partLo[0], part[0], partSeen[0] = l, h, n > 0
-			} else {
-				m := kernel.AbsMax(x[a:b])
-				partLo[0], part[0], partSeen[0] = -m, m, true
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if !partSeen[0] {
-				return nil
-			}
-			if !seen[0] {
-				lo[0], hi[0], seen[0] = partLo[0], part[0], true
-			} else {
-				lo[0], hi[0] = min(lo[0], partLo[0]), max(hi[0], part[0])
-			}
-			return nil
-		})
-	case p.cols:
-		period := p.nparam * p.block
-		for r := 0; r < len(x); r += period {
-			for j := 0; j < period; j += p.block {
-				update(j/p.block, x[r+j:r+j+p.block])
-			}
-		}
-	default:
-		nblocks := len(x) / p.block
-		_ = parallel.For(p.nparam, max(1, p.chunk()/p.block), func(a, b int) error {
-			for i := a; i < b; i++ {
-				for blk := i; blk < nblocks; blk += p.nparam {
-					update(i, x[blk*p.block:(blk+1)*p.block])
-				}
-			}
-			return nil
-		})
-	}
+	r := finiteRanges(p, x, !p.needsMin(), p.chunk())
 	ps := make([]prm[T], p.nparam)
 	for i := range ps {
-		s, zp := chooseParams(p.spec, lo[i], hi[i], false)
+		s, zp := chooseParams(p.spec, r.lo[i], r.hi[i], false)
 		ps[i] = makeParam(p, s, zp)
 	}
 	return ps
@@ -224,14 +159,7 @@ func (e *engine[T]) param(i int) prm[T] {
 	if e.ps != nil {
 		return e.ps[i]
 	}
-	blk := e.x[i*e.p.block : (i+1)*e.p.block]
-	var lo, hi T
-	if e.p.spec.Format.IsInteger() && (!e.p.spec.Symmetric || e.p.qmin >= 0) {
-		lo, hi, _ = kernel.MinMax(blk)
-	} else {
-		a := kernel.AbsMax(blk)
-		lo, hi = -a, a
-	}
+	lo, hi, _ := finiteRange(e.x[i*e.p.block:(i+1)*e.p.block], !e.p.needsMin())
 	s, zp := chooseParams(e.p.spec, lo, hi, false)
 	return makeParam(e.p, s, zp)
 }
@@ -241,28 +169,60 @@ func (e *engine[T]) param(i int) prm[T] {
 // elements [lo, hi) with parameter i. Column mode: body(lo, hi, −1) covers
 // whole rows of nparam·block elements.
 func (e *engine[T]) segments(body func(lo, hi, param int) error) error {
+	return e.chunks(func(a, b int) error { return e.segmentsIn(a, b, body) })
+}
+
+// chunks runs body on disjoint ranges [a, b) that cover the elements, in
+// parallel; in column mode they are whole rows.
+func (e *engine[T]) chunks(body func(a, b int) error) error {
 	p := e.p
 	if p.n == 0 {
 		return nil
 	}
 	if p.cols {
 		period := p.nparam * p.block
-		rows := p.n / period
-		return parallel.For(rows, max(1, p.chunk()/period), func(a, b int) error {
-			return body(a*period, b*period, -1)
+		return parallel.For(p.n/period, max(1, p.chunk()/period), func(a, b int) error {
+			return body(a*period, b*period)
 		})
 	}
-	return parallel.For(p.n, p.chunk(), func(a, b int) error {
-		for lo := a; lo < b; {
-			blk := lo / p.block
-			hi := min((blk+1)*p.block, b)
-			if err := body(lo, hi, blk%p.nparam); err != nil {
-				return err
-			}
-			lo = hi
-		}
+	return parallel.For(p.n, p.chunk(), body)
+}
+
+// segmentsIn is segments on the elements [a, b) of one chunk.
+func (e *engine[T]) segmentsIn(a, b int, body func(lo, hi, param int) error) error {
+	if e.p.cols {
+		return body(a, b, -1)
+	}
+	return e.p.walk(a, b, body)
+}
+
+// foldChunks runs part on every chunk (see chunks) in parallel, then calls
+// fold on the results in the chunks' order, so that sums over them do not
+// depend on which goroutine finished first. It returns the first error.
+func foldChunks[T kernel.Float, R any](e *engine[T], part func(a, b int) (R, error), fold func(R)) error {
+	type result struct {
+		a   int
+		r   R
+		err error
+	}
+	var mu sync.Mutex
+	var rs []result
+	e.chunks(func(a, b int) error {
+		r, err := part(a, b)
+		mu.Lock()
+		rs = append(rs, result{a, r, err})
+		mu.Unlock()
 		return nil
 	})
+	slices.SortFunc(rs, func(x, y result) int { return cmp.Compare(x.a, y.a) })
+	var err error
+	for _, r := range rs {
+		fold(r.r)
+		if err == nil {
+			err = r.err
+		}
+	}
+	return err
 }
 
 // symmetricGroups reports whether this run uses dynamic symmetric grids on
@@ -318,6 +278,23 @@ func (e *engine[T]) colParams() ([]kernel.Int[T], []T) {
 		qs[j], ss[j] = pr.q, pr.s
 	}
 	return qs, ss
+}
+
+// run writes y = FakeQuant(x) into dst and adds the run's statistics to st
+// (if not nil).
+func (e *engine[T]) run(dst, x []T, st *Stats) error {
+	if err := e.forward(dst, x); err != nil {
+		return err
+	}
+	if st == nil {
+		return nil
+	}
+	c, err := e.counts(x, dst)
+	if err != nil {
+		return err
+	}
+	st.record(c)
+	return nil
 }
 
 func (e *engine[T]) forward(dst, x []T) error {
@@ -380,7 +357,9 @@ func (e *engine[T]) grad(dst, x, dy []T, plain bool) error {
 	})
 }
 
-// counts returns the statistics of y = forward(x).
+// counts returns the statistics of y = forward(x). Each chunk is counted
+// on its own and the chunks' counts are added in order, so that the sums
+// do not depend on goroutine timing.
 func (e *engine[T]) counts(x, y []T) (kernel.Counts, error) {
 	isInt := e.p.spec.Format.IsInteger()
 	ff := e.p.spec.Format.floatFormat()
@@ -389,57 +368,61 @@ func (e *engine[T]) counts(x, y []T) (kernel.Counts, error) {
 	if e.p.cols {
 		qs, ss = e.colParams()
 	}
-	var mu sync.Mutex
 	var total kernel.Counts
-	err := e.segments(func(lo, hi, i int) error {
-		var c kernel.Counts
-		var err error
-		switch {
-		case i < 0 && isInt:
-			c, err = kernel.CountIntCols(x[lo:hi], y[lo:hi], qs)
-		case i < 0:
-			c, err = kernel.CountFloatCols(x[lo:hi], y[lo:hi], ff, ss)
-		case isInt:
-			c, err = kernel.CountInt(x[lo:hi], y[lo:hi], e.param(i).q)
-		default:
-			c, err = kernel.CountFloat(x[lo:hi], y[lo:hi], ff, e.param(i).s)
-		}
-		mu.Lock()
-		total.Add(c)
-		mu.Unlock()
-		return err
-	})
+	err := foldChunks(e, func(a, b int) (kernel.Counts, error) {
+		var total kernel.Counts
+		err := e.segmentsIn(a, b, func(lo, hi, i int) error {
+			var c kernel.Counts
+			var err error
+			switch {
+			case i < 0 && isInt:
+				c, err = kernel.CountIntCols(x[lo:hi], y[lo:hi], qs)
+			case i < 0:
+				c, err = kernel.CountFloatCols(x[lo:hi], y[lo:hi], ff, ss)
+			case isInt:
+				c, err = kernel.CountInt(x[lo:hi], y[lo:hi], e.param(i).q)
+			default:
+				c, err = kernel.CountFloat(x[lo:hi], y[lo:hi], ff, e.param(i).s)
+			}
+			total.Add(c)
+			return err
+		})
+		return total, err
+	}, total.Add)
 	return total, err
 }
 
 // scaleGrad returns Σ dy·∂y/∂s per parameter under the LSQ estimator
-// (integer formats).
+// (integer formats), summed per chunk and then over the chunks in order.
 func (e *engine[T]) scaleGrad(x, dy []T) ([]float64, error) {
 	var qs []kernel.Int[T]
 	if e.p.cols {
 		qs, _ = e.colParams()
 	}
 	period := e.p.nparam * e.p.block
-	var mu sync.Mutex
 	sums := make([]float64, e.p.nparam)
-	err := e.segments(func(lo, hi, i int) error {
-		if i >= 0 {
-			s, err := kernel.LSQScaleGrad(x[lo:hi], dy[lo:hi], e.param(i).q)
-			mu.Lock()
-			sums[i] += s
-			mu.Unlock()
-			return err
+	err := foldChunks(e, func(a, b int) ([]float64, error) {
+		sums := make([]float64, e.p.nparam)
+		err := e.segmentsIn(a, b, func(lo, hi, i int) error {
+			if i >= 0 {
+				s, err := kernel.LSQScaleGrad(x[lo:hi], dy[lo:hi], e.param(i).q)
+				sums[i] += s
+				return err
+			}
+			cols := make([]float64, period)
+			if err := kernel.LSQScaleGradCols(cols, x[lo:hi], dy[lo:hi], qs); err != nil {
+				return err
+			}
+			for j, v := range cols {
+				sums[j/e.p.block] += v
+			}
+			return nil
+		})
+		return sums, err
+	}, func(part []float64) {
+		for i, v := range part {
+			sums[i] += v
 		}
-		cols := make([]float64, period)
-		if err := kernel.LSQScaleGradCols(cols, x[lo:hi], dy[lo:hi], qs); err != nil {
-			return err
-		}
-		mu.Lock()
-		for j, v := range cols {
-			sums[j/e.p.block] += v
-		}
-		mu.Unlock()
-		return nil
 	})
 	return sums, err
 }

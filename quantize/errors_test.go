@@ -12,7 +12,7 @@ import (
 )
 
 // TestErrors is the audit of every exported function and method of
-// quantize (issue 8): each bad input (nil or foreign node, other dtypes,
+// quantize: each bad input (nil or foreign node, other dtypes,
 // every bad Spec field, bad LSQ scale nodes and configs, bad observer
 // configs and batches) returns an error wrapping the right sentinel and
 // naming the function and the argument or field; valid inputs beside them
@@ -308,12 +308,30 @@ func TestErrors(t *testing.T) {
 		}
 		return nil
 	})
+	// Passthrough.
+	pt := func(x *gorgonia.Node) func() error {
+		return func() error {
+			n, err := Passthrough(x, WithStats(&Stats{}))
+			if (n == nil) == (err == nil) {
+				return fmt.Errorf("node %v and error %w", n, err)
+			}
+			return err
+		}
+	}
+	const ptn = "quantize.Passthrough"
+	add(ptn, "valid", "", nil, pt(m))
+	add(ptn, "valid scalar", "", nil, pt(sc))
+	add(ptn, "nil x", "x", ErrNilNode, pt(nil))
+	for name, x := range dtypes {
+		add(ptn, name+" x", "x has dtype", ErrDtype, pt(x))
+	}
+	add(ptn, "x in no graph", "x is in no graph", ErrValue, pt(loose))
 	cases = append(cases, quantizeRuntimeCases(t, m, s1)...)
 	errtest.Run(t, cases)
 }
 
-// quantizeRuntimeCases run the FakeQuant and LSQ ops' Do (and UsePreallocDo)
-// on bad values: errors naming the op, no panic.
+// quantizeRuntimeCases run the FakeQuant, LSQ and Passthrough ops' Do (and
+// UsePreallocDo) on bad values: errors naming the op, no panic.
 func quantizeRuntimeCases(t *testing.T, m, s1 *gorgonia.Node) []errtest.Case {
 	must := func(n *gorgonia.Node, err error) gorgonia.Op {
 		if err != nil {
@@ -336,7 +354,8 @@ func quantizeRuntimeCases(t *testing.T, m, s1 *gorgonia.Node) []errtest.Case {
 		cases = append(cases, errtest.Case{Name: "run time: " + name, Fn: op.String(), Arg: arg, Want: want,
 			Call: func() error { _, err := op.Do(in...); return err }})
 	}
-	for _, op := range []gorgonia.Op{fq, lq} {
+	pt := must(Passthrough(m, WithStats(&st)))
+	for _, op := range []gorgonia.Op{fq, lq, pt} {
 		n := op.Arity()
 		with := func(v gorgonia.Value) []gorgonia.Value {
 			if n == 2 {
@@ -348,7 +367,9 @@ func quantizeRuntimeCases(t *testing.T, m, s1 *gorgonia.Node) []errtest.Case {
 		add(op, "nil x", "nil value", ErrValue, with(nil)...)
 		add(op, "zero tensor.Dense", "uninitialised", ErrValue, with(&tensor.Dense{})...)
 		add(op, "int tensor", "dtype int", ErrDtype, with(dense(tensor.Int, 4, 6))...)
-		add(op, "another size", "x has 30 elements", ErrShape, with(dense(tensor.Float32, 5, 6))...)
+		if op != pt { // an identity takes any shape
+			add(op, "another size", "x has 30 elements", ErrShape, with(dense(tensor.Float32, 5, 6))...)
+		}
 		add(op, "valid", "", nil, with(x)...)
 	}
 	add(lq, "nil scale", "scale", ErrValue, x, nil)

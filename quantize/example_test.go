@@ -2,6 +2,7 @@ package quantize_test
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/actq/actq/quantize"
 	"gorgonia.org/gorgonia"
@@ -125,4 +126,21 @@ func ExampleFakeQuantLearnable() {
 	// y      [-2 -0.25 0.25 0.5 1.75]
 	// dx     [0 1 1 1 0]
 	// dscale -1.40
+}
+
+func ExamplePassthrough() {
+	g := gorgonia.NewGraph()
+	x := gorgonia.NewTensor(g, tensor.Float32, 1, gorgonia.WithName("x"),
+		gorgonia.WithValue(tensor.New(tensor.WithBacking([]float32{3, -4, float32(math.Inf(1))}))))
+	var st quantize.Stats
+	y, err := quantize.Passthrough(x, quantize.WithStats(&st))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(run(g, y))
+	s := st.Snapshot()
+	fmt.Printf("elements %d, inf %d, signal %g, SQNR %v dB\n", s.Elements, s.Inf, s.Signal, s.SQNR())
+	// Output:
+	// [3 -4 +Inf]
+	// elements 3, inf 1, signal 25, SQNR +Inf dB
 }

@@ -5,8 +5,6 @@ import (
 	"hash"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/ops"
-
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -114,7 +112,7 @@ func WithPlainSTE() Option { return func(o *options) { o.plainSTE = true } }
 // plain straight-through estimator.
 func FakeQuantWith(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuant"
-	if err := ops.CheckFloatNode(fn, "x", x); err != nil {
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
 	p, err := newPlan(fn, s, x.Shape(), x.Dtype())
@@ -143,11 +141,7 @@ type fakeQuantOp struct {
 
 func (op *fakeQuantOp) Arity() int { return 1 }
 
-// Type is a → a, built anew on every call (Gorgonia recycles types).
-func (op *fakeQuantOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	return hm.NewFnType(a, a)
-}
+func (op *fakeQuantOp) Type() hm.Type { return opkit.SameType(1) }
 
 func (op *fakeQuantOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	return opkit.SameShape(op, 1, ds)
@@ -170,30 +164,39 @@ func (op *fakeQuantOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
 	}
-	x := inputs[0]
+	return forwardDo(op, &op.opts, out, inputs[0],
+		func(dst, x []float32) error { return fakeQuantForward(op, op.fixed32, dst, x) },
+		func(dst, x []float64) error { return fakeQuantForward(op, op.fixed64, dst, x) })
+}
+
+// forwardDo is the body of the forward ops' Do (FakeQuant,
+// FakeQuantLearnable, Passthrough): it takes the result's storage (out if
+// not nil, else a new value like x), shows x to o's observer, fills the
+// result from x's data with k32 or k64, and returns it.
+func forwardDo(op fmt.Stringer, o *options, out, x gorgonia.Value, k32 func(dst, x []float32) error, k64 func(dst, x []float64) error) (gorgonia.Value, error) {
 	xd, err := opkit.FloatData(x)
 	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
+		return nil, fmt.Errorf("%v: x: %w", op, err)
 	}
 	var od any
 	if out == nil {
 		out, od, err = opkit.NewLike(x)
-	} else if od, err = opkit.PreallocData(out, x); err == nil && op.opts.stats != nil && sameStorage(od, xd) {
+	} else if od, err = opkit.PreallocData(out, x); err == nil && o.stats != nil && sameStorage(od, xd) {
 		err = fmt.Errorf("statistics compare x with the result, so the result cannot overwrite x: %w", ErrValue)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
 	}
-	if op.opts.observer != nil {
-		if err := op.opts.observer.Observe(x); err != nil {
+	if o.observer != nil {
+		if err := o.observer.Observe(x); err != nil {
 			return nil, fmt.Errorf("%v: %w", op, err)
 		}
 	}
 	switch xs := xd.(type) {
 	case []float32:
-		err = fakeQuantForward(op, op.fixed32, od.([]float32), xs)
+		err = k32(od.([]float32), xs)
 	case []float64:
-		err = fakeQuantForward(op, op.fixed64, od.([]float64), xs)
+		err = k64(od.([]float64), xs)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
@@ -216,21 +219,10 @@ func sameStorage(a, b any) bool {
 }
 
 func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
-	if len(x) != op.plan.n {
-		return fmt.Errorf("x has %d elements, the node was built for shape %v: %w", len(x), op.plan.shape, ErrShape)
-	}
-	e := newEngine(op.plan, fixed, x)
-	if err := e.forward(dst, x); err != nil {
+	if err := op.plan.fits(len(x)); err != nil {
 		return err
 	}
-	if op.opts.stats != nil {
-		c, err := e.counts(x, dst)
-		if err != nil {
-			return err
-		}
-		op.opts.stats.record(c)
-	}
-	return nil
+	return newEngine(op.plan, fixed, x).run(dst, x, op.opts.stats)
 }
 
 // ReturnsPtr and OverwritesInput let the tape machine reuse x's memory for
@@ -250,39 +242,17 @@ func (op *fakeQuantOp) String() string   { return "FakeQuant{" + op.plan.String(
 
 func (op *fakeQuantOp) DiffWRT(inputs int) []bool { return []bool{true} }
 
-// SymDiff returns dx as a fakeQuantGradOp node on (x, dy).
-func (op *fakeQuantOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	if len(inputs) != 1 {
-		return nil, fmt.Errorf("%v.SymDiff: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
-	}
-	dx, err := gorgonia.ApplyOp(&fakeQuantGradOp{op}, inputs[0], grad)
-	if err != nil {
-		return nil, fmt.Errorf("%v.SymDiff: %w", op, err)
-	}
-	return gorgonia.Nodes{dx}, nil
+// grads: dx is a fakeQuantGradOp on (x, dy).
+func (op *fakeQuantOp) grads() []opkit.Grad {
+	return []opkit.Grad{{Op: &fakeQuantGradOp{op}, Args: []int{0, opkit.DY}}}
 }
 
-// DoDiff adds dx into x's gradient (Lisp machine).
+func (op *fakeQuantOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	return opkit.SymDiff(op, op.grads(), inputs, grad)
+}
+
 func (op *fakeQuantOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
-	if len(inputs) != 1 {
-		return fmt.Errorf("%v.DoDiff: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
-	}
-	dy, err := output.Grad()
-	if err != nil {
-		return fmt.Errorf("%v.DoDiff: output gradient: %w", op, err)
-	}
-	acc, err := inputs[0].Grad()
-	if err != nil {
-		return fmt.Errorf("%v.DoDiff: input gradient: %w", op, err)
-	}
-	dx, err := (&fakeQuantGradOp{op}).Do(inputs[0].Value(), dy)
-	if err != nil {
-		return err
-	}
-	if err := opkit.AddInto(acc, dx); err != nil {
-		return fmt.Errorf("%v.DoDiff: %w", op, err)
-	}
-	return nil
+	return opkit.DoDiff(op, op.grads(), inputs, output)
 }
 
 // fakeQuantGradOp is the backward op (x, dy) → dx of a fakeQuantOp. It
@@ -292,10 +262,7 @@ type fakeQuantGradOp struct{ fwd *fakeQuantOp }
 
 func (op *fakeQuantGradOp) Arity() int { return 2 }
 
-func (op *fakeQuantGradOp) Type() hm.Type {
-	a := hm.TypeVariable('a')
-	return hm.NewFnType(a, a, a)
-}
+func (op *fakeQuantGradOp) Type() hm.Type { return opkit.SameType(2) }
 
 func (op *fakeQuantGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 	return opkit.SameShape(op, 2, ds)

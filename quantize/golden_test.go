@@ -1,7 +1,6 @@
 package quantize
 
 import (
-	"fmt"
 	"math"
 	"testing"
 
@@ -58,23 +57,7 @@ func denseOf(dtype string, shape []int, v []float64) *tensor.Dense {
 	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float64(nil), v...)))
 }
 
-func float64s(v gorgonia.Value) []float64 {
-	switch d := v.Data().(type) {
-	case []float32:
-		out := make([]float64, len(d))
-		for i, x := range d {
-			out[i] = float64(x)
-		}
-		return out
-	case []float64:
-		return append([]float64(nil), d...)
-	case float32:
-		return []float64{float64(d)}
-	case float64:
-		return []float64{d}
-	}
-	panic(fmt.Sprintf("data %T", v.Data()))
-}
+func float64s(v gorgonia.Value) []float64 { return numtest.Float64s(v.Data()) }
 
 // runTape builds y = build(x) and cost = Σ y⊙dy on a tape machine and
 // returns y and dx (so dx is the backward pass applied to dy).

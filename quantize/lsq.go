@@ -6,8 +6,6 @@ import (
 	"math"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/ops"
-
 	"github.com/actq/actq/quantize/kernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
@@ -72,10 +70,10 @@ func LSQGradFactor(n int, f Format, narrow bool) float64 {
 // the wrong shape.
 func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuantLearnable"
-	if err := ops.CheckFloatNode(fn, "x", x); err != nil {
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
-	if err := ops.CheckFloatNode(fn, "scale", scale); err != nil {
+	if err := opkit.CheckFloatNode(fn, "scale", scale); err != nil {
 		return nil, err
 	}
 	if scale.Graph() != x.Graph() {
@@ -197,71 +195,35 @@ func (op *lsqOp) Type() hm.Type {
 }
 
 func (op *lsqOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	if len(ds) != 2 {
-		return nil, fmt.Errorf("%v: got %d input shapes, want 2: %w", op, len(ds), ErrShape)
+	ss, err := opkit.Shapes(op, 2, ds)
+	if err != nil {
+		return nil, err
 	}
-	s, ok := ds[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("%v: input 0 has %T, not a tensor.Shape: %w", op, ds[0], ErrShape)
-	}
-	return s.Clone(), nil
+	return ss[0].Clone(), nil
 }
 
 func (op *lsqOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
 		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
 	}
-	x := inputs[0]
-	if op.opts.observer != nil {
-		if err := op.opts.observer.Observe(x); err != nil {
-			return nil, fmt.Errorf("%v: %w", op, err)
-		}
-	}
-	xd, err := opkit.FloatData(x)
-	if err != nil {
-		return nil, fmt.Errorf("%v: x: %w", op, err)
-	}
 	sd, err := opkit.FloatData(inputs[1])
 	if err != nil {
 		return nil, fmt.Errorf("%v: scale: %w", op, err)
 	}
-	out, od, err := opkit.NewLike(x)
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	switch xs := xd.(type) {
-	case []float32:
-		err = lsqForward(op, od.([]float32), xs, sd)
-	case []float64:
-		err = lsqForward(op, od.([]float64), xs, sd)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%v: %w", op, err)
-	}
-	opkit.StoreScalar(out, od)
-	return out, nil
+	return forwardDo(op, &op.opts, nil, inputs[0],
+		func(dst, x []float32) error { return lsqForward(op, dst, x, sd) },
+		func(dst, x []float64) error { return lsqForward(op, dst, x, sd) })
 }
 
 func lsqForward[T kernel.Float](op *lsqOp, dst, x []T, sd any) error {
-	if len(x) != op.plan.n {
-		return fmt.Errorf("x has %d elements, the node was built for shape %v: %w", len(x), op.plan.shape, ErrShape)
+	if err := op.plan.fits(len(x)); err != nil {
+		return err
 	}
 	ps, _, err := lsqParams[T](op, sd)
 	if err != nil {
 		return err
 	}
-	e := &engine[T]{p: op.plan, ps: ps}
-	if err := e.forward(dst, x); err != nil {
-		return err
-	}
-	if op.opts.stats != nil {
-		c, err := e.counts(x, dst)
-		if err != nil {
-			return err
-		}
-		op.opts.stats.record(c)
-	}
-	return nil
+	return (&engine[T]{p: op.plan, ps: ps}).run(dst, x, op.opts.stats)
 }
 
 func (op *lsqOp) ReturnsPtr() bool     { return false }
@@ -276,45 +238,18 @@ func (op *lsqOp) String() string   { return "FakeQuantLearnable{" + op.plan.Stri
 
 func (op *lsqOp) DiffWRT(inputs int) []bool { return []bool{true, true} }
 
-// SymDiff returns dx and dscale as two lsqGradOp nodes on (x, scale, dy).
-func (op *lsqOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
-	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%v.SymDiff: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
-	}
-	dx, err := gorgonia.ApplyOp(&lsqGradOp{fwd: op, wrt: 0}, inputs[0], inputs[1], grad)
-	if err != nil {
-		return nil, fmt.Errorf("%v.SymDiff: %w", op, err)
-	}
-	ds, err := gorgonia.ApplyOp(&lsqGradOp{fwd: op, wrt: 1}, inputs[0], inputs[1], grad)
-	if err != nil {
-		return nil, fmt.Errorf("%v.SymDiff: %w", op, err)
-	}
-	return gorgonia.Nodes{dx, ds}, nil
+// grads: dx and dscale are two lsqGradOps on (x, scale, dy).
+func (op *lsqOp) grads() []opkit.Grad {
+	args := []int{0, 1, opkit.DY}
+	return []opkit.Grad{{Op: &lsqGradOp{fwd: op, wrt: 0}, Args: args}, {Op: &lsqGradOp{fwd: op, wrt: 1}, Args: args}}
 }
 
-// DoDiff adds dx and dscale into the inputs' gradients (Lisp machine).
+func (op *lsqOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {
+	return opkit.SymDiff(op, op.grads(), inputs, grad)
+}
+
 func (op *lsqOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, output *gorgonia.Node) error {
-	if len(inputs) != 2 {
-		return fmt.Errorf("%v.DoDiff: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
-	}
-	dy, err := output.Grad()
-	if err != nil {
-		return fmt.Errorf("%v.DoDiff: output gradient: %w", op, err)
-	}
-	for wrt := range 2 {
-		acc, err := inputs[wrt].Grad()
-		if err != nil {
-			return fmt.Errorf("%v.DoDiff: input %d gradient: %w", op, wrt, err)
-		}
-		d, err := (&lsqGradOp{fwd: op, wrt: wrt}).Do(inputs[0].Value(), inputs[1].Value(), dy)
-		if err != nil {
-			return err
-		}
-		if err := opkit.AddInto(acc, d); err != nil {
-			return fmt.Errorf("%v.DoDiff: %w", op, err)
-		}
-	}
-	return nil
+	return opkit.DoDiff(op, op.grads(), inputs, output)
 }
 
 // lsqGradOp is the backward op (x, scale, dy) → dx (wrt 0) or dscale
@@ -335,14 +270,11 @@ func (op *lsqGradOp) Type() hm.Type {
 }
 
 func (op *lsqGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
-	if len(ds) != 3 {
-		return nil, fmt.Errorf("%v: got %d input shapes, want 3: %w", op, len(ds), ErrShape)
+	ss, err := opkit.Shapes(op, 3, ds)
+	if err != nil {
+		return nil, err
 	}
-	s, ok := ds[op.wrt].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("%v: input %d has %T, not a tensor.Shape: %w", op, op.wrt, ds[op.wrt], ErrShape)
-	}
-	return s.Clone(), nil
+	return ss[op.wrt].Clone(), nil
 }
 
 func (op *lsqGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {

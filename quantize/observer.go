@@ -205,46 +205,21 @@ func (o *Observer) average(old, cur, c float64) float64 {
 // had finite data.
 func batchRanges[T kernel.Float](o *Observer, x []T) (lo, hi []float64, ok []bool) {
 	p := o.plan
-	lo, hi, ok = make([]float64, p.nparam), make([]float64, p.nparam), make([]bool, p.nparam)
-	// segs calls f on each run of consecutive elements with one parameter.
-	segs := func(f func(i int, seg []T)) {
-		if p.n == 0 {
-			return
-		}
-		if p.cols {
-			period := p.nparam * p.block
-			for r := 0; r < len(x); r += period {
-				for j := 0; j < period; j += p.block {
-					f(j/p.block, x[r+j:r+j+p.block])
-				}
-			}
-			return
-		}
-		for b := 0; b*p.block < len(x); b++ {
-			f(b%p.nparam, x[b*p.block:(b+1)*p.block])
-		}
-	}
-	absOnly := p.spec.Format.IsFloat() || (p.spec.Symmetric && p.qmin < 0)
+	lo, hi = make([]float64, p.nparam), make([]float64, p.nparam)
 	if o.cfg.Kind != Percentile {
-		segs(func(i int, seg []T) {
-			l, h, n := kernel.MinMax(seg)
-			if n == 0 {
-				return
-			}
-			if !ok[i] {
-				lo[i], hi[i], ok[i] = float64(l), float64(h), true
-			} else {
-				lo[i], hi[i] = min(lo[i], float64(l)), max(hi[i], float64(h))
-			}
-		})
 		// Symmetric specs take max(−lo, hi) when choosing the scale, after
 		// averaging, as torch.ao does.
-		return lo, hi, ok
+		r := finiteRanges(p, x, false, max(len(x), 1))
+		for i := range lo {
+			lo[i], hi[i] = float64(r.lo[i]), float64(r.hi[i])
+		}
+		return lo, hi, r.seen
 	}
 	// Percentile: gather each parameter's values.
+	absOnly := !p.needsMin()
 	vals := make([][]float64, p.nparam)
-	segs(func(i int, seg []T) {
-		for _, v := range seg {
+	_ = p.walk(0, len(x), func(s, e, i int) error {
+		for _, v := range x[s:e] {
 			f := float64(v)
 			if math.IsNaN(f) || math.IsInf(f, 0) {
 				continue
@@ -254,7 +229,9 @@ func batchRanges[T kernel.Float](o *Observer, x []T) (lo, hi []float64, ok []boo
 			}
 			vals[i] = append(vals[i], f)
 		}
+		return nil
 	})
+	ok = make([]bool, p.nparam)
 	pc := o.cfg.Percentile
 	for i, v := range vals {
 		if len(v) == 0 {

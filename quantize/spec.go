@@ -6,7 +6,7 @@ import (
 	"math"
 	"strings"
 
-	"github.com/actq/actq/ops"
+	"github.com/actq/actq/internal/opkit"
 	"gorgonia.org/tensor"
 )
 
@@ -43,19 +43,20 @@ type Spec struct {
 	DynamicFloatScale bool
 }
 
-// Errors. Every error of this package wraps one of these or one of ops'
-// sentinels (re-exported below), so errors.Is works with either name.
+// Errors. Every error of this package wraps one of these. ErrNilNode,
+// ErrDtype, ErrAxis, ErrShape and ErrValue are the same values as package
+// ops' errors of those names, so errors.Is works with either name.
 var (
 	// ErrSpec reports a Spec that cannot be used: a bad scale or zero
 	// point, a wrong number of them, a bad group size or an unknown format
 	// or granularity.
 	ErrSpec = errors.New("bad quantization spec")
 
-	ErrNilNode = ops.ErrNilNode // a nil node
-	ErrDtype   = ops.ErrDtype   // a dtype other than Float32 or Float64
-	ErrAxis    = ops.ErrAxis    // an axis outside [−rank, rank)
-	ErrShape   = ops.ErrShape   // a shape that does not fit the spec
-	ErrValue   = ops.ErrValue   // a run-time value the op cannot use
+	ErrNilNode = opkit.ErrNilNode // a nil node
+	ErrDtype   = opkit.ErrDtype   // a dtype other than Float32 or Float64
+	ErrAxis    = opkit.ErrAxis    // an axis outside [−rank, rank)
+	ErrShape   = opkit.ErrShape   // a shape that does not fit the spec
+	ErrValue   = opkit.ErrValue   // a run-time value the op cannot use
 )
 
 // minScale is the smallest scale a dynamic rule or an observer produces:
@@ -220,6 +221,15 @@ func checkScale(v float64, dt tensor.Dtype) string {
 		return "has an infinite reciprocal"
 	}
 	return ""
+}
+
+// fits returns an error wrapping ErrShape unless n, the element count of a
+// run-time value, is the plan's.
+func (p *plan) fits(n int) error {
+	if n != p.n {
+		return fmt.Errorf("x has %d elements, the node was built for shape %v: %w", n, p.shape, ErrShape)
+	}
+	return nil
 }
 
 // zeroPoint returns the fixed zero point of parameter i (0 if none).

@@ -59,3 +59,62 @@ func TestSplitMatchesOneGoroutine(t *testing.T) {
 		})
 	}
 }
+
+// TestSplitSumsRepeatable runs nodes whose float sums are gathered from
+// parallel chunks (the statistics' signal and noise; an LSQ node's scale
+// gradient with channels spread over the chunks) several times on four
+// goroutines: each run must give the same bits, the chunks' partial sums
+// being added in order rather than as the goroutines finish.
+func TestSplitSumsRepeatable(t *testing.T) {
+	const rows, ch, blk = 1 << 10, 16, 20 // 327680 elements: 4 chunks of the scalar loops
+	r := rand.New(rand.NewPCG(43, 44))
+	xs, dys := make([]float32, rows*ch*blk), make([]float32, rows*ch*blk)
+	for i := range xs {
+		xs[i] = float32(3 * r.NormFloat64())
+		dys[i] = float32(r.NormFloat64())
+	}
+	scales := make([]float32, ch)
+	for i := range scales {
+		scales[i] = 0.02 + 0.001*float32(i)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	var first []uint64
+	for run := range 4 {
+		g := gorgonia.NewGraph()
+		x := gorgonia.NewTensor(g, tensor.Float32, 3, gorgonia.WithShape(rows, ch, blk), gorgonia.WithName("x"),
+			gorgonia.WithValue(tensor.New(tensor.WithShape(rows, ch, blk), tensor.WithBacking(xs))))
+		s := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(ch), gorgonia.WithName("s"),
+			gorgonia.WithValue(tensor.New(tensor.WithShape(ch), tensor.WithBacking(scales))))
+		var st Stats
+		y, err := FakeQuantWith(x, Spec{Format: Int4, Symmetric: true, Granularity: PerGroup, GroupSize: 4}, WithStats(&st))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := FakeQuantLearnable(x, s, Spec{Format: Int8, Granularity: PerChannel, Axis: 1}, LSQConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := y.Op().Do(x.Value()); err != nil {
+			t.Fatal(err)
+		}
+		dy := tensor.New(tensor.WithShape(rows, ch, blk), tensor.WithBacking(dys))
+		ds, err := (&lsqGradOp{fwd: l.Op().(*lsqOp), wrt: 1}).Do(x.Value(), s.Value(), dy)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap := st.Snapshot()
+		bits := []uint64{math.Float64bits(snap.Signal), math.Float64bits(snap.Noise)}
+		for _, v := range ds.Data().([]float32) {
+			bits = append(bits, uint64(math.Float32bits(v)))
+		}
+		if run == 0 {
+			first = bits
+			continue
+		}
+		for i := range bits {
+			if bits[i] != first[i] {
+				t.Fatalf("run %d: sum %d has bits %x, run 0 had %x", run, i, bits[i], first[i])
+			}
+		}
+	}
+}

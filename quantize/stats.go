@@ -9,8 +9,8 @@ import (
 )
 
 // Stats collects what fake quantization did to the values that went
-// through a FakeQuant node: attach one with WithStats, run the graph, read
-// a Snapshot. The node adds to it at every run, inside the op, so the
+// through a FakeQuant (or Passthrough) node: attach one with WithStats, run
+// the graph, read a Snapshot. The node adds to it at every run, inside the op, so the
 // numbers do not depend on node values that Gorgonia may have reused and
 // overwritten since.
 //
@@ -68,6 +68,24 @@ func (s *Stats) record(c kernel.Counts) {
 	s.s.Inf += c.Inf
 	s.s.Signal += c.Signal
 	s.s.Noise += c.Noise
+}
+
+// identityCounts returns the statistics of y = x: elements, NaN, ±Inf and
+// the signal Σx² over the finite elements, summed in order.
+func identityCounts[T kernel.Float](x []T) kernel.Counts {
+	c := kernel.Counts{N: int64(len(x))}
+	for _, v := range x {
+		f := float64(v)
+		switch {
+		case math.IsNaN(f):
+			c.NaN++
+		case math.IsInf(f, 0):
+			c.Inf++
+		default:
+			c.Signal += f * f
+		}
+	}
+	return c
 }
 
 // ClippedFraction returns Clipped/Elements (0 before any element).

@@ -147,49 +147,6 @@ func sameKind(a, b gorgonia.Value) bool {
 	return false
 }
 
-// AddInto adds src's elements into dst's storage (dst += src): the Lisp
-// machine's DoDiff accumulates into an input's gradient, which may already
-// hold other consumers' contributions.
-func AddInto(dst, src gorgonia.Value) error {
-	if err := Usable(dst); err != nil {
-		return fmt.Errorf("gradient: %w", err)
-	}
-	if d, ok := dst.(*tensor.Dense); ok && d.RequiresIterator() {
-		return fmt.Errorf("gradient tensor is a non-contiguous view: %w", ErrValue)
-	}
-	dd, err := FloatData(dst)
-	if err != nil {
-		return err
-	}
-	sd, err := FloatData(src)
-	if err != nil {
-		return err
-	}
-	switch dv := dd.(type) {
-	case []float32:
-		err = accumulate(dv, sd)
-	case []float64:
-		err = accumulate(dv, sd)
-	}
-	if err != nil {
-		return err
-	}
-	StoreScalar(dst, dd)
-	return nil
-}
-
-// accumulate adds src, which must be a []T of dst's length, into dst.
-func accumulate[T float32 | float64](dst []T, src any) error {
-	sv, ok := src.([]T)
-	if !ok || len(sv) != len(dst) {
-		return fmt.Errorf("adding %T into %d-element %T: %w", src, len(dst), dst, ErrValue)
-	}
-	for i, v := range sv {
-		dst[i] += v
-	}
-	return nil
-}
-
 // LenOf returns the length of a []float32 or []float64 held in data (0 for
 // anything else).
 func LenOf(data any) int {
@@ -202,50 +159,9 @@ func LenOf(data any) int {
 	return 0
 }
 
-// SameShape is InferShape for an op of n inputs that must all have one
-// shape: it returns a copy of that shape.
-func SameShape(op fmt.Stringer, n int, ds []gorgonia.DimSizer) (tensor.Shape, error) {
-	if len(ds) != n {
-		return nil, fmt.Errorf("%v: got %d input shapes, want %d: %w", op, len(ds), n, ErrShape)
-	}
-	first, ok := ds[0].(tensor.Shape)
-	if !ok {
-		return nil, fmt.Errorf("%v: input 0 has %T, not a tensor.Shape: %w", op, ds[0], ErrShape)
-	}
-	for i, d := range ds[1:] {
-		s, ok := d.(tensor.Shape)
-		if !ok || !s.Eq(first) {
-			return nil, fmt.Errorf("%v: input %d has shape %v, want %v: %w", op, i+1, d, first, ErrShape)
-		}
-	}
-	return first.Clone(), nil
-}
-
 // Hash is an op's Hashcode: the FNV-32a hash of what its WriteHash writes.
 func Hash(op interface{ WriteHash(hash.Hash) }) uint32 {
 	h := fnv.New32a()
 	op.WriteHash(h)
 	return h.Sum32()
-}
-
-// DoDiffInto is the body of a DoDiff for the Lisp machine: it runs gradOp on
-// (input, dy), dy being output's gradient, and adds the result into wrt's
-// gradient.
-func DoDiffInto(gradOp gorgonia.Op, wrt *gorgonia.Node, input gorgonia.Value, output *gorgonia.Node) error {
-	dy, err := output.Grad()
-	if err != nil {
-		return fmt.Errorf("%v: output gradient: %w", gradOp, err)
-	}
-	acc, err := wrt.Grad()
-	if err != nil {
-		return fmt.Errorf("%v: input gradient: %w", gradOp, err)
-	}
-	dx, err := gradOp.Do(input, dy)
-	if err != nil {
-		return err
-	}
-	if err := AddInto(acc, dx); err != nil {
-		return fmt.Errorf("%v: %w", gradOp, err)
-	}
-	return nil
 }

@@ -1,0 +1,312 @@
+package layerops
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/actq/actq/internal/errtest"
+	"github.com/actq/actq/internal/gradcheck"
+	"github.com/actq/actq/internal/numtest"
+	"github.com/actq/actq/internal/opkit"
+	"gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// randDense returns a tensor of standard normal values from seed.
+func randDense(seed uint64, dt tensor.Dtype, shape ...int) *tensor.Dense {
+	r := rand.New(rand.NewPCG(seed, 1))
+	n := tensor.Shape(shape).TotalSize()
+	if dt == tensor.Float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64())
+		}
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v))
+	}
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = r.NormFloat64()
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(v))
+}
+
+// floats returns a value's data as float64.
+func floats(v gorgonia.Value) []float64 { return numtest.Float64s(v.Data()) }
+
+// run builds f on a new graph holding inputs and returns the values of the
+// nodes it returns, from one run of a tape machine.
+func run(t *testing.T, inputs []*tensor.Dense, f func(xs gorgonia.Nodes) (gorgonia.Nodes, error)) []gorgonia.Value {
+	t.Helper()
+	g := gorgonia.NewGraph()
+	xs := make(gorgonia.Nodes, len(inputs))
+	for i, v := range inputs {
+		xs[i] = gorgonia.NodeFromAny(g, v, gorgonia.WithName(fmt.Sprintf("x%d", i)))
+	}
+	ys, err := f(xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]gorgonia.Value, len(ys))
+	for i, y := range ys {
+		gorgonia.Read(y, &out[i])
+	}
+	vm := gorgonia.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestBMM compares BMM with gorgonia.BatchedMatMul for every combination
+// of transposes, in both dtypes, and checks its gradients against finite
+// differences on both machines.
+func TestBMM(t *testing.T) {
+	const b, h, m, k, n = 2, 3, 4, 5, 6
+	for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}, {true, true}} {
+		sa, sb := []int{b, h, m, k}, []int{b, h, k, n}
+		if tr[0] {
+			sa = []int{b, h, k, m}
+		}
+		if tr[1] {
+			sb = []int{b, h, n, k}
+		}
+		name := fmt.Sprintf("Aᵀ=%v,Bᵀ=%v", tr[0], tr[1])
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			vs := run(t, []*tensor.Dense{randDense(1, dt, sa...), randDense(2, dt, sb...)}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+				got, err := BMM(xs[0], xs[1], tr[0], tr[1])
+				if err != nil {
+					return nil, err
+				}
+				want, err := gorgonia.BatchedMatMul(xs[0], xs[1], tr[0], tr[1])
+				return gorgonia.Nodes{got, want}, err
+			})
+			if !vs[0].Shape().Eq(vs[1].Shape()) {
+				t.Fatalf("%s: shape %v, want %v", name, vs[0].Shape(), vs[1].Shape())
+			}
+			x, y := floats(vs[0]), floats(vs[1])
+			for i := range x {
+				if d := x[i] - y[i]; d > 1e-5 || d < -1e-5 {
+					t.Fatalf("%s %v: [%d] = %g, want %g", name, dt, i, x[i], y[i])
+				}
+			}
+		}
+		inputs := []*tensor.Dense{randDense(3, tensor.Float64, sa...), randDense(4, tensor.Float64, sb...)}
+		if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			return BMM(xs[0], xs[1], tr[0], tr[1])
+		}, gradcheck.Options{}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	g := gorgonia.NewGraph()
+	a := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(1, 2, 3, 4), gorgonia.WithName("a"))
+	c := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(1, 2, 5, 4), gorgonia.WithName("c"))
+	if _, err := BMM(a, c, false, false); !errors.Is(err, opkit.ErrShape) {
+		t.Errorf("inner sizes 4 and 5: got %v, want ErrShape", err)
+	}
+}
+
+// TestHeads checks that SplitHeads equals Reshape + Transpose(0, 2, 1, 3),
+// that MergeHeads undoes it, and the gradients on both machines.
+func TestHeads(t *testing.T) {
+	const b, s, h, dh = 2, 3, 4, 5
+	x := randDense(1, tensor.Float32, b*s, h*dh)
+	vs := run(t, []*tensor.Dense{x}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+		got, err := SplitHeads(xs[0], b, h)
+		if err != nil {
+			return nil, err
+		}
+		back, err := MergeHeads(got)
+		if err != nil {
+			return nil, err
+		}
+		r, err := gorgonia.Reshape(xs[0], tensor.Shape{b, s, h, dh})
+		if err != nil {
+			return nil, err
+		}
+		want, err := gorgonia.Transpose(r, 0, 2, 1, 3)
+		return gorgonia.Nodes{got, want, back}, err
+	})
+	if !vs[0].Shape().Eq(tensor.Shape{b, h, s, dh}) || !equal(floats(vs[0]), floats(vs[1])) {
+		t.Error("SplitHeads differs from Reshape + Transpose")
+	}
+	if !vs[2].Shape().Eq(x.Shape()) || !equal(floats(vs[2]), floats(x)) {
+		t.Error("MergeHeads(SplitHeads(x)) ≠ x")
+	}
+	inputs := []*tensor.Dense{randDense(2, tensor.Float64, b*s, h*dh)}
+	if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+		y, err := SplitHeads(xs[0], b, h)
+		if err != nil {
+			return nil, err
+		}
+		sq, err := gorgonia.Square(y) // something nonlinear between the two
+		if err != nil {
+			return nil, err
+		}
+		return MergeHeads(sq)
+	}, gradcheck.Options{}); err != nil {
+		t.Error(err)
+	}
+	g := gorgonia.NewGraph()
+	bad := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(b*s, h*dh+1), gorgonia.WithName("bad"))
+	if _, err := SplitHeads(bad, b, h); !errors.Is(err, opkit.ErrShape) {
+		t.Errorf("SplitHeads of %d columns into %d heads: got %v, want ErrShape", h*dh+1, h, err)
+	}
+	if _, err := MergeHeads(bad); !errors.Is(err, opkit.ErrShape) {
+		t.Errorf("MergeHeads of a matrix: got %v, want ErrShape", err)
+	}
+}
+
+func equal(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestNorm compares Norm with the formulas computed directly in float64,
+// and checks its gradients with respect to x, g and b on both machines.
+func TestNorm(t *testing.T) {
+	const n, d, eps = 3, 5, 1e-5
+	for _, layer := range []bool{false, true} {
+		name := map[bool]string{false: "rms", true: "layer"}[layer]
+		inputs := []*tensor.Dense{randDense(1, tensor.Float64, n, d), randDense(2, tensor.Float64, d)}
+		if layer {
+			inputs = append(inputs, randDense(3, tensor.Float64, d))
+		}
+		build := func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			var b *gorgonia.Node
+			if layer {
+				b = xs[2]
+			}
+			return Norm(xs[0], xs[1], b, eps)
+		}
+		vs := run(t, inputs, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+			y, err := build(nil, xs)
+			return gorgonia.Nodes{y}, err
+		})
+		x, gain, got := inputs[0].Float64s(), inputs[1].Float64s(), floats(vs[0])
+		for r := range n {
+			row := x[r*d : (r+1)*d]
+			var mu, ss float64
+			if layer {
+				for _, v := range row {
+					mu += v / d
+				}
+			}
+			for _, v := range row {
+				ss += (v - mu) * (v - mu) / d
+			}
+			for j, v := range row {
+				want := (v - mu) / math.Sqrt(ss+eps) * gain[j]
+				if layer {
+					want += inputs[2].Float64s()[j]
+				}
+				if e := math.Abs(got[r*d+j] - want); e > 1e-12 {
+					t.Errorf("%s: y[%d,%d] = %g, want %g", name, r, j, got[r*d+j], want)
+				}
+			}
+		}
+		if _, err := gradcheck.Check(inputs, build, gradcheck.Options{}); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestReshapeCopy checks that ReshapeCopy's result has the new shape and
+// x's values in new memory, and its gradient on both machines.
+func TestReshapeCopy(t *testing.T) {
+	x := randDense(1, tensor.Float64, 2, 3, 4)
+	vs := run(t, []*tensor.Dense{x}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+		y, err := ReshapeCopy(xs[0], 6, 4)
+		return gorgonia.Nodes{y}, err
+	})
+	y := vs[0].(*tensor.Dense)
+	if !y.Shape().Eq(tensor.Shape{6, 4}) || !equal(y.Float64s(), x.Float64s()) {
+		t.Fatalf("ReshapeCopy gave %v %v", y.Shape(), y.Float64s())
+	}
+	if &y.Float64s()[0] == &x.Float64s()[0] {
+		t.Error("ReshapeCopy shares x's memory")
+	}
+	if _, err := gradcheck.Check([]*tensor.Dense{x}, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+		y, err := ReshapeCopy(xs[0], 4, 6)
+		if err != nil {
+			return nil, err
+		}
+		return gorgonia.Square(y)
+	}, gradcheck.Options{}); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestRuntimeErrors runs every op's Do on bad values (what a Lisp machine
+// or a misbuilt graph could hand it): each returns an error naming the op
+// and wrapping the right sentinel, and none panics.
+func TestRuntimeErrors(t *testing.T) {
+	g := gorgonia.NewGraph()
+	node := func(name string, shape ...int) *gorgonia.Node {
+		return gorgonia.NewTensor(g, tensor.Float32, len(shape), gorgonia.WithShape(shape...), gorgonia.WithName(name))
+	}
+	must := func(n *gorgonia.Node, err error) gorgonia.Op {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n.Op()
+	}
+	x, gain, shift := node("x", 6, 4), node("g", 4), node("b", 4)
+	a, b := node("a", 1, 2, 3, 4), node("bb", 1, 2, 4, 5)
+	rms := must(Norm(x, gain, nil, 1e-5)).(*normOp)
+	layer := must(Norm(x, gain, shift, 1e-5)).(*normOp)
+	bmm := must(BMM(a, b, false, false))
+	split := must(SplitHeads(x, 2, 2))
+	merge := must(MergeHeads(a))
+	reshape := must(ReshapeCopy(x, 3, 8))
+	dense := func(dt tensor.Dtype, shape ...int) *tensor.Dense {
+		return tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+	}
+	f32 := func(shape ...int) *tensor.Dense { return dense(tensor.Float32, shape...) }
+	var cases []errtest.Case
+	add := func(op gorgonia.Op, name, arg string, want error, in ...gorgonia.Value) {
+		cases = append(cases, errtest.Case{Name: name, Fn: op.String(), Arg: arg, Want: want,
+			Call: func() error { _, err := op.Do(in...); return err }})
+	}
+	for _, c := range []struct {
+		op    gorgonia.Op
+		valid []gorgonia.Value
+	}{
+		{rms, []gorgonia.Value{f32(6, 4), f32(4)}},
+		{layer, []gorgonia.Value{f32(6, 4), f32(4), f32(4)}},
+		{&normGradOp{fwd: *rms}, []gorgonia.Value{f32(6, 4), f32(4), f32(6, 4)}},
+		{&normGradOp{fwd: *layer, wrtG: true}, []gorgonia.Value{f32(6, 4), f32(4), f32(6, 4)}},
+		{bmm, []gorgonia.Value{f32(1, 2, 3, 4), f32(1, 2, 4, 5)}},
+		{split, []gorgonia.Value{f32(6, 4)}},
+		{merge, []gorgonia.Value{f32(1, 2, 3, 4)}},
+		{reshape, []gorgonia.Value{f32(6, 4)}},
+	} {
+		add(c.op, "valid", "", nil, c.valid...)
+		add(c.op, "no inputs", "got 0 inputs", opkit.ErrValue)
+		with := func(i int, v gorgonia.Value) []gorgonia.Value {
+			in := append([]gorgonia.Value(nil), c.valid...)
+			in[i] = v
+			return in
+		}
+		add(c.op, "nil input", "input 0", opkit.ErrValue, with(0, nil)...)
+		add(c.op, "zero tensor.Dense", "uninitialised", opkit.ErrValue, with(0, &tensor.Dense{})...)
+		x0 := c.valid[0].Shape()
+		add(c.op, "int tensor", "dtype int", opkit.ErrDtype, with(0, dense(tensor.Int, x0...))...)
+		add(c.op, "another shape", "shape", opkit.ErrShape, with(0, f32(x0[0]+1, x0.TotalSize()))...)
+		if len(c.valid) > 1 {
+			last := len(c.valid) - 1
+			add(c.op, "mixed dtypes", "dtype float64", opkit.ErrDtype, with(last, dense(tensor.Float64, c.valid[last].Shape()...))...)
+		}
+	}
+	errtest.Run(t, cases)
+}
