@@ -203,7 +203,6 @@ func printStatic(w *studyio.Report, res results) {
 	w.Table(&tb)
 }
 
-// filterRows returns the rows of one activation and cohort.
 // printQAT writes the quantization-aware fine-tunes against their control,
 // and the learned FFN hidden ranges.
 func printQAT(w *studyio.Report, res results) {
@@ -264,6 +263,7 @@ func printQAT(w *studyio.Report, res results) {
 	w.Table(&tb)
 }
 
+// filterRows returns the rows of one activation and cohort.
 func filterRows(rows []row, act, cohort string) []row {
 	var out []row
 	for _, r := range rows {
