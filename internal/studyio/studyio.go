@@ -91,14 +91,7 @@ func (n Number) Pct(prec int) string {
 // little stay apart, otherwise a percentage with two significant digits
 // ("0.014%", "1e-5%").
 func (n Number) SmallPct() string {
-	f := float64(n)
-	switch {
-	case math.IsNaN(f):
-		return "—"
-	case f == 0:
-		return "0"
-	}
-	return strings.Replace(fmt.Sprintf("%.2g%%", 100*f), "e-0", "e-", 1)
+	return n.nonZero(func(f float64) string { return strings.Replace(fmt.Sprintf("%.2g%%", 100*f), "e-0", "e-", 1) })
 }
 
 // Points formats a difference in percentage points with two decimals and
@@ -118,6 +111,12 @@ func (n Number) Points() string {
 // notation with three significant digits ("1.23e-07"); exactly 0 prints as
 // "0".
 func (n Number) Sci() string {
+	return n.nonZero(func(f float64) string { return fmt.Sprintf("%.2e", f) })
+}
+
+// nonZero formats n with format, except NaN (—) and exactly 0 ("0"), which
+// a column of small values shows apart from them.
+func (n Number) nonZero(format func(float64) string) string {
 	f := float64(n)
 	switch {
 	case math.IsNaN(f):
@@ -125,7 +124,7 @@ func (n Number) Sci() string {
 	case f == 0:
 		return "0"
 	}
-	return fmt.Sprintf("%.2e", f)
+	return format(f)
 }
 
 // Ratio formats a ratio with two decimals and a multiplication sign
