@@ -18,8 +18,9 @@
 // weights and input as a float64 run, and reports the output's error against
 // float64 and what the attention-score and probability sites did.
 //
-// Output: a table on stdout, results.json and PNG plots under -out
-// (default out/attention), and a progress bar on stderr.
+// Output: the report on stdout; results.json, the same report in Markdown
+// (results.md) and PNG plots under -out (default out/attention); a progress
+// bar on stderr. Bad flags exit with status 2, other errors with 1.
 //
 // Usage:
 //
@@ -32,7 +33,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -200,21 +200,7 @@ type methodInfo struct {
 	Desc string `json:"description"`
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "attention:", err)
-		fmt.Fprintln(os.Stderr, "run with -h for the flags")
-		os.Exit(2)
-	}
-	if err := run(cfg, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "attention:", err)
-		os.Exit(1)
-	}
-}
+func main() { studyio.Main("attention", parseFlags, run) }
 
 // run performs the study and writes its outputs.
 func run(cfg config, stdout, stderr io.Writer) error {
@@ -257,9 +243,11 @@ func run(cfg config, stdout, stderr io.Writer) error {
 	}
 	res.Seconds = time.Since(start).Seconds()
 
-	printSoftmax(stdout, res)
-	printModule(stdout, res)
-	if err := studyio.WriteJSON(filepath.Join(cfg.Out, "results.json"), res); err != nil {
+	report := func(r *studyio.Report) {
+		printSoftmax(r, res)
+		printModule(r, res)
+	}
+	if err := studyio.Publish(stdout, cfg.Out, res, report); err != nil {
 		return err
 	}
 	if err := plotSoftmax(cfg.Out, res); err != nil {
@@ -270,6 +258,6 @@ func run(cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "\nwrote %s (results.json, *.png) in %.1f s\n", cfg.Out, res.Seconds)
+	studyio.Wrote(stdout, cfg.Out, res.Seconds, "results.json", "results.md", "*.png")
 	return nil
 }

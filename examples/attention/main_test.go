@@ -31,7 +31,7 @@ func TestStudyEndToEnd(t *testing.T) {
 	if err := run(cfg, &stdout, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"results.json", "softmax_nan_rate.png", "softmax_kl.png", "softmax_mass_lost.png", "module_error.png"} {
+	for _, f := range []string{"results.json", "results.md", "softmax_nan_rate.png", "softmax_kl.png", "softmax_mass_lost.png", "module_error.png"} {
 		st, err := os.Stat(filepath.Join(cfg.Out, f))
 		if err != nil || st.Size() == 0 {
 			t.Errorf("%s missing or empty: %v", f, err)

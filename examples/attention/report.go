@@ -1,9 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"io"
-	"math"
 	"path/filepath"
 	"strconv"
 
@@ -11,30 +8,12 @@ import (
 	"github.com/actq/actq/internal/studyio"
 )
 
-func pct(v studyio.Number) string {
-	if math.IsNaN(float64(v)) {
-		return "—"
-	}
-	return fmt.Sprintf("%.1f%%", 100*float64(v))
-}
-
-func sci(v studyio.Number) string {
-	f := float64(v)
-	switch {
-	case math.IsNaN(f):
-		return "—"
-	case f == 0:
-		return "0"
-	}
-	return fmt.Sprintf("%.2e", f)
-}
-
 // printSoftmax writes the per-length tables and the two summary matrices.
-func printSoftmax(w io.Writer, res results) {
-	fmt.Fprintf(w, "Softmax numerics: %d rows per length, logits ~ N(0, %.3g²), %d sink(s) with logit in [%g, %g], d_head %d\n\n",
+func printSoftmax(w *studyio.Report, res results) {
+	w.Printf("Softmax numerics: %d rows per length, logits ~ N(0, %.3g²), %d sink(s) with logit in [%g, %g], d_head %d\n\n",
 		res.Config.Scores.Rows, res.Config.Scores.LogitStd, res.Config.Scores.Sinks, res.Config.Scores.SinkLo, res.Config.Scores.SinkHi, res.Config.Scores.DHead)
 	for _, m := range res.Methods {
-		fmt.Fprintf(w, "  %-18s %s\n", m.Name, m.Desc)
+		w.Item(18, m.Name, m.Desc)
 	}
 	byLength := map[int][]softmaxResult{}
 	var lengths []int
@@ -45,21 +24,21 @@ func printSoftmax(w io.Writer, res results) {
 		byLength[r.Length] = append(byLength[r.Length], r)
 	}
 	for _, l := range lengths {
-		fmt.Fprintf(w, "\nlength %d\n", l)
+		w.Printf("\nlength %d\n", l)
 		t := studyio.Table{Header: []string{"method", "NaN rows", "zero rows", "mass lost", "|Σp − 1|", "max |Δp|", "KL", "P·V rel err"}}
 		for _, r := range byLength[l] {
-			t.Add(r.Method, pct(r.NaNRows), pct(r.ZeroRow), sci(r.MassLost), sci(r.SumError), sci(r.MaxAbsErr), sci(r.KL), sci(r.OutputErr))
+			t.Add(r.Method, r.NaNRows.Pct(1), r.ZeroRow.Pct(1), r.MassLost.Sci(), r.SumError.Sci(), r.MaxAbsErr.Sci(), r.KL.Sci(), r.OutputErr.Sci())
 		}
-		t.Fprint(w)
+		w.Table(&t)
 	}
 	for _, summary := range []struct {
 		title string
 		cell  func(softmaxResult) string
 	}{
-		{"NaN row rate by length", func(r softmaxResult) string { return pct(r.NaNRows) }},
-		{"KL(reference ‖ method) by length", func(r softmaxResult) string { return sci(r.KL) }},
+		{"NaN row rate by length", func(r softmaxResult) string { return r.NaNRows.Pct(1) }},
+		{"KL(reference ‖ method) by length", func(r softmaxResult) string { return r.KL.Sci() }},
 	} {
-		fmt.Fprintf(w, "\n%s\n", summary.title)
+		w.Printf("\n%s\n", summary.title)
 		header := []string{"method"}
 		for _, l := range lengths {
 			header = append(header, strconv.Itoa(l))
@@ -72,7 +51,7 @@ func printSoftmax(w io.Writer, res results) {
 			}
 			t.Add(row...)
 		}
-		t.Fprint(w)
+		w.Table(&t)
 	}
 }
 
@@ -108,24 +87,24 @@ func plotSoftmax(dir string, res results) error {
 
 // printModule writes the attention module's table: one row per tier and
 // length.
-func printModule(w io.Writer, res results) {
+func printModule(w *studyio.Report, res results) {
 	if len(res.Module) == 0 {
 		return
 	}
 	m := res.Config.Module
-	fmt.Fprintf(w, "\nCausal graph.Attention module (d_model %d, %d heads, Wq ×%g), float32 under each tier against float64\n",
+	w.Printf("\nCausal graph.Attention module (d_model %d, %d heads, Wq ×%g), float32 under each tier against float64\n",
 		m.DModel, m.Heads, m.LogitScale)
 	for _, t := range m.Tiers {
 		if tier, err := graph.TierByName(t); err == nil {
-			fmt.Fprintf(w, "  %-10s %s\n", tier.Name, tier.Desc)
+			w.Item(10, tier.Name, tier.Desc)
 		}
 	}
 	t := studyio.Table{Header: []string{"tier", "length", "rel err", "max |Δ|", "NaN", "scores clipped", "scores SQNR dB", "P→0", "P SQNR dB"}}
 	for _, r := range res.Module {
-		t.Add(r.Tier, strconv.Itoa(r.Length), sci(r.RelError), sci(r.MaxAbsErr), pct(r.NaNFrac), pct(r.ScoresClipped), r.ScoresSQNR.DB(), pct(r.ProbsZeroed), r.ProbsSQNR.DB())
+		t.Add(r.Tier, strconv.Itoa(r.Length), r.RelError.Sci(), r.MaxAbsErr.Sci(), r.NaNFrac.Pct(1), r.ScoresClipped.Pct(1), r.ScoresSQNR.DB(), r.ProbsZeroed.Pct(1), r.ProbsSQNR.DB())
 	}
-	fmt.Fprintln(w)
-	t.Fprint(w)
+	w.Printf("\n")
+	w.Table(&t)
 }
 
 // plotModule draws the module's output error against length, a line per

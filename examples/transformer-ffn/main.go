@@ -24,10 +24,11 @@
 // weights (LSQ, graph.Quant.Learnable) — and evaluated again, against an
 // fp32 fine-tune on the same batches.
 //
-// Output: a table on stdout, results.json and PNG plots under -out (default
-// out/transformer-ffn), and a progress bar on stderr. The exit status is 0
-// whatever the gate finds, unless -gate is given: then 3 if any combination
-// fails it. Bad flags exit with status 2.
+// Output: the report on stdout; results.json, the same report in Markdown
+// (results.md) and PNG plots under -out (default out/transformer-ffn); a
+// progress bar on stderr. The exit status is 0 whatever the gate finds,
+// unless -gate is given: then 3 if any combination fails it. Bad flags exit
+// with status 2, other errors with 1.
 //
 // Usage:
 //
@@ -39,7 +40,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -239,26 +239,7 @@ func (c config) validate() error {
 	return nil
 }
 
-func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "transformer-ffn:", err)
-		fmt.Fprintln(os.Stderr, "run with -h for the flags")
-		os.Exit(2)
-	}
-	err = run(cfg, os.Stdout, os.Stderr)
-	switch {
-	case errors.Is(err, errGate):
-		fmt.Fprintln(os.Stderr, "transformer-ffn:", err)
-		os.Exit(3)
-	case err != nil:
-		fmt.Fprintln(os.Stderr, "transformer-ffn:", err)
-		os.Exit(1)
-	}
-}
+func main() { studyio.Main("transformer-ffn", parseFlags, run) }
 
 // qatModeHelp lists the -qat-scales modes.
 func qatModeHelp() string {

@@ -13,11 +13,14 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/actq/actq/internal/studyio"
 )
 
-// tinyConfig learns to sort 2–4 digits in a few seconds (120 steps of a
-// 2-layer model of width 32: 98.7–99.4% of the in-distribution tokens with
-// seeds 1–3), with 2 activations and 3 tiers.
+// tinyConfig is a study small enough for the test suite that still learns
+// its task (sorting 2–4 digits, 120 steps of a 2-layer model of width 32)
+// well enough for TestStudyEndToEnd's checks, with 2 activations and 3
+// tiers.
 func tinyConfig(t *testing.T) config {
 	cfg := defaultConfig()
 	cfg.Task = taskConfig{MinDigits: 2, TypicalDigits: 3, MaxDigits: 4}
@@ -57,10 +60,10 @@ func TestStudyEndToEnd(t *testing.T) {
 	cfg.Gate = true
 	var stdout bytes.Buffer
 	runErr := run(cfg, &stdout, io.Discard)
-	if runErr != nil && !errors.Is(runErr, errGate) {
+	if runErr != nil && !errors.Is(runErr, studyio.ErrGate) {
 		t.Fatal(runErr)
 	}
-	for _, f := range []string{"results.json", "accuracy_drop_in-dist.png", "accuracy_drop_stressed.png",
+	for _, f := range []string{"results.json", "results.md", "accuracy_drop_in-dist.png", "accuracy_drop_stressed.png",
 		"ffn_clipped_in-dist.png", "ffn_clipped_stressed.png", "ffn_zeroed_in-dist.png", "ffn_zeroed_stressed.png",
 		"ffn_range.png", "qat_in-dist.png", "qat_stressed.png"} {
 		st, err := os.Stat(filepath.Join(cfg.Out, f))
@@ -88,7 +91,7 @@ func TestStudyEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	// -gate fails the run exactly when the gate names a failure.
-	if got, want := errors.Is(runErr, errGate), len(res.Gate.Failures) > 0; got != want {
+	if got, want := errors.Is(runErr, studyio.ErrGate), len(res.Gate.Failures) > 0; got != want {
 		t.Errorf("run returned %v with %d gate failures", runErr, len(res.Gate.Failures))
 	}
 	if want := len(cfg.Activations) * len(cfg.Tiers) * 2; len(res.Rows) != want {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -12,9 +11,6 @@ import (
 	"github.com/actq/actq/graph"
 	"github.com/actq/actq/internal/studyio"
 )
-
-// errGate is returned by run when -gate is set and the gate fails.
-var errGate = errors.New("regression gate failed")
 
 // results is what results.json holds.
 type results struct {
@@ -68,85 +64,44 @@ func run(cfg config, stdout, stderr io.Writer) error {
 	res.Gate = gate(standard, cfg.GateThreshold)
 	res.Seconds = time.Since(start).Seconds()
 
-	report(stdout, res)
-	if err := studyio.WriteJSON(filepath.Join(cfg.Out, "results.json"), res); err != nil {
+	if err := studyio.Publish(stdout, cfg.Out, res, func(r *studyio.Report) { report(r, res) }); err != nil {
 		return err
 	}
-	wrote := "results.json"
+	files := []string{"results.json", "results.md"}
 	if cfg.Plots {
 		if err := plots(cfg.Out, res); err != nil {
 			return err
 		}
-		wrote += ", *.png"
+		files = append(files, "*.png")
 	}
-	fmt.Fprintf(stdout, "\nwrote %s (%s) in %.1f s\n", cfg.Out, wrote, res.Seconds)
+	studyio.Wrote(stdout, cfg.Out, res.Seconds, files...)
 	if cfg.Gate && len(res.Gate.Failures) > 0 {
-		return fmt.Errorf("%w: %d combination(s) above %.1f point(s)", errGate, len(res.Gate.Failures), cfg.GateThreshold)
+		return fmt.Errorf("%w: %d combination(s) above %.1f point(s)", studyio.ErrGate, len(res.Gate.Failures), cfg.GateThreshold)
 	}
 	return nil
 }
 
-// Cell formats.
-
-func pct(v number, prec int) string {
-	if math.IsNaN(float64(v)) {
-		return "—"
-	}
-	return fmt.Sprintf("%.*f%%", prec, 100*float64(v))
-}
-
-// smallPct formats a fraction that is often tiny (clipping): 0 as "0",
-// otherwise as a percentage with two significant digits.
-func smallPct(v number) string {
-	f := float64(v)
-	switch {
-	case math.IsNaN(f):
-		return "—"
-	case f == 0:
-		return "0"
-	}
-	return strings.Replace(fmt.Sprintf("%.2g%%", 100*f), "e-0", "e-", 1)
-}
-
-func points(v number) string {
-	f := float64(v)
-	if math.IsNaN(f) {
-		return "—"
-	}
-	if math.Abs(f) < 0.005 {
-		return "0.00"
-	}
-	return strings.Replace(fmt.Sprintf("%.2f", f), "-", "−", 1)
-}
-
-func ratio(v *number) string {
-	if v == nil || math.IsNaN(float64(*v)) {
-		return "—"
-	}
-	return fmt.Sprintf("%.2f×", float64(*v))
-}
-
 // report writes the tables and the gate line.
-func report(w io.Writer, res results) {
+func report(w *studyio.Report, res results) {
 	c := res.Config
 	m, t := c.Model, c.Train
 	ffn := "plain"
 	if m.Gated {
 		ffn = "gated"
 	}
-	fmt.Fprintf(w, "transformer-ffn: sorting %d–%d digits; d_model %d, %d heads, d_hidden %d (%s FFN), %d layers, RMSNorm; %d Adam steps of %d sequences, seed %d\n",
+	w.Printf("transformer-ffn: sorting %d–%d digits; d_model %d, %d heads, d_hidden %d (%s FFN), %d layers, RMSNorm; %d Adam steps of %d sequences, seed %d\n",
 		c.Task.MinDigits, c.Task.MaxDigits, m.DModel, m.Heads, m.DHidden, ffn, m.Layers, t.Steps, t.Batch, c.Seed)
-	fmt.Fprintln(w, "\ntiers:")
+	w.Printf("\ntiers:\n")
 	for _, ti := range res.Tiers {
-		fmt.Fprintf(w, "  %-12s %s\n", ti.Name, ti.Desc)
+		w.Item(12, ti.Name, ti.Desc)
 	}
-	fmt.Fprintln(w, "cohorts:")
+	w.Printf("cohorts:\n")
 	for _, co := range res.Cohorts {
-		fmt.Fprintf(w, "  %-12s %s\n", co.Name, co.Desc)
+		w.Item(12, co.Name, co.Desc)
 	}
-	fmt.Fprintln(w, "training (last tenth of the steps):")
+	w.Printf("training (last tenth of the steps):\n")
 	for _, tr := range res.Training {
-		fmt.Fprintf(w, "  %-12s loss %.4f, token accuracy %s (%d parameters)\n", tr.Activation, float64(tr.Loss), pct(tr.Accuracy, 2), tr.Params)
+		w.Item(12, tr.Activation, fmt.Sprintf("loss %.4f, token accuracy %s (%d parameters)", float64(tr.Loss), tr.Accuracy.Pct(2), tr.Params))
 	}
 
 	for _, co := range res.Cohorts {
@@ -157,7 +112,7 @@ func report(w io.Writer, res results) {
 				break
 			}
 		}
-		fmt.Fprintf(w, "\n%s: %d sequences, %d answer tokens; drop = fp32's token accuracy − the tier's, in points, ± its standard error\n"+
+		w.Printf("\n%s: %d sequences, %d answer tokens; drop = fp32's token accuracy − the tier's, in points, ± its standard error\n"+
 			"(paired over the same tokens); FFN hidden = the input of W2, after the activation, all layers together (worst layer for the SQNR)\n",
 			co.Name, seqs, tokens)
 		tb := studyio.Table{Header: []string{"activation", "tier", "token acc", "drop", "±", "seq acc", "loss", "clipped", "zeroed", "SQNR dB", "worst layer dB"}, Left: 2}
@@ -171,41 +126,41 @@ func report(w io.Writer, res results) {
 			}
 			clip, zero, sq, worst := "—", "—", "—", "—"
 			if h := r.Hidden; h != nil {
-				clip, zero, sq, worst = smallPct(h.Clipped), pct(h.Zeroed, 1), h.SQNR.DB(), h.WorstSQNR.DB()
+				clip, zero, sq, worst = h.Clipped.SmallPct(), h.Zeroed.Pct(1), h.SQNR.DB(), h.WorstSQNR.DB()
 			}
-			drop, se := points(r.Drop), points(r.DropSE)
+			drop, se := r.Drop.Points(), r.DropSE.Points()
 			if r.Tier == "fp32" {
 				drop, se = "—", "—"
 			}
-			tb.Add(r.Activation, r.Tier, pct(r.Accuracy, 2), drop, se, pct(r.SeqAcc, 1), fmt.Sprintf("%.4f", float64(r.Loss)), clip, zero, sq, worst)
+			tb.Add(r.Activation, r.Tier, r.Accuracy.Pct(2), drop, se, r.SeqAcc.Pct(1), fmt.Sprintf("%.4f", float64(r.Loss)), clip, zero, sq, worst)
 		}
-		tb.Fprint(w)
+		w.Table(&tb)
 	}
 
 	// The drop matrices: the summary a reader looks for first.
 	tiers := res.Config.Tiers[1:]
 	for _, co := range res.Cohorts {
-		fmt.Fprintf(w, "\ntoken-accuracy drop against fp32 (points ± standard error), %s\n", co.Name)
+		w.Printf("\ntoken-accuracy drop against fp32 (points ± standard error), %s\n", co.Name)
 		tb := studyio.Table{Header: append([]string{"activation"}, tiers...)}
 		for _, act := range res.Config.Activations {
 			cells := []string{act}
 			for _, tier := range tiers {
 				r := find(res, act, tier, co.Name)
-				cells = append(cells, points(r.Drop)+" ±"+points(r.DropSE))
+				cells = append(cells, r.Drop.Points()+" ±"+r.DropSE.Points())
 			}
 			tb.Add(cells...)
 		}
-		tb.Fprint(w)
+		w.Table(&tb)
 	}
 
 	printStatic(w, res)
 	printQAT(w, res)
-	fmt.Fprintf(w, "\n%s\n", res.Gate)
+	w.Printf("\n%s\n", res.Gate)
 }
 
 // printStatic writes the static tier's calibration against what each cohort
 // reaches.
-func printStatic(w io.Writer, res results) {
+func printStatic(w *studyio.Report, res results) {
 	var static string
 	for _, t := range res.Config.Tiers {
 		if tier, err := graph.TierByName(t); err == nil && tier.NeedsCalibration() {
@@ -216,7 +171,7 @@ func printStatic(w io.Writer, res results) {
 	if static == "" {
 		return
 	}
-	fmt.Fprintf(w, "\n%s: FFN hidden static int4 scales from %d in-distribution sequences; the largest |x| each cohort brings to a site, relative to the calibrated one (above 1.07× it clips), and the fraction clipped\n",
+	w.Printf("\n%s: FFN hidden static int4 scales from %d in-distribution sequences; the largest |x| each cohort brings to a site, relative to the calibrated one (above 1.07× it clips), and the fraction clipped\n",
 		static, res.Config.CalibSeqs)
 	header := []string{"activation", "site", "calibrated max |x|"}
 	for _, co := range res.Cohorts {
@@ -236,23 +191,26 @@ func printStatic(w io.Writer, res results) {
 						}
 					}
 				}
-				cells = append(cells, ratio(ls.RangeRatio), smallPct(ls.Clipped))
+				rangeRatio := number(math.NaN()) // printed as —
+				if ls.RangeRatio != nil {
+					rangeRatio = *ls.RangeRatio
+				}
+				cells = append(cells, rangeRatio.Ratio(), ls.Clipped.SmallPct())
 			}
 			tb.Add(cells...)
 		}
 	}
-	tb.Fprint(w)
+	w.Table(&tb)
 }
 
-// filterRows returns the rows of one activation and cohort.
 // printQAT writes the quantization-aware fine-tunes against their control,
 // and the learned FFN hidden ranges.
-func printQAT(w io.Writer, res results) {
+func printQAT(w *studyio.Report, res results) {
 	if len(res.QAT) == 0 {
 		return
 	}
 	t := res.Config.Train
-	fmt.Fprintf(w, "\nquantization-aware fine-tune: %d more steps at learning rate %g under w4a8-static (straight-through gradients), once per way of\n"+
+	w.Printf("\nquantization-aware fine-tune: %d more steps at learning rate %g under w4a8-static (straight-through gradients), once per way of\n"+
 		"treating the scales; the control takes the same steps on the same data in fp32. Token accuracy, and drop against the original fp32\n"+
 		"model in points; gap = control − QAT, the quantization loss left after QAT\n", t.QATSteps, t.QATRate)
 	header := []string{"activation", "cohort", "fp32", "w4a8-static", "drop", "control", "drop"}
@@ -260,7 +218,7 @@ func printQAT(w io.Writer, res results) {
 	for _, name := range t.QATScales {
 		m, _ := qatModeNamed(name)
 		modes = append(modes, m)
-		fmt.Fprintf(w, "  QAT %-14s %s\n", m.Name+":", m.Desc)
+		w.Item(18, "QAT "+m.Name+":", m.Desc)
 		header = append(header, "QAT "+m.Name, "drop", "gap")
 	}
 	tb := studyio.Table{Header: header, Left: 2}
@@ -268,15 +226,15 @@ func printQAT(w io.Writer, res results) {
 		for _, co := range res.Cohorts {
 			base, static := find(res, act, "fp32", co.Name), find(res, act, "w4a8-static", co.Name)
 			ctl := find(res, act, controlTier, co.Name)
-			cells := []string{act, co.Name, pct(base.Accuracy, 2), pct(static.Accuracy, 2), points(static.Drop), pct(ctl.Accuracy, 2), points(ctl.Drop)}
+			cells := []string{act, co.Name, base.Accuracy.Pct(2), static.Accuracy.Pct(2), static.Drop.Points(), ctl.Accuracy.Pct(2), ctl.Drop.Points()}
 			for _, m := range modes {
 				q := find(res, act, m.Tier, co.Name)
-				cells = append(cells, pct(q.Accuracy, 2), points(q.Drop), points(number(100*(ctl.Accuracy-q.Accuracy))))
+				cells = append(cells, q.Accuracy.Pct(2), q.Drop.Points(), number(100*(ctl.Accuracy-q.Accuracy)).Points())
 			}
 			tb.Add(cells...)
 		}
 	}
-	tb.Fprint(w)
+	w.Table(&tb)
 	var learnModes []string
 	for _, m := range modes {
 		if m.learnActs {
@@ -286,7 +244,7 @@ func printQAT(w io.Writer, res results) {
 	if len(learnModes) == 0 {
 		return
 	}
-	fmt.Fprintln(w, "\nFFN hidden int4 range (scale·qmax): calibrated, and learned by each fine-tune with learnable scales")
+	w.Printf("\nFFN hidden int4 range (scale·qmax): calibrated, and learned by each fine-tune with learnable scales\n")
 	tb = studyio.Table{Header: append([]string{"activation", "site", "calibrated"}, learnModes...), Left: 2}
 	for _, tr := range res.Training {
 		for _, site := range hiddenSites(res.Config.Model.Layers) {
@@ -302,9 +260,10 @@ func printQAT(w io.Writer, res results) {
 			tb.Add(cells...)
 		}
 	}
-	tb.Fprint(w)
+	w.Table(&tb)
 }
 
+// filterRows returns the rows of one activation and cohort.
 func filterRows(rows []row, act, cohort string) []row {
 	var out []row
 	for _, r := range rows {

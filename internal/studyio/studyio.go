@@ -1,27 +1,18 @@
-// Package studyio holds what the example studies share for output: JSON
-// results, PNG line and bar plots, aligned text tables and a progress bar.
+// Package studyio holds what the example studies share: their command-line
+// handling and exit statuses, the report they print (aligned text on
+// stdout, the same tables in Markdown for a README), results.json, PNG line
+// and bar plots, and a progress bar.
 package studyio
 
 import (
+	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"image/color"
 	"io"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
-
-	"github.com/schollz/progressbar/v3"
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/plotutil"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // WriteJSON writes v, indented, to path, creating its directory.
@@ -36,9 +27,30 @@ func WriteJSON(path string, v any) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
+// Publish writes a study's results: the report as aligned text to stdout,
+// v as dir/results.json, and the report again in Markdown as
+// dir/results.md, whose tables paste into the study's README as they are.
+// report writes the same report in either format.
+func Publish(stdout io.Writer, dir string, v any, report func(*Report)) error {
+	report(NewReport(stdout, Text))
+	if err := WriteJSON(filepath.Join(dir, "results.json"), v); err != nil {
+		return err
+	}
+	var md bytes.Buffer
+	report(NewReport(&md, Markdown))
+	return os.WriteFile(filepath.Join(dir, "results.md"), md.Bytes(), 0o644)
+}
+
+// Wrote prints the line that ends a study's output: the output directory,
+// the files written there, and how long the run took.
+func Wrote(w io.Writer, dir string, seconds float64, files ...string) {
+	fmt.Fprintf(w, "\nwrote %s (%s) in %.1f s\n", dir, strings.Join(files, ", "), seconds)
+}
+
 // Number is a float64 that encodes NaN and ±Inf as JSON null (which
 // encoding/json refuses to encode), for results with undefined or infinite
-// values: an accuracy over no tokens, the SQNR of a lossless site.
+// values: an accuracy over no tokens, the SQNR of a lossless site. Its
+// methods format it for a table cell, each printing — for NaN.
 type Number float64
 
 // MarshalJSON encodes n as a JSON number, or null if it is not finite.
@@ -50,8 +62,8 @@ func (n Number) MarshalJSON() ([]byte, error) {
 	return json.Marshal(f)
 }
 
-// DB formats a value in decibels for a table: one decimal, ∞ and −∞ for
-// the infinities (a lossless or an overflowed site), — for NaN.
+// DB formats a value in decibels: one decimal, ∞ and −∞ for the
+// infinities (a lossless or an overflowed site).
 func (n Number) DB() string {
 	f := float64(n)
 	switch {
@@ -65,283 +77,61 @@ func (n Number) DB() string {
 	return fmt.Sprintf("%.1f", f)
 }
 
-// Series is one named line of a plot. Points with a NaN or infinite Y are
-// left out (and, on a log axis, points with Y ≤ 0).
-type Series struct {
-	Name string
-	X, Y []float64
+// Pct formats a fraction as a percentage with prec decimals: 0.125 as
+// "12.5%" for prec 1.
+func (n Number) Pct(prec int) string {
+	if math.IsNaN(float64(n)) {
+		return "—"
+	}
+	return fmt.Sprintf("%.*f%%", prec, 100*float64(n))
 }
 
-// LinePlot describes a line plot.
-type LinePlot struct {
-	Title, XLabel, YLabel string
-	LogX, LogY            bool
-	Series                []Series
+// SmallPct formats a fraction that is often tiny, such as the share of
+// values a quantizer clipped: "0" for exactly 0, so that nothing and a
+// little stay apart, otherwise a percentage with two significant digits
+// ("0.014%", "1e-5%").
+func (n Number) SmallPct() string {
+	return n.nonZero(func(f float64) string { return strings.Replace(fmt.Sprintf("%.2g%%", 100*f), "e-0", "e-", 1) })
 }
 
-// Save writes the plot as a PNG to path, creating its directory.
-func (lp LinePlot) Save(path string) error {
-	p := plot.New()
-	p.Title.Text = lp.Title
-	p.X.Label.Text = lp.XLabel
-	p.Y.Label.Text = lp.YLabel
-	if lp.LogX {
-		p.X.Scale = plot.LogScale{}
-		p.X.Tick.Marker = decadeTicks{}
+// Points formats a difference in percentage points with two decimals and
+// a minus sign (−); a magnitude below 0.005 prints as "0.00", never "−0.00".
+func (n Number) Points() string {
+	f := float64(n)
+	if math.IsNaN(f) {
+		return "—"
 	}
-	if lp.LogY {
-		p.Y.Scale = plot.LogScale{}
-		p.Y.Tick.Marker = decadeTicks{}
+	if math.Abs(f) < 0.005 {
+		return "0.00"
 	}
-	p.Add(plotter.NewGrid())
-	legend := plot.NewLegend()
-	legend.Top, legend.Left = true, true
-	drawn := 0
-	for i, s := range lp.Series {
-		var pts plotter.XYs
-		for k := range s.X {
-			x, y := s.X[k], s.Y[k]
-			if math.IsNaN(y) || math.IsInf(y, 0) || (lp.LogY && y <= 0) || (lp.LogX && x <= 0) {
-				continue
-			}
-			pts = append(pts, plotter.XY{X: x, Y: y})
-		}
-		if len(pts) == 0 {
-			continue
-		}
-		line, points, err := plotter.NewLinePoints(pts)
-		if err != nil {
-			return err
-		}
-		c := plotutil.Color(i)
-		line.Color, points.Color = c, c
-		line.Dashes = plotutil.Dashes(i / 7)
-		points.Shape = plotutil.Shape(i)
-		p.Add(line, points)
-		legend.Add(s.Name, line, points)
-		drawn++
-	}
-	if drawn == 0 {
-		return fmt.Errorf("plot %q: no drawable points", lp.Title)
-	}
-	return saveWithLegend(p, legend, path, 9, 5)
+	return strings.Replace(fmt.Sprintf("%.2f", f), "-", "−", 1)
 }
 
-// decadeTicks labels powers of ten (every k-th one when there are many
-// decades), with minor ticks between; the labels are exact ("1e-15", "0.01",
-// "1000"), unlike plot.LogTicks' accumulated products.
-type decadeTicks struct{}
-
-func (decadeTicks) Ticks(lo, hi float64) []plot.Tick {
-	first, last := int(math.Floor(math.Log10(lo))), int(math.Ceil(math.Log10(hi)))
-	step := max(1, (last-first+7)/8)
-	var ticks []plot.Tick
-	for e := first; e <= last; e++ {
-		v := math.Pow10(e)
-		t := plot.Tick{Value: v}
-		if (e-first)%step == 0 {
-			t.Label = strconv.FormatFloat(v, 'g', -1, 64)
-		}
-		ticks = append(ticks, t)
-		if step == 1 && e < last {
-			for i := 2; i < 10; i++ {
-				ticks = append(ticks, plot.Tick{Value: v * float64(i)})
-			}
-		}
-	}
-	return ticks
+// Sci formats an error or a rate that spans many decades in scientific
+// notation with three significant digits ("1.23e-07"); exactly 0 prints as
+// "0".
+func (n Number) Sci() string {
+	return n.nonZero(func(f float64) string { return fmt.Sprintf("%.2e", f) })
 }
 
-// saveWithLegend draws p with its legend in a column to the right of the
-// axes, where it never hides a line.
-func saveWithLegend(p *plot.Plot, legend plot.Legend, path string, wIn, hIn float64) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
+// nonZero formats n with format, except NaN (—) and exactly 0 ("0"), which
+// a column of small values shows apart from them.
+func (n Number) nonZero(format func(float64) string) string {
+	f := float64(n)
+	switch {
+	case math.IsNaN(f):
+		return "—"
+	case f == 0:
+		return "0"
 	}
-	w, h := vg.Length(wIn)*vg.Inch, vg.Length(hIn)*vg.Inch
-	img := vgimg.NewWith(vgimg.UseWH(w, h), vgimg.UseDPI(96), vgimg.UseBackgroundColor(color.White))
-	dc := draw.New(img)
-	legendW := 2 * vg.Inch
-	p.Draw(draw.Crop(dc, 0, -legendW, 0, 0))
-	legend.Draw(draw.Crop(dc, w-legendW+vg.Points(6), 0, 0, -vg.Points(20)))
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return format(f)
 }
 
-// BarPlot describes a grouped bar chart: a group of bars per label along
-// the x axis, one bar per series in each group.
-type BarPlot struct {
-	Title, YLabel string
-	Groups        []string             // labels along the x axis
-	Values        map[string][]float64 // series name → one value per group
-	Order         []string             // the series in legend order; nil: sorted by name
-}
-
-// Save writes the grouped bar chart as a PNG to path.
-func (bp BarPlot) Save(path string) error {
-	p := plot.New()
-	p.Title.Text = bp.Title
-	p.Y.Label.Text = bp.YLabel
-	names := bp.Order
-	if names == nil {
-		names = make([]string, 0, len(bp.Values))
-		for n := range bp.Values {
-			names = append(names, n)
-		}
-		sort.Strings(names)
+// Ratio formats a ratio with two decimals and a multiplication sign
+// ("1.25×").
+func (n Number) Ratio() string {
+	if math.IsNaN(float64(n)) {
+		return "—"
 	}
-	legend := plot.NewLegend()
-	legend.Top, legend.Left = true, true
-	w := vg.Points(float64(60) / float64(max(1, len(names))))
-	for i, n := range names {
-		vals := make(plotter.Values, len(bp.Groups))
-		for k, v := range bp.Values[n] {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				v = 0
-			}
-			vals[k] = v
-		}
-		bars, err := plotter.NewBarChart(vals, w)
-		if err != nil {
-			return err
-		}
-		bars.LineStyle.Width = 0
-		bars.Color = plotutil.Color(i)
-		bars.Offset = w * vg.Length(float64(i)-float64(len(names)-1)/2)
-		p.Add(bars)
-		legend.Add(n, bars)
-	}
-	p.NominalX(bp.Groups...)
-	p.Add(plotter.NewGrid())
-	// The y axis spans 0 and every bar (0 to 1 when all are 0), with
-	// headroom so that the tallest bar does not touch the frame.
-	lo, hi := 0.0, 0.0
-	for _, vs := range bp.Values {
-		for _, v := range vs {
-			if !math.IsNaN(v) && !math.IsInf(v, 0) {
-				lo, hi = math.Min(lo, v), math.Max(hi, v)
-			}
-		}
-	}
-	if lo == hi {
-		hi = 1
-	}
-	pad := 0.05 * (hi - lo)
-	p.Y.Min, p.Y.Max = lo, hi+pad
-	if lo < 0 {
-		p.Y.Min -= pad
-	}
-	return saveWithLegend(p, legend, path, 9, 5)
-}
-
-// Table accumulates rows and prints them with aligned columns.
-type Table struct {
-	Header []string
-	Rows   [][]string
-	Left   int // leading columns aligned left (0 means 1: labels then numbers)
-}
-
-// Add appends a row.
-func (t *Table) Add(cells ...string) { t.Rows = append(t.Rows, cells) }
-
-// Fprint writes the table: the first Left columns (at least one)
-// left-aligned, the others right-aligned. An empty row prints as a blank
-// line.
-func (t *Table) Fprint(w io.Writer) {
-	widths := make([]int, len(t.Header))
-	all := append([][]string{t.Header}, t.Rows...)
-	for _, r := range all {
-		for i, c := range r {
-			if i < len(widths) {
-				widths[i] = max(widths[i], len([]rune(c)))
-			}
-		}
-	}
-	for ri, r := range all {
-		var b strings.Builder
-		for i, c := range r {
-			pad := strings.Repeat(" ", widths[i]-len([]rune(c)))
-			switch {
-			case i == 0:
-				b.WriteString(c + pad)
-			case i < max(1, t.Left):
-				b.WriteString("  " + c + pad)
-			default:
-				b.WriteString("  " + pad + c)
-			}
-		}
-		fmt.Fprintln(w, strings.TrimRight(b.String(), " "))
-		if ri == 0 {
-			total := 0
-			for _, wd := range widths {
-				total += wd + 2
-			}
-			fmt.Fprintln(w, strings.Repeat("─", total-2))
-		}
-	}
-}
-
-// Progress is a progress bar on w (os.Stderr in the studies), or a no-op
-// when disabled.
-type Progress struct{ bar *progressbar.ProgressBar }
-
-// NewProgress returns a bar for total steps described by desc.
-func NewProgress(w io.Writer, enabled bool, total int, desc string) *Progress {
-	if !enabled {
-		return &Progress{}
-	}
-	return &Progress{bar: progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription(desc),
-		progressbar.OptionShowCount(),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionThrottle(100_000_000),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-	)}
-}
-
-// Add advances the bar by n steps.
-func (p *Progress) Add(n int) {
-	if p.bar != nil {
-		_ = p.bar.Add(n)
-	}
-}
-
-// Describe changes the bar's description.
-func (p *Progress) Describe(desc string) {
-	if p.bar != nil {
-		p.bar.Describe(desc)
-	}
-}
-
-// Finish completes the bar.
-func (p *Progress) Finish() {
-	if p.bar != nil {
-		_ = p.bar.Finish()
-	}
-}
-
-// ParseFlags parses a study's command line: it gives fs a usage message
-// naming the command (go run ./examples/<fs.Name()>) followed by the
-// flags' defaults, and returns an error for a bad flag (fs must be
-// flag.ContinueOnError) or for any argument that is not a flag.
-func ParseFlags(fs *flag.FlagSet, args []string) error {
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: go run ./examples/%s [flags]\n\n", fs.Name())
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %v", fs.Args())
-	}
-	return nil
+	return fmt.Sprintf("%.2f×", float64(n))
 }

@@ -3,8 +3,11 @@ package studyio
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -100,13 +103,188 @@ func TestWriteJSON(t *testing.T) {
 	}
 }
 
-func TestNumberDB(t *testing.T) {
+func TestNumberFormats(t *testing.T) {
+	nan, inf := math.NaN(), math.Inf(1)
 	for _, c := range []struct {
-		v    float64
-		want string
-	}{{12.345, "12.3"}, {-0.04, "-0.0"}, {math.Inf(1), "∞"}, {math.Inf(-1), "−∞"}, {math.NaN(), "—"}} {
-		if got := Number(c.v).DB(); got != c.want {
-			t.Errorf("Number(%v).DB() = %q, want %q", c.v, got, c.want)
+		name   string
+		format func(Number) string
+		v      float64
+		want   string
+	}{
+		{"DB", Number.DB, 12.345, "12.3"},
+		{"DB", Number.DB, -0.04, "-0.0"},
+		{"DB", Number.DB, inf, "∞"},
+		{"DB", Number.DB, -inf, "−∞"},
+		{"DB", Number.DB, nan, "—"},
+		{"Pct(1)", func(n Number) string { return n.Pct(1) }, 0.125, "12.5%"},
+		{"Pct(2)", func(n Number) string { return n.Pct(2) }, 0.99871, "99.87%"},
+		{"Pct(1)", func(n Number) string { return n.Pct(1) }, nan, "—"},
+		{"SmallPct", Number.SmallPct, 0, "0"},
+		{"SmallPct", Number.SmallPct, 1.4e-4, "0.014%"},
+		{"SmallPct", Number.SmallPct, 1e-7, "1e-5%"},
+		{"SmallPct", Number.SmallPct, 0.5, "50%"},
+		{"SmallPct", Number.SmallPct, nan, "—"},
+		{"Points", Number.Points, 2.344, "2.34"},
+		{"Points", Number.Points, -0.126, "−0.13"},
+		{"Points", Number.Points, -0.004, "0.00"}, // never −0.00
+		{"Points", Number.Points, nan, "—"},
+		{"Sci", Number.Sci, 1.2345e-7, "1.23e-07"},
+		{"Sci", Number.Sci, 0, "0"},
+		{"Sci", Number.Sci, nan, "—"},
+		{"Ratio", Number.Ratio, 1.254, "1.25×"},
+		{"Ratio", Number.Ratio, nan, "—"},
+	} {
+		if got := c.format(Number(c.v)); got != c.want {
+			t.Errorf("Number(%v).%s = %q, want %q", c.v, c.name, got, c.want)
+		}
+	}
+}
+
+func TestTableMarkdown(t *testing.T) {
+	tb := Table{Header: []string{"method", "tier", "|Σp − 1|"}, Left: 2}
+	tb.Add("float32", "fp32", "5e-9")
+	tb.Add()
+	tb.Add("fp16", "w4a8-static", "0.25")
+	var b bytes.Buffer
+	tb.FprintMarkdown(&b)
+	want := `| method  | tier        | \|Σp − 1\| |
+| ------- | ----------- | ---------: |
+| float32 | fp32        |       5e-9 |
+| fp16    | w4a8-static |       0.25 |
+`
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// writeReport writes a report with every kind of part, as a study does.
+func writeReport(r *Report) {
+	r.Printf("study: %d tiers\n", 2)
+	r.Printf("\ntiers:\n")
+	r.Item(6, "fp32", "the baseline")
+	r.Item(6, "w8a8", "int8")
+	r.Printf("cohorts:\n")
+	r.Item(6, "in", "in distribution")
+	tb := Table{Header: []string{"tier", "acc"}}
+	tb.Add("fp32", "99%")
+	r.Table(&tb)
+	r.Printf("gate: PASS\n")
+	r.Table(&tb)
+	r.Printf("\nend\n")
+}
+
+func TestReport(t *testing.T) {
+	var text, md bytes.Buffer
+	writeReport(NewReport(&text, Text))
+	writeReport(NewReport(&md, Markdown))
+	wantText := `study: 2 tiers
+
+tiers:
+  fp32   the baseline
+  w8a8   int8
+cohorts:
+  in     in distribution
+tier  acc
+─────────
+fp32  99%
+gate: PASS
+tier  acc
+─────────
+fp32  99%
+
+end
+`
+	// In Markdown a blank line ends each list and table, or the next line
+	// would continue the last item or become a row.
+	wantMD := `study: 2 tiers
+
+tiers:
+- **fp32** the baseline
+- **w8a8** int8
+
+cohorts:
+- **in** in distribution
+
+| tier | acc |
+| ---- | --: |
+| fp32 | 99% |
+
+gate: PASS
+
+| tier | acc |
+| ---- | --: |
+| fp32 | 99% |
+
+end
+`
+	if text.String() != wantText {
+		t.Errorf("text report:\n%s\nwant\n%s", text.String(), wantText)
+	}
+	if md.String() != wantMD {
+		t.Errorf("Markdown report:\n%s\nwant\n%s", md.String(), wantMD)
+	}
+}
+
+func TestPublish(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	var stdout bytes.Buffer
+	if err := Publish(&stdout, dir, map[string]Number{"x": 1.5}, writeReport); err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	writeReport(NewReport(&text, Text))
+	if stdout.String() != text.String() {
+		t.Errorf("stdout %q, want the text report", stdout.String())
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil || !bytes.Contains(md, []byte("| fp32 | 99% |")) {
+		t.Errorf("results.md: %v\n%s", err, md)
+	}
+	if raw, err := os.ReadFile(filepath.Join(dir, "results.json")); err != nil || strings.Join(strings.Fields(string(raw)), "") != `{"x":1.5}` {
+		t.Errorf("results.json: %v, %s", err, raw)
+	}
+	Wrote(&stdout, dir, 1.25, "results.json", "results.md")
+	if !strings.HasSuffix(stdout.String(), "\nwrote "+dir+" (results.json, results.md) in 1.2 s\n") {
+		t.Errorf("last line of %q", stdout.String())
+	}
+}
+
+func TestRunExitStatus(t *testing.T) {
+	parse := func(args []string, stderr io.Writer) (string, error) {
+		fs := flag.NewFlagSet("study", flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		outcome := fs.String("outcome", "ok", "")
+		err := ParseFlags(fs, args)
+		return *outcome, err
+	}
+	run := func(outcome string, stdout, stderr io.Writer) error {
+		switch outcome {
+		case "gate":
+			return fmt.Errorf("%w: 1 combination(s)", ErrGate)
+		case "fail":
+			return errors.New("disk full")
+		}
+		fmt.Fprintln(stdout, "done")
+		return nil
+	}
+	for _, c := range []struct {
+		args      []string
+		status    int
+		stderrHas string
+		stdoutHas string
+	}{
+		{nil, 0, "", "done"},
+		{[]string{"-h"}, 0, "usage: go run ./examples/study", ""},
+		{[]string{"-nosuchflag"}, ExitUsage, "study: flag provided but not defined: -nosuchflag\nrun with -h for the flags\n", ""},
+		{[]string{"extra"}, ExitUsage, "study: unexpected arguments: [extra]\nrun with -h", ""},
+		{[]string{"-outcome", "gate"}, ExitGate, "study: regression gate failed: 1 combination(s)\n", ""},
+		{[]string{"-outcome", "fail"}, ExitError, "study: disk full\n", ""},
+	} {
+		var stdout, stderr bytes.Buffer
+		status := Run("study", c.args, &stdout, &stderr, parse, run)
+		if status != c.status || !strings.Contains(stderr.String(), c.stderrHas) || !strings.Contains(stdout.String(), c.stdoutHas) {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d, stdout with %q, stderr with %q",
+				c.args, status, stdout.String(), stderr.String(), c.status, c.stdoutHas, c.stderrHas)
 		}
 	}
 }
