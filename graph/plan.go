@@ -143,10 +143,10 @@ func Passthrough() *Quant { return &Quant{Passthrough: true} }
 // Dynamic scales (Spec.Scale nil) come from the tensor at the site, which
 // holds the whole batch: per tensor, one sequence's result depends on the
 // other sequences in its batch, and in attention on later positions. For a
-// scale per token use PerChannel with Axis 0 at the (batch·seq, DModel)
-// sites (FFN input and hidden, block output); at the (batch, heads, seq,
-// seq) attention sites, PerGroup with GroupSize = seq gives a scale per
-// query row, which keeps causal attention causal.
+// scale per token use PerChannel with Axis 0 (or quantize.PerRow) at the
+// (batch·seq, DModel) sites (FFN input and hidden, block output); at the
+// (batch, heads, seq, seq) attention sites, quantize.PerRow gives a scale
+// per query row, which keeps causal attention causal, whatever seq is.
 //
 // Site names are "<layer>.in" and "<layer>.hidden" (FFN), "<layer>.scores"
 // and "<layer>.probs" (Attention), "<block>.out" (Block), and each weight's
