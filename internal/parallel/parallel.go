@@ -6,6 +6,15 @@ import (
 	"sync"
 )
 
+// Workers returns the number of goroutines For and ForWorkers use for n
+// elements in chunks of at least minChunk: at most GOMAXPROCS, at least 1.
+func Workers(n, minChunk int) int {
+	if minChunk < 1 {
+		minChunk = 1
+	}
+	return max(1, min(runtime.GOMAXPROCS(0), n/minChunk))
+}
+
 // For calls body on disjoint sub-ranges [lo, hi) that cover [0, n), using
 // up to GOMAXPROCS goroutines. Each range has at least minChunk elements, so
 // a small n runs body(0, n) on the calling goroutine with no goroutine and no
@@ -13,15 +22,19 @@ import (
 //
 // For returns the first non-nil error returned by body.
 func For(n, minChunk int, body func(lo, hi int) error) error {
-	if minChunk < 1 {
-		minChunk = 1
-	}
-	workers := runtime.GOMAXPROCS(0)
-	if most := n / minChunk; most < workers {
-		workers = most
-	}
-	if workers <= 1 {
+	if Workers(n, minChunk) <= 1 {
 		return body(0, n)
+	}
+	return ForWorkers(n, minChunk, func(_, lo, hi int) error { return body(lo, hi) })
+}
+
+// ForWorkers is For with the index of the goroutine, 0 ≤ worker <
+// Workers(n, minChunk), passed to body, so that each can use scratch space
+// of its own. Worker 0 runs on the calling goroutine.
+func ForWorkers(n, minChunk int, body func(worker, lo, hi int) error) error {
+	workers := Workers(n, minChunk)
+	if workers <= 1 {
+		return body(0, 0, n)
 	}
 	chunk := (n + workers - 1) / workers
 	errs := make([]error, workers)
@@ -31,10 +44,10 @@ func For(n, minChunk int, body func(lo, hi int) error) error {
 		wg.Add(1)
 		go func(w, lo, hi int) {
 			defer wg.Done()
-			errs[w] = body(lo, hi)
+			errs[w] = body(w, lo, hi)
 		}(w, lo, hi)
 	}
-	errs[0] = body(0, min(chunk, n))
+	errs[0] = body(0, 0, min(chunk, n))
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {

@@ -1,0 +1,370 @@
+package infer
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/actq/actq/internal/layerops"
+)
+
+// DefaultChunk is the number of tokens Forward runs through the layers at
+// once when Options.Chunk is 0: enough rows for the products to run at GEMM
+// speed, few enough that a chunk's activations (a few rows of DHidden)
+// stay small whatever the sequence length.
+const DefaultChunk = 256
+
+// Options configures an Engine.
+type Options struct {
+	// Attention selects attention's arithmetic (the zero value is the
+	// graph's float32 arithmetic).
+	Attention Arithmetic
+	// Chunk is the most tokens a Forward call runs through the layers at
+	// once; longer inputs are run in chunks, each attending to the cache
+	// of the ones before. 0 means DefaultChunk.
+	Chunk int
+}
+
+// Engine runs a Model: it holds the model and its settings, read-only, so
+// that any number of States may use it at once from different goroutines.
+type Engine struct {
+	m   *Model
+	opt Options
+	act func(dst, x []float32) error
+	dh  int
+	// scale is 1/√Dh rounded to float32, the constant the graph multiplies
+	// the scores by.
+	scale float32
+	rope  *rope // nil with learned positions
+}
+
+// New returns an engine for m, which it keeps (the caller must not change
+// m's slices while the engine runs). It returns an error wrapping ErrModel
+// for a model that does not fit together and ErrInput for bad options.
+func New(m *Model, opt Options) (*Engine, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	if opt.Chunk < 0 {
+		return nil, fmt.Errorf("infer.New: Options.Chunk = %d, want ≥ 0: %w", opt.Chunk, ErrInput)
+	}
+	if opt.Chunk == 0 {
+		opt.Chunk = DefaultChunk
+	}
+	if err := opt.Attention.check(); err != nil {
+		return nil, fmt.Errorf("infer.New: %w", err)
+	}
+	if opt.Attention.PV != PVFloat32 {
+		for i := range m.Layers {
+			if m.Layers[i].Probs != nil {
+				return nil, fmt.Errorf("infer.New: layer %d has a probabilities hook, and %v P·V has no normalised probabilities: %w", i, opt.Attention.PV, ErrInput)
+			}
+		}
+	}
+	act, _ := activation(m.Activation)
+	e := &Engine{m: m, opt: opt, act: act, dh: m.Dh(), scale: float32(1 / math.Sqrt(float64(m.Dh())))}
+	if m.RoPETheta > 0 {
+		e.rope = newRope(m.RoPETheta, e.dh)
+	}
+	return e, nil
+}
+
+// Model returns the engine's model.
+func (e *Engine) Model() *Model { return e.m }
+
+// State is one sequence being run: the key/value cache of every layer and
+// the buffers of a forward pass. A State is used by one goroutine at a
+// time.
+type State struct {
+	e   *Engine
+	n   int // positions run so far
+	cap int // positions the caches hold
+	// k and v are the float32 caches the layers computed; kq and vq what
+	// attention reads: the same slices without KV hooks, the quantized
+	// copies with them.
+	k, v, kq, vq []Cache
+	ws           workspace
+}
+
+// workspace holds the buffers of a chunk of rows.
+type workspace struct {
+	rows int // rows the buffers hold
+	// x is the residual stream, h a norm's output, q/k/v the projections
+	// (k and v before they go to the cache), o attention's output, f1/f3
+	// the FFN's hidden rows, site a hook's output.
+	x, h, q, k, v, o, f1, f3, site []float32
+	attn                           []attnScratch // one per worker
+}
+
+// NewState returns an empty state whose caches hold capacity positions
+// before they grow (0: they grow as needed).
+func (e *Engine) NewState(capacity int) *State {
+	s := &State{e: e}
+	s.grow(max(capacity, 0))
+	return s
+}
+
+// Len returns the number of positions run so far.
+func (s *State) Len() int { return s.n }
+
+// Reset empties the state for a new sequence, keeping its buffers.
+func (s *State) Reset() { s.n = 0 }
+
+// Reserve makes the caches hold at least n positions, so that running up
+// to n positions allocates nothing more for them.
+func (s *State) Reserve(n int) {
+	if n > s.cap {
+		s.grow(n)
+	}
+}
+
+// grow makes the caches hold capacity positions, keeping the rows run.
+func (s *State) grow(capacity int) {
+	m := s.e.m
+	kv := m.KVHeads
+	quantK, quantV := false, false
+	for i := range m.Layers {
+		quantK = quantK || m.Layers[i].Keys != nil
+		quantV = quantV || m.Layers[i].Values != nil
+	}
+	resize := func(old []Cache, layer int) Cache {
+		c := Cache{Data: make([]float32, kv*capacity*s.e.dh), Heads: kv, Cap: capacity, Dh: s.e.dh}
+		if old != nil {
+			o := old[layer]
+			for h := range kv {
+				copy(c.Data[h*capacity*c.Dh:], o.Data[h*o.Cap*o.Dh:(h*o.Cap+s.n)*o.Dh])
+			}
+		}
+		return c
+	}
+	nl := len(m.Layers)
+	k, v := make([]Cache, nl), make([]Cache, nl)
+	kq, vq := k, v
+	if quantK {
+		kq = make([]Cache, nl)
+	}
+	if quantV {
+		vq = make([]Cache, nl)
+	}
+	for l := range nl {
+		k[l], v[l] = resize(s.k, l), resize(s.v, l)
+		if quantK {
+			kq[l] = resize(s.kq, l)
+		}
+		if quantV {
+			vq[l] = resize(s.vq, l)
+		}
+	}
+	s.k, s.v, s.kq, s.vq, s.cap = k, v, kq, vq, capacity
+}
+
+// ensure sizes the workspace for rows rows.
+func (w *workspace) ensure(m *Model, rows int) {
+	if rows <= w.rows {
+		return
+	}
+	d, e, g, f := m.DModel, m.DModel, m.KVHeads*m.Dh(), m.DHidden
+	w.rows = rows
+	w.x, w.h, w.o = make([]float32, rows*d), make([]float32, rows*d), make([]float32, rows*e)
+	w.q, w.k, w.v = make([]float32, rows*e), make([]float32, rows*g), make([]float32, rows*g)
+	w.f1, w.f3 = make([]float32, rows*f), make([]float32, rows*f)
+	w.site = make([]float32, rows*max(d, f))
+}
+
+// Forward runs tokens, the next len(tokens) positions of the sequence,
+// through the model, extending the caches, and writes the logits of the
+// rows listed in rows (indices into tokens, in any order) to logits,
+// len(rows)·Vocab values in that order. Long inputs run in chunks of
+// Options.Chunk tokens; attention over the cache is row-blocked, so memory
+// stays O(chunk·positions) whatever the length.
+//
+// It returns an error wrapping ErrInput, and runs nothing, for a token
+// outside [0, Vocab), a row outside tokens, logits of another length than
+// len(rows)·Vocab, or positions beyond MaxPos with learned positions; and
+// the first error of a hook (the state then holds the chunks before it).
+func (s *State) Forward(tokens []int, logits []float32, rows []int) error {
+	const fn = "infer.State.Forward"
+	m := s.e.m
+	for i, t := range tokens {
+		if t < 0 || t >= m.Vocab {
+			return fmt.Errorf("%s: tokens[%d] = %d is outside [0, %d): %w", fn, i, t, m.Vocab, ErrInput)
+		}
+	}
+	for i, r := range rows {
+		if r < 0 || r >= len(tokens) {
+			return fmt.Errorf("%s: rows[%d] = %d is outside the %d tokens: %w", fn, i, r, len(tokens), ErrInput)
+		}
+	}
+	if len(logits) != len(rows)*m.Vocab {
+		return fmt.Errorf("%s: logits has %d values, want %d (%d rows of %d): %w", fn, len(logits), len(rows)*m.Vocab, len(rows), m.Vocab, ErrInput)
+	}
+	if end := s.n + len(tokens); m.RoPETheta == 0 && end > m.MaxPos {
+		return fmt.Errorf("%s: positions up to %d, beyond the model's %d learned positions: %w", fn, end, m.MaxPos, ErrInput)
+	}
+	if need := s.n + len(tokens); need > s.cap {
+		s.grow(max(need, 2*s.cap))
+	}
+	chunk := s.e.opt.Chunk
+	for lo := 0; lo < len(tokens); lo += chunk {
+		hi := min(lo+chunk, len(tokens))
+		if err := s.chunk(tokens[lo:hi], lo, logits, rows); err != nil {
+			return fmt.Errorf("%s: %w", fn, err)
+		}
+	}
+	return nil
+}
+
+// chunk runs tokens (tokens[off:] of the Forward call) through every layer
+// and writes the logits of the Forward rows that fall in it.
+func (s *State) chunk(tokens []int, off int, logits []float32, rows []int) error {
+	e, m := s.e, s.e.m
+	n, d := len(tokens), m.DModel
+	ws := &s.ws
+	ws.ensure(m, n)
+	first := s.n
+	x := ws.x[:n*d]
+	for r, t := range tokens {
+		row := x[r*d : (r+1)*d]
+		copy(row, m.Tok[t*d:(t+1)*d])
+		if m.Pos != nil {
+			p := m.Pos[(first+r)*d : (first+r+1)*d]
+			for j := range row {
+				row[j] += p[j]
+			}
+		}
+	}
+	for l := range m.Layers {
+		if err := s.layer(l, n, first); err != nil {
+			return fmt.Errorf("layer %d: %w", l, err)
+		}
+	}
+	s.n += n
+	// The logits of the requested rows in this chunk.
+	for i, r := range rows {
+		if r < off || r >= off+n {
+			continue
+		}
+		h := ws.h[:d]
+		layerops.NormRows(h, x[(r-off)*d:(r-off+1)*d], m.FinalG, m.FinalB, m.NormEps)
+		out := logits[i*m.Vocab : (i+1)*m.Vocab]
+		if m.Head != nil {
+			matmul(false, 1, m.Vocab, d, h, d, m.Head, m.Vocab, out, m.Vocab)
+		} else {
+			matmul(true, 1, m.Vocab, d, h, d, m.Tok, d, out, m.Vocab)
+		}
+	}
+	_ = e
+	return nil
+}
+
+// layer runs layer l on the workspace's n rows, positions first…first+n−1.
+func (s *State) layer(l, n, first int) error {
+	e, m := s.e, s.e.m
+	L := &m.Layers[l]
+	ws := &s.ws
+	d, dh := m.DModel, e.dh
+	qd, kd := m.Heads*dh, m.KVHeads*dh
+	x, h := ws.x[:n*d], ws.h[:n*d]
+
+	// Attention.
+	layerops.NormRows(h, x, L.Norm1G, L.Norm1B, m.NormEps)
+	q, k, v := ws.q[:n*qd], ws.k[:n*kd], ws.v[:n*kd]
+	matmul(false, n, qd, d, h, d, L.Wq, qd, q, qd)
+	matmul(false, n, kd, d, h, d, L.Wk, kd, k, kd)
+	matmul(false, n, kd, d, h, d, L.Wv, kd, v, kd)
+	if e.rope != nil {
+		e.rope.apply(q, n, m.Heads, first)
+		e.rope.apply(k, n, m.KVHeads, first)
+	}
+	// Append to the cache, head-major.
+	kc, vc := s.k[l], s.v[l]
+	for r := range n {
+		for hd := range m.KVHeads {
+			copy(kc.Row(hd, first+r), k[r*kd+hd*dh:r*kd+(hd+1)*dh])
+			copy(vc.Row(hd, first+r), v[r*kd+hd*dh:r*kd+(hd+1)*dh])
+		}
+	}
+	if L.Keys != nil {
+		if err := L.Keys(s.kq[l], kc, first, first+n); err != nil {
+			return fmt.Errorf("keys: %w", err)
+		}
+	}
+	if L.Values != nil {
+		if err := L.Values(s.vq[l], vc, first, first+n); err != nil {
+			return fmt.Errorf("values: %w", err)
+		}
+	}
+	o := ws.o[:n*qd]
+	if err := s.attention(l, q, o, n, first); err != nil {
+		return err
+	}
+	matmul(false, n, d, qd, o, qd, L.Wo, d, h, d)
+	add(x, h)
+
+	// FFN.
+	layerops.NormRows(h, x, L.Norm2G, L.Norm2B, m.NormEps)
+	in, err := s.site(L.FFNIn, h, n, d, first, "FFN input")
+	if err != nil {
+		return err
+	}
+	f := m.DHidden
+	f1 := ws.f1[:n*f]
+	matmul(false, n, f, d, in, d, L.W1, f, f1, f)
+	addBias(f1, L.B1)
+	if err := e.act(f1, f1); err != nil {
+		return err
+	}
+	if m.Gated {
+		f3 := ws.f3[:n*f]
+		matmul(false, n, f, d, in, d, L.W3, f, f3, f)
+		addBias(f3, L.B3)
+		for i, g := range f3 {
+			f1[i] *= g
+		}
+	}
+	hid, err := s.site(L.FFNHidden, f1, n, f, first, "FFN hidden")
+	if err != nil {
+		return err
+	}
+	matmul(false, n, d, f, hid, f, L.W2, d, h, d)
+	addBias(h, L.B2)
+	add(x, h)
+	out, err := s.site(L.Out, x, n, d, first, "block output")
+	if err != nil {
+		return err
+	}
+	if &out[0] != &x[0] {
+		copy(x, out)
+	}
+	return nil
+}
+
+// site applies a row hook to x (rows×cols) and returns its output: x
+// itself without a hook, else the workspace's site buffer.
+func (s *State) site(hook RowSite, x []float32, rows, cols, first int, what string) ([]float32, error) {
+	if hook == nil {
+		return x, nil
+	}
+	dst := s.ws.site[:rows*cols]
+	if err := hook(dst, x, rows, cols, first); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return dst, nil
+}
+
+// add sets x += y.
+func add(x, y []float32) {
+	y = y[:len(x)]
+	for i := range x {
+		x[i] += y[i]
+	}
+}
+
+// addBias adds b to every row of x (nothing when b is nil).
+func addBias(x, b []float32) {
+	if b == nil {
+		return
+	}
+	for lo := 0; lo < len(x); lo += len(b) {
+		add(x[lo:lo+len(b)], b)
+	}
+}

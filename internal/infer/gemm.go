@@ -1,0 +1,61 @@
+package infer
+
+import (
+	"runtime"
+
+	"github.com/actq/actq/internal/parallel"
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/gonum"
+)
+
+// gemvMinWork is the fewest multiply-adds of a matrix–vector product worth
+// handing to another goroutine: a GEMV streams its matrix from memory, and
+// 2^17 float32 (512 KB) take tens of microseconds, far more than starting a
+// goroutine.
+const gemvMinWork = 1 << 17
+
+// matmul computes c = a·b, or a·bᵀ with transB, for the row-major
+// matrices a (m×k, leading dimension lda), b (k×n, ldb; n×k with transB)
+// and c (m×n, ldc). It is the engine's one call of a matrix product: every
+// projection, the LM head, Q·Kᵀ and P·V go through it.
+//
+// Products of many rows go to Sgemm, which splits them over goroutines
+// itself. A single row goes to Sgemv over column ranges of c, on several
+// goroutines when the matrix is large: decoding one token is a sequence of
+// such products, bound by the speed at which the weights stream from
+// memory. Per element, gonum's Sgemv computes what its Sgemm computes
+// (the same sequence of float32 operations: an axpy over b's rows, or a dot
+// product with b's rows when transB, for k ≤ 64), so a row's result does
+// not depend on how many rows are multiplied at once.
+func matmul(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if m > 1 {
+		tb := blas.NoTrans
+		if transB {
+			tb = blas.Trans
+		}
+		gonum.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+		return
+	}
+	if minCols := max(1, gemvMinWork/max(k, 1)); runtime.GOMAXPROCS(0) > 1 && n >= 2*minCols {
+		_ = parallel.For(n, minCols, func(lo, hi int) error {
+			gemvCols(transB, lo, hi, k, a, b, ldb, c)
+			return nil
+		})
+		return
+	}
+	gemvCols(transB, 0, n, k, a, b, ldb, c) // no closure: no allocation
+}
+
+// gemvCols computes c[lo:hi] of the one-row product c = a·b (or a·bᵀ).
+func gemvCols(transB bool, lo, hi, k int, a, b []float32, ldb int, c []float32) {
+	if transB {
+		// c[j] = b_j·a for b's rows lo…hi−1.
+		gonum.Implementation{}.Sgemv(blas.NoTrans, hi-lo, k, 1, b[lo*ldb:], ldb, a, 1, 0, c[lo:hi], 1)
+		return
+	}
+	// c = aᵀ·b over columns lo…hi−1: an axpy of b's rows.
+	gonum.Implementation{}.Sgemv(blas.Trans, k, hi-lo, 1, b[lo:], ldb, a, 1, 0, c[lo:hi], 1)
+}
