@@ -93,15 +93,17 @@ func (b *builder) site(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.
 	return c, nil
 }
 
-// siteNode is site without the CheckFinite node.
-func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
+// addSite records the site called name, of the given kind, with a copy of
+// the Quant the plan puts there, and returns it; nil without a plan, or
+// when the plan puts nothing there.
+func (b *builder) addSite(name string, kind SiteKind) (*Site, error) {
 	q := b.q
 	if q == nil {
-		return x, nil
+		return nil, nil
 	}
 	qt := q.plan.For(name, kind)
 	if qt == nil {
-		return x, nil
+		return nil, nil
 	}
 	if _, dup := q.byName[name]; dup {
 		return nil, fmt.Errorf("quantization site %q made twice: %w", name, ErrConfig)
@@ -109,6 +111,19 @@ func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgo
 	s := &Site{Name: name, Kind: kind, Quant: *cloneQuant(qt)}
 	q.sites = append(q.sites, s)
 	q.byName[name] = s
+	return s, nil
+}
+
+// siteNode is site without the CheckFinite node.
+func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
+	s, err := b.addSite(name, kind)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return x, nil
+	}
+	q, qt := b.q, &s.Quant
 	switch {
 	case q.calibrate && qt.Static && !kind.isWeight():
 		obs, err := quantize.NewObserver(qt.Spec, qt.Observer)

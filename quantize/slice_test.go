@@ -341,3 +341,21 @@ func TestPassthroughSlice(t *testing.T) {
 		t.Errorf("stats %+v, want %+v", got, want)
 	}
 }
+
+func TestSpecDynamic(t *testing.T) {
+	for _, c := range []struct {
+		s    Spec
+		want bool
+	}{
+		{Spec{}, true},
+		{Spec{Format: UInt4, Granularity: PerRow}, true},
+		{Spec{Scale: []float64{1}}, false},
+		{Spec{Format: FP16}, false},
+		{Spec{Format: FP8E4M3, DynamicFloatScale: true}, true},
+		{Spec{Format: FP8E4M3, DynamicFloatScale: true, Scale: []float64{2}}, false},
+	} {
+		if got := c.s.Dynamic(); got != c.want {
+			t.Errorf("%+v: Dynamic() = %v, want %v", c.s, got, c.want)
+		}
+	}
+}

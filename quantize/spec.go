@@ -249,10 +249,16 @@ func (p *plan) zeroPoint(i int) int {
 	return p.spec.ZeroPoint[i]
 }
 
-// dynamic reports whether the parameters are computed at each run.
-func (p *plan) dynamic() bool {
-	return p.spec.Scale == nil && (p.spec.Format.IsInteger() || p.spec.DynamicFloatScale)
+// Dynamic reports whether s computes its scales from the data at each
+// run: an integer format, or a float format with DynamicFloatScale, with
+// Scale nil. A float format with neither Scale nor DynamicFloatScale is
+// cast unscaled, element by element, and is not dynamic.
+func (s Spec) Dynamic() bool {
+	return s.Scale == nil && (s.Format.IsInteger() || s.DynamicFloatScale)
 }
+
+// dynamic reports whether the parameters are computed at each run.
+func (p *plan) dynamic() bool { return p.spec.Dynamic() }
 
 // unscaled reports whether a float format is cast with no scale.
 func (p *plan) unscaled() bool {

@@ -108,17 +108,19 @@ func (s *State) attention(l int, q, o []float32, n, first int) error {
 	for len(s.ws.attn) < workers {
 		s.ws.attn = append(s.ws.attn, attnScratch{})
 	}
-	width := pad16(end)
+	// Buffers grow to the rows of the caches' capacity at once, so that
+	// decoding up to it allocates nothing more.
+	width, most := pad16(end), pad16(max(end, s.cap))
 	for w := range workers {
 		sc := &s.ws.attn[w]
 		if len(sc.s) < bq*width {
-			sc.s = make([]float32, bq*width)
+			sc.s = make([]float32, max(bq*width, most))
 		}
 		if len(sc.site) < width {
-			sc.site = make([]float32, width)
+			sc.site = make([]float32, most)
 		}
 		if e.opt.Attention.PV != PVFloat32 && len(sc.w) < width {
-			sc.w, sc.acc = make([]float64, width), make([]float64, e.dh)
+			sc.w, sc.acc = make([]float64, most), make([]float64, e.dh)
 		}
 	}
 	if workers <= 1 {
