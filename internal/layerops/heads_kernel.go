@@ -20,3 +20,18 @@ func moveHeads[T float32 | float64](dst, src []T, batch, seq, heads, dh int, spl
 		}
 	}
 }
+
+// swapLast writes the transpose of each m×n matrix of src (row-major,
+// consecutive) to dst as an n×m matrix.
+func swapLast[T float32 | float64](dst, src []T, m, n int) {
+	size := m * n
+	for lo := 0; lo+size <= len(src); lo += size {
+		a, b := src[lo:lo+size], dst[lo:lo+size]
+		for i := range m {
+			row := a[i*n : (i+1)*n]
+			for j, v := range row {
+				b[j*m+i] = v
+			}
+		}
+	}
+}
