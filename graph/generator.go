@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 
 	"github.com/actq/actq/internal/infer"
@@ -82,6 +83,12 @@ func NewGenerator(cfg Config, w Weights, opts ...Option) (*Generator, error) {
 	if cfg.Norm == "" {
 		cfg.Norm = NormRMS
 	}
+	if cfg.KVHeads == 0 {
+		cfg.KVHeads = cfg.Heads
+	}
+	if cfg.NormEps == 0 {
+		cfg.NormEps = DefaultNormEps
+	}
 	cfg.Dtype = tensor.Float32
 	model, err := newModel(b, cfg)
 	if err != nil {
@@ -118,7 +125,7 @@ func engineModel(b *builder, m *Model) (*infer.Model, error) {
 	// activation records an activation site and returns it (nil: none),
 	// with its learnable scales made.
 	activation := func(name string, kind SiteKind) (*Site, error) {
-		s, err := b.addSite(name, kind)
+		s, err := b.addSite(name, kind, false)
 		if err != nil || s == nil {
 			return nil, err
 		}
@@ -143,6 +150,13 @@ func engineModel(b *builder, m *Model) (*infer.Model, error) {
 		}
 		return attnHook(s, cfg.Heads, check)
 	}
+	cache := func(name string, kind SiteKind) (infer.KVSite, error) {
+		s, err := activation(name, kind)
+		if err != nil || s == nil {
+			return nil, err
+		}
+		return kvHook(s, cfg.KVHeads, cfg.DModel/cfg.Heads, check)
+	}
 	val := func(n *gorgonia.Node) []float32 {
 		if n == nil {
 			return nil
@@ -156,9 +170,12 @@ func engineModel(b *builder, m *Model) (*infer.Model, error) {
 		return nil
 	}
 	im := &infer.Model{
-		Vocab: cfg.Vocab, DModel: cfg.DModel, Heads: cfg.Heads, KVHeads: cfg.Heads, DHidden: cfg.DHidden,
-		Activation: cfg.Activation, Gated: cfg.Gated, LayerNorm: cfg.Norm == NormLayer, NormEps: DefaultNormEps,
-		MaxPos: cfg.SeqLen, Tok: val(m.Tok), Pos: val(m.Pos),
+		Vocab: cfg.Vocab, DModel: cfg.DModel, Heads: cfg.Heads, KVHeads: cfg.KVHeads, DHidden: cfg.DHidden,
+		Activation: cfg.Activation, Gated: cfg.Gated, LayerNorm: cfg.Norm == NormLayer, NormEps: cfg.NormEps,
+		RoPETheta: cfg.RoPETheta, Tok: val(m.Tok), Pos: val(m.Pos),
+	}
+	if m.Pos != nil {
+		im.MaxPos = cfg.SeqLen
 	}
 	var err error
 	for _, bl := range m.Blocks {
@@ -169,6 +186,8 @@ func engineModel(b *builder, m *Model) (*infer.Model, error) {
 			func() (err error) { l.Wq, err = weight(a.Wq, SiteWeight); return },
 			func() (err error) { l.Wk, err = weight(a.Wk, SiteWeight); return },
 			func() (err error) { l.Wv, err = weight(a.Wv, SiteWeight); return },
+			func() (err error) { l.Keys, err = cache(a.name+".keys", SiteAttnKeys); return },
+			func() (err error) { l.Values, err = cache(a.name+".values", SiteAttnValues); return },
 			func() (err error) { l.Scores, err = attn(a.name+".scores", SiteAttnScores); return },
 			func() (err error) { l.Probs, err = attn(a.name+".probs", SiteAttnProbs); return },
 			func() (err error) { l.Wo, err = weight(a.Wo, SiteWeight); return },
@@ -192,9 +211,19 @@ func engineModel(b *builder, m *Model) (*infer.Model, error) {
 		im.Layers = append(im.Layers, l)
 	}
 	im.FinalG, im.FinalB = gain(m.Final), shift(m.Final)
-	if im.Head, err = weight(m.Head.W, SiteHead); err != nil {
+	if m.Head != nil {
+		if im.Head, err = weight(m.Head.W, SiteHead); err != nil {
+			return nil, err
+		}
+		return im, nil
+	}
+	// Tied embeddings: the head is embed.tok as it is, or the quantized
+	// copy an Evaluator makes of it (the lookup reads it unquantized).
+	e, err := b.siteWith("head.W", SiteHead, m.Tok, true)
+	if err != nil {
 		return nil, err
 	}
+	im.HeadT = val(e)
 	return im, nil
 }
 
@@ -203,8 +232,15 @@ func engineModel(b *builder, m *Model) (*infer.Model, error) {
 func (g *Generator) Config() Config { return g.cfg }
 
 // MaxContext returns the longest sequence (prompt and generated tokens)
-// the model can run: SeqLen, its number of learned positions.
-func (g *Generator) MaxContext() int { return g.cfg.SeqLen }
+// the model can run: SeqLen, its number of learned positions, or with
+// rotary positions math.MaxInt (memory is the limit: the cache holds
+// Layers·2·KVHeads·Dh float32 values per position, more with KV sites).
+func (g *Generator) MaxContext() int {
+	if g.cfg.RoPETheta > 0 {
+		return math.MaxInt
+	}
+	return g.cfg.SeqLen
+}
 
 // Sites returns the quantization sites (none without a plan), in the order
 // an Evaluator's Sites lists them. Their statistics add up over every call

@@ -192,3 +192,134 @@ func checkFinite(name string, x []float32, masked bool, coord func(int) []int) e
 	return &ops.NonFiniteError{Label: name, NaN: nan, PosInf: pos, NegInf: neg, Total: len(x), First: first,
 		Coord: coord(first), Value: float64(x[first])}
 }
+
+// kvHook returns the hook of a key or value cache site. The graph sees
+// the keys as Kᵀ (batch, KVHeads, Dh, seq) and the values as (batch,
+// KVHeads, seq, Dh); the hook gathers the cache's rows into that layout
+// (batch 1), quantizes them with quantize's code and writes them back.
+// Which rows depends on the spec:
+//
+//   - scales that each cover one position (values per token: PerRow,
+//     PerGroup, PerChannel on axis 2; keys per token: PerChannel on axis
+//     3), fixed scales shared by all positions (per tensor, head or
+//     channel), unscaled casts and Passthrough: the new rows only;
+//   - keys in groups of GroupSize tokens (PerGroup on Kᵀ): the rows of
+//     the current group, whose scale the new rows move; a partial last
+//     group takes its scales from the tokens it has;
+//   - dynamic scales over every position (KIVI's per-channel keys, PerRow
+//     on Kᵀ; any per-tensor or per-head dynamic scale): every row, from
+//     the float32 cache, at every step (O(positions)).
+//
+// In the last two cases the step's attention reads what a full forward
+// pass over the sequence so far reads in the first layer; deeper layers
+// read keys and values that earlier steps computed from the scales of
+// their time, where the full pass recomputes them with the latest
+// scales, so there the Generator is what a requantizing KV cache computes,
+// not the full pass. Fixed scales that belong to positions are refused.
+func kvHook(s *Site, kvHeads, dh int, check bool) (infer.KVSite, error) {
+	keys := s.Kind == SiteAttnKeys
+	seqAxis := 2
+	if keys {
+		seqAxis = 3
+	}
+	sp := siteSpec(s)
+	axis := normAxis(sp.Axis, 4)
+	group := 0      // keys in groups of tokens
+	spans := false // dynamic scales over every position
+	switch {
+	case s.Quant.Passthrough:
+	case sp.Dynamic() && sp.Granularity == quantize.PerTensor:
+		spans = true
+	case sp.Dynamic() && sp.Granularity == quantize.PerChannel:
+		spans = axis != seqAxis
+	case sp.Dynamic() && keys && sp.Granularity == quantize.PerRow:
+		spans = true
+	case sp.Dynamic() && keys && sp.Granularity == quantize.PerGroup:
+		if sp.GroupSize <= 0 {
+			return nil, fmt.Errorf("site %q: Spec.GroupSize %d, want > 0: %w", s.Name, sp.GroupSize, quantize.ErrSpec)
+		}
+		group = sp.GroupSize
+	case sp.Scale != nil && (sp.Granularity == quantize.PerGroup || sp.Granularity == quantize.PerRow ||
+		sp.Granularity == quantize.PerChannel && axis == seqAxis):
+		return nil, errIncremental(s, "its fixed scales belong to token positions of the batch they were set for")
+	}
+	// shape returns the graph's layout of m positions.
+	shape := func(m int) []int {
+		if keys {
+			return []int{1, kvHeads, dh, m}
+		}
+		return []int{1, kvHeads, m, dh}
+	}
+	if !s.Quant.Passthrough {
+		probe := max(group, 1)
+		n := kvHeads * dh * probe
+		if err := quantize.FakeQuantSlice(make([]float32, n), make([]float32, n), shape(probe), sp, nil); err != nil {
+			return nil, fmt.Errorf("site %q: %w", s.Name, err)
+		}
+	}
+	tail := sp // a partial group of keys: one scale per channel over its tokens
+	tail.Granularity = quantize.PerRow
+	// run quantizes positions [lo, hi) of every head with spec.
+	run := func(quant, master infer.Cache, lo, hi int, spec quantize.Spec) error {
+		m := hi - lo
+		buf, out := make([]float32, kvHeads*m*dh), make([]float32, kvHeads*m*dh)
+		for h := range kvHeads {
+			for t := range m {
+				row := master.Row(h, lo+t)
+				if keys {
+					for d, v := range row {
+						buf[(h*dh+d)*m+t] = v
+					}
+				} else {
+					copy(buf[(h*m+t)*dh:], row)
+				}
+			}
+		}
+		if s.Quant.Passthrough {
+			copy(out, buf)
+			quantize.PassthroughSlice(buf, &s.stats)
+		} else if err := quantize.FakeQuantSlice(out, buf, shape(m), spec, &s.stats); err != nil {
+			return fmt.Errorf("site %q: %w", s.Name, err)
+		}
+		for h := range kvHeads {
+			for t := range m {
+				row := quant.Row(h, lo+t)
+				if keys {
+					for d := range row {
+						row[d] = out[(h*dh+d)*m+t]
+					}
+				} else {
+					copy(row, out[(h*m+t)*dh:])
+				}
+			}
+		}
+		if !check {
+			return nil
+		}
+		return checkFinite(s.Name, out, false, func(i int) []int {
+			if keys {
+				return []int{0, i / (dh * m), i / m % dh, lo + i%m}
+			}
+			return []int{0, i / (m * dh), lo + i/dh%m, i % dh}
+		})
+	}
+	return func(quant, master infer.Cache, from, n int) error {
+		switch {
+		case spans:
+			return run(quant, master, 0, n, sp)
+		case group > 0:
+			lo := from - from%group
+			full := n - (n-lo)%group // the complete groups from lo
+			if full > lo {
+				if err := run(quant, master, lo, full, sp); err != nil {
+					return err
+				}
+			}
+			if full < n {
+				return run(quant, master, full, n, tail)
+			}
+			return nil
+		}
+		return run(quant, master, from, n, sp)
+	}, nil
+}

@@ -29,9 +29,9 @@ var genConfigs = []Config{
 	{Vocab: 36, SeqLen: 32, DModel: 32, Heads: 1, DHidden: 32, Layers: 2, Activation: "gelu_tanh", Gated: true, Norm: NormLayer},
 }
 
-// seededWeights returns the initial weights of cfg from seed, with the
+// genWeights returns the initial weights of cfg from seed, with the
 // biases and LayerNorm shifts moved off zero so that they matter.
-func seededWeights(t testing.TB, cfg Config, seed uint64) Weights {
+func genWeights(t testing.TB, cfg Config, seed uint64) Weights {
 	t.Helper()
 	m, err := NewModel(gorgonia.NewGraph(), cfg, WithSeed(seed))
 	if err != nil {
@@ -134,7 +134,7 @@ func tierPlans(t testing.TB, cfg Config, w Weights) []*Plan {
 // logits at those positions equal the Evaluator's bit for bit (genExact).
 func TestGeneratorGreedyMatchesEvaluator(t *testing.T) {
 	for ci, cfg := range genConfigs {
-		w := seededWeights(t, cfg, uint64(10+ci))
+		w := genWeights(t, cfg, uint64(10+ci))
 		prompt := []int{3, 1, 4, 1, 5}
 		n := cfg.SeqLen - len(prompt) + 1
 		for _, plan := range tierPlans(t, cfg, w) {
@@ -198,7 +198,7 @@ const genExact = "DHidden and SeqLen multiples of 16"
 // relative each) carried through two layers.
 func TestGeneratorLogitsTolerance(t *testing.T) {
 	cfg := Config{Vocab: 24, SeqLen: 20, DModel: 24, Heads: 3, DHidden: 40, Layers: 2, Activation: "gelu"}
-	w := seededWeights(t, cfg, 3)
+	w := genWeights(t, cfg, 3)
 	rng := rand.New(rand.NewPCG(1, 1))
 	seq := make([]int, cfg.SeqLen)
 	for i := range seq {
@@ -231,7 +231,7 @@ func TestGeneratorLogitsTolerance(t *testing.T) {
 func TestGeneratorStats(t *testing.T) {
 	cfg := genConfigs[0]
 	cfg.SeqLen = 16 // the Evaluator runs exactly the 16 tokens
-	w := seededWeights(t, cfg, 40)
+	w := genWeights(t, cfg, 40)
 	w["embed.pos"] = tensor.New(tensor.WithShape(16, cfg.DModel), tensor.WithBacking(w["embed.pos"].Float32s()[:16*cfg.DModel]))
 	plan := tierPlans(t, cfg, w)[4] // w8a8
 	g := newGen(t, cfg, w, WithPlan(plan))
@@ -292,7 +292,7 @@ func TestGeneratorStats(t *testing.T) {
 // are refused too.
 func TestGeneratorSitesRefused(t *testing.T) {
 	cfg := genConfigs[0]
-	w := seededWeights(t, cfg, 2)
+	w := genWeights(t, cfg, 2)
 	q := func(s quantize.Spec) *Quant { return &Quant{Spec: s} }
 	for _, c := range []struct {
 		name string
@@ -353,7 +353,7 @@ func TestGeneratorSitesRefused(t *testing.T) {
 
 func TestNewGeneratorErrors(t *testing.T) {
 	cfg := genConfigs[0]
-	w := seededWeights(t, cfg, 2)
+	w := genWeights(t, cfg, 2)
 	f64 := cfg
 	f64.Dtype = tensor.Float64
 	bad := cfg
@@ -382,7 +382,7 @@ func TestNewGeneratorErrors(t *testing.T) {
 
 func TestGenerateErrors(t *testing.T) {
 	cfg := genConfigs[0] // Vocab 48, SeqLen 32
-	g := newGen(t, cfg, seededWeights(t, cfg, 2))
+	g := newGen(t, cfg, genWeights(t, cfg, 2))
 	for _, c := range []struct {
 		name   string
 		prompt []int
@@ -431,7 +431,7 @@ func TestGenerateErrors(t *testing.T) {
 // first site with a non-finite value, naming it.
 func TestGeneratorCheckFinite(t *testing.T) {
 	cfg := genConfigs[0]
-	w := seededWeights(t, cfg, 2)
+	w := genWeights(t, cfg, 2)
 	// Gains of 1e30 overflow the second block's FFN hidden layer.
 	g1 := w["block1.norm2.g"].Float32s()
 	for i := range g1 {
@@ -452,7 +452,7 @@ func TestGeneratorCheckFinite(t *testing.T) {
 // alone.
 func TestGeneratorConcurrent(t *testing.T) {
 	cfg := genConfigs[0]
-	w := seededWeights(t, cfg, 7)
+	w := genWeights(t, cfg, 7)
 	plan := Tiers()[4].Plan(cfg.SeqLen) // w8a8
 	gens := []*Generator{newGen(t, cfg, w), newGen(t, cfg, w, WithPlan(plan))}
 	s := Sampling{Temperature: 0.8, TopK: 10, Seed: 3}
@@ -494,7 +494,7 @@ func TestGenerateAllocations(t *testing.T) {
 	}
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	cfg := genConfigs[2]
-	g := newGen(t, cfg, seededWeights(t, cfg, 9))
+	g := newGen(t, cfg, genWeights(t, cfg, 9))
 	for _, s := range []Sampling{{}, {Temperature: 1, TopK: 5, TopP: 0.9, Seed: 1}} {
 		perCall := func(n int) float64 {
 			return testing.AllocsPerRun(5, func() {

@@ -177,7 +177,7 @@ func TestSamplingEdgeCases(t *testing.T) {
 // reproduces its output, and temperature sampling differs from greedy.
 func TestGenerateSampled(t *testing.T) {
 	cfg := genConfigs[0]
-	g := newGen(t, cfg, seededWeights(t, cfg, 21))
+	g := newGen(t, cfg, genWeights(t, cfg, 21))
 	prompt := []int{7, 7, 3}
 	greedy, err := g.Generate(prompt, 20, Sampling{})
 	if err != nil {

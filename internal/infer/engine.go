@@ -34,7 +34,6 @@ type Engine struct {
 	// scale is 1/√Dh rounded to float32, the constant the graph multiplies
 	// the scores by.
 	scale float32
-	rope  *rope // nil with learned positions
 }
 
 // New returns an engine for m, which it keeps (the caller must not change
@@ -61,11 +60,7 @@ func New(m *Model, opt Options) (*Engine, error) {
 		}
 	}
 	act, _ := activation(m.Activation)
-	e := &Engine{m: m, opt: opt, act: act, dh: m.Dh(), scale: float32(1 / math.Sqrt(float64(m.Dh())))}
-	if m.RoPETheta > 0 {
-		e.rope = newRope(m.RoPETheta, e.dh)
-	}
-	return e, nil
+	return &Engine{m: m, opt: opt, act: act, dh: m.Dh(), scale: float32(1 / math.Sqrt(float64(m.Dh())))}, nil
 }
 
 // Model returns the engine's model.
@@ -92,6 +87,8 @@ type workspace struct {
 	// (k and v before they go to the cache), o attention's output, f1/f3
 	// the FFN's hidden rows, site a hook's output.
 	x, h, q, k, v, o, f1, f3, site []float32
+	rot                            []float32     // a row being rotated
+	cos, sin                       []float64     // the rows' rotation table
 	attn                           []attnScratch // one per worker
 }
 
@@ -168,6 +165,7 @@ func (w *workspace) ensure(m *Model, rows int) {
 	w.q, w.k, w.v = make([]float32, rows*e), make([]float32, rows*g), make([]float32, rows*g)
 	w.f1, w.f3 = make([]float32, rows*f), make([]float32, rows*f)
 	w.site = make([]float32, rows*max(d, f))
+	w.rot = make([]float32, e)
 }
 
 // Forward runs tokens, the next len(tokens) positions of the sequence,
@@ -249,7 +247,7 @@ func (s *State) chunk(tokens []int, off int, logits []float32, rows []int) error
 		if m.Head != nil {
 			matmul(false, 1, m.Vocab, d, h, d, m.Head, m.Vocab, out, m.Vocab)
 		} else {
-			matmul(true, 1, m.Vocab, d, h, d, m.Tok, d, out, m.Vocab)
+			matmul(true, 1, m.Vocab, d, h, d, m.HeadT, d, out, m.Vocab)
 		}
 	}
 	_ = e
@@ -271,9 +269,8 @@ func (s *State) layer(l, n, first int) error {
 	matmul(false, n, qd, d, h, d, L.Wq, qd, q, qd)
 	matmul(false, n, kd, d, h, d, L.Wk, kd, k, kd)
 	matmul(false, n, kd, d, h, d, L.Wv, kd, v, kd)
-	if e.rope != nil {
-		e.rope.apply(q, n, m.Heads, first)
-		e.rope.apply(k, n, m.KVHeads, first)
+	if m.RoPETheta > 0 {
+		s.rotate(q, k, n, first)
 	}
 	// Append to the cache, head-major.
 	kc, vc := s.k[l], s.v[l]

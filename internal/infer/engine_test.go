@@ -76,7 +76,9 @@ func randomModel(sh shape, seed uint64) *Model {
 		m.Layers = append(m.Layers, l)
 	}
 	m.FinalG, m.FinalB = norm(sh.d, 1, 0.1), shift()
-	if !sh.tied {
+	if sh.tied {
+		m.HeadT = m.Tok
+	} else {
 		m.Head = uni(sh.d*sh.vocab, sh.d)
 	}
 	return m
@@ -230,7 +232,7 @@ func reference(m *Model, tokens []int) [][]float64 {
 		out[t] = make([]float64, m.Vocab)
 		for v := range m.Vocab {
 			for j := range d {
-				out[t][v] += h[j] * float64(m.Tok[v*d+j])
+				out[t][v] += h[j] * float64(m.HeadT[v*d+j])
 			}
 		}
 	}
@@ -451,6 +453,7 @@ func TestNewErrors(t *testing.T) {
 		{"missing W3", func(m *Model) { m.Layers[0].W3 = nil }, Options{}, ErrModel, "Layers[0].W3 has 0 values"},
 		{"shift without LayerNorm", func(m *Model) { m.FinalB = make([]float32, 32) }, Options{}, ErrModel, "with a final shift"},
 		{"no layers", func(m *Model) { m.Layers = nil }, Options{}, ErrModel, "no layers"},
+		{"two heads", func(m *Model) { m.HeadT = m.Tok }, Options{}, ErrModel, "want exactly one"},
 		{"chunk", func(*Model) {}, Options{Chunk: -1}, ErrInput, "Chunk = -1"},
 		{"arithmetic", func(*Model) {}, Options{Attention: Arithmetic{PV: 9}}, ErrInput, "PV(9)"},
 		{"probs with fp16 P·V", func(m *Model) {

@@ -25,7 +25,7 @@ var ErrInput = errors.New("infer: bad input")
 //	per layer:  h = Norm1(x); q, k, v = h·Wq, h·Wk, h·Wv; RoPE on q and k
 //	            x = x + Attention(q, k, v)·Wo
 //	            h = Norm2(x); x = x + FFN(h)
-//	logits = Final(x)·Head   (or Final(x)·Tokᵀ, tied)
+//	logits = Final(x)·Head   (or Final(x)·HeadTᵀ)
 //
 // Attention is causal; query head i reads key/value head i/(Heads/KVHeads).
 // The FFN is act(h·W1 + B1)·W2 + B2, or, gated, (act(h·W1 + B1) ⊙
@@ -48,8 +48,10 @@ type Model struct {
 	Layers []Layer
 
 	FinalG, FinalB []float32 // the final norm's gain and shift (shift nil for RMSNorm)
-	// Head is (DModel, Vocab); nil for tied embeddings: logits = x·Tokᵀ.
-	Head []float32
+	// Head is the LM head (DModel, Vocab), or HeadT its transpose (Vocab,
+	// DModel), logits = x·HeadTᵀ: tied embeddings, where HeadT is Tok or a
+	// quantized copy of it. Exactly one is set.
+	Head, HeadT []float32
 }
 
 // Layer is one block's weights and hooks. Shapes, with E = Heads·Dh and
@@ -176,11 +178,15 @@ func (m *Model) check() error {
 		{"FinalG", m.FinalG, d, false},
 		{"FinalB", m.FinalB, d, !m.LayerNorm},
 		{"Head", m.Head, d * m.Vocab, true},
+		{"HeadT", m.HeadT, d * m.Vocab, true},
 	}
 	for _, c := range checks {
 		if err := want(c.name, c.v, c.n, c.optional); err != nil {
 			return err
 		}
+	}
+	if (m.Head == nil) == (m.HeadT == nil) {
+		return bad("Head has %d values and HeadT %d: want exactly one", len(m.Head), len(m.HeadT))
 	}
 	if m.LayerNorm != (m.FinalB != nil) {
 		return bad("LayerNorm %v with a final shift of %d values", m.LayerNorm, len(m.FinalB))

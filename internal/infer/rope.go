@@ -1,36 +1,30 @@
 package infer
 
-import "math"
+import "github.com/actq/actq/internal/layerops"
 
-// rope rotates query and key rows by their positions (Hugging Face's
-// rotate_half layout): element i < Dh/2 of a head pairs with element
-// i + Dh/2, both rotated by the angle p·ω_i, ω_i = 1/θ^(2i/Dh).
-type rope struct {
-	invFreq []float64
-	dh      int
-}
-
-func newRope(theta float64, dh int) *rope {
-	r := &rope{invFreq: make([]float64, dh/2), dh: dh}
-	for i := range r.invFreq {
-		r.invFreq[i] = 1 / math.Pow(theta, float64(2*i)/float64(dh))
+// rotate applies rotary positions (layerops' RoPE kernel, Hugging Face's
+// rotate_half layout) to the queries and keys of the workspace's n rows,
+// positions first…first+n−1: q holds rows of Heads·Dh values, k rows of
+// KVHeads·Dh.
+func (s *State) rotate(q, k []float32, n, first int) {
+	e, m := s.e, s.e.m
+	dh, half := e.dh, e.dh/2
+	ws := &s.ws
+	if len(ws.cos) < n*half {
+		ws.cos, ws.sin = make([]float64, n*half), make([]float64, n*half)
 	}
-	return r
-}
-
-// apply rotates x, rows of heads·Dh values, row r at position first+r.
-func (r *rope) apply(x []float32, rows, heads, first int) {
-	half := r.dh / 2
-	for row := range rows {
-		pos := float64(first + row)
-		for h := range heads {
-			o := (row*heads + h) * r.dh
-			x1, x2 := x[o:o+half], x[o+half:o+r.dh]
-			for i, f := range r.invFreq {
-				sn, cs := math.Sincos(pos * f)
-				a, b := float64(x1[i]), float64(x2[i])
-				x1[i], x2[i] = float32(a*cs-b*sn), float32(b*cs+a*sn)
-			}
+	cos, sin := ws.cos[:n*half], ws.sin[:n*half]
+	layerops.RoPETable(cos, sin, m.RoPETheta, first, n, dh)
+	for _, x := range []struct {
+		v     []float32
+		width int
+	}{{q, m.Heads * dh}, {k, m.KVHeads * dh}} {
+		tmp := ws.rot[:x.width]
+		for r := range n {
+			row := x.v[r*x.width : (r+1)*x.width]
+			// seq 1: every head of the row takes the table's row r.
+			layerops.RoPERotate(tmp, row, cos[r*half:(r+1)*half], sin[r*half:(r+1)*half], 1, dh)
+			copy(row, tmp)
 		}
 	}
 }
