@@ -224,7 +224,7 @@ func kvHook(s *Site, kvHeads, dh int, check bool) (infer.KVSite, error) {
 	}
 	sp := siteSpec(s)
 	axis := normAxis(sp.Axis, 4)
-	group := 0      // keys in groups of tokens
+	group := 0     // keys in groups of tokens
 	spans := false // dynamic scales over every position
 	switch {
 	case s.Quant.Passthrough:
