@@ -2,6 +2,7 @@ package graph
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -78,26 +79,28 @@ func prefixBatch(cfg Config, seq []int, lens []int) (Batch, []int) {
 }
 
 // evaluatorRows returns the Evaluator's logits (under plan) at the last
-// position of each prefix of seq of the given lengths.
+// position of each prefix of seq of the given lengths, each prefix run as
+// a batch of one sequence padded with token 0 to SeqLen: the Evaluator on
+// the sequence so far (causal attention and scales per token or per query
+// row keep the padding from reaching the prefix's last row).
 func evaluatorRows(t testing.TB, cfg Config, w Weights, plan *Plan, seq []int, lens []int) [][]float64 {
 	t.Helper()
 	var opts []Option
 	if plan != nil {
 		opts = append(opts, WithPlan(plan))
 	}
-	ev, err := NewEvaluator(cfg, w, len(lens), opts...)
+	ev, err := NewEvaluator(cfg, w, 1, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ev.Close()
-	b, rows := prefixBatch(cfg, seq, lens)
-	if _, err := ev.Eval(b); err != nil {
-		t.Fatal(err)
-	}
-	all := ev.Logits()
-	out := make([][]float64, len(rows))
-	for i, r := range rows {
-		out[i] = all[r*cfg.Vocab : (r+1)*cfg.Vocab]
+	out := make([][]float64, len(lens))
+	for i, n := range lens {
+		b, rows := prefixBatch(cfg, seq, []int{n})
+		if _, err := ev.Eval(b); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = ev.Logits()[rows[0]*cfg.Vocab : (rows[0]+1)*cfg.Vocab]
 	}
 	return out
 }
@@ -128,57 +131,68 @@ func tierPlans(t testing.TB, cfg Config, w Weights) []*Plan {
 // TestGeneratorGreedyMatchesEvaluator: for each model and every standard
 // tier, greedy Generate continues a prompt to the model's full length, and
 // each generated token is the argmax of the Evaluator's logits at the last
-// position of the sequence before it (one Evaluator batch holds every
-// prefix, padded: causal attention and per-token and per-row scales keep
-// each prefix's last row independent of the padding). The Generator's
+// position of the sequence before it (see evaluatorRows). The Generator's
 // logits at those positions equal the Evaluator's bit for bit (genExact).
 func TestGeneratorGreedyMatchesEvaluator(t *testing.T) {
 	for ci, cfg := range genConfigs {
 		w := genWeights(t, cfg, uint64(10+ci))
-		prompt := []int{3, 1, 4, 1, 5}
-		n := cfg.SeqLen - len(prompt) + 1
 		for _, plan := range tierPlans(t, cfg, w) {
-			name := "fp32"
-			var opts []Option
-			if plan != nil {
-				name, opts = plan.Name, []Option{WithPlan(plan)}
-			}
-			g := newGen(t, cfg, w, opts...)
-			got, err := g.Generate(prompt, n, Sampling{})
-			if err != nil {
-				t.Fatalf("config %d %s: %v", ci, name, err)
-			}
-			seq := append(slices.Clone(prompt), got...)
-			lens := make([]int, n)
-			for i := range lens {
-				lens[i] = len(prompt) + i
-			}
-			want := evaluatorRows(t, cfg, w, plan, seq, lens)
-			for i, row := range want {
-				if a := argmaxRow(row); a != got[i] {
-					t.Errorf("config %d %s: step %d generated %d, the Evaluator's argmax is %d", ci, name, i, got[i], a)
-					break
-				}
-			}
-			// The Generator's own logits at every prefix's end.
-			last := make([]int, len(lens))
-			for i, l := range lens {
-				last[i] = l - 1
-			}
-			logits, err := g.Logits(seq[:cfg.SeqLen], last)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, row := range want {
-				for j, v := range row {
-					if gv := logits[i*cfg.Vocab+j]; math.Float64bits(gv) != math.Float64bits(v) {
-						t.Errorf("config %d %s: position %d logit %d = %v, the Evaluator's %v", ci, name, lens[i]-1, j, gv, v)
-						break
-					}
-				}
-			}
+			checkGreedy(t, fmt.Sprintf("config %d", ci), cfg, w, plan, []int{3, 1, 4, 1, 5}, cfg.SeqLen-4)
 		}
 	}
+}
+
+// checkGreedy generates n tokens after prompt, greedy, under plan, and
+// checks each against the Evaluator's argmax at the end of the sequence
+// before it, and the Generator's logits there against the Evaluator's, bit
+// for bit. cfg.SeqLen must hold len(prompt)+n−1 positions.
+func checkGreedy(t *testing.T, what string, cfg Config, w Weights, plan *Plan, prompt []int, n int) {
+	t.Helper()
+	var opts []Option
+	if plan != nil {
+		what += " " + plan.Name
+		opts = []Option{WithPlan(plan)}
+	} else {
+		what += " fp32"
+	}
+	g := newGen(t, cfg, w, opts...)
+	got, err := g.Generate(prompt, n, Sampling{})
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	seq := append(slices.Clone(prompt), got...)
+	lens, last := make([]int, n), make([]int, n)
+	for i := range lens {
+		lens[i] = len(prompt) + i
+		last[i] = lens[i] - 1
+	}
+	want := evaluatorRows(t, cfg, w, plan, seq, lens)
+	for i, row := range want {
+		if a := argmaxRow(row); a != got[i] {
+			t.Errorf("%s: step %d generated %d, the Evaluator's argmax is %d", what, i, got[i], a)
+			break
+		}
+	}
+	logits, err := g.Logits(seq[:lens[n-1]], last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, row := range want {
+		if j := firstDiff(logits[i*cfg.Vocab:(i+1)*cfg.Vocab], row); j >= 0 {
+			t.Errorf("%s: position %d logit %d = %v, the Evaluator's %v", what, last[i], j, logits[i*cfg.Vocab+j], row[j])
+			break
+		}
+	}
+}
+
+// firstDiff returns the first index where a and b differ in bits, or −1.
+func firstDiff(a, b []float64) int {
+	for i := range a {
+		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
+			return i
+		}
+	}
+	return -1
 }
 
 // genExact documents the conditions of the bit-for-bit equality above:
