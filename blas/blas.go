@@ -1,6 +1,8 @@
 package blas
 
 import (
+	"fmt"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
@@ -62,6 +64,14 @@ func (Implementation) Dgemm(tA, tB blas.Transpose, m, n, k int, alpha float64, a
 	if ok {
 		gemm(&kernels64.best, aTrans, bTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
+}
+
+// Kernels describes the micro-kernels Sgemm and Dgemm use in this build on
+// this CPU: how they are written (assembly, simd/archsimd or portable Go),
+// their instruction set and their register blocks (rows×columns of C).
+func Kernels() string {
+	return fmt.Sprintf("%s %s, %d×%d float32, %d×%d float64", kernels32.best.name, buildKernels,
+		kernels32.best.mr, kernels32.best.nr, kernels64.best.mr, kernels64.best.nr)
 }
 
 // Panic messages: gonum's (blas/gonum/errors.go), so that a caller sees

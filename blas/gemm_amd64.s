@@ -5,31 +5,51 @@
 #include "textflag.h"
 
 // func sgemmAVX2(k int, a *float32, rsA int, csA int, b *float32, rsB int, c *float32, ldc int, alpha float32, beta float32)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·sgemmAVX2(SB), NOSPLIT, $0-72
-	MOVQ   k+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   rsA+16(FP), R10
-	MOVQ   csA+24(FP), R11
-	MOVQ   b+32(FP), DX
-	MOVQ   rsB+40(FP), R12
-	SHLQ   $0x02, R10
-	SHLQ   $0x02, R11
-	SHLQ   $0x02, R12
-	LEAQ   (R10)(R10*2), BX
-	LEAQ   (SI)(BX*1), DI
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-	VXORPS Y12, Y12, Y12
-	VXORPS Y13, Y13, Y13
-	VXORPS Y14, Y14, Y14
-	VXORPS Y15, Y15, Y15
+	MOVQ       k+0(FP), CX
+	MOVQ       a+8(FP), SI
+	MOVQ       rsA+16(FP), R10
+	MOVQ       csA+24(FP), R11
+	MOVQ       b+32(FP), DX
+	MOVQ       rsB+40(FP), R12
+	SHLQ       $0x02, R10
+	SHLQ       $0x02, R11
+	SHLQ       $0x02, R12
+	LEAQ       (R10)(R10*2), BX
+	LEAQ       (SI)(BX*1), DI
+	VXORPS     Y4, Y4, Y4
+	VXORPS     Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VXORPS     Y7, Y7, Y7
+	VXORPS     Y8, Y8, Y8
+	VXORPS     Y9, Y9, Y9
+	VXORPS     Y10, Y10, Y10
+	VXORPS     Y11, Y11, Y11
+	VXORPS     Y12, Y12, Y12
+	VXORPS     Y13, Y13, Y13
+	VXORPS     Y14, Y14, Y14
+	VXORPS     Y15, Y15, Y15
+	MOVQ       c+48(FP), AX
+	MOVQ       ldc+56(FP), R13
+	SHLQ       $0x02, R13
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
 
 	// 4 steps of k per iteration, then one at a time.
 	MOVQ CX, BX
@@ -246,31 +266,51 @@ general:
 	RET
 
 // func dgemmAVX2(k int, a *float64, rsA int, csA int, b *float64, rsB int, c *float64, ldc int, alpha float64, beta float64)
-// Requires: AVX, FMA3
+// Requires: AVX, FMA3, MMX+
 TEXT ·dgemmAVX2(SB), NOSPLIT, $0-80
-	MOVQ   k+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   rsA+16(FP), R10
-	MOVQ   csA+24(FP), R11
-	MOVQ   b+32(FP), DX
-	MOVQ   rsB+40(FP), R12
-	SHLQ   $0x03, R10
-	SHLQ   $0x03, R11
-	SHLQ   $0x03, R12
-	LEAQ   (R10)(R10*2), BX
-	LEAQ   (SI)(BX*1), DI
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS Y8, Y8, Y8
-	VXORPS Y9, Y9, Y9
-	VXORPS Y10, Y10, Y10
-	VXORPS Y11, Y11, Y11
-	VXORPS Y12, Y12, Y12
-	VXORPS Y13, Y13, Y13
-	VXORPS Y14, Y14, Y14
-	VXORPS Y15, Y15, Y15
+	MOVQ       k+0(FP), CX
+	MOVQ       a+8(FP), SI
+	MOVQ       rsA+16(FP), R10
+	MOVQ       csA+24(FP), R11
+	MOVQ       b+32(FP), DX
+	MOVQ       rsB+40(FP), R12
+	SHLQ       $0x03, R10
+	SHLQ       $0x03, R11
+	SHLQ       $0x03, R12
+	LEAQ       (R10)(R10*2), BX
+	LEAQ       (SI)(BX*1), DI
+	VXORPS     Y4, Y4, Y4
+	VXORPS     Y5, Y5, Y5
+	VXORPS     Y6, Y6, Y6
+	VXORPS     Y7, Y7, Y7
+	VXORPS     Y8, Y8, Y8
+	VXORPS     Y9, Y9, Y9
+	VXORPS     Y10, Y10, Y10
+	VXORPS     Y11, Y11, Y11
+	VXORPS     Y12, Y12, Y12
+	VXORPS     Y13, Y13, Y13
+	VXORPS     Y14, Y14, Y14
+	VXORPS     Y15, Y15, Y15
+	MOVQ       c+48(FP), AX
+	MOVQ       ldc+56(FP), R13
+	SHLQ       $0x03, R13
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 63(AX)
 
 	// 4 steps of k per iteration, then one at a time.
 	MOVQ CX, BX
@@ -487,45 +527,83 @@ general:
 	RET
 
 // func sgemmAVX512(k int, a *float32, rsA int, csA int, b *float32, rsB int, c *float32, ldc int, alpha float32, beta float32)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·sgemmAVX512(SB), NOSPLIT, $0-72
-	MOVQ   k+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   rsA+16(FP), R10
-	MOVQ   csA+24(FP), R11
-	MOVQ   b+32(FP), DX
-	MOVQ   rsB+40(FP), R12
-	SHLQ   $0x02, R10
-	SHLQ   $0x02, R11
-	SHLQ   $0x02, R12
-	LEAQ   (R10)(R10*2), BX
-	LEAQ   (SI)(BX*1), DI
-	LEAQ   (DI)(BX*1), R8
-	LEAQ   (R8)(BX*1), R9
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
-	VPXORD Z18, Z18, Z18
-	VPXORD Z19, Z19, Z19
-	VPXORD Z20, Z20, Z20
-	VPXORD Z21, Z21, Z21
-	VPXORD Z22, Z22, Z22
-	VPXORD Z23, Z23, Z23
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	VPXORD Z26, Z26, Z26
-	VPXORD Z27, Z27, Z27
+	MOVQ       k+0(FP), CX
+	MOVQ       a+8(FP), SI
+	MOVQ       rsA+16(FP), R10
+	MOVQ       csA+24(FP), R11
+	MOVQ       b+32(FP), DX
+	MOVQ       rsB+40(FP), R12
+	SHLQ       $0x02, R10
+	SHLQ       $0x02, R11
+	SHLQ       $0x02, R12
+	LEAQ       (R10)(R10*2), BX
+	LEAQ       (SI)(BX*1), DI
+	LEAQ       (DI)(BX*1), R8
+	LEAQ       (R8)(BX*1), R9
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+	VPXORD     Z21, Z21, Z21
+	VPXORD     Z22, Z22, Z22
+	VPXORD     Z23, Z23, Z23
+	VPXORD     Z24, Z24, Z24
+	VPXORD     Z25, Z25, Z25
+	VPXORD     Z26, Z26, Z26
+	VPXORD     Z27, Z27, Z27
+	MOVQ       c+48(FP), AX
+	MOVQ       ldc+56(FP), R13
+	SHLQ       $0x02, R13
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
 
 	// 4 steps of k per iteration, then one at a time.
 	MOVQ CX, BX
@@ -904,45 +982,83 @@ general:
 	RET
 
 // func dgemmAVX512(k int, a *float64, rsA int, csA int, b *float64, rsB int, c *float64, ldc int, alpha float64, beta float64)
-// Requires: AVX, AVX512F
+// Requires: AVX, AVX512F, MMX+
 TEXT ·dgemmAVX512(SB), NOSPLIT, $0-80
-	MOVQ   k+0(FP), CX
-	MOVQ   a+8(FP), SI
-	MOVQ   rsA+16(FP), R10
-	MOVQ   csA+24(FP), R11
-	MOVQ   b+32(FP), DX
-	MOVQ   rsB+40(FP), R12
-	SHLQ   $0x03, R10
-	SHLQ   $0x03, R11
-	SHLQ   $0x03, R12
-	LEAQ   (R10)(R10*2), BX
-	LEAQ   (SI)(BX*1), DI
-	LEAQ   (DI)(BX*1), R8
-	LEAQ   (R8)(BX*1), R9
-	VPXORD Z4, Z4, Z4
-	VPXORD Z5, Z5, Z5
-	VPXORD Z6, Z6, Z6
-	VPXORD Z7, Z7, Z7
-	VPXORD Z8, Z8, Z8
-	VPXORD Z9, Z9, Z9
-	VPXORD Z10, Z10, Z10
-	VPXORD Z11, Z11, Z11
-	VPXORD Z12, Z12, Z12
-	VPXORD Z13, Z13, Z13
-	VPXORD Z14, Z14, Z14
-	VPXORD Z15, Z15, Z15
-	VPXORD Z16, Z16, Z16
-	VPXORD Z17, Z17, Z17
-	VPXORD Z18, Z18, Z18
-	VPXORD Z19, Z19, Z19
-	VPXORD Z20, Z20, Z20
-	VPXORD Z21, Z21, Z21
-	VPXORD Z22, Z22, Z22
-	VPXORD Z23, Z23, Z23
-	VPXORD Z24, Z24, Z24
-	VPXORD Z25, Z25, Z25
-	VPXORD Z26, Z26, Z26
-	VPXORD Z27, Z27, Z27
+	MOVQ       k+0(FP), CX
+	MOVQ       a+8(FP), SI
+	MOVQ       rsA+16(FP), R10
+	MOVQ       csA+24(FP), R11
+	MOVQ       b+32(FP), DX
+	MOVQ       rsB+40(FP), R12
+	SHLQ       $0x03, R10
+	SHLQ       $0x03, R11
+	SHLQ       $0x03, R12
+	LEAQ       (R10)(R10*2), BX
+	LEAQ       (SI)(BX*1), DI
+	LEAQ       (DI)(BX*1), R8
+	LEAQ       (R8)(BX*1), R9
+	VPXORD     Z4, Z4, Z4
+	VPXORD     Z5, Z5, Z5
+	VPXORD     Z6, Z6, Z6
+	VPXORD     Z7, Z7, Z7
+	VPXORD     Z8, Z8, Z8
+	VPXORD     Z9, Z9, Z9
+	VPXORD     Z10, Z10, Z10
+	VPXORD     Z11, Z11, Z11
+	VPXORD     Z12, Z12, Z12
+	VPXORD     Z13, Z13, Z13
+	VPXORD     Z14, Z14, Z14
+	VPXORD     Z15, Z15, Z15
+	VPXORD     Z16, Z16, Z16
+	VPXORD     Z17, Z17, Z17
+	VPXORD     Z18, Z18, Z18
+	VPXORD     Z19, Z19, Z19
+	VPXORD     Z20, Z20, Z20
+	VPXORD     Z21, Z21, Z21
+	VPXORD     Z22, Z22, Z22
+	VPXORD     Z23, Z23, Z23
+	VPXORD     Z24, Z24, Z24
+	VPXORD     Z25, Z25, Z25
+	VPXORD     Z26, Z26, Z26
+	VPXORD     Z27, Z27, Z27
+	MOVQ       c+48(FP), AX
+	MOVQ       ldc+56(FP), R13
+	SHLQ       $0x03, R13
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
+	ADDQ       R13, AX
+	PREFETCHT0 (AX)
+	PREFETCHT0 127(AX)
 
 	// 4 steps of k per iteration, then one at a time.
 	MOVQ CX, BX

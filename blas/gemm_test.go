@@ -242,7 +242,7 @@ var modes = []mode{
 // runMode computes tc on c with kern in mode md; it reports false for a
 // mode that does not apply (direct needs B's rows contiguous).
 func runMode[T float](kern *kernel[T], md mode, tc gemmCase, a, b, c guarded[T]) bool {
-	op := newGemmOp(kern, tc.tA, tc.tB, tc.m, tc.n, tc.k, T(tc.alpha), a.data(), a.ld, b.data(), b.ld, T(tc.beta), c.data(), c.ld)
+	op := newGemmOp(checked(kern), tc.tA, tc.tB, tc.m, tc.n, tc.k, T(tc.alpha), a.data(), a.ld, b.data(), b.ld, T(tc.beta), c.data(), c.ld)
 	switch {
 	case !md.forced:
 		op.run(md.procs)
@@ -254,6 +254,21 @@ func runMode[T float](kern *kernel[T], md mode, tc gemmCase, a, b, c guarded[T])
 		op.blocked(md.packB, md.threads)
 	}
 	return true
+}
+
+// checked returns kern with a run that first panics unless the slices it
+// gets hold every element the kernel reads or writes: the assembly and
+// archsimd kernels do not check.
+func checked[T float](kern *kernel[T]) *kernel[T] {
+	kc := *kern
+	kc.run = func(k int, a []T, rsA, csA int, b []T, rsB int, c []T, ldc int, alpha, beta T) {
+		if k < 1 || len(a) < (kern.mr-1)*rsA+(k-1)*csA+1 || len(b) < (k-1)*rsB+kern.nr || len(c) < (kern.mr-1)*ldc+kern.nr {
+			panic(fmt.Sprintf("%s: k %d, len(a) %d (rsA %d, csA %d), len(b) %d (rsB %d), len(c) %d (ldc %d)",
+				kern.name, k, len(a), rsA, csA, len(b), rsB, len(c), ldc))
+		}
+		kern.run(k, a, rsA, csA, b, rsB, c, ldc, alpha, beta)
+	}
+	return &kc
 }
 
 // randFill returns a function filling a matrix with uniform values in

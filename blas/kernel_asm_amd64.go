@@ -7,39 +7,28 @@ import "golang.org/x/sys/cpu"
 // The default build on amd64: the micro-kernels are assembly written by
 // internal/asmgen (gemm_amd64.s), AVX2+FMA and AVX-512, chosen by CPU.
 
+// buildKernels names how this build writes its micro-kernels.
+const buildKernels = "assembly"
+
 var (
-	kernels32 = asmKernels32(cpu.X86.HasAVX2 && cpu.X86.HasFMA, cpu.X86.HasAVX512F)
-	kernels64 = asmKernels64(cpu.X86.HasAVX2 && cpu.X86.HasFMA, cpu.X86.HasAVX512F)
+	kernels32 = cpuKernels32(cpu.X86.HasAVX2 && cpu.X86.HasFMA, cpu.X86.HasAVX512F)
+	kernels64 = cpuKernels64(cpu.X86.HasAVX2 && cpu.X86.HasFMA, cpu.X86.HasAVX512F)
 )
 
-// asmKernels32 and asmKernels64 are the kernels of a CPU with or without
+// cpuKernels32 and cpuKernels64 are the kernels of a CPU with or without
 // AVX2 and FMA, and AVX-512F.
-func asmKernels32(avx2, avx512 bool) kernelSet[float32] {
+func cpuKernels32(avx2, avx512 bool) kernelSet[float32] {
 	return newKernelSet(avx2, avx512,
-		kernel[float32]{name: "avx512", mr: 12, nr: 32, kc: 256, mc: 144, nc: 4096, run: sgemmAVX512Go},
-		kernel[float32]{name: "avx2", mr: 6, nr: 16, kc: 256, mc: 144, nc: 4096, packTransA: true, run: sgemmAVX2Go},
+		kernel[float32]{name: "avx512", mr: 12, nr: 32, kc: 384, mc: 144, nc: 4096, run: sgemmAVX512Go},
+		kernel[float32]{name: "avx2", mr: 6, nr: 16, kc: 384, mc: 144, nc: 4096, packTransA: true, run: sgemmAVX2Go},
 	)
 }
 
-func asmKernels64(avx2, avx512 bool) kernelSet[float64] {
+func cpuKernels64(avx2, avx512 bool) kernelSet[float64] {
 	return newKernelSet(avx2, avx512,
 		kernel[float64]{name: "avx512", mr: 12, nr: 16, kc: 256, mc: 96, nc: 2048, run: dgemmAVX512Go},
 		kernel[float64]{name: "avx2", mr: 6, nr: 8, kc: 256, mc: 96, nc: 2048, packTransA: true, run: dgemmAVX2Go},
 	)
-}
-
-// newKernelSet keeps the kernels the CPU can run, in order, then the
-// portable one, and makes the first the best.
-func newKernelSet[T float](avx2, avx512 bool, ks ...kernel[T]) kernelSet[T] {
-	var set kernelSet[T]
-	for _, k := range ks {
-		if k.name == "avx512" && avx512 || k.name == "avx2" && avx2 {
-			set.all = append(set.all, k)
-		}
-	}
-	set.all = append(set.all, goKernel[T]())
-	set.best = set.all[0]
-	return set
 }
 
 func sgemmAVX2Go(k int, a []float32, rsA, csA int, b []float32, rsB int, c []float32, ldc int, alpha, beta float32) {

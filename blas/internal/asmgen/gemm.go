@@ -162,6 +162,20 @@ func (m micro) generate(c *build.Context) {
 		c.ADDQ(rsB, b)
 	}
 
+	// Prefetch C's block, which the kernel reads (beta ≠ 0) or writes at
+	// the end: its first and last byte of each row.
+	cp, ldc := reg.RAX, reg.R13
+	c.Load(c.Param("c"), cp)
+	c.Load(c.Param("ldc"), ldc)
+	c.SHLQ(operand.U8(m.e.shift), ldc)
+	for i := 0; i < m.mr; i++ {
+		c.PREFETCHT0(operand.Mem{Base: cp})
+		c.PREFETCHT0(operand.Mem{Base: cp, Disp: m.nr*m.e.size - 1})
+		if i < m.mr-1 {
+			c.ADDQ(ldc, cp)
+		}
+	}
+
 	c.Comment(fmt.Sprintf("%d steps of k per iteration, then one at a time.", unroll))
 	c.MOVQ(k, tmp)
 	c.SHRQ(operand.U8(2), tmp)
