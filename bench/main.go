@@ -26,6 +26,10 @@
 // and the ratios actq/copy, actq/torch and tape/gorgonia. Each figure is the
 // median of -count samples; the samples of all variants, PyTorch's too, are
 // interleaved, so that load from other processes hits them alike.
+//
+// The gemm op (see gemm.go) times float32 matrix products instead: actq's
+// Sgemm (package blas), gonum's and PyTorch's matmul, in GFLOPS and as a
+// fraction of the core's measured FMA peak.
 package main
 
 import (
@@ -44,6 +48,7 @@ import (
 	"strings"
 	"time"
 
+	actqblas "github.com/actq/actq/blas"
 	"github.com/actq/actq/internal/parallel"
 	"github.com/actq/actq/ops"
 	"github.com/actq/actq/ops/kernel"
@@ -126,6 +131,7 @@ type config struct {
 	python  string
 	noTorch bool
 	tape    bool
+	gemm    string
 }
 
 func main() {
@@ -133,7 +139,8 @@ func main() {
 	var opsFlag, threadsFlag string
 	quick := flag.Bool("quick", false, "quick run: 2^18 elements, 3 samples of 10ms (overrides -n, -count, -sample)")
 	flag.IntVar(&c.n, "n", 1<<20, "elements per tensor (softmax: rows of 1024)")
-	flag.StringVar(&opsFlag, "ops", "", "comma-separated ops (default: all)")
+	flag.StringVar(&opsFlag, "ops", "", "comma-separated ops, gemm included (default: all)")
+	flag.StringVar(&c.gemm, "gemm", "", "comma-separated m×k×n shapes of the gemm op, t for B transposed, e.g. 128x32x128t (default: "+defaultGEMM+"; -quick: "+quickGEMM+")")
 	flag.StringVar(&threadsFlag, "threads", "", "comma-separated thread counts (default: 1 and GOMAXPROCS)")
 	flag.IntVar(&c.count, "count", 5, "samples per figure (the median is printed)")
 	flag.DurationVar(&c.sample, "sample", 50*time.Millisecond, "minimum duration of one sample")
@@ -144,10 +151,19 @@ func main() {
 	if *quick {
 		c.n, c.count, c.sample = 1<<18, 3, 10*time.Millisecond
 	}
+	if c.gemm == "" {
+		c.gemm = defaultGEMM
+		if *quick {
+			c.gemm = quickGEMM
+		}
+	}
 	for _, o := range benchOps {
 		if opsFlag == "" || slices.Contains(strings.Split(opsFlag, ","), o.name) {
 			c.ops = append(c.ops, o.name)
 		}
+	}
+	if opsFlag == "" || slices.Contains(strings.Split(opsFlag, ","), "gemm") {
+		c.ops = append(c.ops, "gemm")
 	}
 	maxProcs := runtime.GOMAXPROCS(0)
 	if threadsFlag == "" {
@@ -170,6 +186,9 @@ func main() {
 	describeMachine()
 	torch := startTorch(c)
 	for _, name := range c.ops {
+		if name == "gemm" {
+			benchGEMM(c, torch)
+		}
 		for _, o := range benchOps {
 			if o.name == name {
 				benchOne(c, o, torch)
@@ -209,6 +228,7 @@ func describeMachine() {
 	fmt.Printf("CPU:           %s (%d logical CPUs)\n", cpu, runtime.NumCPU())
 	fmt.Printf("Go:            %s %s/%s, GOMAXPROCS %d, GOEXPERIMENT=%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), exp)
 	fmt.Printf("actq float32:  vector kernels: %s\n", kernel.VectorISA())
+	fmt.Printf("actq blas:     %s\n", actqblas.Kernels())
 }
 
 // torchServer is bench/torch_bench.py --serve: it times one PyTorch op per
