@@ -406,14 +406,24 @@ func packB[T float](dst, b []T, rsB, csB, p0, kc, j0, nb, nr int) {
 		}
 		return
 	}
-	// B transposed (rsB = 1): column j of B is contiguous; four at a time.
+	// B transposed (rsB = 1): column j of B is contiguous. Blocks of 4×4
+	// are read as four runs of four and written as four.
 	j := 0
 	for ; j+4 <= nb; j += 4 {
 		c0 := b[(j0+j)*csB+p0:][:kc]
 		c1 := b[(j0+j+1)*csB+p0:][:kc]
 		c2 := b[(j0+j+2)*csB+p0:][:kc]
 		c3 := b[(j0+j+3)*csB+p0:][:kc]
-		for p := range kc {
+		p := 0
+		for ; p+4 <= kc; p += 4 {
+			x0, x1, x2, x3 := c0[p:p+4:p+4], c1[p:p+4:p+4], c2[p:p+4:p+4], c3[p:p+4:p+4]
+			q := d[p*nr+j:][:3*nr+4]
+			q[0], q[1], q[2], q[3] = x0[0], x1[0], x2[0], x3[0]
+			q[nr], q[nr+1], q[nr+2], q[nr+3] = x0[1], x1[1], x2[1], x3[1]
+			q[2*nr], q[2*nr+1], q[2*nr+2], q[2*nr+3] = x0[2], x1[2], x2[2], x3[2]
+			q[3*nr], q[3*nr+1], q[3*nr+2], q[3*nr+3] = x0[3], x1[3], x2[3], x3[3]
+		}
+		for ; p < kc; p++ {
 			q := d[p*nr+j:][:4]
 			q[0], q[1], q[2], q[3] = c0[p], c1[p], c2[p], c3[p]
 		}

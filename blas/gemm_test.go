@@ -355,16 +355,15 @@ func randomCases(n, maxDim int, seed uint64) []gemmCase {
 	return cases
 }
 
-// largeCases cross a kernel's cache blocks (mc, kc, and nc, which
-// shrinks for a long k), the direct path's size and the threading
-// threshold, in every transpose.
-func largeCases(mr, nr, kc, mc, nc int) []gemmCase {
+// largeCases cross a kernel's cache blocks mc and kc, the direct path's
+// size and the threading threshold, in every transpose. (shrunk covers nc
+// and every block boundary many times over on small products.)
+func largeCases(mr, nr, kc, mc int) []gemmCase {
 	var cases []gemmCase
 	for i, s := range [][3]int{
-		{2*mc + mr + 1, 2*nr + 1, 2*kc + 3}, // mc and kc, m·n·k past directMax
-		{mr + 1, nc/4 + nr + 1, 4 * kc},     // nc (k = 4·kc: the panel holds nc/4 columns)
-		{300, 130, 170},                     // past threadMin·2 with 3 threads and more
-		{160, 160, 160},                     // between directMax and two threads
+		{mc + mr + 1, 2*nr + 1, kc + 5}, // mc and kc, m·n·k past directMax
+		{200, 130, 170},                 // past threadMin·2: 2 and 3 threads
+		{140, 150, 100},                 // between directMax and two threads
 	} {
 		for _, tr := range []int{i % 4, (i + 2) % 4} {
 			cases = append(cases, gemmCase{m: s[0], n: s[1], k: s[2], tA: tr&1 == 1, tB: tr&2 == 2,
@@ -374,21 +373,34 @@ func largeCases(mr, nr, kc, mc, nc int) []gemmCase {
 	return cases
 }
 
-// testGemmShapes runs edgeCases and largeCases for each kernel's blocks,
-// and randomCases, on every kernel of set.
+// shrunk is kern with tiny cache blocks (kc odd, so that the kernel's
+// loop has a remainder), so that small products cross every block
+// boundary, nc's included, several times.
+func shrunk[T float](kern kernel[T]) kernel[T] {
+	kern.name += "-shrunk"
+	kern.kc, kern.mc, kern.nc = 7, 2*kern.mr, 3*kern.nr
+	return kern
+}
+
+// testGemmShapes runs edgeCases for each kernel's blocks and randomCases on
+// every kernel of set, and largeCases for each kernel's blocks, and small
+// random products with its blocks shrunk, on that kernel.
 func testGemmShapes[T float](t *testing.T, set kernelSet[T]) {
 	for _, kern := range set.all {
 		t.Run("edges/"+kern.name, func(t *testing.T) {
 			testCases(t, set.all, edgeCases(kern.mr, kern.nr, kern.kc))
 		})
+		t.Run("shrunk/"+kern.name, func(t *testing.T) {
+			testCases(t, []kernel[T]{shrunk(kern)}, randomCases(16, 70, 3))
+		})
 		t.Run("large/"+kern.name, func(t *testing.T) {
 			if testing.Short() {
 				t.Skip("large products")
 			}
-			testCases(t, set.all, largeCases(kern.mr, kern.nr, kern.kc, kern.mc, kern.nc))
+			testCases(t, []kernel[T]{kern}, largeCases(kern.mr, kern.nr, kern.kc, kern.mc))
 		})
 	}
-	t.Run("random", func(t *testing.T) { testCases(t, set.all, randomCases(40, 200, 1)) })
+	t.Run("random", func(t *testing.T) { testCases(t, set.all, randomCases(30, 160, 1)) })
 }
 
 func TestSgemmShapes(t *testing.T) { testGemmShapes(t, kernels32) }
@@ -398,7 +410,7 @@ func TestDgemmShapes(t *testing.T) { testGemmShapes(t, kernels64) }
 // random shapes, every transpose and padded leading dimensions: both are
 // within errorBound of the exact product, so within twice of each other.
 func TestGemmVsGonum(t *testing.T) {
-	for ci, tc := range randomCases(60, 200, 2) {
+	for ci, tc := range randomCases(30, 150, 2) {
 		a, b, c0 := operands[float32](tc.m, tc.n, tc.k, tc.tA, tc.tB, tc.padA, tc.padB, tc.padC, randFill[float32](uint64(ci)), randFill[float32](uint64(ci+100)), randFill[float32](uint64(ci+200)))
 		_, scale := reference(tc.m, tc.n, tc.k, tc.tA, tc.tB, float32(tc.alpha), a, b, float32(tc.beta), c0)
 		ours, theirs := slices.Clone(c0.buf), slices.Clone(c0.buf)
