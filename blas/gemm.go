@@ -3,6 +3,7 @@ package blas
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // The GEMM is structured as BLIS and GotoBLAS structure theirs (Van Zee
@@ -197,7 +198,7 @@ const maxThreads = 64
 // blockedShared is what the threads of a blocked product share: the call,
 // the block sizes, what is packed, B's packed panel, each thread's buffers
 // (packed A, a partial sliver of B, a partial block of C) and the barrier
-// they meet at, and the others' WaitGroup.
+// they meet at, the others' WaitGroup and the counter of units of work.
 type blockedShared[T float] struct {
 	op           gemmOp[T]
 	kc, mc, nc   int
@@ -207,6 +208,7 @@ type blockedShared[T float] struct {
 	tmps         [maxThreads][]T
 	bar          barrier
 	wg           sync.WaitGroup
+	next         atomic.Int64 // the next unit of work of the current panel
 }
 
 // workerDone is worker, then sh.wg.Done.
@@ -215,18 +217,21 @@ func (sh *blockedShared[T]) workerDone(t, threads int) {
 	sh.worker(t, threads)
 }
 
-// worker is thread t of threads.
+// worker is thread t of threads. Within each panel of B the threads
+// take units of work in turn from a shared counter, blocks of rows of C
+// (or, with too few rows, of B's slivers), so that a thread that other
+// processes delay does less of the work rather than hold up the rest.
 func (sh *blockedShared[T]) worker(t, threads int) {
 	op := &sh.op
-	kern := op.kern
-	mr, nr := kern.mr, kern.nr
-	ap, bTail, tmp := sh.aps[t], sh.bps[t], sh.tmps[t]
-	mTiles := ceilDiv(op.m, mr)
+	nr := op.kern.nr
+	mTiles := ceilDiv(op.m, op.kern.mr)
 	splitRows := mTiles >= 2*threads
-	rowLo, rowHi := 0, op.m
-	if splitRows {
-		rowLo, rowHi = t*mTiles/threads*mr, min(op.m, (t+1)*mTiles/threads*mr)
+	// Rows come in blocks of mc, or smaller for at least four per thread.
+	rowChunk := sh.mc
+	if threads > 1 {
+		rowChunk = min(sh.mc, roundUp(ceilDiv(op.m, 4*threads), op.kern.mr))
 	}
+	resetNext := func() { sh.next.Store(0) }
 	for jc := 0; jc < op.n; jc += sh.nc {
 		ncb := min(sh.nc, op.n-jc)
 		slivers := ceilDiv(ncb, nr)
@@ -236,55 +241,77 @@ func (sh *blockedShared[T]) worker(t, threads int) {
 				nb := min(nr, ncb-s*nr)
 				packB(sh.bp[s*nr*op.k:(s+1)*nr*op.k], op.b, op.rsB, op.csB, 0, op.k, jc+s*nr, nb, nr)
 			}
-			if threads > 1 {
-				sh.bar.wait()
+		}
+		if threads > 1 {
+			sh.bar.wait(resetNext)
+		} else {
+			resetNext()
+		}
+		units, colChunk := ceilDiv(op.m, rowChunk), slivers
+		if !splitRows {
+			colChunk = max(1, ceilDiv(slivers, 4*threads))
+			units = ceilDiv(slivers, colChunk)
+		}
+		for {
+			u := int(sh.next.Add(1) - 1)
+			if u >= units {
+				break
+			}
+			if splitRows {
+				sh.block(t, jc, ncb, u*rowChunk, min(op.m, (u+1)*rowChunk), 0, ncb)
+			} else {
+				sh.block(t, jc, ncb, 0, op.m, u*colChunk*nr, min(ncb, (u+1)*colChunk*nr))
 			}
 		}
-		colLo, colHi := 0, ncb
-		if !splitRows {
-			colLo, colHi = t*slivers/threads*nr, min(ncb, (t+1)*slivers/threads*nr)
+		if threads > 1 && jc+sh.nc < op.n {
+			sh.bar.wait(nil) // every thread is done with this panel before it is repacked
 		}
+	}
+}
+
+// block computes rows [rowLo, rowHi) and columns jc+[colLo, colHi) of C
+// (within the panel of ncb columns at jc), on thread t's buffers.
+func (sh *blockedShared[T]) block(t, jc, ncb, rowLo, rowHi, colLo, colHi int) {
+	op := &sh.op
+	mr, nr := op.kern.mr, op.kern.nr
+	ap, bTail, tmp := sh.aps[t], sh.bps[t], sh.tmps[t]
+	for ic := rowLo; ic < rowHi; ic += sh.mc {
+		mcb := min(sh.mc, rowHi-ic)
 		for pc := 0; pc < op.k; pc += sh.kc {
 			kcb := min(sh.kc, op.k-pc)
 			beta := op.beta
 			if pc > 0 {
 				beta = 1
 			}
-			for ic := rowLo; ic < rowHi; ic += sh.mc {
-				mcb := min(sh.mc, rowHi-ic)
-				full := mcb / mr * mr // rows read in place, unless packA
-				if sh.packA {
-					packA(ap, op.a, op.rsA, op.csA, ic, mcb, pc, kcb, mr)
-					full = 0
-				} else if full < mcb {
-					packA(ap, op.a, op.rsA, op.csA, ic+full, mcb-full, pc, kcb, mr)
+			full := mcb / mr * mr // rows read in place, unless packA
+			if sh.packA {
+				packA(ap, op.a, op.rsA, op.csA, ic, mcb, pc, kcb, mr)
+				full = 0
+			} else if full < mcb {
+				packA(ap, op.a, op.rsA, op.csA, ic+full, mcb-full, pc, kcb, mr)
+			}
+			for jr := colLo; jr < colHi; jr += nr {
+				nb := min(nr, ncb-jr)
+				var b []T
+				rsB := nr
+				switch {
+				case sh.packB:
+					b = sh.bp[(jr/nr)*nr*op.k+pc*nr:]
+				case nb == nr:
+					b, rsB = op.b[pc*op.rsB+jc+jr:], op.rsB
+				default:
+					packB(bTail, op.b, op.rsB, op.csB, pc, kcb, jc+jr, nb, nr)
+					b = bTail
 				}
-				for jr := colLo; jr < colHi; jr += nr {
-					nb := min(nr, ncb-jr)
-					var b []T
-					rsB := nr
-					switch {
-					case sh.packB:
-						b = sh.bp[(jr/nr)*nr*op.k+pc*nr:]
-					case nb == nr:
-						b, rsB = op.b[pc*op.rsB+jc+jr:], op.rsB
-					default:
-						packB(bTail, op.b, op.rsB, op.csB, pc, kcb, jc+jr, nb, nr)
-						b = bTail
-					}
-					for ir := 0; ir < mcb; ir += mr {
-						mb := min(mr, mcb-ir)
-						if ir < full {
-							op.tile(kcb, op.a[(ic+ir)*op.rsA+pc*op.csA:], op.rsA, op.csA, b, rsB, ic+ir, jc+jr, mb, nb, beta, tmp)
-						} else {
-							op.tile(kcb, ap[(ir-full)*kcb:], 1, mr, b, rsB, ic+ir, jc+jr, mb, nb, beta, tmp)
-						}
+				for ir := 0; ir < mcb; ir += mr {
+					mb := min(mr, mcb-ir)
+					if ir < full {
+						op.tile(kcb, op.a[(ic+ir)*op.rsA+pc*op.csA:], op.rsA, op.csA, b, rsB, ic+ir, jc+jr, mb, nb, beta, tmp)
+					} else {
+						op.tile(kcb, ap[(ir-full)*kcb:], 1, mr, b, rsB, ic+ir, jc+jr, mb, nb, beta, tmp)
 					}
 				}
 			}
-		}
-		if sh.packB && threads > 1 && jc+sh.nc < op.n {
-			sh.bar.wait() // every thread is done with this panel before it is repacked
 		}
 	}
 }

@@ -59,9 +59,10 @@ func alignOffset[T float](b []T) int {
 }
 
 // barrier makes the threads of a blocked product wait for each other: the
-// n callers of wait return together. A waiter spins briefly (the threads
-// run on their own cores and usually arrive within microseconds of each
-// other), then sleeps.
+// n callers of wait return together, after the last to arrive has run its
+// argument (if not nil). A waiter spins briefly (the threads run on their
+// own cores and usually arrive within microseconds of each other), then
+// sleeps.
 type barrier struct {
 	n       int
 	arrived atomic.Int32
@@ -80,9 +81,12 @@ func (b *barrier) init(n int) {
 // spinWait is how many times a waiter checks before it sleeps.
 const spinWait = 1 << 12
 
-func (b *barrier) wait() {
+func (b *barrier) wait(last func()) {
 	gen := b.gen.Load()
 	if int(b.arrived.Add(1)) == b.n {
+		if last != nil {
+			last()
+		}
 		b.arrived.Store(0)
 		b.mu.Lock()
 		b.gen.Add(1)
