@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"math"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -118,20 +117,13 @@ func benchGEMM(c config, torch *torchServer) {
 				if s.bTrans {
 					op = "matmul_nt"
 				}
-				vs = append(vs, variant{name: "torch", timed: func(d time.Duration) float64 {
-					ns, err := torch.time(op, []int{s.m, s.k, s.n}, threads, "fwd", d)
-					if err != nil {
-						fmt.Fprintf(os.Stderr, "bench: PyTorch %s: %v\n", op, err)
-						return math.NaN()
-					}
-					return ns
-				}})
+				vs = append(vs, torch.variant(op, []int{s.m, s.k, s.n}, threads, "fwd"))
 			}
-			best := measureBest(c, vs)
+			ns := measure(c, vs, best)
 			gflops := func(name string) float64 {
 				for i, v := range vs {
 					if v.name == name {
-						return flops / best[i]
+						return flops / ns[i]
 					}
 				}
 				return math.NaN()
@@ -157,34 +149,6 @@ func gemmInput(n int, seed float64) []float32 {
 		x[i] = float32(math.Sin(float64(i)*0.618 + seed))
 	}
 	return x
-}
-
-// measureBest returns the shortest time per run of each variant, in ns,
-// over c.count samples of each taken in turn.
-func measureBest(c config, vs []variant) []float64 {
-	best := make([]float64, len(vs))
-	for i := range best {
-		best[i] = math.Inf(1)
-	}
-	for range c.count {
-		for i, v := range vs {
-			var ns float64
-			if v.timed != nil {
-				ns = v.timed(c.sample)
-			} else {
-				ns = perRun(v.run, c.sample)
-			}
-			if !math.IsNaN(ns) {
-				best[i] = min(best[i], ns)
-			}
-		}
-	}
-	for i := range best {
-		if math.IsInf(best[i], 1) {
-			best[i] = math.NaN()
-		}
-	}
-	return best
 }
 
 func gnum(v float64) string {

@@ -303,6 +303,19 @@ func (t *torchServer) time(op string, shape []int, threads int, pass string, d t
 	return r.NS, nil
 }
 
+// variant is PyTorch's op as a timed variant; a failed call is reported
+// and gives NaN.
+func (t *torchServer) variant(op string, shape []int, threads int, pass string) variant {
+	return variant{name: "torch", timed: func(d time.Duration) float64 {
+		ns, err := t.time(op, shape, threads, pass, d)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: PyTorch %s: %v\n", op, err)
+			return math.NaN()
+		}
+		return ns
+	}}
+}
+
 func (t *torchServer) close() {
 	t.in.Close()
 	t.cmd.Wait()
@@ -342,16 +355,9 @@ func benchOne(c config, o benchOp, torch *torchServer) {
 				fatalf("%s %s: %v", o.name, pass, err)
 			}
 			if torch != nil && o.torch != "" {
-				vs = append(vs, variant{name: "torch", timed: func(d time.Duration) float64 {
-					ns, err := torch.time(o.torch, shape, threads, pass, d)
-					if err != nil {
-						fmt.Fprintf(os.Stderr, "bench: PyTorch %s: %v\n", o.torch, err)
-						return math.NaN()
-					}
-					return ns
-				}})
+				vs = append(vs, torch.variant(o.torch, shape, threads, pass))
 			}
-			med := measure(c, vs)
+			med := measure(c, vs, median)
 			ns := func(name string) float64 {
 				for i, v := range vs {
 					if v.name == name {
@@ -383,26 +389,42 @@ func ratio(a, b float64) string {
 	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
 }
 
-// measure returns the median time per run of each variant, in ns, taking
-// c.count samples of each in turn.
-func measure(c config, vs []variant) []float64 {
+// measure returns, for each variant, pick of c.count samples of its time
+// per run in ns (NaN samples, failed PyTorch calls, left out), the samples
+// of all variants taken in turn.
+func measure(c config, vs []variant, pick func([]float64) float64) []float64 {
 	samples := make([][]float64, len(vs))
 	for range c.count {
 		for i, v := range vs {
+			var ns float64
 			if v.timed != nil {
-				samples[i] = append(samples[i], v.timed(c.sample))
+				ns = v.timed(c.sample)
 			} else {
-				samples[i] = append(samples[i], perRun(v.run, c.sample))
+				ns = perRun(v.run, c.sample)
+			}
+			if !math.IsNaN(ns) {
+				samples[i] = append(samples[i], ns)
 			}
 		}
 	}
-	med := make([]float64, len(vs))
+	r := make([]float64, len(vs))
 	for i, s := range samples {
-		slices.Sort(s)
-		med[i] = s[len(s)/2]
+		r[i] = math.NaN()
+		if len(s) > 0 {
+			r[i] = pick(s)
+		}
 	}
-	return med
+	return r
 }
+
+// median is the median of s (the upper one of an even count); it sorts s.
+func median(s []float64) float64 {
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// best is the smallest of s.
+func best(s []float64) float64 { return slices.Min(s) }
 
 // perRun returns the mean ns per call of run over at least d.
 func perRun(run func() error, d time.Duration) float64 {

@@ -1,7 +1,6 @@
 package blas
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -54,18 +53,11 @@ func FuzzSgemm(f *testing.F) {
 		a, b, c0 := operands(m, n, max(k, 1), tc.tA, tc.tB, tc.padA, tc.padB, tc.padC, next, next, next)
 		want, scale := reference(m, n, k, tc.tA, tc.tB, float32(tc.alpha), a, b, float32(tc.beta), c0)
 		a0, b0 := slices.Clone(a.buf), slices.Clone(b.buf)
-		for ki := range kernels32.all {
-			for _, md := range modes {
-				c := guarded[float32]{rows: c0.rows, cols: c0.cols, ld: c0.ld, buf: slices.Clone(c0.buf)}
-				if !runMode(&kernels32.all[ki], md, tc, a, b, c) {
-					continue
-				}
-				name := fmt.Sprintf("%s/%s/%v", kernels32.all[ki].name, md.name, tc)
-				checkResult(t, name, k, c, want, scale)
-				if !slices.EqualFunc(a.buf, a0, sameBits) || !slices.EqualFunc(b.buf, b0, sameBits) {
-					t.Fatalf("%s: A or B was written", name)
-				}
+		eachRun(kernels32.all, tc, a, b, c0, func(_, name string, c guarded[float32]) {
+			checkResult(t, name, k, c, want, scale)
+			if !slices.EqualFunc(a.buf, a0, sameBits) || !slices.EqualFunc(b.buf, b0, sameBits) {
+				t.Fatalf("%s: A or B was written", name)
 			}
-		}
+		})
 	})
 }

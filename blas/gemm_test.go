@@ -279,39 +279,46 @@ func randFill[T float](seed uint64) func(i, j int) T {
 }
 
 // testCases runs every case with every kernel in every mode, checks each
-// result against the float64 plain loop, and checks that the modes agree
-// bit for bit (each element of C is summed in the same order whatever the
-// threads and packing).
+// result against the float64 plain loop, and checks that the modes of a
+// kernel agree bit for bit (each element of C is summed in the same order
+// whatever the threads and packing).
 func testCases[T float](t *testing.T, kernels []kernel[T], cases []gemmCase) {
 	for ci, tc := range cases {
 		a, b, c0 := operands[T](tc.m, tc.n, tc.k, tc.tA, tc.tB, tc.padA, tc.padB, tc.padC,
 			randFill[T](uint64(3*ci)), randFill[T](uint64(3*ci+1)), randFill[T](uint64(3*ci+2)))
 		want, scale := reference(tc.m, tc.n, tc.k, tc.tA, tc.tB, T(tc.alpha), a, b, T(tc.beta), c0)
-		for ki := range kernels {
-			kern := &kernels[ki]
-			var first []T
-			for _, md := range modes {
-				c := guarded[T]{rows: c0.rows, cols: c0.cols, ld: c0.ld, buf: slices.Clone(c0.buf)}
-				if !runMode(kern, md, tc, a, b, c) {
-					continue
+		firsts := map[string][]T{} // each kernel's first result
+		eachRun(kernels, tc, a, b, c0, func(kern, name string, c guarded[T]) {
+			checkResult(t, name, tc.k, c, want, scale)
+			a.checkGuards(t, name+": A")
+			b.checkGuards(t, name+": B")
+			first, ok := firsts[kern]
+			if !ok {
+				firsts[kern] = c.buf
+				return
+			}
+			for i := range first {
+				if !sameBits(first[i], c.buf[i]) {
+					t.Errorf("%s: element %d is %v, %v in the first mode", name, i-guardLen, c.buf[i], first[i])
+					break
 				}
-				name := fmt.Sprintf("%s/%s/%v", kern.name, md.name, tc)
-				checkResult(t, name, tc.k, c, want, scale)
-				a.checkGuards(t, name+": A")
-				b.checkGuards(t, name+": B")
-				if first == nil {
-					first = c.buf
-				} else {
-					for i := range first {
-						if !sameBits(first[i], c.buf[i]) {
-							t.Errorf("%s: element %d is %v, %v in the first mode", name, i-guardLen, c.buf[i], first[i])
-							break
-						}
-					}
-				}
-				if t.Failed() {
-					return
-				}
+			}
+		})
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+// eachRun runs tc with every kernel of ks (each wrapped in checked) in
+// every mode that applies, each time on a fresh copy of c0, and calls
+// check with the kernel's name, a name for the run and its C.
+func eachRun[T float](ks []kernel[T], tc gemmCase, a, b, c0 guarded[T], check func(kern, name string, c guarded[T])) {
+	for ki := range ks {
+		for _, md := range modes {
+			c := guarded[T]{rows: c0.rows, cols: c0.cols, ld: c0.ld, buf: slices.Clone(c0.buf)}
+			if runMode(&ks[ki], md, tc, a, b, c) {
+				check(ks[ki].name, fmt.Sprintf("%s/%s/%v", ks[ki].name, md.name, tc), c)
 			}
 		}
 	}

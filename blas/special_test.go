@@ -30,14 +30,7 @@ func testBetaZero[T float](t *testing.T, set kernelSet[T]) {
 		a, b, c0 := operands(tc.m, tc.n, tc.k, tc.tA, tc.tB, 0, 1, tc.padC, randFill[T](1), randFill[T](2),
 			func(i, j int) T { return []T{T(math.NaN()), inf, -inf}[(i+j)%3] })
 		want, scale := reference(tc.m, tc.n, tc.k, tc.tA, tc.tB, T(tc.alpha), a, b, 0, c0)
-		for ki := range set.all {
-			for _, md := range modes {
-				c := guarded[T]{rows: c0.rows, cols: c0.cols, ld: c0.ld, buf: slices.Clone(c0.buf)}
-				if runMode(&set.all[ki], md, tc, a, b, c) {
-					checkResult(t, fmt.Sprintf("%s/%s/%v", set.all[ki].name, md.name, tc), tc.k, c, want, scale)
-				}
-			}
-		}
+		eachRun(set.all, tc, a, b, c0, func(_, name string, c guarded[T]) { checkResult(t, name, tc.k, c, want, scale) })
 	}
 }
 
@@ -61,27 +54,20 @@ func testAlphaZero[T float](t *testing.T, set kernelSet[T]) {
 			a, b, c0 := operands(tc.m, tc.n, max(k, 1), false, false, 0, 0, tc.padC,
 				func(int, int) T { return nan }, func(int, int) T { return nan },
 				func(i, j int) T { return []T{nan, 1.5, -3, 0}[(i+j)%4] })
-			for ki := range set.all {
-				for _, md := range modes {
-					c := guarded[T]{rows: c0.rows, cols: c0.cols, ld: c0.ld, buf: slices.Clone(c0.buf)}
-					if !runMode(&set.all[ki], md, tc, a, b, c) {
-						continue
-					}
-					name := fmt.Sprintf("%s/%s/%v", set.all[ki].name, md.name, tc)
-					c.checkGuards(t, name)
-					for i := range tc.m {
-						for j := range tc.n {
-							want := beta * c0.at(i, j)
-							if beta == 0 {
-								want = 0
-							}
-							if got := c.at(i, j); !sameBits(got, want) {
-								t.Fatalf("%s: C[%d,%d] = %v, want %v", name, i, j, got, want)
-							}
+			eachRun(set.all, tc, a, b, c0, func(_, name string, c guarded[T]) {
+				c.checkGuards(t, name)
+				for i := range tc.m {
+					for j := range tc.n {
+						want := beta * c0.at(i, j)
+						if beta == 0 {
+							want = 0
+						}
+						if got := c.at(i, j); !sameBits(got, want) {
+							t.Fatalf("%s: C[%d,%d] = %v, want %v", name, i, j, got, want)
 						}
 					}
 				}
-			}
+			})
 		}
 	}
 }
@@ -125,14 +111,7 @@ func testNaNInf[T float](t *testing.T, set kernelSet[T]) {
 				},
 				randFill[T](5))
 			want, scale := reference(m, n, k, tc.tA, tc.tB, T(tc.alpha), a, b, T(tc.beta), c0)
-			for ki := range set.all {
-				for _, md := range modes {
-					c := guarded[T]{rows: c0.rows, cols: c0.cols, ld: c0.ld, buf: slices.Clone(c0.buf)}
-					if runMode(&set.all[ki], md, tc, a, b, c) {
-						checkResult(t, fmt.Sprintf("%s/%s/%v", set.all[ki].name, md.name, tc), k, c, want, scale)
-					}
-				}
-			}
+			eachRun(set.all, tc, a, b, c0, func(_, name string, c guarded[T]) { checkResult(t, name, k, c, want, scale) })
 		}
 	}
 }
