@@ -433,15 +433,20 @@ func packB[T float](dst, b []T, rsB, csB, p0, kc, j0, nb, nr int) {
 		}
 		return
 	}
-	// B transposed (rsB = 1): column j of B is contiguous. Blocks of 4×4
-	// are read as four runs of four and written as four.
-	j := 0
+	// B transposed (rsB = 1): column j of B is contiguous. With AVX, a
+	// whole sliver is transposed in vector blocks up to the last few rows
+	// of B; otherwise blocks of 4×4 are read as four runs of four and
+	// written as four.
+	j, p1 := 0, 0
+	if nb == nr {
+		p1 = transposeVec(d, nr, b[j0*csB+p0:], csB, nr, kc)
+	}
 	for ; j+4 <= nb; j += 4 {
 		c0 := b[(j0+j)*csB+p0:][:kc]
 		c1 := b[(j0+j+1)*csB+p0:][:kc]
 		c2 := b[(j0+j+2)*csB+p0:][:kc]
 		c3 := b[(j0+j+3)*csB+p0:][:kc]
-		p := 0
+		p := p1
 		for ; p+4 <= kc; p += 4 {
 			x0, x1, x2, x3 := c0[p:p+4:p+4], c1[p:p+4:p+4], c2[p:p+4:p+4], c3[p:p+4:p+4]
 			q := d[p*nr+j:][:3*nr+4]
@@ -457,8 +462,8 @@ func packB[T float](dst, b []T, rsB, csB, p0, kc, j0, nb, nr int) {
 	}
 	for ; j < nb; j++ {
 		src := b[(j0+j)*csB+p0:][:kc]
-		for p, v := range src {
-			d[p*nr+j] = v
+		for p := p1; p < kc; p++ {
+			d[p*nr+j] = src[p]
 		}
 	}
 	if nb < nr {

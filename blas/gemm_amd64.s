@@ -1435,3 +1435,150 @@ general:
 	VMOVUPD      Z27, 64(R9)(R10*2)
 	VZEROUPPER
 	RET
+
+// func transpose32AVX(dst *float32, ldd int, src *float32, lds int, rows int, cols int)
+// Requires: AVX
+TEXT ·transpose32AVX(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R9
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R8
+	MOVQ rows+32(FP), CX
+	SHLQ $0x02, R9
+	SHLQ $0x02, R8
+	SHRQ $0x03, CX
+	JZ   done
+
+rowblock:
+	MOVQ SI, R10
+	MOVQ DI, R13
+	LEAQ (R8)(R8*2), DX
+	LEAQ (R10)(DX*1), R11
+	LEAQ (R11)(DX*1), R12
+	LEAQ (R9)(R9*2), DX
+	LEAQ (R13)(DX*1), AX
+	LEAQ (AX)(DX*1), BX
+	MOVQ cols+40(FP), DX
+	SHRQ $0x03, DX
+	JZ   done
+
+colblock:
+	VMOVUPS    (R10), Y0
+	VMOVUPS    (R10)(R8*1), Y1
+	VMOVUPS    (R10)(R8*2), Y2
+	VMOVUPS    (R11), Y3
+	VMOVUPS    (R11)(R8*1), Y4
+	VMOVUPS    (R11)(R8*2), Y5
+	VMOVUPS    (R12), Y6
+	VMOVUPS    (R12)(R8*1), Y7
+	VUNPCKLPS  Y1, Y0, Y8
+	VUNPCKHPS  Y1, Y0, Y9
+	VUNPCKLPS  Y3, Y2, Y10
+	VUNPCKHPS  Y3, Y2, Y11
+	VUNPCKLPS  Y5, Y4, Y12
+	VUNPCKHPS  Y5, Y4, Y13
+	VUNPCKLPS  Y7, Y6, Y14
+	VUNPCKHPS  Y7, Y6, Y15
+	VSHUFPS    $0x44, Y10, Y8, Y0
+	VSHUFPS    $0xee, Y10, Y8, Y1
+	VSHUFPS    $0x44, Y11, Y9, Y2
+	VSHUFPS    $0xee, Y11, Y9, Y3
+	VSHUFPS    $0x44, Y14, Y12, Y4
+	VSHUFPS    $0xee, Y14, Y12, Y5
+	VSHUFPS    $0x44, Y15, Y13, Y6
+	VSHUFPS    $0xee, Y15, Y13, Y7
+	VPERM2F128 $0x20, Y4, Y0, Y8
+	VPERM2F128 $0x31, Y4, Y0, Y12
+	VPERM2F128 $0x20, Y5, Y1, Y9
+	VPERM2F128 $0x31, Y5, Y1, Y13
+	VPERM2F128 $0x20, Y6, Y2, Y10
+	VPERM2F128 $0x31, Y6, Y2, Y14
+	VPERM2F128 $0x20, Y7, Y3, Y11
+	VPERM2F128 $0x31, Y7, Y3, Y15
+	VMOVUPS    Y8, (R13)
+	VMOVUPS    Y9, (R13)(R9*1)
+	VMOVUPS    Y10, (R13)(R9*2)
+	VMOVUPS    Y11, (AX)
+	VMOVUPS    Y12, (AX)(R9*1)
+	VMOVUPS    Y13, (AX)(R9*2)
+	VMOVUPS    Y14, (BX)
+	VMOVUPS    Y15, (BX)(R9*1)
+	ADDQ       $0x20, R10
+	ADDQ       $0x20, R11
+	ADDQ       $0x20, R12
+	LEAQ       (R13)(R9*4), R13
+	LEAQ       (R13)(R9*4), R13
+	LEAQ       (AX)(R9*4), AX
+	LEAQ       (AX)(R9*4), AX
+	LEAQ       (BX)(R9*4), BX
+	LEAQ       (BX)(R9*4), BX
+	DECQ       DX
+	JNZ        colblock
+	LEAQ       (SI)(R8*4), SI
+	LEAQ       (SI)(R8*4), SI
+	ADDQ       $0x20, DI
+	DECQ       CX
+	JNZ        rowblock
+
+done:
+	VZEROUPPER
+	RET
+
+// func transpose64AVX(dst *float64, ldd int, src *float64, lds int, rows int, cols int)
+// Requires: AVX
+TEXT ·transpose64AVX(SB), NOSPLIT, $0-48
+	MOVQ dst+0(FP), DI
+	MOVQ ldd+8(FP), R9
+	MOVQ src+16(FP), SI
+	MOVQ lds+24(FP), R8
+	MOVQ rows+32(FP), CX
+	SHLQ $0x03, R9
+	SHLQ $0x03, R8
+	SHRQ $0x02, CX
+	JZ   done
+
+rowblock:
+	MOVQ SI, R10
+	MOVQ DI, R13
+	LEAQ (R8)(R8*2), DX
+	LEAQ (R10)(DX*1), R11
+	LEAQ (R9)(R9*2), DX
+	LEAQ (R13)(DX*1), AX
+	MOVQ cols+40(FP), DX
+	SHRQ $0x02, DX
+	JZ   done
+
+colblock:
+	VMOVUPD    (R10), Y0
+	VMOVUPD    (R10)(R8*1), Y1
+	VMOVUPD    (R10)(R8*2), Y2
+	VMOVUPD    (R11), Y3
+	VUNPCKLPD  Y1, Y0, Y8
+	VUNPCKHPD  Y1, Y0, Y9
+	VUNPCKLPD  Y3, Y2, Y10
+	VUNPCKHPD  Y3, Y2, Y11
+	VPERM2F128 $0x20, Y10, Y8, Y4
+	VPERM2F128 $0x20, Y11, Y9, Y5
+	VPERM2F128 $0x31, Y10, Y8, Y6
+	VPERM2F128 $0x31, Y11, Y9, Y7
+	VMOVUPD    Y4, (R13)
+	VMOVUPD    Y5, (R13)(R9*1)
+	VMOVUPD    Y6, (R13)(R9*2)
+	VMOVUPD    Y7, (AX)
+	ADDQ       $0x20, R10
+	ADDQ       $0x20, R11
+	LEAQ       (R13)(R9*2), R13
+	LEAQ       (R13)(R9*2), R13
+	LEAQ       (AX)(R9*2), AX
+	LEAQ       (AX)(R9*2), AX
+	DECQ       DX
+	JNZ        colblock
+	LEAQ       (SI)(R8*2), SI
+	LEAQ       (SI)(R8*2), SI
+	ADDQ       $0x20, DI
+	DECQ       CX
+	JNZ        rowblock
+
+done:
+	VZEROUPPER
+	RET

@@ -35,3 +35,15 @@ func sgemmAVX512(k int, a *float32, rsA int, csA int, b *float32, rsB int, c *fl
 //
 //go:noescape
 func dgemmAVX512(k int, a *float64, rsA int, csA int, b *float64, rsB int, c *float64, ldc int, alpha float64, beta float64)
+
+// transpose32AVX sets dst[c·ldd + r] = src[r·lds + c] for r < rows and c < cols,
+// multiples of 8 (AVX); strides are in elements.
+//
+//go:noescape
+func transpose32AVX(dst *float32, ldd int, src *float32, lds int, rows int, cols int)
+
+// transpose64AVX sets dst[c·ldd + r] = src[r·lds + c] for r < rows and c < cols,
+// multiples of 4 (AVX); strides are in elements.
+//
+//go:noescape
+func transpose64AVX(dst *float64, ldd int, src *float64, lds int, rows int, cols int)

@@ -46,3 +46,34 @@ func dgemmAVX2Go(k int, a []float64, rsA, csA int, b []float64, rsB int, c []flo
 func dgemmAVX512Go(k int, a []float64, rsA, csA int, b []float64, rsB int, c []float64, ldc int, alpha, beta float64) {
 	dgemmAVX512(k, &a[0], rsA, csA, &b[0], rsB, &c[0], ldc, alpha, beta)
 }
+
+// hasAVX reports whether the CPU has AVX, which transposeVec needs.
+var hasAVX = cpu.X86.HasAVX
+
+// transposeVec sets dst[c·ldd + r] = src[r·lds + c] for r < rows and the
+// first cols &^ 7 (float32) or cols &^ 3 (float64) columns c, with AVX,
+// and returns how many columns it did: 0 without AVX or when rows is not
+// a multiple of the block (8 or 4).
+func transposeVec[T float](dst []T, ldd int, src []T, lds, rows, cols int) int {
+	switch d := any(dst).(type) {
+	case []float32:
+		done := cols &^ 7
+		if !hasAVX || rows%8 != 0 || done == 0 {
+			return 0
+		}
+		s := any(src).([]float32)
+		_, _ = d[(done-1)*ldd+rows-1], s[(rows-1)*lds+done-1]
+		transpose32AVX(&d[0], ldd, &s[0], lds, rows, done)
+		return done
+	case []float64:
+		done := cols &^ 3
+		if !hasAVX || rows%4 != 0 || done == 0 {
+			return 0
+		}
+		s := any(src).([]float64)
+		_, _ = d[(done-1)*ldd+rows-1], s[(rows-1)*lds+done-1]
+		transpose64AVX(&d[0], ldd, &s[0], lds, rows, done)
+		return done
+	}
+	return 0
+}

@@ -238,6 +238,113 @@ func (m micro) generate(c *build.Context) {
 	c.RET()
 }
 
+// transpose writes a function that transposes a rows×cols block with AVX:
+// dst[c·ldd + r] = src[r·lds + c] for r < rows, c < cols (multiples of 8
+// for float32, of 4 for float64; strides in elements). It packs the
+// slivers of a transposed B: 8×8 blocks of float32 go through the usual
+// unpack, shuffle and 128-bit permute network (24 shuffles for 64
+// values), 4×4 blocks of float64 through unpacks and permutes.
+func transpose(c *build.Context, name string, e elem) {
+	n := 32 / e.size // block side: 8 or 4
+	c.Function(name)
+	c.Attributes(attr.NOSPLIT)
+	c.SignatureExpr(fmt.Sprintf("func(dst *%[1]s, ldd int, src *%[1]s, lds int, rows, cols int)", e.goType))
+	c.Pragma("noescape")
+	c.Doc(
+		fmt.Sprintf("%s sets dst[c·ldd + r] = src[r·lds + c] for r < rows and c < cols,", name),
+		fmt.Sprintf("multiples of %d (AVX); strides are in elements.", n),
+	)
+	// cc counts the column blocks, and first serves threeRows as a
+	// temporary.
+	src, lds, dst, ldd := reg.RSI, reg.R8, reg.RDI, reg.R9
+	rows, cc := reg.RCX, reg.RDX
+	sb := []reg.GPPhysical{reg.R10, reg.R11, reg.R12}[:(n+2)/3] // source rows, three to a base
+	db := []reg.GPPhysical{reg.R13, reg.RAX, reg.RBX}[:(n+2)/3] // destination rows
+	blockShift := operand.U8(uint8(bitsLen(n) - 1))
+	c.Load(c.Param("dst"), dst)
+	c.Load(c.Param("ldd"), ldd)
+	c.Load(c.Param("src"), src)
+	c.Load(c.Param("lds"), lds)
+	c.Load(c.Param("rows"), rows)
+	c.SHLQ(operand.U8(e.shift), ldd)
+	c.SHLQ(operand.U8(e.shift), lds)
+	c.SHRQ(blockShift, rows)
+	c.JZ(operand.LabelRef("done"))
+	v := vecRegs(256)
+	in, t := v[:8], v[8:16]
+	c.Label("rowblock")
+	c.MOVQ(src, sb[0])
+	c.MOVQ(dst, db[0])
+	threeRows(c, sb, lds, cc)
+	threeRows(c, db, ldd, cc)
+	c.Load(c.Param("cols"), cc)
+	c.SHRQ(blockShift, cc)
+	c.JZ(operand.LabelRef("done"))
+	c.Label("colblock")
+	for r := range n {
+		e.mov(c, rowMem(sb, lds, r), in[r])
+	}
+	var out []reg.VecPhysical
+	if n == 8 {
+		for i := 0; i < 8; i += 2 {
+			c.VUNPCKLPS(in[i+1], in[i], t[i])
+			c.VUNPCKHPS(in[i+1], in[i], t[i+1])
+		}
+		// in[0..7] now free: the 4-row columns.
+		for h := 0; h < 8; h += 4 {
+			c.VSHUFPS(operand.U8(0x44), t[h+2], t[h], in[h])
+			c.VSHUFPS(operand.U8(0xee), t[h+2], t[h], in[h+1])
+			c.VSHUFPS(operand.U8(0x44), t[h+3], t[h+1], in[h+2])
+			c.VSHUFPS(operand.U8(0xee), t[h+3], t[h+1], in[h+3])
+		}
+		out = make([]reg.VecPhysical, 8)
+		for j := range 4 {
+			out[j], out[j+4] = t[j], t[j+4]
+			c.VPERM2F128(operand.U8(0x20), in[j+4], in[j], out[j])
+			c.VPERM2F128(operand.U8(0x31), in[j+4], in[j], out[j+4])
+		}
+	} else {
+		c.VUNPCKLPD(in[1], in[0], t[0])
+		c.VUNPCKHPD(in[1], in[0], t[1])
+		c.VUNPCKLPD(in[3], in[2], t[2])
+		c.VUNPCKHPD(in[3], in[2], t[3])
+		out = []reg.VecPhysical{in[4], in[5], in[6], in[7]}
+		c.VPERM2F128(operand.U8(0x20), t[2], t[0], out[0])
+		c.VPERM2F128(operand.U8(0x20), t[3], t[1], out[1])
+		c.VPERM2F128(operand.U8(0x31), t[2], t[0], out[2])
+		c.VPERM2F128(operand.U8(0x31), t[3], t[1], out[3])
+	}
+	for r, o := range out {
+		e.mov(c, o, rowMem(db, ldd, r))
+	}
+	for _, b := range sb {
+		c.ADDQ(operand.U8(32), b)
+	}
+	for _, b := range db {
+		c.LEAQ(operand.Mem{Base: b, Index: ldd, Scale: uint8(n / 2)}, b) // n/2 rows …
+		c.LEAQ(operand.Mem{Base: b, Index: ldd, Scale: uint8(n / 2)}, b) // … twice: n rows on
+	}
+	c.DECQ(cc)
+	c.JNZ(operand.LabelRef("colblock"))
+	c.LEAQ(operand.Mem{Base: src, Index: lds, Scale: uint8(n / 2)}, src)
+	c.LEAQ(operand.Mem{Base: src, Index: lds, Scale: uint8(n / 2)}, src)
+	c.ADDQ(operand.U8(32), dst)
+	c.DECQ(rows)
+	c.JNZ(operand.LabelRef("rowblock"))
+	c.Label("done")
+	c.VZEROUPPER()
+	c.RET()
+}
+
+// bitsLen is the number of bits of n: log₂(n)+1 for a power of two.
+func bitsLen(n int) int {
+	b := 0
+	for ; n > 0; n >>= 1 {
+		b++
+	}
+	return b
+}
+
 // paramMem is the stack slot of the scalar parameter name.
 func paramMem(c *build.Context, name string) operand.Mem {
 	b, err := c.Param(name).Resolve()
@@ -337,6 +444,8 @@ func GenerateGEMM(asmPath, stubsPath string) error {
 	for _, m := range micros {
 		m.generate(c)
 	}
+	transpose(c, "transpose32AVX", f32)
+	transpose(c, "transpose64AVX", f64)
 	if err := writeFile(c, "blas", asmPath, stubsPath); err != nil {
 		return err
 	}
