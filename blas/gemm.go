@@ -178,6 +178,9 @@ func (op *gemmOp[T]) blocked(packB bool, threads int) {
 		sh.bps[t] = take(&buf, kc*nr)
 		sh.tmps[t] = take(&buf, mr*nr)
 	}
+	if packB {
+		sh.packLeft.set(ceilDiv(min(nc, op.n), nr))
+	}
 	if threads == 1 {
 		sh.worker(0, 1)
 		return
@@ -197,8 +200,9 @@ const maxThreads = 64
 
 // blockedShared is what the threads of a blocked product share: the call,
 // the block sizes, what is packed, B's packed panel, each thread's buffers
-// (packed A, a partial sliver of B, a partial block of C) and the barrier
-// they meet at, the others' WaitGroup and the counter of units of work.
+// (packed A, a partial sliver of B, a partial block of C), the barrier
+// they meet at between panels, the others' WaitGroup, and the counters of
+// the current panel's work.
 type blockedShared[T float] struct {
 	op           gemmOp[T]
 	kc, mc, nc   int
@@ -208,7 +212,9 @@ type blockedShared[T float] struct {
 	tmps         [maxThreads][]T
 	bar          barrier
 	wg           sync.WaitGroup
-	next         atomic.Int64 // the next unit of work of the current panel
+	packNext     atomic.Int64 // the next sliver of B to pack
+	packLeft     countdown    // the slivers not yet packed
+	next         atomic.Int64 // the next unit of work
 }
 
 // workerDone is worker, then sh.wg.Done.
@@ -217,35 +223,38 @@ func (sh *blockedShared[T]) workerDone(t, threads int) {
 	sh.worker(t, threads)
 }
 
-// worker is thread t of threads. Within each panel of B the threads
-// take units of work in turn from a shared counter, blocks of rows of C
-// (or, with too few rows, of B's slivers), so that a thread that other
-// processes delay does less of the work rather than hold up the rest.
+// worker is thread t of threads. For each panel of B, the threads take
+// slivers of B to pack, then units of work, blocks of rows of C (or, with
+// too few rows, of B's slivers), in turn from shared counters, so that a
+// thread that starts late (waking an idle core takes up to a few hundred
+// µs) or that other processes delay does less of the work rather than
+// hold up the rest; a thread waits only for the packing of slivers other
+// threads have started.
 func (sh *blockedShared[T]) worker(t, threads int) {
 	op := &sh.op
-	nr := op.kern.nr
-	mTiles := ceilDiv(op.m, op.kern.mr)
-	splitRows := mTiles >= 2*threads
-	// Rows come in blocks of mc, or smaller for at least four per thread.
+	mr, nr := op.kern.mr, op.kern.nr
+	splitRows := ceilDiv(op.m, mr) >= 2*threads
+	// Rows come in blocks of mc, or smaller for at least four per thread,
+	// as many for each thread.
 	rowChunk := sh.mc
 	if threads > 1 {
-		rowChunk = min(sh.mc, roundUp(ceilDiv(op.m, 4*threads), op.kern.mr))
+		units := roundUp(max(ceilDiv(op.m, sh.mc), 4*threads), threads)
+		rowChunk = roundUp(ceilDiv(op.m, units), mr)
 	}
-	resetNext := func() { sh.next.Store(0) }
 	for jc := 0; jc < op.n; jc += sh.nc {
 		ncb := min(sh.nc, op.n-jc)
 		slivers := ceilDiv(ncb, nr)
 		if sh.packB {
 			// Sliver s holds B[p, jc+s·nr+j] at bp[s·nr·k + p·nr + j].
-			for s := t * slivers / threads; s < (t+1)*slivers/threads; s++ {
-				nb := min(nr, ncb-s*nr)
-				packB(sh.bp[s*nr*op.k:(s+1)*nr*op.k], op.b, op.rsB, op.csB, 0, op.k, jc+s*nr, nb, nr)
+			for {
+				s := int(sh.packNext.Add(1) - 1)
+				if s >= slivers {
+					break
+				}
+				packB(sh.bp[s*nr*op.k:(s+1)*nr*op.k], op.b, op.rsB, op.csB, 0, op.k, jc+s*nr, min(nr, ncb-s*nr), nr)
+				sh.packLeft.done()
 			}
-		}
-		if threads > 1 {
-			sh.bar.wait(resetNext)
-		} else {
-			resetNext()
+			sh.packLeft.wait()
 		}
 		units, colChunk := ceilDiv(op.m, rowChunk), slivers
 		if !splitRows {
@@ -263,8 +272,19 @@ func (sh *blockedShared[T]) worker(t, threads int) {
 				sh.block(t, jc, ncb, 0, op.m, u*colChunk*nr, min(ncb, (u+1)*colChunk*nr))
 			}
 		}
-		if threads > 1 && jc+sh.nc < op.n {
-			sh.bar.wait(nil) // every thread is done with this panel before it is repacked
+		if jc+sh.nc >= op.n {
+			break
+		}
+		// Every thread is done with this panel before it is repacked.
+		nextPanel := func() {
+			sh.packNext.Store(0)
+			sh.next.Store(0)
+			sh.packLeft.set(ceilDiv(min(sh.nc, op.n-jc-sh.nc), nr))
+		}
+		if threads > 1 {
+			sh.bar.wait(nextPanel)
+		} else {
+			nextPanel()
 		}
 	}
 }

@@ -105,3 +105,41 @@ func (b *barrier) wait(last func()) {
 	}
 	b.mu.Unlock()
 }
+
+// countdown is a count of pending tasks that threads can wait on: wait
+// returns once done has been called as many times as set said.
+type countdown struct {
+	left atomic.Int64
+	mu   sync.Mutex
+	cond sync.Cond
+}
+
+// set starts a count of n; no thread may be waiting.
+func (c *countdown) set(n int) {
+	c.left.Store(int64(n))
+	c.cond.L = &c.mu
+}
+
+// done counts one task done.
+func (c *countdown) done() {
+	if c.left.Add(-1) == 0 {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	}
+}
+
+// wait returns when every task is done: at once if they are, after a
+// short spin if they are about to be, else it sleeps.
+func (c *countdown) wait() {
+	for range spinWait {
+		if c.left.Load() == 0 {
+			return
+		}
+	}
+	c.mu.Lock()
+	for c.left.Load() != 0 {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+}
