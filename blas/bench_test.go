@@ -129,3 +129,25 @@ func BenchmarkPackB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkKernel times each micro-kernel alone on packed operands that
+// stay in L1 and L2 (k = 256, C += A·B), in GFLOPS: the ceiling of the
+// driver.
+func BenchmarkKernel(b *testing.B) {
+	benchKernels(b, kernels32)
+	benchKernels(b, kernels64)
+}
+
+func benchKernels[T float](b *testing.B, set kernelSet[T]) {
+	const k = 256
+	for _, kern := range set.all {
+		a, bb, c := make([]T, kern.mr*k), make([]T, kern.nr*k), make([]T, kern.mr*kern.nr)
+		var z T
+		b.Run(fmt.Sprintf("%T/%s", z, kern.name), func(b *testing.B) {
+			for b.Loop() {
+				kern.run(k, a, 1, kern.mr, bb, kern.nr, c, kern.nr, 1, 1)
+			}
+			b.ReportMetric(float64(2*kern.mr*kern.nr*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOPS")
+		})
+	}
+}
