@@ -25,13 +25,13 @@ import (
 // time, which absorbs B's transpose and stride, and zero-padded to a whole
 // nr. The kernel reads A in place, through its strides (its loads of A
 // are broadcasts of single elements, which need no particular layout):
-// packing A in Go costs about as much as the kernel spends on A's block
-// when n is a few hundred, and measured no faster to read. A is copied only
-// where the kernel would run off its end (a last sliver of fewer than mr
-// rows, zero-padded) and, for kernels that ask for it (packTransA), when A
-// is transposed: the AVX2 kernels then read only 24 bytes of each cache
-// line of A per step and run at two thirds of their speed. Partial blocks
-// of C go through a small temporary.
+// packing A in Go costs a sizeable part of the kernel's time on A's block
+// when n is a few hundred, and the kernel measured no faster on packed A
+// (bench/RESULTS.md). A is copied only where the kernel would run off its
+// end (a last sliver of fewer than mr rows, zero-padded) and, for kernels
+// that ask for it (packTransA), when A is transposed: the AVX2 kernels
+// then read only 24 bytes of each cache line of A per step, and measured
+// slower in place. Partial blocks of C go through a small temporary.
 //
 // Small products (direct) do not pack B either when its rows are
 // contiguous (B not transposed): packing could not be repaid, and the
@@ -73,8 +73,8 @@ const (
 	// are contiguous): its operands are at most a few hundred KiB.
 	directMax = 1 << 21
 	// threadMin is the work that pays for a second thread: at least this
-	// much per thread, about 50 µs at the kernels' speed, against a few µs
-	// to start and join a goroutine.
+	// much per thread, many times the cost of starting a goroutine on an
+	// idle core and joining it.
 	threadMin = 1 << 21
 )
 
@@ -226,10 +226,10 @@ func (sh *blockedShared[T]) workerDone(t, threads int) {
 // worker is thread t of threads. For each panel of B, the threads take
 // slivers of B to pack, then units of work, blocks of rows of C (or, with
 // too few rows, of B's slivers), in turn from shared counters, so that a
-// thread that starts late (waking an idle core takes up to a few hundred
-// µs) or that other processes delay does less of the work rather than
-// hold up the rest; a thread waits only for the packing of slivers other
-// threads have started.
+// thread that starts late (waking an idle core is slow, in a virtual
+// machine most of all) or that other processes delay does less of the
+// work rather than hold up the rest; a thread waits only for the packing
+// of slivers other threads have started.
 func (sh *blockedShared[T]) worker(t, threads int) {
 	op := &sh.op
 	mr, nr := op.kern.mr, op.kern.nr

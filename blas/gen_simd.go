@@ -13,8 +13,8 @@
 // for 15 registers: the AVX-512 3×32 (six accumulators) has no spill in
 // its loop; the AVX2 4×16 (eight) reloads one value from the stack per
 // step, and still measured faster than 3×16; a 12×32 block as in the
-// assembly spills most of its accumulators and ran at a tenth of the
-// speed. Check with go build -gcflags=-S after changing a shape.
+// assembly spills most of its accumulators in the loop and was many times
+// slower. Check with go build -gcflags=-S after changing a shape.
 package main
 
 import (

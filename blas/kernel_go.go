@@ -5,8 +5,8 @@ package blas
 // of A and B and the products in flight fit in amd64's 15 usable
 // floating-point registers; with more rows or columns (4×4 and 3×4 were
 // tried) it spills in the loop and runs slower, not faster. Scalar Go
-// cannot reach SIMD assembly: this kernel runs at a few Gflop/s, below
-// gonum's SSE code; the other builds use vector kernels.
+// cannot reach SIMD assembly: this kernel is slower than gonum's Sgemm,
+// which uses SSE (bench/RESULTS.md); the other builds use vector kernels.
 func goKernel[T float]() kernel[T] {
 	return kernel[T]{name: "go", mr: 2, nr: 4, kc: 256, mc: 128, nc: 4096, run: goKernel2x4[T]}
 }
