@@ -29,9 +29,10 @@ import (
 // when n is a few hundred, and the kernel measured no faster on packed A
 // (bench/RESULTS.md). A is copied only where the kernel would run off its
 // end (a last sliver of fewer than mr rows, zero-padded) and, for kernels
-// that ask for it (packTransA), when A is transposed: the AVX2 kernels
-// then read only 24 bytes of each cache line of A per step, and measured
-// slower in place. Partial blocks of C go through a small temporary.
+// that ask for it (packTransA), when A is transposed and n is large: the
+// AVX2 kernels then read only 24 bytes of each cache line of A per step,
+// and measured slower in place once the block is reused across many
+// slivers of B. Partial blocks of C go through a small temporary.
 //
 // Small products (direct) do not pack B either when its rows are
 // contiguous (B not transposed): packing could not be repaid, and the
@@ -159,7 +160,9 @@ func (op *gemmOp[T]) blocked(packB bool, threads int) {
 	if packB {
 		panel = op.k*nc + align
 	}
-	packA := kern.packTransA && op.csA != 1
+	// A transposed block is packed, for kernels that ask for it, when the
+	// block is reused across enough slivers of B to repay the copy.
+	packA := kern.packTransA && op.csA != 1 && op.n >= packTransAMinSlivers*nr
 	aBlock := mr * kc // a last sliver of fewer than mr rows
 	if packA {
 		aBlock = mc * kc
@@ -193,6 +196,11 @@ func (op *gemmOp[T]) blocked(packB bool, threads int) {
 	sh.worker(0, threads)
 	sh.wg.Wait()
 }
+
+// packTransAMinSlivers is the number of B's slivers from which a kernel
+// with packTransA has a transposed A packed: below it, reading A in place
+// measured faster for the AVX2 kernels (bench/RESULTS.md).
+const packTransAMinSlivers = 16
 
 // maxThreads bounds the threads of one call, so that the per-thread
 // buffers of blockedShared live in fixed arrays.

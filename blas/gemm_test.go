@@ -363,16 +363,22 @@ func randomCases(n, maxDim int, seed uint64) []gemmCase {
 }
 
 // largeCases cross a kernel's cache blocks mc and kc, the direct path's
-// size and the threading threshold, in every transpose. (shrunk covers nc
-// and every block boundary many times over on small products.)
+// size and the threading threshold, in every transpose, and reach packing
+// a transposed A. (shrunk covers nc and every block boundary many times
+// over on small products.)
 func largeCases(mr, nr, kc, mc int) []gemmCase {
 	var cases []gemmCase
 	for i, s := range [][3]int{
-		{mc + mr + 1, 2*nr + 1, kc + 5}, // mc and kc, m·n·k past directMax
-		{200, 130, 170},                 // past threadMin·2: 2 and 3 threads
-		{140, 150, 100},                 // between directMax and two threads
+		{mc + mr + 1, 2*nr + 1, kc + 5},             // mc and kc, m·n·k past directMax
+		{200, 130, 170},                             // past threadMin·2: 2 and 3 threads
+		{140, 150, 100},                             // between directMax and two threads
+		{3*mr + 1, packTransAMinSlivers*nr + 1, 50}, // A transposed is packed (packTransA)
 	} {
-		for _, tr := range []int{i % 4, (i + 2) % 4} {
+		trs := []int{i % 4, (i + 2) % 4}
+		if i == 3 {
+			trs = []int{1, 3} // A transposed
+		}
+		for _, tr := range trs {
 			cases = append(cases, gemmCase{m: s[0], n: s[1], k: s[2], tA: tr&1 == 1, tB: tr&2 == 2,
 				padA: i, padB: tr, padC: 1, alpha: 1.5, beta: []float64{0, 0.5}[(i+tr)%2]})
 		}
