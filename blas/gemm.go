@@ -14,12 +14,12 @@ import (
 // block of C from a sliver of A (mr×k) and a sliver of B (k×nr), and
 // everything else is loops around it, blocked for the caches:
 //
-//	for jc over n, nc columns at a time:      B's panel, k×nc: packed once, shared by the threads
-//	  for pc over k, kc at a time:            B's kc×nr slivers stay in L1
-//	    for ic over the thread's rows, mc at a time:   A's mc×kc block stays in L2
-//	      for jr over nc, nr at a time:
-//	        for ir over mc, mr at a time:
-//	          micro-kernel: C[ic+ir:+mr, jc+jr:+nr] = alpha·A·B + beta·C
+//	for jc over n, nc columns at a time:    B's panel, k×nc: packed once, shared by the threads
+//	  for ic over blocks of rows of C, mc at most, taken by the threads in turn:
+//	    for pc over k, kc at a time:        A's mc×kc block and C's rows stay in L2
+//	      for jr over nc, nr at a time:     B's kc×nr sliver, reused across the block's rows
+//	        for ir over the block, mr at a time:
+//	          micro-kernel: C[ic+ir:+mr, jc+jr:+nr] = alpha·A·B + beta·C (beta after the first pc: 1)
 //
 // B is packed: copied into the order the kernel reads it, nr columns at a
 // time, which absorbs B's transpose and stride, and zero-padded to a whole
@@ -141,10 +141,9 @@ func (op *gemmOp[T]) scaleC() {
 	}
 }
 
-// blocked computes the product split across threads goroutines (this one
-// included), packing B when packB. The threads share B's packed panel,
-// each packing its share of B's slivers; the rows of C are split between
-// them, or, when there are too few rows, the columns.
+// blocked computes the product on threads goroutines (this one included),
+// packing B when packB. The threads share B's packed panel and the work
+// (see worker); each has its own buffers for A and for partial blocks.
 func (op *gemmOp[T]) blocked(packB bool, threads int) {
 	kern := op.kern
 	mr, nr := kern.mr, kern.nr
