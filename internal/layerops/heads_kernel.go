@@ -21,16 +21,27 @@ func moveHeads[T float32 | float64](dst, src []T, batch, seq, heads, dh int, spl
 	}
 }
 
-// swapLast writes the transpose of each m×n matrix of src (row-major,
-// consecutive) to dst as an n×m matrix.
-func swapLast[T float32 | float64](dst, src []T, m, n int) {
+// Transpose writes the transpose of each m×n row-major matrix of src
+// (consecutive matrices) to dst as an n×m matrix: dst[j·m+i] = src[i·n+j].
+// dst and src hold the same number of elements, a multiple of m·n, and
+// must not overlap. It works on square tiles, so that each side is read
+// and written in cache-sized pieces rather than one of them with a stride
+// of a whole row. It is TransposeLast's kernel, and graph's, which
+// transposes checkpoint tensors between PyTorch's (out, in) layout and its
+// own.
+func Transpose[T float32 | float64](dst, src []T, m, n int) {
+	const tile = 32
 	size := m * n
-	for lo := 0; lo+size <= len(src); lo += size {
+	for lo := 0; size > 0 && lo+size <= len(src); lo += size {
 		a, b := src[lo:lo+size], dst[lo:lo+size]
-		for i := range m {
-			row := a[i*n : (i+1)*n]
-			for j, v := range row {
-				b[j*m+i] = v
+		for i0 := 0; i0 < m; i0 += tile {
+			for j0 := 0; j0 < n; j0 += tile {
+				for i := i0; i < min(i0+tile, m); i++ {
+					row := a[i*n : (i+1)*n]
+					for j := j0; j < min(j0+tile, n); j++ {
+						b[j*m+i] = row[j]
+					}
+				}
 			}
 		}
 	}

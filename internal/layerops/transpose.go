@@ -66,13 +66,13 @@ func (op *transposeLastOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) 
 
 func (op *transposeLastOp) Kernel32(dst []float32, in [][]float32, _ []gorgonia.Value) error {
 	r := len(op.in)
-	swapLast(dst, in[0], op.in[r-2], op.in[r-1])
+	Transpose(dst, in[0], op.in[r-2], op.in[r-1])
 	return nil
 }
 
 func (op *transposeLastOp) Kernel64(dst []float64, in [][]float64, _ []gorgonia.Value) error {
 	r := len(op.in)
-	swapLast(dst, in[0], op.in[r-2], op.in[r-1])
+	Transpose(dst, in[0], op.in[r-2], op.in[r-1])
 	return nil
 }
 

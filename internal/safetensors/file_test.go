@@ -260,6 +260,51 @@ func TestWriteDeterministic(t *testing.T) {
 	}
 }
 
+// TestWriteFill checks that tensors whose data come from Fill, in chunks,
+// give the same bytes as the same data in Data, in F32 and BF16, for
+// tensors longer than a chunk, a scalar and an empty tensor, and that Fill
+// sees every element once, in order.
+func TestWriteFill(t *testing.T) {
+	big := make([]float32, 2500)
+	for i := range big {
+		big[i] = float32(i)*0.37 - 400
+	}
+	data := []safetensors.Tensor{
+		{Name: "big", Shape: []int{50, 50}, Data: big},
+		{Name: "bf", Shape: []int{2500}, Data: big, Dtype: safetensors.BF16},
+		{Name: "scalar", Data: []float32{3.5}},
+		{Name: "empty", Shape: []int{0, 4}, Data: []float32{}},
+	}
+	filled := make([]safetensors.Tensor, len(data))
+	for i, d := range data {
+		next := 0
+		filled[i] = safetensors.Tensor{Name: d.Name, Shape: d.Shape, Dtype: d.Dtype, Fill: func(dst []float32, start int) {
+			if start != next {
+				t.Errorf("%s: Fill from %d, want %d", d.Name, start, next)
+			}
+			next = start + len(dst)
+			copy(dst, d.Data[start:])
+		}}
+	}
+	dir := t.TempDir()
+	p1, p2 := filepath.Join(dir, "data"), filepath.Join(dir, "fill")
+	if err := safetensors.Write(p1, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := safetensors.Write(p2, filled, nil); err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := os.ReadFile(p1)
+	b2, _ := os.ReadFile(p2)
+	if !bytes.Equal(b1, b2) {
+		t.Error("Fill gave other bytes than Data")
+	}
+	both := safetensors.Tensor{Name: "both", Shape: []int{1}, Data: []float32{1}, Fill: func([]float32, int) {}}
+	if err := safetensors.Write(p2, []safetensors.Tensor{both}, nil); !errors.Is(err, safetensors.ErrShape) {
+		t.Errorf("Data and Fill: got %v, want ErrShape", err)
+	}
+}
+
 // TestWriteErrors checks that bad tensors are refused with an error naming
 // the tensor, and that nothing is written: an existing file is kept and
 // no temporary file is left.
