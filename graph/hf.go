@@ -54,9 +54,8 @@ const ConfigFile = "config.json"
 // The weights may be stored as F32, F16 or BF16; every value converts to
 // float32 exactly. PyTorch's Linear weights, stored (out, in), are
 // transposed into actq's (in, out) layout. Each tensor is read straight
-// into the memory of its final tensor; a transposed one passes through a
-// scratch buffer the size of the largest of them, so loading holds the
-// weights once plus that one tensor. The rotary inverse frequencies that
+// into the memory of its final tensor, a transposed one a block of rows at
+// a time through a small buffer, so loading holds the weights once. The rotary inverse frequencies that
 // old checkpoints store (model.layers.N.self_attn.rotary_emb.inv_freq) are
 // skipped. With tied embeddings the file may leave out lm_head.weight; if
 // it holds one, it must equal model.embed_tokens.weight bit for bit, or
@@ -93,37 +92,31 @@ func LoadHF(dir string) (Config, Weights, error) {
 		return Config{}, nil, fmt.Errorf("%s: %s: %w", fn, dir, err)
 	}
 	ts := hfTensors(hc)
-	scratch := 0
-	for _, t := range ts {
-		if info, ok := set.Tensor(t.hf); ok && (t.linear || t.optional) {
-			scratch = max(scratch, info.Len())
-		}
-	}
-	buf := make([]float32, scratch)
+	var rows []float32 // a block of rows of a Linear weight, for the transpose
 	w := make(Weights, len(ts))
 	for _, t := range ts {
 		info, ok := set.Tensor(t.hf)
 		if !ok { // an optional tensor (CheckTensors found every other)
 			continue
 		}
-		n := info.Len()
-		if t.optional { // lm_head.weight of a tied model
-			if err := set.ReadFloat32(t.hf, buf[:n]); err != nil {
+		if t.optional { // lm_head.weight of a tied model: (V, D) like the embedding
+			var i int
+			if i, rows, err = firstDifference(set, t.hf, w[hfEmbed].Float32s(), rows); err != nil {
 				return Config{}, nil, checkpointError(fn, err)
 			}
-			if i := firstDifference(buf[:n], w[hfEmbed].Float32s()); i >= 0 {
+			if i >= 0 {
 				return Config{}, nil, fmt.Errorf("%s: %s: tensor %q differs from %q at element %d, but tie_word_embeddings is true: %w",
 					fn, info.File, t.hf, "model.embed_tokens.weight", i, ErrCheckpoint)
 			}
 			continue
 		}
-		data := make([]float32, n)
+		data := make([]float32, info.Len())
 		if t.linear {
-			if err := set.ReadFloat32(t.hf, buf[:n]); err != nil {
-				return Config{}, nil, checkpointError(fn, err)
-			}
-			layerops.Transpose(data, buf[:n], t.shape[0], t.shape[1])
-		} else if err := set.ReadFloat32(t.hf, data); err != nil {
+			rows, err = readTransposed(set, t, data, rows)
+		} else {
+			err = set.ReadFloat32(t.hf, data)
+		}
+		if err != nil {
 			return Config{}, nil, checkpointError(fn, err)
 		}
 		w[t.actq] = tensor.New(tensor.WithShape(t.actqShape()...), tensor.WithBacking(data))
@@ -206,6 +199,30 @@ func SaveHF(dir string, cfg Config, w Weights) error {
 	return nil
 }
 
+// loadBlock is how many elements LoadHF reads at a time where it does
+// not read a tensor straight into its final place.
+const loadBlock = 1 << 16
+
+// readTransposed reads the Linear weight t, stored (out, in), into dst as
+// its (in, out) transpose, a block of rows at a time through buf (grown to
+// a block of about loadBlock elements if shorter), which it returns for
+// reuse.
+func readTransposed(set *safetensors.Set, t hfTensor, dst, buf []float32) ([]float32, error) {
+	out, in := t.shape[0], t.shape[1]
+	block := max(1, loadBlock/in) // rows per read
+	if len(buf) < block*in {
+		buf = make([]float32, block*in)
+	}
+	for r := 0; r < out; r += block {
+		n := min(block, out-r)
+		if err := set.ReadFloat32At(t.hf, buf[:n*in], r*in); err != nil {
+			return buf, err
+		}
+		layerops.TransposeTo(dst[r:], out, buf[:n*in], n, in)
+	}
+	return buf, nil
+}
+
 // fillFrom returns a safetensors Fill function for the data src of an
 // actq tensor: with hfShape (out, in), src is the (in, out) transpose of
 // the tensor to write; with hfShape nil, it is the tensor itself. Values
@@ -227,15 +244,26 @@ func fillFrom[T float32 | float64](src []T, hfShape []int) func(dst []float32, s
 	}
 }
 
-// firstDifference returns the first index where a and b (of one length)
-// differ in their bits, or −1.
-func firstDifference(a, b []float32) int {
-	for i := range a {
-		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
-			return i
+// firstDifference reads the tensor called name, of want's length, a block
+// at a time through buf (grown to loadBlock elements if shorter, and
+// returned for reuse), and returns the index of its first element whose
+// bits differ from want's, or −1.
+func firstDifference(set *safetensors.Set, name string, want, buf []float32) (int, []float32, error) {
+	if len(buf) < loadBlock {
+		buf = make([]float32, loadBlock)
+	}
+	for lo := 0; lo < len(want); lo += loadBlock {
+		part := buf[:min(loadBlock, len(want)-lo)]
+		if err := set.ReadFloat32At(name, part, lo); err != nil {
+			return -1, buf, err
+		}
+		for i, x := range part {
+			if math.Float32bits(x) != math.Float32bits(want[lo+i]) {
+				return lo + i, buf, nil
+			}
 		}
 	}
-	return -1
+	return -1, buf, nil
 }
 
 // hfEmbed is the actq name of the token embedding.

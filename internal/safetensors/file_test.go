@@ -126,6 +126,46 @@ func TestReadF16(t *testing.T) {
 	}
 }
 
+// TestReadFloat32At reads every tensor of the F32, F16 and BF16 test
+// checkpoints in pieces of every length from 1 to 7 elements at every
+// start (up to the first 300), and checks each piece against the slice of
+// the whole tensor.
+func TestReadFloat32At(t *testing.T) {
+	for _, name := range []string{"gqa-f32", "gqa-f16", "mha-bf16-tied"} {
+		f, err := safetensors.Open(filepath.Join("..", "..", "testdata", "llama", name, safetensors.ModelFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range f.Tensors() {
+			whole := make([]float32, info.Len())
+			if err := f.ReadFloat32(info.Name, whole); err != nil {
+				t.Fatal(err)
+			}
+			for start := 0; start < min(len(whole), 300); start++ {
+				for n := 1; n <= 7 && start+n <= len(whole); n++ {
+					part := make([]float32, n)
+					if err := f.ReadFloat32At(info.Name, part, start); err != nil {
+						t.Fatal(err)
+					}
+					for i, v := range part {
+						if math.Float32bits(v) != math.Float32bits(whole[start+i]) {
+							t.Fatalf("%s %s: element %d read at %d+%d: %g, want %g", name, info.Name, start+i, start, i, v, whole[start+i])
+						}
+					}
+				}
+			}
+			// The last elements, and an empty read at the end.
+			if err := f.ReadFloat32At(info.Name, make([]float32, 3), len(whole)-3); err != nil {
+				t.Error(err)
+			}
+			if err := f.ReadFloat32At(info.Name, nil, len(whole)); err != nil {
+				t.Error(err)
+			}
+		}
+		f.Close()
+	}
+}
+
 // TestReadErrors checks each way ReadFloat32 and ReadRaw refuse, and that
 // each error names the file and the tensor.
 func TestReadErrors(t *testing.T) {
@@ -145,6 +185,11 @@ func TestReadErrors(t *testing.T) {
 		{"long destination", f.ReadFloat32("w", make([]float32, 5)), safetensors.ErrShape, `"w"`},
 		{"nil destination", f.ReadFloat32("w", nil), safetensors.ErrShape, `"w"`},
 		{"I64 as float32", f.ReadFloat32("i", make([]float32, 1)), safetensors.ErrDtype, `"i"`},
+		{"range before the start", f.ReadFloat32At("w", make([]float32, 1), -1), safetensors.ErrShape, `"w"`},
+		{"range past the end", f.ReadFloat32At("w", make([]float32, 2), 3), safetensors.ErrShape, `"w"`},
+		{"range starting past the end", f.ReadFloat32At("w", nil, 5), safetensors.ErrShape, `"w"`},
+		{"range of I64", f.ReadFloat32At("i", make([]float32, 1), 0), safetensors.ErrDtype, `"i"`},
+		{"range, no such tensor", f.ReadFloat32At("x", make([]float32, 1), 0), safetensors.ErrNotFound, `"x"`},
 		{"raw, wrong size", f.ReadRaw("w", make([]byte, 15)), safetensors.ErrShape, `"w"`},
 		{"raw, no such tensor", f.ReadRaw("x", make([]byte, 15)), safetensors.ErrNotFound, `"x"`},
 	} {
