@@ -15,11 +15,11 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// ConfigFile is the name of a Hugging Face checkpoint's configuration.
-const ConfigFile = "config.json"
+// configFile is the name of a Hugging Face checkpoint's configuration.
+const configFile = "config.json"
 
 // LoadHF reads the Hugging Face checkpoint of a Llama-family model
-// (transformers' LlamaForCausalLM) in the directory dir: ConfigFile and
+// (transformers' LlamaForCausalLM) in the directory dir: config.json and
 // the weights in model.safetensors, or in the shards that
 // model.safetensors.index.json lists. It returns the model's Config and
 // its Weights (Float32), which NewEvaluator, NewTrainer, Calibrate and the
@@ -75,7 +75,7 @@ const ConfigFile = "config.json"
 // bad input.
 func LoadHF(dir string) (Config, Weights, error) {
 	const fn = "graph.LoadHF"
-	hc, err := hf.ReadConfig(filepath.Join(dir, ConfigFile))
+	hc, err := hf.ReadConfig(filepath.Join(dir, configFile))
 	if err != nil {
 		return Config{}, nil, checkpointError(fn, err)
 	}
@@ -126,7 +126,7 @@ func LoadHF(dir string) (Config, Weights, error) {
 
 // SaveHF writes the model cfg with weights w as a Hugging Face checkpoint
 // in the directory dir (made if missing), which transformers'
-// LlamaForCausalLM.from_pretrained and LoadHF read: ConfigFile, in the
+// LlamaForCausalLM.from_pretrained and LoadHF read: config.json, in the
 // form transformers writes it, and model.safetensors with every tensor in
 // F32 (PyTorch's (out, in) layout for the Linear weights, no
 // lm_head.weight with tied embeddings), metadata {"format": "pt"}. Each
@@ -193,7 +193,7 @@ func SaveHF(dir string, cfg Config, w Weights) error {
 	if err := safetensors.Write(filepath.Join(dir, safetensors.ModelFile), tensors, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("%s: %w", fn, err)
 	}
-	if err := hf.WriteConfig(filepath.Join(dir, ConfigFile), hc); err != nil {
+	if err := hf.WriteConfig(filepath.Join(dir, configFile), hc); err != nil {
 		return fmt.Errorf("%s: %w", fn, err)
 	}
 	return nil

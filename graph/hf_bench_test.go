@@ -4,8 +4,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/actq/actq/internal/peakmem"
@@ -55,7 +53,7 @@ func BenchmarkLoadHF(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			var rs []peakmem.Result
 			for b.Loop() {
-				r, err := peakmem.Run("TestLoadHFChild", strconv.FormatBool(cold)+":"+dir)
+				r, err := peakmem.Run("TestLoadHFChild", dir, cold)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -93,21 +91,17 @@ func hfBenchWeights(b *testing.B) Weights {
 }
 
 // TestLoadHFChild is BenchmarkLoadHF's child process; it does nothing
-// unless the benchmark starts it (through peakmem.Run, with "cold:dir" or
-// "warm:dir").
+// unless the benchmark starts it (through peakmem.Run).
 func TestLoadHFChild(t *testing.T) {
-	arg, ok := peakmem.Arg()
+	dir, ok, err := peakmem.Child()
 	if !ok {
 		t.Skip("run by BenchmarkLoadHF")
 	}
-	cold, dir, _ := strings.Cut(arg, ":")
-	if cold == "true" {
-		if err := peakmem.DropCache(filepath.Join(dir, safetensors.ModelFile)); err != nil {
-			t.Fatal(err)
-		}
+	if err != nil {
+		t.Fatal(err)
 	}
 	var w Weights
-	err := peakmem.Measure(func() (int64, error) {
+	err = peakmem.Measure(func() (int64, error) {
 		var err error
 		if _, w, err = LoadHF(dir); err != nil {
 			return 0, err

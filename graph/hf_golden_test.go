@@ -52,6 +52,20 @@ func readLlamaGolden(t *testing.T, name string) *llamaGolden {
 	return lg
 }
 
+// loadLlama loads the test checkpoint name with LoadHF and reads its
+// golden; the config's SeqLen is that of the golden's token sequences,
+// which b holds with their next tokens as targets.
+func loadLlama(t *testing.T, name string) (cfg Config, w Weights, lg *llamaGolden, b Batch) {
+	t.Helper()
+	cfg, w, err := LoadHF(llamaDir(name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lg = readLlamaGolden(t, name)
+	cfg.SeqLen = len(lg.tokens[0])
+	return cfg, w, lg, nextTokenBatch(lg.tokens)
+}
+
 func (lg *llamaGolden) array(t *testing.T, name string) []float64 {
 	t.Helper()
 	v, err := lg.c.F64(name)
@@ -112,18 +126,14 @@ func relErr(got, want []float64) float64 {
 //     float64, within 1e-12 of the loss and 1e-12·max|gradient|;
 //   - the argmax of the last position's logits, the sequence so far fed
 //     in full to an Evaluator at every step, against the golden's greedy
-//     continuations, token by token (what a Generator must reproduce).
+//     continuations, token by token (what a Generator must reproduce):
+//     all 16 steps, or under the race detector, which makes each new
+//     Evaluator slow, the first 4.
 func TestLlamaCheckpointGolden(t *testing.T) {
 	for _, name := range llamaCheckpoints {
 		t.Run(name, func(t *testing.T) {
-			cfg, w, err := LoadHF(llamaDir(name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			lg := readLlamaGolden(t, name)
-			batch, seq := len(lg.tokens), len(lg.tokens[0])
-			b := nextTokenBatch(lg.tokens)
-			cfg.SeqLen = seq
+			cfg, w, lg, b := loadLlama(t, name)
+			batch := len(lg.tokens)
 			logits64 := lg.array(t, "logits64")
 			cfg64, w64 := cfg, toFloat64(w)
 			cfg64.Dtype = tensor.Float64
@@ -201,7 +211,11 @@ func TestLlamaCheckpointGolden(t *testing.T) {
 			// Greedy decoding by full forward passes.
 			for _, run := range lg.greedy {
 				seq := append([]int(nil), run.Prompt...)
-				for step, want := range run.Tokens {
+				steps := run.Tokens
+				if raceEnabled {
+					steps = steps[:4]
+				}
+				for step, want := range steps {
 					c := cfg
 					c.SeqLen = len(seq)
 					ev, err := NewEvaluator(c, w, 1)
@@ -230,19 +244,13 @@ func TestLlamaCheckpointGolden(t *testing.T) {
 
 // TestLlamaFineTune fine-tunes loaded checkpoints (one untied, one with
 // tied embeddings, whose embedding gets the gradients of the lookup and
-// the head) for a few Adam steps on one batch, plainly and under the w8a8
+// the head) for 5 Adam steps on one batch, plainly and under the w8a8
 // tier (quantization-aware, straight-through gradients): the loss must
 // fall by a third, which wrong or unapplied gradients would not do, and an
 // Evaluator of the trained weights must see the lower loss.
 func TestLlamaFineTune(t *testing.T) {
 	for _, name := range []string{"gqa-f32", "mqa-f32-tied"} {
-		cfg, w, err := LoadHF(llamaDir(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lg := readLlamaGolden(t, name)
-		cfg.SeqLen = len(lg.tokens[0])
-		b := nextTokenBatch(lg.tokens)
+		cfg, w, lg, b := loadLlama(t, name)
 		w8a8, err := TierByName("w8a8")
 		if err != nil {
 			t.Fatal(err)
@@ -253,7 +261,7 @@ func TestLlamaFineTune(t *testing.T) {
 				t.Fatal(err)
 			}
 			var losses []float64
-			for range 8 {
+			for range 5 {
 				m, err := tr.Step(b)
 				if err != nil {
 					t.Fatal(err)
@@ -274,7 +282,7 @@ func TestLlamaFineTune(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("%s, plan %v: loss %.4f → %.4f over 8 steps (%.3v), evaluated after: %.4f", name, plan != nil, losses[0], losses[len(losses)-1], losses, after.Loss)
+			t.Logf("%s, plan %v: loss %.4f → %.4f over 5 steps (%.3v), evaluated after: %.4f", name, plan != nil, losses[0], losses[len(losses)-1], losses, after.Loss)
 			if !(after.Loss < losses[0]*2/3) || !(losses[len(losses)-1] < losses[0]*2/3) {
 				t.Errorf("%s, plan %v: loss %.4f → %.4f (evaluated %.4f), want a fall by a third", name, plan != nil, losses[0], losses[len(losses)-1], after.Loss)
 			}
@@ -288,14 +296,9 @@ func TestLlamaFineTune(t *testing.T) {
 // stay within 2% of full precision.
 func TestLlamaTiers(t *testing.T) {
 	for _, name := range []string{"gqa-f32", "mqa-f32-tied"} {
-		cfg, w, err := LoadHF(llamaDir(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		lg := readLlamaGolden(t, name)
-		seq, batch := len(lg.tokens[0]), len(lg.tokens)
-		cfg.SeqLen = seq
-		b := nextTokenBatch(lg.tokens)
+		cfg, w, lg, b := loadLlama(t, name)
+		seq, batch := cfg.SeqLen, len(lg.tokens)
+		var err error
 		int4 := func(group int) *Quant {
 			return &Quant{Spec: quantize.Spec{Format: quantize.Int4, Granularity: quantize.PerGroup, GroupSize: group, Symmetric: true}}
 		}

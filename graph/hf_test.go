@@ -14,7 +14,6 @@ import (
 	"testing"
 
 	"github.com/actq/actq/internal/safetensors"
-	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -23,7 +22,7 @@ import (
 func copyCheckpoint(t *testing.T, name string) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, f := range []string{ConfigFile, safetensors.ModelFile} {
+	for _, f := range []string{configFile, safetensors.ModelFile} {
 		data, err := os.ReadFile(filepath.Join(llamaDir(name), f))
 		if err != nil {
 			t.Fatal(err)
@@ -38,7 +37,7 @@ func copyCheckpoint(t *testing.T, name string) string {
 // editConfig rewrites dir's config.json after edit changes its fields.
 func editConfig(t *testing.T, dir string, edit func(map[string]any)) {
 	t.Helper()
-	path := filepath.Join(dir, ConfigFile)
+	path := filepath.Join(dir, configFile)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +113,7 @@ func rewriteTensors(t *testing.T, dir string, edit func([]safetensors.Tensor) []
 // variants (rotary inverse frequencies of old checkpoints, a tied
 // lm_head.weight equal to the embedding) load.
 func TestLoadHFErrors(t *testing.T) {
-	const model, config = safetensors.ModelFile, ConfigFile
+	const model, config = safetensors.ModelFile, configFile
 	header := func(edit func(map[string]map[string]any)) func(*testing.T, string) {
 		return func(t *testing.T, dir string) { editHeader(t, dir, edit) }
 	}
@@ -342,14 +341,7 @@ func TestSaveHFRoundTrip(t *testing.T) {
 	}
 
 	cfg := llamaTestConfig()
-	m, err := NewModel(gorgonia.NewGraph(), cfg, WithSeed(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := m.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := seededWeights(t, cfg, 8)
 	dir := t.TempDir()
 	if err := SaveHF(dir, cfg, w); err != nil {
 		t.Fatal(err)
@@ -358,7 +350,9 @@ func TestSaveHFRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := m.Config(); cfg2 != want {
+	want := cfg
+	want.Norm, want.Dtype = NormRMS, tensor.Float32 // the defaults, filled in
+	if cfg2 != want {
 		t.Errorf("config %+v, want %+v", cfg2, want)
 	}
 	sameWeights(t, w2, w)
@@ -394,14 +388,7 @@ func TestSaveHFRoundTrip(t *testing.T) {
 // nothing then.
 func TestSaveHFErrors(t *testing.T) {
 	cfg := llamaTestConfig()
-	m, err := NewModel(gorgonia.NewGraph(), cfg, WithSeed(8))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := m.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := seededWeights(t, cfg, 8)
 	without := func(name string) Weights { c := w.Clone(); delete(c, name); return c }
 	reshaped := w.Clone()
 	reshaped["block1.attn.Wk"] = tensor.New(tensor.WithShape(16, 32), tensor.WithBacking(make([]float32, 512)))

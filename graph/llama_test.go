@@ -142,6 +142,20 @@ func llamaTestConfig() Config {
 		Activation: "silu", Gated: true, NoBias: true, RoPETheta: 1e4, NormEps: 1e-6, TieEmbeddings: true}
 }
 
+// seededWeights returns the initial weights of a model of cfg from seed.
+func seededWeights(t *testing.T, cfg Config, seed uint64) Weights {
+	t.Helper()
+	m, err := NewModel(gorgonia.NewGraph(), cfg, WithSeed(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := m.Weights()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // TestLlamaModelParams checks the parameters a Llama-family config makes:
 // no position embedding, no head, no biases, key and value projections of
 // KVHeads heads, and the norm ε everywhere.
@@ -205,14 +219,7 @@ func TestLlamaModelParams(t *testing.T) {
 // per-channel head learns one scale per vocabulary entry.
 func TestLlamaPlans(t *testing.T) {
 	cfg := llamaTestConfig()
-	m, err := NewModel(gorgonia.NewGraph(), cfg, WithSeed(4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := m.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := seededWeights(t, cfg, 4)
 	batch := reverseTask(rand.New(rand.NewPCG(1, 1)), 4, 3)
 	want, _, _ := evalLogits(t, cfg, w, nil, []Batch{batch})
 	pp := PassthroughPlan()
@@ -284,14 +291,7 @@ func TestKVSites(t *testing.T) {
 	cfg := llamaTestConfig()
 	cfg.Dtype = tensor.Float64
 	const batch, seq, kv, dh, d = 2, 6, 2, 8, 32
-	m, err := NewModel(gorgonia.NewGraph(), cfg, WithSeed(5))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := m.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := seededWeights(t, cfg, 5)
 	b := reverseTask(rand.New(rand.NewPCG(2, 2)), batch, 3)
 	static := func(group int) *Quant {
 		return &Quant{Spec: quantize.Spec{Format: quantize.Int8, Granularity: quantize.PerGroup, GroupSize: group, Symmetric: true}, Static: true}

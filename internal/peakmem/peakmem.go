@@ -2,8 +2,8 @@
 // some work (loading a checkpoint, say) in a child process of a test
 // binary, so that what the test process holds already does not count. It
 // is for benchmarks: a benchmark calls Run, which starts the binary again
-// running one test; that test calls Arg to learn that it is the child and
-// Measure to do the work.
+// running one test; that test calls Child to learn that it is the child
+// (and what to load) and Measure to do the work.
 //
 // The figures come from /proc/self/status (VmRSS before the work, VmHWM,
 // the high-water mark, after it), cross-checked with getrusage's maxrss
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -42,13 +43,13 @@ const (
 )
 
 // Run runs the test called test of the running test binary in a new
-// process, in which Arg returns arg, and returns the Result that the test
-// printed with Measure. It returns an error if the child fails or prints
-// no result, or if its peak is more than 2 MB above getrusage's maxrss of
-// the child.
-func Run(test, arg string) (Result, error) {
+// process, in which Child returns path (and, if cold, first drops it from
+// the page cache), and returns the Result that the test printed with
+// Measure. It returns an error if the child fails or prints no result, or
+// if its peak is more than 2 MB above getrusage's maxrss of the child.
+func Run(test, path string, cold bool) (Result, error) {
 	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), envArg+"="+arg)
+	cmd.Env = append(os.Environ(), envArg+"="+strconv.FormatBool(cold)+":"+path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return Result{}, fmt.Errorf("peakmem: child %s: %v\n%s", test, err, out)
@@ -76,9 +77,36 @@ func Run(test, arg string) (Result, error) {
 	return Result{}, fmt.Errorf("peakmem: child %s printed no result:\n%s", test, out)
 }
 
-// Arg returns the argument Run gave this process, and whether this process
-// is Run's child at all (a test that finds it is not should Skip).
-func Arg() (string, bool) { return os.LookupEnv(envArg) }
+// Child returns the path Run gave this process, and whether this process
+// is Run's child at all (a test that finds it is not should Skip). For a
+// cold run it first drops path (every regular file in it, for a
+// directory) from the page cache (DropCache), and returns DropCache's
+// error.
+func Child() (path string, ok bool, err error) {
+	arg, ok := os.LookupEnv(envArg)
+	if !ok {
+		return "", false, nil
+	}
+	cold, path, _ := strings.Cut(arg, ":")
+	if cold != "true" {
+		return path, true, nil
+	}
+	files := []string{path}
+	if entries, err := os.ReadDir(path); err == nil {
+		files = files[:0]
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+	}
+	for _, f := range files {
+		if err := DropCache(f); err != nil {
+			return path, true, err
+		}
+	}
+	return path, true, nil
+}
 
 // Measure records the resident set, runs work, which returns the number
 // of bytes it keeps, records the peak and the duration, and prints the

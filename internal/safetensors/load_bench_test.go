@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/actq/actq/internal/hf"
@@ -48,7 +46,7 @@ func BenchmarkLoad(b *testing.B) {
 			b.Run(name, func(b *testing.B) {
 				var rs []peakmem.Result
 				for b.Loop() {
-					r, err := peakmem.Run("TestLoadChild", strconv.FormatBool(cold)+":"+path)
+					r, err := peakmem.Run("TestLoadChild", path, cold)
 					if err != nil {
 						b.Fatal(err)
 					}
@@ -93,18 +91,14 @@ func numel(shape []int) int {
 }
 
 // TestLoadChild is BenchmarkLoad's child process; it does nothing unless
-// the benchmark starts it (through peakmem.Run, with "cold:path" or
-// "warm:path").
+// the benchmark starts it (through peakmem.Run).
 func TestLoadChild(t *testing.T) {
-	arg, ok := peakmem.Arg()
+	path, ok, err := peakmem.Child()
 	if !ok {
 		t.Skip("run by BenchmarkLoad")
 	}
-	cold, path, _ := strings.Cut(arg, ":")
-	if cold == "true" {
-		if err := peakmem.DropCache(path); err != nil {
-			t.Fatal(err)
-		}
+	if err != nil {
+		t.Fatal(err)
 	}
 	f, err := safetensors.Open(path)
 	if err != nil {
