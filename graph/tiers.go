@@ -64,7 +64,9 @@ func (t Tier) NeedsCalibration() bool {
 //
 // Per-token and per-row scales keep each sequence's result independent of
 // the rest of its batch and causal attention causal (see Plan). The model's
-// DModel and DHidden must be multiples of 32 for the int4 tiers.
+// DModel and DHidden must be multiples of 32 for the int4 tiers. No tier
+// puts a node at the key/value cache sites (Plan.AttnKeys, AttnValues): a
+// study of KV-cache quantization adds its own Quants there.
 func Tiers() []Tier {
 	perToken := func(f quantize.Format, sym bool) *Quant {
 		return &Quant{Spec: quantize.Spec{Format: f, Granularity: quantize.PerChannel, Axis: 0, Symmetric: sym}}

@@ -269,6 +269,8 @@ func TestRuntimeErrors(t *testing.T) {
 	split := must(SplitHeads(x, 2, 2))
 	merge := must(MergeHeads(a))
 	reshape := must(ReshapeCopy(x, 3, 8))
+	rope := must(RoPE(a, 1e4, 3))
+	transpose := must(TransposeLast(a))
 	dense := func(dt tensor.Dtype, shape ...int) *tensor.Dense {
 		return tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
 	}
@@ -290,6 +292,9 @@ func TestRuntimeErrors(t *testing.T) {
 		{split, []gorgonia.Value{f32(6, 4)}},
 		{merge, []gorgonia.Value{f32(1, 2, 3, 4)}},
 		{reshape, []gorgonia.Value{f32(6, 4)}},
+		{rope, []gorgonia.Value{f32(1, 2, 3, 4)}},
+		{rope.(*ropeOp).grads()[0].Op.(gorgonia.Op), []gorgonia.Value{f32(1, 2, 3, 4)}},
+		{transpose, []gorgonia.Value{f32(1, 2, 3, 4)}},
 	} {
 		add(c.op, "valid", "", nil, c.valid...)
 		add(c.op, "no inputs", "got 0 inputs", opkit.ErrValue)
