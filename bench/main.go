@@ -29,6 +29,10 @@
 // against the same model in PyTorch (bench/torch_model.py). Each figure is the
 // median of -count samples; the samples of all variants, PyTorch's too, are
 // interleaved, so that load from other processes hits them alike.
+//
+// The gemm op (see gemm.go) times float32 matrix products instead: actq's
+// Sgemm (package blas), gonum's and PyTorch's matmul, in GFLOPS and as a
+// fraction of the core's measured FMA peak.
 package main
 
 import (
@@ -47,6 +51,7 @@ import (
 	"strings"
 	"time"
 
+	actqblas "github.com/actq/actq/blas"
 	"github.com/actq/actq/internal/parallel"
 	"github.com/actq/actq/ops"
 	"github.com/actq/actq/ops/kernel"
@@ -129,6 +134,7 @@ type config struct {
 	python  string
 	noTorch bool
 	tape    bool
+	gemm    string
 }
 
 func main() {
@@ -136,7 +142,8 @@ func main() {
 	var opsFlag, threadsFlag string
 	quick := flag.Bool("quick", false, "quick run: 2^18 elements, 3 samples of 10ms, the study's model only (overrides -n, -count, -sample; -models if not set)")
 	flag.IntVar(&c.n, "n", 1<<20, "elements per tensor (softmax: rows of 1024)")
-	flag.StringVar(&opsFlag, "ops", "", "comma-separated ops (default: all; none: no op)")
+	flag.StringVar(&opsFlag, "ops", "", "comma-separated ops, gemm included (default: all; none: no op)")
+	flag.StringVar(&c.gemm, "gemm", "", "comma-separated m×k×n shapes of the gemm op, t for B transposed, e.g. 128x32x128t (default: "+defaultGEMM+"; -quick: "+quickGEMM+")")
 	modelsFlag := flag.String("models", "all", "comma-separated whole models (study, small-lm, long-seq; all; none)")
 	flag.StringVar(&threadsFlag, "threads", "", "comma-separated thread counts (default: 1 and GOMAXPROCS)")
 	flag.IntVar(&c.count, "count", 5, "samples per figure (the median is printed)")
@@ -151,10 +158,19 @@ func main() {
 			*modelsFlag = "study"
 		}
 	}
+	if c.gemm == "" {
+		c.gemm = defaultGEMM
+		if *quick {
+			c.gemm = quickGEMM
+		}
+	}
 	for _, o := range benchOps {
 		if opsFlag == "" || slices.Contains(strings.Split(opsFlag, ","), o.name) {
 			c.ops = append(c.ops, o.name)
 		}
+	}
+	if opsFlag == "" || slices.Contains(strings.Split(opsFlag, ","), "gemm") {
+		c.ops = append(c.ops, "gemm")
 	}
 	maxProcs := runtime.GOMAXPROCS(0)
 	if threadsFlag == "" {
@@ -178,6 +194,9 @@ func main() {
 	describeMachine()
 	torch := startTorch(c)
 	for _, name := range c.ops {
+		if name == "gemm" {
+			benchGEMM(c, torch)
+		}
 		for _, o := range benchOps {
 			if o.name == name {
 				benchOne(c, o, torch)
@@ -227,6 +246,7 @@ func describeMachine() {
 	fmt.Printf("CPU:           %s (%d logical CPUs)\n", cpu, runtime.NumCPU())
 	fmt.Printf("Go:            %s %s/%s, GOMAXPROCS %d, GOEXPERIMENT=%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), exp)
 	fmt.Printf("actq float32:  vector kernels: %s\n", kernel.VectorISA())
+	fmt.Printf("actq blas:     %s\n", actqblas.Kernels())
 }
 
 // torchServer is bench/torch_bench.py --serve: it times one PyTorch op per
@@ -301,6 +321,19 @@ func (t *torchServer) time(op string, shape []int, threads int, pass string, d t
 	return r.NS, nil
 }
 
+// variant is PyTorch's op as a timed variant; a failed call is reported
+// and gives NaN.
+func (t *torchServer) variant(op string, shape []int, threads int, pass string) variant {
+	return variant{name: "torch", timed: func(d time.Duration) float64 {
+		ns, err := t.time(op, shape, threads, pass, d)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench: PyTorch %s: %v\n", op, err)
+			return math.NaN()
+		}
+		return ns
+	}}
+}
+
 func (t *torchServer) close() {
 	t.in.Close()
 	t.cmd.Wait()
@@ -340,16 +373,9 @@ func benchOne(c config, o benchOp, torch *torchServer) {
 				fatalf("%s %s: %v", o.name, pass, err)
 			}
 			if torch != nil && o.torch != "" {
-				vs = append(vs, variant{name: "torch", timed: func(d time.Duration) float64 {
-					ns, err := torch.time(o.torch, shape, threads, pass, d)
-					if err != nil {
-						fmt.Fprintf(os.Stderr, "bench: PyTorch %s: %v\n", o.torch, err)
-						return math.NaN()
-					}
-					return ns
-				}})
+				vs = append(vs, torch.variant(o.torch, shape, threads, pass))
 			}
-			med := measure(c, vs)
+			med := measure(c, vs, median)
 			ns := func(name string) float64 {
 				for i, v := range vs {
 					if v.name == name {
@@ -381,26 +407,42 @@ func ratio(a, b float64) string {
 	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
 }
 
-// measure returns the median time per run of each variant, in ns, taking
-// c.count samples of each in turn.
-func measure(c config, vs []variant) []float64 {
+// measure returns, for each variant, pick of c.count samples of its time
+// per run in ns (NaN samples, failed PyTorch calls, left out), the samples
+// of all variants taken in turn.
+func measure(c config, vs []variant, pick func([]float64) float64) []float64 {
 	samples := make([][]float64, len(vs))
 	for range c.count {
 		for i, v := range vs {
+			var ns float64
 			if v.timed != nil {
-				samples[i] = append(samples[i], v.timed(c.sample))
+				ns = v.timed(c.sample)
 			} else {
-				samples[i] = append(samples[i], perRun(v.run, c.sample))
+				ns = perRun(v.run, c.sample)
+			}
+			if !math.IsNaN(ns) {
+				samples[i] = append(samples[i], ns)
 			}
 		}
 	}
-	med := make([]float64, len(vs))
+	r := make([]float64, len(vs))
 	for i, s := range samples {
-		slices.Sort(s)
-		med[i] = s[len(s)/2]
+		r[i] = math.NaN()
+		if len(s) > 0 {
+			r[i] = pick(s)
+		}
 	}
-	return med
+	return r
 }
+
+// median is the median of s (the upper one of an even count); it sorts s.
+func median(s []float64) float64 {
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// best is the smallest of s.
+func best(s []float64) float64 { return slices.Min(s) }
 
 // perRun returns the mean ns per call of run over at least d.
 func perRun(run func() error, d time.Duration) float64 {

@@ -100,7 +100,7 @@ func benchModelRows(c config, names []string, torch *torchServer) {
 					}})
 				}
 			}
-			med := measure(c, vs)
+			med := measure(c, vs, median)
 			ms := func(name string) float64 {
 				for i, v := range vs {
 					if v.name == name {

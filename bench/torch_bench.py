@@ -5,6 +5,13 @@ Times each op's forward call and its backward kernel (the aten function
 autograd would call) on float32 CPU tensors filled like the Go side
 (x[i] = 6·sin(0.618·i), dy[i] = cos(i)).
 
+The matmul ops time torch.matmul(a, b) on float32 matrices with values in
+[-1, 1] (no subnormals): "matmul" with shape [m, k, n] multiplies an m×k
+by a k×n matrix, "matmul_nt" an m×k by the transpose of an n×k one (as
+attention's Q·Kᵀ). Torch's matmul runs on the BLAS it was built with
+(OpenBLAS here), whose threads torch.set_num_threads does not set: the
+thread count is given to OpenBLAS too, through openblas_set_num_threads.
+
 With --serve (how the harness uses it, so that its samples interleave with
 the Go ones) it reads one JSON request per line,
 {"op", "shape", "threads", "pass": "fwd"|"fwdbwd", "min_seconds"}, and
@@ -20,6 +27,8 @@ whose "shape" is [vocab, seq, d_model, heads, d_hidden, layers, batch].
     /usr/bin/python3 bench/torch_bench.py --ops gelu,silu --shape 1048576 --threads 1,2
 """
 import argparse
+import ctypes
+import ctypes.util
 import json
 import math
 import sys
@@ -62,6 +71,45 @@ OPS = {
 }
 
 
+def matmul_inputs(op, shape):
+    """The operands of a matmul op: a (m×k) and b (k×n, or n×k for matmul_nt)."""
+    m, k, n = shape
+    a = torch.sin(torch.arange(m * k, dtype=torch.float64) * 0.618 + 1).float().reshape(m, k)
+    if op == "matmul_nt":
+        return a, torch.sin(torch.arange(n * k, dtype=torch.float64) * 0.618 + 2).float().reshape(n, k)
+    return a, torch.sin(torch.arange(k * n, dtype=torch.float64) * 0.618 + 2).float().reshape(k, n)
+
+
+MATMULS = {
+    "matmul": lambda a, b: torch.matmul(a, b),
+    "matmul_nt": lambda a, b: torch.matmul(a, b.t()),
+}
+
+
+def _openblas():
+    """The loaded OpenBLAS's openblas_set_num_threads, or None."""
+    for name in ("libblas.so.3", ctypes.util.find_library("openblas")):
+        if not name:
+            continue
+        try:
+            f = ctypes.CDLL(name).openblas_set_num_threads
+        except (OSError, AttributeError):
+            continue
+        f.argtypes = [ctypes.c_int]
+        return f
+    return None
+
+
+OPENBLAS_SET_NUM_THREADS = _openblas()
+
+
+def set_threads(n):
+    """Use n threads in torch's own kernels and in OpenBLAS."""
+    torch.set_num_threads(n)
+    if OPENBLAS_SET_NUM_THREADS is not None:
+        OPENBLAS_SET_NUM_THREADS(n)
+
+
 def per_call(fn, min_seconds):
     """Seconds per call of fn, timed over at least min_seconds."""
     fn()
@@ -83,7 +131,7 @@ def serve():
     for line in sys.stdin:
         try:
             r = json.loads(line)
-            torch.set_num_threads(int(r["threads"]))
+            set_threads(int(r["threads"]))
             key = (r["op"], tuple(r["shape"]))
             kind, _, act = r["op"].partition(":")
             if kind in ("model_train", "model_eval"):
@@ -96,10 +144,17 @@ def serve():
                 print(json.dumps({"ns": ns}), flush=True)
                 continue
             if key not in cache:
-                x, dy = inputs(r["shape"])
                 cache.clear()  # keep one op's tensors at a time
-                cache[key] = (x, dy)
+                if r["op"] in MATMULS:
+                    cache[key] = matmul_inputs(r["op"], r["shape"])
+                else:
+                    cache[key] = inputs(r["shape"])
             x, dy = cache[key]
+            if r["op"] in MATMULS:
+                mm = MATMULS[r["op"]]
+                ns = per_call(lambda: mm(x, dy), r["min_seconds"]) * 1e9
+                print(json.dumps({"ns": ns}), flush=True)
+                continue
             fwd, bwd = OPS[r["op"]]
             if r["pass"] == "fwd":
                 ns = per_call(lambda: fwd(x), r["min_seconds"]) * 1e9
@@ -123,14 +178,23 @@ def main():
     for s in a.shape:
         op, _, dims = s.rpartition("=")
         shapes[op] = [int(d) for d in dims.split("x")]
-    print(json.dumps({"torch": torch.__version__, "config": torch.__config__.parallel_info().splitlines()[:3]}), flush=True)
+    print(json.dumps({"torch": torch.__version__, "config": torch.__config__.parallel_info().splitlines()[:3],
+                      "openblas_threads": OPENBLAS_SET_NUM_THREADS is not None}), flush=True)
     if a.serve:
         serve()
         return
     torch.set_grad_enabled(False)
     for threads in [int(t) for t in a.threads.split(",")]:
-        torch.set_num_threads(threads)
+        set_threads(threads)
         for op in a.ops.split(","):
+            if op in MATMULS:
+                shape = shapes.get(op, [512, 512, 512])
+                x, y = matmul_inputs(op, shape)
+                mm = MATMULS[op]
+                v = sorted(per_call(lambda: mm(x, y), a.min_seconds) for _ in range(a.reps))
+                print(json.dumps({"op": op, "shape": shape, "threads": threads, "pass": "fwd",
+                                  "ns": v[0] * 1e9}), flush=True)
+                continue
             if op not in OPS:
                 print(json.dumps({"op": op, "error": "unknown op"}), flush=True)
                 continue
