@@ -21,6 +21,7 @@ type options struct {
 	// prequant: weights are quantized once at build time (Evaluator).
 	calibrate, prequant bool
 	attention           infer.Arithmetic // the Generator's (WithAttention)
+	products            infer.Products   // the Generator's (withProducts)
 }
 
 // WithSeed sets the seed of the initial weights (default 0). Each

@@ -16,9 +16,12 @@ import (
 // key/value cache, so each new token costs attention over the tokens so far
 // (O(context)) plus one pass over the weights, not a forward pass over the
 // whole sequence. It runs in plain Go over float32 weights (package
-// internal/infer), with the graph's kernels: greedy decoding gives the
-// argmax of the logits an Evaluator computes at the last position of the
-// sequence so far.
+// internal/infer), with the graph's kernels: its logits are those an
+// Evaluator computes at the last position of the sequence so far, within
+// float32 rounding (its matrix products are actq's Sgemm for a prompt and
+// gonum's Sgemv for each new token, where graph's layers use gonum's
+// Sgemm: the logits agree within a few 1e-7 of their largest magnitude),
+// and greedy decoding gives their argmax but at near ties.
 //
 // Under a plan (WithPlan), weight sites are quantized once, when the
 // Generator is built, as an Evaluator's are, and activation sites are
@@ -51,6 +54,10 @@ type Generator struct {
 // ignore it. Its type is internal to actq: it is for actq's own studies of
 // attention numerics.
 func WithAttention(a infer.Arithmetic) Option { return func(o *options) { o.attention = a } }
+
+// withProducts sets the routines of a Generator's matrix products (the
+// tests' infer.ProductsGonum gives the Evaluator's arithmetic).
+func withProducts(p infer.Products) Option { return func(o *options) { o.products = p } }
 
 // NewGenerator returns a Generator for the model cfg with weights w (read,
 // not kept: later changes to w do not reach it); opts may add a
@@ -98,7 +105,7 @@ func NewGenerator(cfg Config, w Weights, opts ...Option) (*Generator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
-	eng, err := infer.New(im, infer.Options{Attention: b.opts.attention})
+	eng, err := infer.New(im, infer.Options{Attention: b.opts.attention, Products: b.opts.products})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}

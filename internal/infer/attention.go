@@ -150,7 +150,7 @@ func (s *State) attendTasks(sc *attnScratch, l int, q, o []float32, first, bq, b
 		kv := h / group
 		kdata := kc.Data[kv*kc.Cap*dh:]
 		vdata := vc.Data[kv*vc.Cap*dh:]
-		matmul(true, rows, keys, dh, q[r0*qd+h*dh:], qd, kdata, dh, S, width)
+		e.matmul(true, rows, keys, dh, q[r0*qd+h*dh:], qd, kdata, dh, S, width)
 		for i := range rows {
 			pos := first + r0 + i
 			vis := pos + 1
@@ -193,7 +193,7 @@ func (s *State) attendTasks(sc *attnScratch, l int, q, o []float32, first, bq, b
 			}
 		}
 		if e.opt.Attention.PV == PVFloat32 {
-			matmul(false, rows, dh, keys, S, width, vdata, dh, o[r0*qd+h*dh:], qd)
+			e.matmul(false, rows, dh, keys, S, width, vdata, dh, o[r0*qd+h*dh:], qd)
 		}
 	}
 	return nil

@@ -11,11 +11,14 @@
 // positions×positions matrix. The logits are computed only for the rows
 // asked for. Work is split over GOMAXPROCS goroutines where it is large.
 //
-// The arithmetic is the graph's, kernel for kernel: norms from
-// internal/layerops, activations and softmax from ops/kernel, every matrix
-// product through one call (matmul). Where the graph runs the same
-// operations on the same values, the engine gives the same bits (see
-// TestDecodeEqualsPrefill, and package graph's tests of its Generator).
+// The arithmetic is the graph's, kernel for kernel: norms and rotary
+// positions from internal/layerops, activations and softmax from
+// ops/kernel, every matrix product through one call (matmul), by default
+// actq's Sgemm for several rows and gonum's Sgemv for one. With
+// Options.Products = ProductsGonum (gonum's routines, which graph's layers
+// use) the engine gives the graph's results bit for bit (see package
+// graph's tests of its Generator); with the default, within float32
+// rounding.
 //
 // Hooks in the Model (RowSite, AttnSite, KVSite) are where a caller
 // quantizes or watches activations: package graph puts its quantization

@@ -1,12 +1,44 @@
 package infer
 
 import (
+	"fmt"
 	"runtime"
 
+	actqblas "github.com/actq/actq/blas"
 	"github.com/actq/actq/internal/parallel"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 )
+
+// Products selects the routines of the engine's matrix products.
+type Products uint8
+
+const (
+	// ProductsFast multiplies several rows with actq's Sgemm (package
+	// blas) and a single row with gonum's Sgemv: decoding one token is a
+	// sequence of matrix–vector products bound by the speed at which the
+	// weights stream from memory, which gonum's Sgemv nearly reaches,
+	// where a GEMM's kernel, built for many rows, computes its whole block
+	// of rows for one (bench/RESULTS.md has the measurements).
+	ProductsFast Products = iota
+	// ProductsGonum multiplies everything with gonum's Sgemm and Sgemv:
+	// the arithmetic of package graph's layers today (through Gorgonia's
+	// matrix products and internal/layerops), so that the engine's
+	// results equal an Evaluator's bit for bit (gonum's Sgemv computes
+	// each element as its Sgemm does: an axpy over b's rows, or a dot
+	// product with b's rows when b is transposed, for k ≤ 64).
+	ProductsGonum
+)
+
+func (p Products) String() string {
+	switch p {
+	case ProductsFast:
+		return "fast"
+	case ProductsGonum:
+		return "gonum"
+	}
+	return fmt.Sprintf("Products(%d)", uint8(p))
+}
 
 // gemvMinWork is the fewest multiply-adds of a matrix–vector product worth
 // handing to another goroutine: a GEMV streams its matrix from memory, and
@@ -17,17 +49,11 @@ const gemvMinWork = 1 << 17
 // matmul computes c = a·b, or a·bᵀ with transB, for the row-major
 // matrices a (m×k, leading dimension lda), b (k×n, ldb; n×k with transB)
 // and c (m×n, ldc). It is the engine's one call of a matrix product: every
-// projection, the LM head, Q·Kᵀ and P·V go through it.
-//
-// Products of many rows go to Sgemm, which splits them over goroutines
-// itself. A single row goes to Sgemv over column ranges of c, on several
-// goroutines when the matrix is large: decoding one token is a sequence of
-// such products, bound by the speed at which the weights stream from
-// memory. Per element, gonum's Sgemv computes what its Sgemm computes
-// (the same sequence of float32 operations: an axpy over b's rows, or a dot
-// product with b's rows when transB, for k ≤ 64), so a row's result does
-// not depend on how many rows are multiplied at once.
-func matmul(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+// projection, the LM head, Q·Kᵀ and P·V go through it, with the routines
+// Options.Products selects. A single row is split over goroutines, by
+// columns of c, when the matrix is large; several rows are split by the
+// GEMM itself.
+func (e *Engine) matmul(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -36,7 +62,11 @@ func matmul(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int
 		if transB {
 			tb = blas.Trans
 		}
-		gonum.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+		if e.opt.Products == ProductsGonum {
+			gonum.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+		} else {
+			actqblas.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+		}
 		return
 	}
 	if minCols := max(1, gemvMinWork/max(k, 1)); runtime.GOMAXPROCS(0) > 1 && n >= 2*minCols {
