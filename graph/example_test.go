@@ -84,9 +84,10 @@ func copyTask(rng *rand.Rand, batch int) graph.Batch {
 	return b
 }
 
-// Train a tiny transformer to copy digits, then evaluate it in float32 and
-// under int8 weights and activations.
-func ExampleNewTrainer() {
+// trainCopy trains a tiny transformer to copy digits (61 Adam steps of 16
+// sequences of copyTask) and returns its config, its weights, the metrics
+// of the first step and the random source of the batches, for more.
+func trainCopy() (graph.Config, graph.Weights, graph.Metrics, *rand.Rand) {
 	cfg := graph.Config{Vocab: 11, SeqLen: 6, DModel: 16, Heads: 2, DHidden: 32, Layers: 1, Activation: "gelu"}
 	tr, err := graph.NewTrainer(cfg, nil, graph.TrainConfig{Batch: 16, LearnRate: 1e-2, Seed: 1})
 	if err != nil {
@@ -101,6 +102,13 @@ func ExampleNewTrainer() {
 		}
 	}
 	w, _ := tr.Weights()
+	return cfg, w, first, rng
+}
+
+// Train a tiny transformer to copy digits, then evaluate it in float32 and
+// under int8 weights and activations.
+func ExampleNewTrainer() {
+	cfg, w, first, rng := trainCopy()
 	test := []graph.Batch{copyTask(rng, 16), copyTask(rng, 16)}
 
 	fp32, _ := graph.NewEvaluator(cfg, w, 16)

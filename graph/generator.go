@@ -82,25 +82,12 @@ func NewGenerator(cfg Config, w Weights, opts ...Option) (*Generator, error) {
 	}
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	b, err := newBuilder(fn, gorgonia.NewGraph(), tensor.Float32,
-		append([]Option{WithWeights(w)}, append(opts[:len(opts):len(opts)], withPrequantizedWeights())...))
-	if err != nil {
-		return nil, err
-	}
-	if cfg.Norm == "" {
-		cfg.Norm = NormRMS
-	}
-	if cfg.KVHeads == 0 {
-		cfg.KVHeads = cfg.Heads
-	}
-	if cfg.NormEps == 0 {
-		cfg.NormEps = DefaultNormEps
-	}
-	cfg.Dtype = tensor.Float32
-	model, err := newModel(b, cfg)
+	model, err := NewModel(gorgonia.NewGraph(), cfg,
+		append([]Option{WithWeights(w)}, append(opts[:len(opts):len(opts)], withPrequantizedWeights())...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
+	b, cfg := model.b, model.Config()
 	im, err := engineModel(b, model)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)

@@ -2,27 +2,15 @@ package graph_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 
 	"github.com/actq/actq/graph"
 )
 
-// Train a tiny transformer to copy digits, then let a Generator continue a
-// prompt: greedy in float32, greedy under the w8a8 tier, and sampled.
+// Train a tiny transformer to copy digits (trainCopy), then let a
+// Generator continue a prompt: greedy in float32, greedy under the w8a8
+// tier, and sampled.
 func ExampleGenerator() {
-	cfg := graph.Config{Vocab: 11, SeqLen: 6, DModel: 16, Heads: 2, DHidden: 32, Layers: 1, Activation: "gelu"}
-	tr, err := graph.NewTrainer(cfg, nil, graph.TrainConfig{Batch: 16, LearnRate: 1e-2, Seed: 1})
-	if err != nil {
-		panic(err)
-	}
-	defer tr.Close()
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 80 {
-		if _, err := tr.Step(copyTask(rng, 16)); err != nil {
-			panic(err)
-		}
-	}
-	w, _ := tr.Weights()
+	cfg, w, _, _ := trainCopy()
 
 	prompt := []int{4, 2, 7, 10} // three digits and the separator
 	gen, err := graph.NewGenerator(cfg, w)

@@ -53,15 +53,7 @@ var llamaConfigs = []Config{
 // TestGeneratorLlamaConfigs: the Llama options under every standard tier:
 // greedy tokens and logits equal the Evaluator's.
 func TestGeneratorLlamaConfigs(t *testing.T) {
-	for ci, cfg := range llamaConfigs {
-		if raceEnabled && ci > 0 {
-			break // slow under -race, and single-goroutine
-		}
-		w := genWeights(t, cfg, uint64(50+ci))
-		for _, plan := range tierPlans(t, cfg, w) {
-			checkGreedy(t, fmt.Sprintf("llama config %d", ci), cfg, w, plan, []int{2, 7, 1, 8}, genSteps)
-		}
-	}
+	checkConfigs(t, "llama config", llamaConfigs, 50, []int{2, 7, 1, 8})
 }
 
 // kvPlan returns a plan with keys and values sites (nil: none) on top of

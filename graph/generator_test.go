@@ -14,7 +14,6 @@ import (
 	"github.com/actq/actq/internal/infer"
 	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize"
-	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -32,16 +31,9 @@ var genConfigs = []Config{
 
 // genWeights returns the initial weights of cfg from seed, with the
 // biases and LayerNorm shifts moved off zero so that they matter.
-func genWeights(t testing.TB, cfg Config, seed uint64) Weights {
+func genWeights(t *testing.T, cfg Config, seed uint64) Weights {
 	t.Helper()
-	m, err := NewModel(gorgonia.NewGraph(), cfg, WithSeed(seed))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := m.Weights()
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := seededWeights(t, cfg, seed)
 	rng := rand.New(rand.NewPCG(seed, 5))
 	for name, v := range w {
 		if strings.HasSuffix(name, ".B1") || strings.HasSuffix(name, ".B2") || strings.HasSuffix(name, ".B3") || strings.HasSuffix(name, ".b") {
@@ -53,7 +45,7 @@ func genWeights(t testing.TB, cfg Config, seed uint64) Weights {
 	return w
 }
 
-func newGen(t testing.TB, cfg Config, w Weights, opts ...Option) *Generator {
+func newGen(t *testing.T, cfg Config, w Weights, opts ...Option) *Generator {
 	t.Helper()
 	g, err := NewGenerator(cfg, w, opts...)
 	if err != nil {
@@ -83,7 +75,7 @@ func prefixBatch(cfg Config, seq []int, lens []int) (Batch, []int) {
 // a batch of one sequence padded with token 0 to SeqLen: the Evaluator on
 // the sequence so far (causal attention and scales per token or per query
 // row keep the padding from reaching the prefix's last row).
-func evaluatorRows(t testing.TB, cfg Config, w Weights, plan *Plan, seq []int, lens []int) [][]float64 {
+func evaluatorRows(t *testing.T, cfg Config, w Weights, plan *Plan, seq []int, lens []int) [][]float64 {
 	t.Helper()
 	var opts []Option
 	if plan != nil {
@@ -107,7 +99,7 @@ func evaluatorRows(t testing.TB, cfg Config, w Weights, plan *Plan, seq []int, l
 
 // tierPlans returns the standard tiers' plans for cfg, calibrated where
 // needed (on random sequences), fp32's as nil.
-func tierPlans(t testing.TB, cfg Config, w Weights) []*Plan {
+func tierPlans(t *testing.T, cfg Config, w Weights) []*Plan {
 	t.Helper()
 	var plans []*Plan
 	for _, tier := range Tiers() {
@@ -134,13 +126,20 @@ func tierPlans(t testing.TB, cfg Config, w Weights) []*Plan {
 // position of the sequence before it (see evaluatorRows). The Generator's
 // logits at those positions equal the Evaluator's bit for bit (genExact).
 func TestGeneratorGreedyMatchesEvaluator(t *testing.T) {
-	for ci, cfg := range genConfigs {
+	checkConfigs(t, "config", genConfigs, 10, []int{3, 1, 4, 1, 5})
+}
+
+// checkConfigs runs checkGreedy on each config (weights from seed0 + its
+// index) under every standard tier; under -race, on the first config only
+// (the checks are slow there, and run on one goroutine).
+func checkConfigs(t *testing.T, what string, configs []Config, seed0 uint64, prompt []int) {
+	for ci, cfg := range configs {
 		if raceEnabled && ci > 0 {
-			break // slow under -race, and single-goroutine
+			break
 		}
-		w := genWeights(t, cfg, uint64(10+ci))
+		w := genWeights(t, cfg, seed0+uint64(ci))
 		for _, plan := range tierPlans(t, cfg, w) {
-			checkGreedy(t, fmt.Sprintf("config %d", ci), cfg, w, plan, []int{3, 1, 4, 1, 5}, genSteps)
+			checkGreedy(t, fmt.Sprintf("%s %d", what, ci), cfg, w, plan, prompt, genSteps)
 		}
 	}
 }

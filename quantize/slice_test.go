@@ -49,20 +49,15 @@ func rowData(n int) []float32 {
 func fakeQuantNode(t *testing.T, x *tensor.Dense, s Spec) ([]float32, StatsSnapshot) {
 	t.Helper()
 	var st Stats
-	g := gorgonia.NewGraph()
-	xn := gorgonia.NodeFromAny(g, x.Clone().(*tensor.Dense), gorgonia.WithName("x"))
-	y, err := FakeQuantWith(xn, s, WithStats(&st))
-	if err != nil {
-		t.Fatal(err)
+	zeros := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(x.Shape()...))
+	y, _ := runTape(t, x.Clone().(*tensor.Dense), zeros, func(x *gorgonia.Node) (*gorgonia.Node, error) {
+		return FakeQuantWith(x, s, WithStats(&st))
+	})
+	out := make([]float32, len(y))
+	for i, v := range y {
+		out[i] = float32(v) // exact: y holds float32 values
 	}
-	var out gorgonia.Value
-	gorgonia.Read(y, &out)
-	m := gorgonia.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	return append([]float32(nil), out.Data().([]float32)...), st.Snapshot()
+	return out, st.Snapshot()
 }
 
 // sameBits reports whether a and b hold the same float32 bits.
