@@ -69,13 +69,22 @@ func (a Arithmetic) check() error {
 }
 
 // attnBlock is the most score values (query rows × keys) a worker holds
-// at once: with many keys, fewer query rows go in a block, so memory stays
-// O(block·positions) per worker however long the sequence.
-const attnBlock = 1 << 16
+// at once, 4 MiB: with many keys, fewer query rows go in a block (64 rows
+// at 16384 keys), so memory stays O(block·positions) per worker however
+// long the sequence, and the blocks' products are still large enough for
+// the GEMM (a 16384-token prefill of a small model ran in 3.7 s with
+// blocks of 2^20 values, 4.9 s with 2^18 and 8.0 s with 2^16).
+const attnBlock = 1 << 20
 
 // attnMinWork is the fewest multiply-adds of attention worth handing to
 // another goroutine.
 const attnMinWork = 1 << 16
+
+// attnInnerWork is the size of a task's products from which the tasks run
+// one after another: actq's Sgemm splits a product of twice its threadMin
+// (2^21 multiply-adds) over two threads itself, and goroutines over the
+// tasks on top would oversubscribe the cores.
+const attnInnerWork = 1 << 22
 
 // attnScratch is one worker's buffers.
 type attnScratch struct {
@@ -102,9 +111,12 @@ func (s *State) attention(l int, q, o []float32, n, first int) error {
 	bq := min(max(attnBlock/pad16(end), 1), 64, n)
 	blocks := (n + bq - 1) / bq
 	tasks := m.Heads * blocks
-	work := n * end * e.dh * m.Heads / max(tasks, 1) // per task, about
+	work := bq * end * e.dh // a task's products, about
 	minTasks := max(1, attnMinWork/max(work, 1))
 	workers := parallel.Workers(tasks, minTasks)
+	if work >= attnInnerWork {
+		workers = 1 // the products split themselves
+	}
 	for len(s.ws.attn) < workers {
 		s.ws.attn = append(s.ws.attn, attnScratch{})
 	}
@@ -150,14 +162,11 @@ func (s *State) attendTasks(sc *attnScratch, l int, q, o []float32, first, bq, b
 		kv := h / group
 		kdata := kc.Data[kv*kc.Cap*dh:]
 		vdata := vc.Data[kv*vc.Cap*dh:]
-		e.matmul(true, rows, keys, dh, q[r0*qd+h*dh:], qd, kdata, dh, S, width)
+		e.matmul(true, rows, keys, dh, e.scale, q[r0*qd+h*dh:], qd, kdata, dh, S, width) // Q·Kᵀ/√Dh
 		for i := range rows {
 			pos := first + r0 + i
 			vis := pos + 1
 			row := S[i*width : (i+1)*width]
-			for j := range vis {
-				row[j] *= e.scale
-			}
 			for j := vis; j < width; j++ {
 				row[j] = float32(math.Inf(-1))
 			}
@@ -193,7 +202,7 @@ func (s *State) attendTasks(sc *attnScratch, l int, q, o []float32, first, bq, b
 			}
 		}
 		if e.opt.Attention.PV == PVFloat32 {
-			e.matmul(false, rows, dh, keys, S, width, vdata, dh, o[r0*qd+h*dh:], qd)
+			e.matmul(false, rows, dh, keys, 1, S, width, vdata, dh, o[r0*qd+h*dh:], qd)
 		}
 	}
 	return nil

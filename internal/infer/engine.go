@@ -251,9 +251,9 @@ func (s *State) chunk(tokens []int, off int, logits []float32, rows []int) error
 		layerops.NormRows(h, x[(r-off)*d:(r-off+1)*d], m.FinalG, m.FinalB, m.NormEps)
 		out := logits[i*m.Vocab : (i+1)*m.Vocab]
 		if m.Head != nil {
-			e.matmul(false, 1, m.Vocab, d, h, d, m.Head, m.Vocab, out, m.Vocab)
+			e.matmul(false, 1, m.Vocab, d, 1, h, d, m.Head, m.Vocab, out, m.Vocab)
 		} else {
-			e.matmul(true, 1, m.Vocab, d, h, d, m.HeadT, d, out, m.Vocab)
+			e.matmul(true, 1, m.Vocab, d, 1, h, d, m.HeadT, d, out, m.Vocab)
 		}
 	}
 	return nil
@@ -271,9 +271,9 @@ func (s *State) layer(l, n, first int) error {
 	// Attention.
 	layerops.NormRows(h, x, L.Norm1G, L.Norm1B, m.NormEps)
 	q, k, v := ws.q[:n*qd], ws.k[:n*kd], ws.v[:n*kd]
-	e.matmul(false, n, qd, d, h, d, L.Wq, qd, q, qd)
-	e.matmul(false, n, kd, d, h, d, L.Wk, kd, k, kd)
-	e.matmul(false, n, kd, d, h, d, L.Wv, kd, v, kd)
+	e.matmul(false, n, qd, d, 1, h, d, L.Wq, qd, q, qd)
+	e.matmul(false, n, kd, d, 1, h, d, L.Wk, kd, k, kd)
+	e.matmul(false, n, kd, d, 1, h, d, L.Wv, kd, v, kd)
 	if m.RoPETheta > 0 {
 		s.rotate(q, k, n, first)
 	}
@@ -299,7 +299,7 @@ func (s *State) layer(l, n, first int) error {
 	if err := s.attention(l, q, o, n, first); err != nil {
 		return err
 	}
-	e.matmul(false, n, d, qd, o, qd, L.Wo, d, h, d)
+	e.matmul(false, n, d, qd, 1, o, qd, L.Wo, d, h, d)
 	add(x, h)
 
 	// FFN.
@@ -310,14 +310,14 @@ func (s *State) layer(l, n, first int) error {
 	}
 	f := m.DHidden
 	f1 := ws.f1[:n*f]
-	e.matmul(false, n, f, d, in, d, L.W1, f, f1, f)
+	e.matmul(false, n, f, d, 1, in, d, L.W1, f, f1, f)
 	addBias(f1, L.B1)
 	if err := e.act(f1, f1); err != nil {
 		return err
 	}
 	if m.Gated {
 		f3 := ws.f3[:n*f]
-		e.matmul(false, n, f, d, in, d, L.W3, f, f3, f)
+		e.matmul(false, n, f, d, 1, in, d, L.W3, f, f3, f)
 		addBias(f3, L.B3)
 		for i, g := range f3 {
 			f1[i] *= g
@@ -327,7 +327,7 @@ func (s *State) layer(l, n, first int) error {
 	if err != nil {
 		return err
 	}
-	e.matmul(false, n, d, f, hid, f, L.W2, d, h, d)
+	e.matmul(false, n, d, f, 1, hid, f, L.W2, d, h, d)
 	addBias(h, L.B2)
 	add(x, h)
 	out, err := s.site(L.Out, x, n, d, first, "block output")

@@ -46,14 +46,20 @@ func (p Products) String() string {
 // goroutine.
 const gemvMinWork = 1 << 17
 
-// matmul computes c = a·b, or a·bᵀ with transB, for the row-major
-// matrices a (m×k, leading dimension lda), b (k×n, ldb; n×k with transB)
-// and c (m×n, ldc). It is the engine's one call of a matrix product: every
-// projection, the LM head, Q·Kᵀ and P·V go through it, with the routines
-// Options.Products selects. A single row is split over goroutines, by
-// columns of c, when the matrix is large; several rows are split by the
-// GEMM itself.
-func (e *Engine) matmul(transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+// matmul computes c = a·b, or alpha·(a·bᵀ) with transB, for the
+// row-major matrices a (m×k, leading dimension lda), b (k×n, ldb; n×k with
+// transB) and c (m×n, ldc). It is the engine's one call of a matrix
+// product: every projection, the LM head, Q·Kᵀ and P·V go through it, with
+// the routines Options.Products selects. A single row is split over
+// goroutines, by columns of c, when the matrix is large; several rows are
+// split by the GEMM itself.
+//
+// alpha scales the products of the transposed form (Q·Kᵀ/√Dh), where each
+// routine multiplies each finished dot product by it, rounding once, as a
+// separate multiplication of the result would (gonum's: alpha·dot; actq's:
+// alpha·acc, for k within one block of its kernel, 384). It must be 1
+// without transB: gonum's Sgemm would scale a's elements instead.
+func (e *Engine) matmul(transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
@@ -63,27 +69,27 @@ func (e *Engine) matmul(transB bool, m, n, k int, a []float32, lda int, b []floa
 			tb = blas.Trans
 		}
 		if e.opt.Products == ProductsGonum {
-			gonum.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+			gonum.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, alpha, a, lda, b, ldb, 0, c, ldc)
 		} else {
-			actqblas.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, 1, a, lda, b, ldb, 0, c, ldc)
+			actqblas.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, alpha, a, lda, b, ldb, 0, c, ldc)
 		}
 		return
 	}
 	if minCols := max(1, gemvMinWork/max(k, 1)); runtime.GOMAXPROCS(0) > 1 && n >= 2*minCols {
 		_ = parallel.For(n, minCols, func(lo, hi int) error {
-			gemvCols(transB, lo, hi, k, a, b, ldb, c)
+			gemvCols(transB, lo, hi, k, alpha, a, b, ldb, c)
 			return nil
 		})
 		return
 	}
-	gemvCols(transB, 0, n, k, a, b, ldb, c) // no closure: no allocation
+	gemvCols(transB, 0, n, k, alpha, a, b, ldb, c) // no closure: no allocation
 }
 
 // gemvCols computes c[lo:hi] of the one-row product c = a·b (or a·bᵀ).
-func gemvCols(transB bool, lo, hi, k int, a, b []float32, ldb int, c []float32) {
+func gemvCols(transB bool, lo, hi, k int, alpha float32, a, b []float32, ldb int, c []float32) {
 	if transB {
-		// c[j] = b_j·a for b's rows lo…hi−1.
-		gonum.Implementation{}.Sgemv(blas.NoTrans, hi-lo, k, 1, b[lo*ldb:], ldb, a, 1, 0, c[lo:hi], 1)
+		// c[j] = alpha·(b_j·a) for b's rows lo…hi−1.
+		gonum.Implementation{}.Sgemv(blas.NoTrans, hi-lo, k, alpha, b[lo*ldb:], ldb, a, 1, 0, c[lo:hi], 1)
 		return
 	}
 	// c = aᵀ·b over columns lo…hi−1: an axpy of b's rows.
