@@ -71,9 +71,8 @@ func (a Arithmetic) check() error {
 // attnBlock is the most score values (query rows × keys) a worker holds
 // at once, 4 MiB: with many keys, fewer query rows go in a block (64 rows
 // at 16384 keys), so memory stays O(block·positions) per worker however
-// long the sequence, and the blocks' products are still large enough for
-// the GEMM (a 16384-token prefill of a small model ran in 3.7 s with
-// blocks of 2^20 values, 4.9 s with 2^18 and 8.0 s with 2^16).
+// long the sequence, while the blocks' products keep enough rows for the
+// GEMM's kernel (smaller blocks measured slower: bench/RESULTS.md).
 const attnBlock = 1 << 20
 
 // attnMinWork is the fewest multiply-adds of attention worth handing to
