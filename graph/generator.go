@@ -299,7 +299,9 @@ func (g *Generator) Generate(prompt []int, n int, s Sampling) ([]int, error) {
 	if n == 0 {
 		return out, nil
 	}
-	st := g.eng.NewState(len(prompt) + n - 1)
+	// The cache is reserved for the whole run (no growth while decoding)
+	// up to maxReserve positions; past that it grows as it fills.
+	st := g.eng.NewState(min(len(prompt)+n-1, max(len(prompt), maxReserve)))
 	logits := make([]float32, g.cfg.Vocab)
 	sm := newSampler(s, g.cfg.Vocab)
 	tok, row := []int{0}, []int{0}
@@ -356,6 +358,11 @@ func (g *Generator) Logits(tokens, positions []int) ([]float64, error) {
 	}
 	return l, nil
 }
+
+// maxReserve is the most positions Generate reserves the cache for
+// before running (a request for a very long generation with rotary
+// positions then fails when memory does, not before).
+const maxReserve = 1 << 16
 
 // newRand returns the sampler's random source for seed.
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0)) }

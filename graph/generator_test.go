@@ -229,11 +229,12 @@ const fastMargin = 2e-3
 
 // fastTol returns the bound on the fast products' logits against the
 // Evaluator's, relative to max|logit|: without a plan, float32 rounding
-// carried through the layers (measured up to 4.8e-7 here; see also
+// carried through the layers (measured up to 4.6e-7 here; see also
 // internal/infer.TestDecodeEqualsPrefill); under a plan, the rounding
-// differences may cross a quantizer's rounding boundaries (measured up to
-// 1.4e-4, with the fp16 tier, whose every site rounds; the bound leaves a
-// factor of 10).
+// differences may cross a quantizer's rounding boundary (measured up to
+// 1.6e-6 here, and 1.4e-4 with an earlier layout of the fast products,
+// where an fp16 site's boundary was crossed; the bound leaves a factor of
+// 10 over that).
 func fastTol(plan *Plan) float64 {
 	if plan == nil {
 		return 1e-5

@@ -3,6 +3,7 @@ package infer
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/actq/actq/internal/layerops"
 )
@@ -37,10 +38,13 @@ type Engine struct {
 	// scale is 1/√Dh rounded to float32, the constant the graph multiplies
 	// the scores by.
 	scale float32
+	// outIn: m's weight matrices are held transposed (ProductsFast).
+	outIn bool
 }
 
 // New returns an engine for m, which it keeps (the caller must not change
-// m's slices while the engine runs). It returns an error wrapping ErrModel
+// m's slices while the engine runs); with ProductsFast it keeps its own
+// copy, with the weight matrices transposed, and not m's matrices. It returns an error wrapping ErrModel
 // for a model that does not fit together and ErrInput for bad options.
 func New(m *Model, opt Options) (*Engine, error) {
 	if err := m.check(); err != nil {
@@ -66,7 +70,50 @@ func New(m *Model, opt Options) (*Engine, error) {
 		}
 	}
 	act, _ := activation(m.Activation)
-	return &Engine{m: m, opt: opt, act: act, dh: m.Dh(), scale: float32(1 / math.Sqrt(float64(m.Dh())))}, nil
+	e := &Engine{m: m, opt: opt, act: act, dh: m.Dh(), scale: float32(1 / math.Sqrt(float64(m.Dh())))}
+	if opt.Products == ProductsFast {
+		e.m, e.outIn = outIn(m), true
+	}
+	return e, nil
+}
+
+// outIn returns a copy of m whose weight matrices are transposed copies,
+// in the (out, in) layout of PyTorch's Linear, the head included (as
+// HeadT). A one-row product then takes dot products with the weights'
+// rows, and a split of its columns over goroutines gives each a
+// contiguous part of the matrix to stream, where with (in, out) it would
+// take a piece of every row.
+func outIn(m *Model) *Model {
+	c := *m
+	c.Layers = slices.Clone(m.Layers)
+	d, f, qd, kd := m.DModel, m.DHidden, m.DModel, m.KVHeads*m.Dh()
+	t := func(w []float32, in, out int) []float32 {
+		if w == nil {
+			return nil
+		}
+		dst := make([]float32, len(w))
+		layerops.Transpose(dst, w, in, out)
+		return dst
+	}
+	for i := range c.Layers {
+		l := &c.Layers[i]
+		l.Wq, l.Wk, l.Wv, l.Wo = t(l.Wq, d, qd), t(l.Wk, d, kd), t(l.Wv, d, kd), t(l.Wo, qd, d)
+		l.W1, l.W2, l.W3 = t(l.W1, d, f), t(l.W2, f, d), t(l.W3, d, f)
+	}
+	if m.Head != nil {
+		c.HeadT, c.Head = t(m.Head, d, m.Vocab), nil
+	}
+	return &c
+}
+
+// linear sets y = x·W for n rows x of in values, W being (in, out) as the
+// Model gives it, held (out, in) when outIn.
+func (e *Engine) linear(n, in, out int, x, w, y []float32) {
+	if e.outIn {
+		e.matmul(true, n, out, in, 1, x, in, w, in, y, out)
+		return
+	}
+	e.matmul(false, n, out, in, 1, x, in, w, out, y, out)
 }
 
 // Model returns the engine's model.
@@ -251,7 +298,7 @@ func (s *State) chunk(tokens []int, off int, logits []float32, rows []int) error
 		layerops.NormRows(h, x[(r-off)*d:(r-off+1)*d], m.FinalG, m.FinalB, m.NormEps)
 		out := logits[i*m.Vocab : (i+1)*m.Vocab]
 		if m.Head != nil {
-			e.matmul(false, 1, m.Vocab, d, 1, h, d, m.Head, m.Vocab, out, m.Vocab)
+			e.linear(1, d, m.Vocab, h, m.Head, out)
 		} else {
 			e.matmul(true, 1, m.Vocab, d, 1, h, d, m.HeadT, d, out, m.Vocab)
 		}
@@ -271,9 +318,9 @@ func (s *State) layer(l, n, first int) error {
 	// Attention.
 	layerops.NormRows(h, x, L.Norm1G, L.Norm1B, m.NormEps)
 	q, k, v := ws.q[:n*qd], ws.k[:n*kd], ws.v[:n*kd]
-	e.matmul(false, n, qd, d, 1, h, d, L.Wq, qd, q, qd)
-	e.matmul(false, n, kd, d, 1, h, d, L.Wk, kd, k, kd)
-	e.matmul(false, n, kd, d, 1, h, d, L.Wv, kd, v, kd)
+	e.linear(n, d, qd, h, L.Wq, q)
+	e.linear(n, d, kd, h, L.Wk, k)
+	e.linear(n, d, kd, h, L.Wv, v)
 	if m.RoPETheta > 0 {
 		s.rotate(q, k, n, first)
 	}
@@ -299,7 +346,7 @@ func (s *State) layer(l, n, first int) error {
 	if err := s.attention(l, q, o, n, first); err != nil {
 		return err
 	}
-	e.matmul(false, n, d, qd, 1, o, qd, L.Wo, d, h, d)
+	e.linear(n, qd, d, o, L.Wo, h)
 	add(x, h)
 
 	// FFN.
@@ -310,14 +357,14 @@ func (s *State) layer(l, n, first int) error {
 	}
 	f := m.DHidden
 	f1 := ws.f1[:n*f]
-	e.matmul(false, n, f, d, 1, in, d, L.W1, f, f1, f)
+	e.linear(n, d, f, in, L.W1, f1)
 	addBias(f1, L.B1)
 	if err := e.act(f1, f1); err != nil {
 		return err
 	}
 	if m.Gated {
 		f3 := ws.f3[:n*f]
-		e.matmul(false, n, f, d, 1, in, d, L.W3, f, f3, f)
+		e.linear(n, d, f, in, L.W3, f3)
 		addBias(f3, L.B3)
 		for i, g := range f3 {
 			f1[i] *= g
@@ -327,7 +374,7 @@ func (s *State) layer(l, n, first int) error {
 	if err != nil {
 		return err
 	}
-	e.matmul(false, n, d, f, 1, hid, f, L.W2, d, h, d)
+	e.linear(n, f, d, hid, L.W2, h)
 	addBias(h, L.B2)
 	add(x, h)
 	out, err := s.site(L.Out, x, n, d, first, "block output")

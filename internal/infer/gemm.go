@@ -51,8 +51,8 @@ const gemvMinWork = 1 << 17
 // transB) and c (m×n, ldc). It is the engine's one call of a matrix
 // product: every projection, the LM head, Q·Kᵀ and P·V go through it, with
 // the routines Options.Products selects. A single row is split over
-// goroutines, by columns of c, when the matrix is large; several rows are
-// split by the GEMM itself.
+// goroutines, by chunks of columns of c (parallel.Dynamic), when the
+// matrix is large; several rows are split by the GEMM itself.
 //
 // alpha scales the products of the transposed form (Q·Kᵀ/√Dh), where each
 // routine multiplies each finished dot product by it, rounding once, as a
@@ -76,10 +76,10 @@ func (e *Engine) matmul(transB bool, m, n, k int, alpha float32, a []float32, ld
 		return
 	}
 	if minCols := max(1, gemvMinWork/max(k, 1)); runtime.GOMAXPROCS(0) > 1 && n >= 2*minCols {
-		_ = parallel.For(n, minCols, func(lo, hi int) error {
-			gemvCols(transB, lo, hi, k, alpha, a, b, ldb, c)
-			return nil
-		})
+		// Chunks taken in turn: a helper goroutine the OS runs late
+		// (the cores busy with other work) leaves its share to the caller
+		// instead of holding up each of a decoding step's many products.
+		parallel.Dynamic(n, minCols, func(lo, hi int) { gemvCols(transB, lo, hi, k, alpha, a, b, ldb, c) })
 		return
 	}
 	gemvCols(transB, 0, n, k, alpha, a, b, ldb, c) // no closure: no allocation

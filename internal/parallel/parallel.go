@@ -4,6 +4,7 @@ package parallel
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Workers returns the number of goroutines For and ForWorkers use for n
@@ -55,4 +56,42 @@ func ForWorkers(n, minChunk int, body func(worker, lo, hi int) error) error {
 		}
 	}
 	return nil
+}
+
+// Dynamic calls body on the chunks [lo, min(lo+chunk, n)) that cover
+// [0, n), which the calling goroutine and up to GOMAXPROCS−1 others started
+// for the call take in order from a shared counter. It returns when every
+// chunk is done, without waiting for a goroutine that took none: a
+// goroutine the OS runs late (the cores busy with other work) finds the
+// chunks taken and calls nothing, so it costs the caller nothing but the
+// share of the work it did not do, where For would wait for it. body must
+// be safe to run concurrently on disjoint ranges; a small n (one chunk)
+// runs body(0, n) on the caller with no goroutine and no allocation.
+func Dynamic(n, chunk int, body func(lo, hi int)) {
+	chunk = max(chunk, 1)
+	chunks := (n + chunk - 1) / chunk
+	workers := min(runtime.GOMAXPROCS(0), chunks)
+	if workers <= 1 {
+		body(0, n)
+		return
+	}
+	var next, done atomic.Int64
+	finished := make(chan struct{})
+	work := func() {
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= chunks {
+				return
+			}
+			body(i*chunk, min((i+1)*chunk, n))
+			if int(done.Add(1)) == chunks {
+				close(finished)
+			}
+		}
+	}
+	for range workers - 1 {
+		go work()
+	}
+	work()
+	<-finished
 }

@@ -82,3 +82,26 @@ func TestForWorkersIndexesWorkers(t *testing.T) {
 		}
 	}
 }
+
+func TestDynamicCoversRangeOnce(t *testing.T) {
+	for _, tc := range []struct{ n, chunk int }{{0, 1}, {1, 1}, {7, 2}, {100, 10}, {1000, 3}, {10, 1000}, {5, 0}} {
+		hits := make([]int32, tc.n)
+		Dynamic(tc.n, tc.chunk, func(lo, hi int) {
+			if hi-lo > max(tc.chunk, 1) && hi-lo != tc.n {
+				t.Errorf("n=%d chunk=%d: range [%d,%d) longer than a chunk", tc.n, tc.chunk, lo, hi)
+			}
+			for i := lo; i < hi; i++ {
+				atomic.AddInt32(&hits[i], 1)
+			}
+		})
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("n=%d chunk=%d: index %d visited %d times", tc.n, tc.chunk, i, h)
+			}
+		}
+	}
+	body := func(lo, hi int) {}
+	if a := testing.AllocsPerRun(100, func() { Dynamic(100, 1000, body) }); a != 0 {
+		t.Fatalf("one-chunk Dynamic allocated %v times", a)
+	}
+}
