@@ -35,9 +35,9 @@ func genWeights(t *testing.T, cfg Config, seed uint64) Weights {
 	t.Helper()
 	w := seededWeights(t, cfg, seed)
 	rng := rand.New(rand.NewPCG(seed, 5))
-	for name, v := range w {
+	for _, name := range w.Names() { // in order: the same draws every run
 		if strings.HasSuffix(name, ".B1") || strings.HasSuffix(name, ".B2") || strings.HasSuffix(name, ".B3") || strings.HasSuffix(name, ".b") {
-			for i, d := 0, v.Float32s(); i < len(d); i++ {
+			for i, d := 0, w[name].Float32s(); i < len(d); i++ {
 				d[i] = float32(0.1 * rng.NormFloat64())
 			}
 		}
@@ -222,24 +222,25 @@ func checkGreedy(t *testing.T, what string, cfg Config, w Weights, plan *Plan, p
 
 // fastMargin is how close to the Evaluator's argmax (relative to
 // max|logit|) a token of the fast products may be when it is not the
-// argmax: rounding differences of a few 1e-7 can only reorder a near tie,
-// and under a plan, where such a difference can move a value across a
-// quantizer's rounding boundary, they stay below fastTol's bound.
-const fastMargin = 2e-3
+// argmax: their rounding differences (a few 1e-7) can only reorder a near
+// tie, or under a plan, where they may move a value across a quantizer's
+// rounding boundary, a tie within fastTol.
+const fastMargin = 2e-2
 
 // fastTol returns the bound on the fast products' logits against the
 // Evaluator's, relative to max|logit|: without a plan, float32 rounding
 // carried through the layers (measured up to 4.6e-7 here; see also
-// internal/infer.TestDecodeEqualsPrefill); under a plan, the rounding
-// differences may cross a quantizer's rounding boundary (measured up to
-// 1.6e-6 here, and 1.4e-4 with an earlier layout of the fast products,
-// where an fp16 site's boundary was crossed; the bound leaves a factor of
-// 10 over that).
+// internal/infer.TestDecodeEqualsPrefill). Under a plan a rounding
+// difference may move a value across a quantizer's rounding boundary,
+// which changes it by a whole code: with int8 per token, 1/127 of its
+// row's largest value, 8e-3 relative. The logits then move by up to about
+// as much (measured up to 1.7e-4 with these weights, and 6.9e-3 under
+// w8a8 with others).
 func fastTol(plan *Plan) float64 {
 	if plan == nil {
 		return 1e-5
 	}
-	return 2e-3
+	return 2e-2
 }
 
 // firstDiff returns the first index where a and b differ in bits, or −1.
