@@ -30,7 +30,10 @@
 // plan, and reports loss and accuracy (Metrics). Each owns its graph and
 // machine. Gorgonia graphs and machines are not safe for concurrent use:
 // use each Trainer or Evaluator from one goroutine, and run several for
-// parallel studies. Nothing in this package is global.
+// parallel studies. Generator writes text with a model (greedy or sampled,
+// with a key/value cache, under a plan), and scores long sequences at
+// chosen positions, without a graph; it is safe for concurrent use.
+// Nothing in this package is global.
 //
 // Reshape in Gorgonia returns a view sharing its input's memory, which the
 // tape machine's register allocator does not track: an elementwise op that

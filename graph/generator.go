@@ -33,7 +33,12 @@ import (
 // unscaled casts (FP16, BF16) and Passthrough. A site whose dynamic scales
 // span tokens (per tensor, or per feature across tokens) would need the
 // whole sequence recomputed at every step: NewGenerator refuses it, naming
-// the site. The standard tiers all fit (w4a8-static once calibrated).
+// the site. The standard tiers all fit (w4a8-static once calibrated). The
+// key/value cache sites are the exception: the cache holds float32 keys
+// and values, and a site whose scales span positions (KIVI's per-channel
+// keys, keys in groups of tokens) requantizes the cached rows those scales
+// cover at every step (see kvHook for what that computes in deeper
+// layers).
 //
 // Sites count their statistics as the graph's do, with two differences:
 // each quantized slice counts as a run (a token's row, a query row), and
