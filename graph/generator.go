@@ -37,8 +37,12 @@ import (
 // key/value cache sites are the exception: the cache holds float32 keys
 // and values, and a site whose scales span positions (KIVI's per-channel
 // keys, keys in groups of tokens) requantizes the cached rows those scales
-// cover at every step (see kvHook for what that computes in deeper
-// layers).
+// cover at every step. A step's first layer then reads what a full pass
+// over the sequence so far reads; deeper layers read keys and values that
+// earlier steps computed under the scales of their time (where the full
+// pass recomputes every position with the latest ones), as a requantizing
+// KV cache does. A prompt's prefill computes the full pass in every
+// layer.
 //
 // Sites count their statistics as the graph's do, with two differences:
 // each quantized slice counts as a run (a token's row, a query row), and
