@@ -15,15 +15,10 @@ func ReLU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.ReLU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		if n := reluVec(d, x); n == len(x) {
-			return nil
-		}
-	}
-	for i, v := range x {
+	i := reluVec(as32(dst), as32(x))
+	for j, v := range x[i:] {
 		// Go's max is IEEE maximum: NaN if v is NaN, and max(−0, 0) = +0.
-		dst[i] = max(v, 0)
+		dst[i+j] = max(v, 0)
 	}
 	return nil
 }
@@ -46,18 +41,12 @@ func ReLUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.ReLUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		dy, _ := as32(dy)
-		if n := reluGradVec(d, x, dy); n == len(x) {
-			return nil
-		}
-	}
-	for i, v := range x {
+	i := reluGradVec(as32(dst), as32(x), as32(dy))
+	for j, v := range x[i:] {
 		if !(v <= 0) {
-			dst[i] = dy[i]
+			dst[i+j] = dy[i+j]
 		} else {
-			dst[i] = 0
+			dst[i+j] = 0
 		}
 	}
 	return nil
