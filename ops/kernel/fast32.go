@@ -2,10 +2,10 @@ package kernel
 
 // simd_avx2_amd64.go is simd_amd64.go's vector code rewritten for 8 lanes;
 // activation_amd64.s (with its stubs and constant table) is the same code in
-// assembly for the default build, written by internal/asmgen (a module of its
-// own, so that actq does not depend on avo).
+// assembly for the default build, written by the repository's avo program,
+// internal/asmgen (a module of its own, so that actq does not depend on avo).
 //go:generate go run gen_avx2.go
-//go:generate go run -C internal/asmgen . -out ../../activation_amd64.s -stubs ../../activation_stub_amd64.go -consts ../../activation_consts_amd64.go -pkg kernel
+//go:generate go run -C ../../internal/asmgen . ops/kernel
 
 import (
 	"math"
