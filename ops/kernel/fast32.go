@@ -4,7 +4,7 @@ package kernel
 // activation_amd64.s (with its stubs and constant table) is the same code in
 // assembly for the default build, written by the repository's avo program,
 // internal/asmgen (a module of its own, so that actq does not depend on avo).
-//go:generate go run gen_avx2.go
+//go:generate go run gen_avx2.go -lanes 8
 //go:generate go run -C ../../internal/asmgen . ops/kernel
 
 import (
