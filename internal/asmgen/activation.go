@@ -291,6 +291,16 @@ func absClamp(v Register, limit string) VecVirtual {
 	return vmin(and(v, k("absMask")), k(limit))
 }
 
+// sigmoidGradOut is the end of the backward kernels of x·σ(z) (SiLU, with
+// f = a, and GELUTanh, with f = a·z′): from sigmoidParts, the derivative
+// σ(|z|)·(1 + f·σ(−|z|)) for x ≥ 0 and σ(−|z|)·(1 − f·σ(|z|)) for x < 0,
+// times dy (gradOut).
+func sigmoidGradOut(v, z Register, dy Mem, one, f, m, p1, p2, big VecVirtual) Register {
+	pos := mul(big, fma(mul(f, scale8(m, p1, p2)), big, one))
+	neg := scale8(mul(mul(m, big), fma(sub(z, f), big, one)), p1, p2)
+	return gradOut(v, z, dy, neg, pos)
+}
+
 // gradOut is the backward kernels' end: d = neg where x < 0, else pos;
 // NaN lanes take x; the result is d·dy.
 func gradOut(v, z Register, dy Mem, neg, pos Register) Register {
@@ -325,9 +335,7 @@ func activations() {
 		a := absClamp(v, "siluClamp")
 		m, p1, p2, big := sigmoidParts(sub(z, a), nil, z, one)
 		// x ≥ 0: σ(a)·(1 + a·σ(−a)); x < 0: σ(−a)·(1 − a·σ(a)).
-		pos := mul(big, fma(mul(a, scale8(m, p1, p2)), big, one))
-		neg := scale8(mul(mul(m, big), fma(sub(z, a), big, one)), p1, p2)
-		return gradOut(v, z, dy, neg, pos)
+		return sigmoidGradOut(v, z, dy, one, a, m, p1, p2, big)
 	})
 
 	kernel("geluTanhAVX2", "sets dst to GELUTanh(x) (geluTanh8).", false, true, func(v, z Register, _ Mem) Register {
@@ -343,11 +351,8 @@ func activations() {
 		a := absClamp(v, "tanhClamp")
 		nzh, nzl, dz := geluTanhZ(a, z, true)
 		m, p1, p2, big := sigmoidParts(nzh, nzl, z, one)
-		adz := mul(a, dz)
 		// x ≥ 0: σ(z)·(1 + a·σ(−z)·z′); x < 0: σ(−z)·(1 − a·σ(z)·z′).
-		pos := mul(big, fma(mul(adz, scale8(m, p1, p2)), big, one))
-		neg := scale8(mul(mul(m, big), fma(sub(z, adz), big, one)), p1, p2)
-		return gradOut(v, z, dy, neg, pos)
+		return sigmoidGradOut(v, z, dy, one, mul(a, dz), m, p1, p2, big)
 	})
 
 	kernel("geluAVX2", "sets dst to GELU(x) (gelu8).", false, true, func(v, z Register, _ Mem) Register {

@@ -150,12 +150,42 @@ func groups() {
 	groupsBody(true)
 }
 
-func groupsBody(withDy bool) {
-	xp, dp, n := Load(Param("x").Base(), GP64()), Load(Param("dst").Base(), GP64()), Load(Param("x").Len(), GP64())
-	var dyp Register
+// groupSlices holds the slice arguments of a group kernel: the bases of x
+// and dst, len(x), and the base of dy for a gradient kernel (else nil).
+type groupSlices struct {
+	x, dst, n, dy Register
+}
+
+func loadGroupSlices(withDy bool) groupSlices {
+	s := groupSlices{x: Load(Param("x").Base(), GP64()), dst: Load(Param("dst").Base(), GP64()), n: Load(Param("x").Len(), GP64())}
 	if withDy {
-		dyp = Load(Param("dy").Base(), GP64())
+		s.dy = Load(Param("dy").Base(), GP64())
 	}
+	return s
+}
+
+// apply emits the forward pass on grid g of the vector of elements at
+// index register at, or its gradient for a gradient kernel.
+func (s groupSlices) apply(g grid, at Register) {
+	if s.dy != nil {
+		f32.grad(g, f32.at(s.x, at, 0), f32.at(s.dy, at, 0), f32.at(s.dst, at, 0))
+	} else {
+		f32.fwd(g, f32.at(s.x, at, 0), f32.at(s.dst, at, 0))
+	}
+}
+
+// elems emits the loop at label over a group's vectors, from index
+// register i up to end, on grid g.
+func (s groupSlices) elems(label string, g grid, i, end Register) {
+	Label(label)
+	s.apply(g, i)
+	ADDQ(I8(int8(f32.lanes())), i)
+	CMPQ(i, end)
+	JB(LabelRef(label))
+}
+
+func groupsBody(withDy bool) {
+	sl := loadGroupSlices(withDy)
 	pp, gl, i, end := Load(Param("params").Base(), GP64()), Load(Param("size"), GP64()), GP64(), GP64()
 	g := grid{inv: YMM(), lo: YMM(), hi: YMM()}
 	if !withDy {
@@ -164,7 +194,7 @@ func groupsBody(withDy bool) {
 	}
 	XORQ(i, i)
 	Label("group")
-	CMPQ(i, n)
+	CMPQ(i, sl.n)
 	JAE(LabelRef("done"))
 	if !withDy {
 		VBROADCASTSS(Mem{Base: pp}, g.s)
@@ -174,15 +204,7 @@ func groupsBody(withDy bool) {
 	VBROADCASTSS(Mem{Base: pp, Disp: 12}, g.hi)
 	ADDQ(I8(16), pp)
 	LEAQ(Mem{Base: i, Index: gl, Scale: 1}, end)
-	Label("elems")
-	if withDy {
-		f32.grad(g, f32.at(xp, i, 0), f32.at(dyp, i, 0), f32.at(dp, i, 0))
-	} else {
-		f32.fwd(g, f32.at(xp, i, 0), f32.at(dp, i, 0))
-	}
-	ADDQ(I8(8), i)
-	CMPQ(i, end)
-	JB(LabelRef("elems"))
+	sl.elems("elems", g, i, end)
 	JMP(LabelRef("group"))
 	Label("done")
 	VZEROUPPER()
@@ -211,11 +233,8 @@ func groupsSym() {
 // fake-quantized with its lane's grid, read back from a 64-byte local. The
 // last groups (fewer than eight) go one by one, with scalar divisions.
 func groupsSymBody(withDy bool) {
-	xp, dp, n := Load(Param("x").Base(), GP64()), Load(Param("dst").Base(), GP64()), Load(Param("x").Len(), GP64())
-	var dyp Register
-	if withDy {
-		dyp = Load(Param("dy").Base(), GP64())
-	}
+	sl := loadGroupSlices(withDy)
+	xp, n := sl.x, sl.n
 	gl, i, j, end := Load(Param("size"), GP64()), GP64(), GP64(), GP64()
 	g := grid{inv: YMM(), lo: f32.bcastParam("lo"), hi: f32.bcastParam("hi"), s: YMM()}
 	if !withDy {
@@ -224,13 +243,6 @@ func groupsSymBody(withDy bool) {
 	}
 	absMask, inf := constant32(0x7fffffff), constant32(0x7f800000)
 	grids := AllocLocal(64) // the batch's scales, then their reciprocals
-	apply := func(at Register) {
-		if withDy {
-			f32.grad(g, f32.at(xp, at, 0), f32.at(dyp, at, 0), f32.at(dp, at, 0))
-		} else {
-			f32.fwd(g, f32.at(xp, at, 0), f32.at(dp, at, 0))
-		}
-	}
 	XORQ(i, i)
 
 	Label("batch")
@@ -272,11 +284,7 @@ func groupsSymBody(withDy bool) {
 		VBROADCASTSS(grids.Offset(4*k), g.s)
 		VBROADCASTSS(grids.Offset(32+4*k), g.inv)
 		LEAQ(Mem{Base: i, Index: gl, Scale: 1}, end)
-		Label(fmt.Sprintf("elems%d", k))
-		apply(i)
-		ADDQ(I8(8), i)
-		CMPQ(i, end)
-		JB(LabelRef(fmt.Sprintf("elems%d", k)))
+		sl.elems(fmt.Sprintf("elems%d", k), g, i, end)
 	}
 	JMP(LabelRef("batch"))
 
@@ -307,11 +315,7 @@ func groupsSymBody(withDy bool) {
 	VDIVSS(s, one1, inv)
 	VBROADCASTSS(s, g.s)
 	VBROADCASTSS(inv, g.inv)
-	Label("elems")
-	apply(i)
-	ADDQ(I8(8), i)
-	CMPQ(i, end)
-	JB(LabelRef("elems"))
+	sl.elems("elems", g, i, end)
 	JMP(LabelRef("group"))
 	Label("done")
 	VZEROUPPER()
