@@ -634,6 +634,11 @@ var expTable = func() (t [1 << expBits]uint64) {
 //
 // Special cases: z < −104 gives 0 (and −Inf gives 0), z > 89 gives +Inf,
 // NaN gives NaN.
+//
+// The activations' scalar exp, expBlock (fast32.go), is a different one:
+// branch-free, it clamps z to ±700 and so never gives 0, where softmax
+// needs e^−Inf = 0 exactly for masked entries and a sum of 0 for a fully
+// masked slice.
 func expSingle(z []float64) {
 	const n = 1 << expBits
 	for i, v := range z {
