@@ -247,7 +247,7 @@ func kernel(name, doc string, grad, consts bool, body func(v, z Register, dy Mem
 	TEXT(name, NOSPLIT, sig+")")
 	Pragma("noescape")
 	Doc(name+" "+doc,
-		fmt.Sprintf("It handles the first len(x) &^ %d elements (whole vectors of %d); dst (and dy)", f32.wholeMask(), f32.lanes()),
+		fmt.Sprintf("It handles the first len(x) &^ %d elements (whole vectors of %d); dst (and dy)", f32.lanes()-1, f32.lanes()),
 		"are as long as x.")
 	dst := Load(Param("dst").Base(), GP64())
 	x := Load(Param("x").Base(), GP64())

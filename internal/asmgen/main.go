@@ -18,9 +18,7 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"log"
-	"os"
 	"path"
 	"path/filepath"
 	"strings"
@@ -50,27 +48,17 @@ const root = "../.."
 func main() {
 	log.SetFlags(0)
 	log.SetPrefix("asmgen: ")
-	flag.Usage = func() {
-		fmt.Fprintln(flag.CommandLine.Output(), "usage: asmgen package (run in internal/asmgen), one of:")
-		for _, t := range targets {
-			fmt.Fprintln(flag.CommandLine.Output(), "\t"+t.pkg)
+	flag.Parse()
+	var t target
+	for _, c := range targets {
+		if flag.NArg() == 1 && c.pkg == flag.Arg(0) {
+			t = c
 		}
 	}
-	flag.Parse()
-	if flag.NArg() != 1 {
-		flag.Usage()
-		os.Exit(2)
-	}
-	t, ok := find(flag.Arg(0))
-	if !ok {
-		log.Printf("no target %q", flag.Arg(0))
-		flag.Usage()
-		os.Exit(2)
+	if t.gen == nil {
+		log.Fatalf("usage: asmgen package, with package one of %v", targets)
 	}
 	dir := filepath.Join(root, filepath.FromSlash(t.pkg))
-	if _, err := os.Stat(dir); err != nil {
-		log.Fatalf("%v (asmgen runs in internal/asmgen: go run -C)", err)
-	}
 	asm := filepath.Join(dir, t.asm)
 	// avo's own flags name the output files and the package.
 	for name, value := range map[string]string{"out": asm, "stubs": filepath.Join(dir, t.stubs), "pkg": path.Base(t.pkg)} {
@@ -92,12 +80,4 @@ func main() {
 	}
 }
 
-// find returns the target of package pkg.
-func find(pkg string) (target, bool) {
-	for _, t := range targets {
-		if t.pkg == pkg {
-			return t, true
-		}
-	}
-	return target{}, false
-}
+func (t target) String() string { return t.pkg }

@@ -40,10 +40,6 @@ var (
 func (e elem) size() int  { return e.bits / 8 }
 func (e elem) lanes() int { return vecBytes / e.size() }
 
-// wholeMask is the mask that rounds a length down to whole vectors:
-// n &^ wholeMask.
-func (e elem) wholeMask() int { return e.lanes() - 1 }
-
 func (e elem) pick(ps, pd func(...Op), ops ...Op) {
 	if e.bits == 32 {
 		ps(ops...)
