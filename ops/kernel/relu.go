@@ -15,7 +15,10 @@ func ReLU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.ReLU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	i := reluVec(as32(dst), as32(x))
+	i := 0
+	if is32[T]() {
+		i = reluVec(as32(dst), as32(x))
+	}
 	for j, v := range x[i:] {
 		// Go's max is IEEE maximum: NaN if v is NaN, and max(−0, 0) = +0.
 		dst[i+j] = max(v, 0)
@@ -41,7 +44,10 @@ func ReLUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.ReLUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	i := reluGradVec(as32(dst), as32(x), as32(dy))
+	i := 0
+	if is32[T]() {
+		i = reluGradVec(as32(dst), as32(x), as32(dy))
+	}
 	for j, v := range x[i:] {
 		if !(v <= 0) {
 			dst[i+j] = dy[i+j]

@@ -105,12 +105,12 @@ var softmaxK = [softmaxKRows][8]uint32{
 // e^z is a normal float32 (e^−87.3 is the smallest).
 const expF8Min = -86
 
-// The vector routines of softmax.go's row helpers (see vec_other.go): the
-// assembly on whole vectors of 8, with AVX2 and FMA (vecLevel). Those
-// whose results are exps run a last partial vector through a padded copy
-// and the same code, so that every exp goes through the same arithmetic
-// wherever its element lies; dotVec and sumVec add their last elements
-// one by one, in order, in float64.
+// The vector routines of softmax.go's row helpers (see "Vector paths" in
+// fast32.go): the assembly on whole vectors of 8, with AVX2 and FMA
+// (vecLevel). Those whose results are exps run a last partial vector
+// through a padded copy and the same code, so that every exp goes through
+// the same arithmetic wherever its element lies; dotVec and sumVec add
+// their last elements one by one, in order, in float64.
 
 func maxVec(x []float32) (int, float32) {
 	if vecLevel < vecAVX2 {
