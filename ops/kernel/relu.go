@@ -15,13 +15,14 @@ func ReLU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.ReLU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	i := 0
 	if is32[T]() {
-		i = reluVec(as32(dst), as32(x))
+		i := reluVec(as32(dst), as32(x))
+		dst, x = dst[i:], x[i:]
 	}
-	for j, v := range x[i:] {
+	dst = dst[:len(x)]
+	for j, v := range x {
 		// Go's max is IEEE maximum: NaN if v is NaN, and max(−0, 0) = +0.
-		dst[i+j] = max(v, 0)
+		dst[j] = max(v, 0)
 	}
 	return nil
 }
@@ -44,15 +45,16 @@ func ReLUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.ReLUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	i := 0
 	if is32[T]() {
-		i = reluGradVec(as32(dst), as32(x), as32(dy))
+		i := reluGradVec(as32(dst), as32(x), as32(dy))
+		dst, x, dy = dst[i:], x[i:], dy[i:]
 	}
-	for j, v := range x[i:] {
+	dst, dy = dst[:len(x)], dy[:len(x)]
+	for j, v := range x {
 		if !(v <= 0) {
-			dst[i+j] = dy[i+j]
+			dst[j] = dy[j]
 		} else {
-			dst[i+j] = 0
+			dst[j] = 0
 		}
 	}
 	return nil

@@ -404,19 +404,19 @@ func allEqual[T Float](x []T, v T) bool {
 
 // The row helpers below do one pass over one contiguous slice: a float32
 // row goes first to the helper's vector routine (maxVec, expSumVec, …; see
-// "Vector paths" in fast32.go), and the scalar code here does what it
-// leaves. The test is32[T]() is decided at compile time, so float64 rows
+// "Vector paths" in fast32.go), and the scalar code here does the elements
+// it leaves. The test is32[T]() is decided at compile time, so float64 rows
 // pay nothing for it.
 
 // rowMax returns the largest non-NaN element of x, or −Inf if there is
 // none.
 func rowMax[T Float](x []T) T {
-	i, m := 0, T(math.Inf(-1))
+	m := T(math.Inf(-1))
 	if is32[T]() {
-		n, m32 := maxVec(as32(x))
-		i, m = n, T(m32)
+		i, m32 := maxVec(as32(x))
+		x, m = x[i:], T(m32)
 	}
-	for _, v := range x[i:] {
+	for _, v := range x {
 		if v > m {
 			m = v
 		}
@@ -428,12 +428,17 @@ func rowMax[T Float](x []T) T {
 // store is set. m must be at least every non-NaN x_j (the row's maximum),
 // which the AVX2 assembly relies on.
 func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
-	i, s := 0, 0.0
+	var s float64
 	if is32[T]() {
+		var i int
 		i, s = expSumVec(as32(dst), as32(x), m, store)
+		dst, x = dst[i:], x[i:]
+	}
+	if len(x) == 0 {
+		return s // without clearing zArr
 	}
 	var zArr [tileWidth]float64
-	for j0 := i; j0 < len(x); j0 += tileWidth {
+	for j0 := 0; j0 < len(x); j0 += tileWidth {
 		z := zArr[:min(tileWidth, len(x)-j0)]
 		for j, v := range x[j0 : j0+len(z)] {
 			z[j] = float64(v) - m
@@ -454,72 +459,83 @@ func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
 // [0, 1], or NaN: the AVX2 assembly forms the product's rounding error,
 // which is NaN for an infinite dst_j.
 func rowScale[T Float](dst []T, inv float64) {
-	i := 0
 	if is32[T]() {
 		// inv is 1/s for a sum s ≥ 1 of at most 2^63 terms, 0 or NaN:
 		// always in float32's range.
 		f, _ := split32(inv)
-		i = scaleVec(as32(dst), f)
+		dst = dst[scaleVec(as32(dst), f):]
 	}
-	for j, e := range dst[i:] {
-		dst[i+j] = T(float64(e) * inv)
+	for j, e := range dst {
+		dst[j] = T(float64(e) * inv)
 	}
 }
 
 // rowLogOut sets dst_j = (x_j − m) − lse.
 func rowLogOut[T Float](dst, x []T, m, lse float64) {
-	dst = dst[:len(x)]
-	i := 0
 	if is32[T]() {
 		// lse is log s for a sum s ≥ 1 of at most 2^63 terms, +Inf (a
 		// fully masked slice) or NaN: in float32's range or infinite.
 		f, _ := split32(lse)
-		i = logOutVec(as32(dst), as32(x), m, f)
+		i := logOutVec(as32(dst), as32(x), m, f)
+		dst, x = dst[i:], x[i:]
 	}
-	for j, v := range x[i:] {
-		dst[i+j] = T((float64(v) - m) - lse)
+	dst = dst[:len(x)]
+	for j, v := range x {
+		dst[j] = T((float64(v) - m) - lse)
 	}
 }
 
 // rowDot returns Σ y·dy in float64.
 func rowDot[T Float](y, dy []T) float64 {
-	i, s := 0, 0.0
+	var s float64
 	if is32[T]() {
+		var i int
 		i, s = dotVec(as32(y), as32(dy))
+		y, dy = y[i:], dy[i:]
 	}
-	return s + dot(y[i:], dy[i:])
+	if len(y) == 0 {
+		return s // without calling dot
+	}
+	return s + dot(y, dy)
 }
 
 // rowGradOut sets dst_j = y_j·(dy_j − s).
 func rowGradOut[T Float](dst, y, dy []T, s float64) {
-	dst, dy = dst[:len(y)], dy[:len(y)]
-	i := 0
 	if f, ok := split32(s); ok && is32[T]() { // not ok: |s| is beyond float32's range
-		i = gradOutVec(as32(dst), as32(y), as32(dy), f)
+		i := gradOutVec(as32(dst), as32(y), as32(dy), f)
+		dst, y, dy = dst[i:], y[i:], dy[i:]
 	}
-	for j, v := range y[i:] {
-		dst[i+j] = T(float64(v) * (float64(dy[i+j]) - s))
+	dst, dy = dst[:len(y)], dy[:len(y)]
+	for j, v := range y {
+		dst[j] = T(float64(v) * (float64(dy[j]) - s))
 	}
 }
 
 // rowSum returns Σ x in float64.
 func rowSum[T Float](x []T) float64 {
-	i, s := 0, 0.0
+	var s float64
 	if is32[T]() {
+		var i int
 		i, s = sumVec(as32(x))
+		x = x[i:]
 	}
-	return s + sum(x[i:])
+	if len(x) == 0 {
+		return s // without calling sum
+	}
+	return s + sum(x)
 }
 
 // rowLogGradOut sets dst_j = dy_j − e^(y_j)·total.
 func rowLogGradOut[T Float](dst, y, dy []T, total float64) {
-	dst, dy = dst[:len(y)], dy[:len(y)]
-	i := 0
 	if f, ok := split32(-total); ok && is32[T]() { // not ok: |total| is beyond float32's range
-		i = logGradOutVec(as32(dst), as32(y), as32(dy), f)
+		i := logGradOutVec(as32(dst), as32(y), as32(dy), f)
+		dst, y, dy = dst[i:], y[i:], dy[i:]
+	}
+	if len(y) == 0 {
+		return // without clearing zArr
 	}
 	var zArr [tileWidth]float64
-	for j0 := i; j0 < len(y); j0 += tileWidth {
+	for j0 := 0; j0 < len(y); j0 += tileWidth {
 		z := zArr[:min(tileWidth, len(y)-j0)]
 		for j, v := range y[j0 : j0+len(z)] {
 			z[j] = float64(v)
