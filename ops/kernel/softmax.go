@@ -405,8 +405,10 @@ func allEqual[T Float](x []T, v T) bool {
 // The row helpers below do one pass over one contiguous slice: a float32
 // row goes first to the helper's vector routine (maxVec, expSumVec, …; see
 // "Vector paths" in fast32.go), and the scalar code here does the elements
-// it leaves. The test is32[T]() is decided at compile time, so float64 rows
-// pay nothing for it.
+// it leaves; a helper returns as soon as none is left, so that a row the
+// vector routine finished costs no scalar call and no cleared block array.
+// The test is32[T]() is decided at compile time: float64 rows pay nothing
+// for it.
 
 // rowMax returns the largest non-NaN element of x, or −Inf if there is
 // none.
@@ -435,7 +437,7 @@ func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
 		dst, x = dst[i:], x[i:]
 	}
 	if len(x) == 0 {
-		return s // without clearing zArr
+		return s
 	}
 	var zArr [tileWidth]float64
 	for j0 := 0; j0 < len(x); j0 += tileWidth {
@@ -494,7 +496,7 @@ func rowDot[T Float](y, dy []T) float64 {
 		y, dy = y[i:], dy[i:]
 	}
 	if len(y) == 0 {
-		return s // without calling dot
+		return s
 	}
 	return s + dot(y, dy)
 }
@@ -520,7 +522,7 @@ func rowSum[T Float](x []T) float64 {
 		x = x[i:]
 	}
 	if len(x) == 0 {
-		return s // without calling sum
+		return s
 	}
 	return s + sum(x)
 }
@@ -532,7 +534,7 @@ func rowLogGradOut[T Float](dst, y, dy []T, total float64) {
 		dst, y, dy = dst[i:], y[i:], dy[i:]
 	}
 	if len(y) == 0 {
-		return // without clearing zArr
+		return
 	}
 	var zArr [tileWidth]float64
 	for j0 := 0; j0 < len(y); j0 += tileWidth {
