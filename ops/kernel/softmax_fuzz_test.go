@@ -165,11 +165,11 @@ func fuzzSoftmax[T Float](t *testing.T, x, dy []T, c T) [4][]T {
 	out := [4][]T{y, ly, dx, ldx}
 
 	eps := 0x1p-52
-	if single[T]() {
+	if is32[T]() {
 		eps = eps32()
 	}
 	name := "float64"
-	if single[T]() {
+	if is32[T]() {
 		name = "float32"
 	}
 	fail := func(format string, args ...any) {
@@ -295,7 +295,7 @@ func checkLiveSlice[T Float](t *testing.T, fail func(string, ...any), x, dy []T,
 		// Backward: the sums are float64; the float64 kernels' sum order
 		// differs from the reference's, worth n roundings.
 		k := 2.0
-		if !single[T]() {
+		if !is32[T]() {
 			k = float64(n + 2)
 		}
 		if d := math.Abs(float64(dx[i]) - refDx[i]); d > abs+k*eps*y64[i]*(math.Abs(dy64[i])+sumYDy) {
@@ -304,7 +304,7 @@ func checkLiveSlice[T Float](t *testing.T, fail func(string, ...any), x, dy []T,
 		// The float32 exps flush e^z to 0 below z = −104 (expSingle), where
 		// e^z·Σdy may still be a float32 subnormal.
 		flush := 0.0
-		if single[T]() {
+		if is32[T]() {
 			flush = math.Exp(expSingleMin) * sumDy
 		}
 		if d := math.Abs(float64(ldx[i]) - refLDx[i]); d > abs+flush+k*eps*(math.Abs(dy64[i])+math.Exp(ly64[i])*sumDy) {
@@ -317,7 +317,7 @@ func checkLiveSlice[T Float](t *testing.T, fail func(string, ...any), x, dy []T,
 // range, where T(v) may be ±Inf.
 func overflows[T Float](v float64) bool {
 	m := math.MaxFloat64
-	if single[T]() {
+	if is32[T]() {
 		m = math.MaxFloat32
 	}
 	return math.Abs(v) >= m*(1-0x1p-23)
@@ -325,7 +325,7 @@ func overflows[T Float](v float64) bool {
 
 // minNormal returns T's smallest positive normal number.
 func minNormal[T Float]() float64 {
-	if single[T]() {
+	if is32[T]() {
 		return 0x1p-126
 	}
 	return 0x1p-1022
