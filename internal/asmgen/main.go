@@ -10,7 +10,8 @@
 // A target is a function that emits the package's assembly functions into
 // avo's context, the names of the files it goes to, and, for a target whose
 // assembly reads its constants from a table built in Go, that table. The
-// targets live one to a file (activation.go, fakequant.go); the helpers
+// targets live one to a file (activation.go, fakequant.go, whose target
+// also emits fp16.go's kernel); the helpers
 // they share (element types and lane widths, comparison predicates,
 // constant tables, the checks on the output) are in vec.go. Adding a
 // target is a file with its function and a line in targets.

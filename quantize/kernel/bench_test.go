@@ -155,3 +155,36 @@ func BenchmarkFakeQuantInt8Float64Grad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkRoundFloat casts attention-probability-like values (exponential,
+// mean 2.4e-4: a quarter of them below fp16's smallest normal) to each
+// format, and counts what the cast did (CountFloat), as an FP16 or BF16
+// site at attention probabilities does.
+func BenchmarkRoundFloat(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	x, dst := make([]float32, benchN), make([]float32, benchN)
+	for i := range x {
+		x[i] = float32(r.ExpFloat64() * 2.4e-4)
+	}
+	for _, f := range []FloatFormat{FP16, BF16, FP8E4M3} {
+		b.Run(f.String(), func(b *testing.B) {
+			b.SetBytes(8 * benchN)
+			for b.Loop() {
+				if err := RoundFloat(dst, x, f, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(f.String()+"/count", func(b *testing.B) {
+			if err := RoundFloat(dst, x, f, 1); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(8 * benchN)
+			for b.Loop() {
+				if _, err := CountFloat(x, dst, f, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
