@@ -205,9 +205,9 @@ func maxAbs(x []float64) float64 {
 	return m
 }
 
-// TestSoftmaxKnownValues checks the test facts 12–17 of the numerics notes
-// (computed with mpmath; onnx/backend/test/case/node/softmax.py and
-// logsoftmax.py give the float32 ones).
+// TestSoftmaxKnownValues checks values computed with mpmath
+// (onnx/backend/test/case/node/softmax.py and logsoftmax.py give the
+// float32 ones).
 func TestSoftmaxKnownValues(t *testing.T) { eachPath(t, testSoftmaxKnownValues) }
 
 func testSoftmaxKnownValues(t *testing.T) {
