@@ -57,7 +57,7 @@ func (e elem) grad(g grid, x, dy, dst Mem) {
 const unroll = 4
 
 func perTensor(f elem) {
-	ty := fmt.Sprintf("float%d", f.bits)
+	ty := f.goType()
 	name := fmt.Sprintf("fakeQuantInt%dAVX2", f.bits)
 	TEXT(name, NOSPLIT, fmt.Sprintf("func(dst, x []%s, inv, lo, hi, scale %s)", ty, ty))
 	Doc(name+" sets dst[i] to the fake-quantized x[i] on the grid (inv, lo, hi, scale)",

@@ -205,9 +205,9 @@ func maxAbs(x []float64) float64 {
 	return m
 }
 
-// TestSoftmaxKnownValues checks the test facts 12–17 of the numerics notes
-// (computed with mpmath; onnx/backend/test/case/node/softmax.py and
-// logsoftmax.py give the float32 ones).
+// TestSoftmaxKnownValues checks values computed with mpmath
+// (onnx/backend/test/case/node/softmax.py and logsoftmax.py give the
+// float32 ones).
 func TestSoftmaxKnownValues(t *testing.T) { eachPath(t, testSoftmaxKnownValues) }
 
 func testSoftmaxKnownValues(t *testing.T) {
@@ -682,8 +682,8 @@ func testSoftmaxExp(t *testing.T, exp func([]float64)) {
 // of every length up to 70 (every tail length, before and after whole
 // blocks) and long ones, with masked entries (one, or all but one), within
 // the bounds of compareVector: forward within 6 float32 ULPs, backward
-// within 2^−23 of the terms of each gradient (dy has offsets of ±1e4, so
-// the gradients cancel).
+// within the bound derived there from the forward difference and each
+// path's roundings (dy has offsets of ±1e4, so the gradients cancel).
 func TestSoftmaxVectorMatchesScalar(t *testing.T) {
 	defer setSoftmaxPath(true)
 	if !vecSoftmax() {
