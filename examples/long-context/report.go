@@ -145,7 +145,7 @@ func printReport(w *studyio.Report, res results) {
 	w.Printf("\nRouting: the cheapest tier of each family that passes the gate (mean drop ≤ %g points, mean KLD ≤ %g, no non-finite logit), and the policy %s\n",
 		c.Gate.MaxDrop, c.Gate.MaxKLD, joinPolicy(c.Policy))
 	w.Printf("cost order, cheapest first: %s\n", ladders(res.Tiers))
-	rt := studyio.Table{Header: []string{"length", "model", "KV cache", "attention", "policy", "policy passes"}}
+	rt := studyio.Table{Header: []string{"length", "model", "KV cache", "attention", "policy", "policy passes"}, Left: 6}
 	for _, r := range res.Routing {
 		verdict := "yes"
 		if !r.Pass {
