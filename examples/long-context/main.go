@@ -86,6 +86,7 @@ type config struct {
 	Lengths   []int       `json:"lengths"`
 	Seqs      int         `json:"sequences_per_cohort"`
 	Needle    int         `json:"needle"`
+	Gap       int         `json:"gap"` // filler tokens between the needle and its repeat; −1: all of it
 	CalibSeqs int         `json:"calib_sequences"`
 	Tiers     []string    `json:"tiers"`
 	Seeds     []uint64    `json:"seeds"`
@@ -117,6 +118,7 @@ func defaultConfig() config {
 		Lengths:   defaultLengths,
 		Seqs:      16,
 		Needle:    32,
+		Gap:       -1,
 		CalibSeqs: 64,
 		Tiers:     tierNames(),
 		Seeds:     []uint64{1},
@@ -143,6 +145,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&cfg.LearnRate, "lr", cfg.LearnRate, "Adam learning rate")
 	fs.IntVar(&cfg.Seqs, "seqs", cfg.Seqs, "sequences per cohort")
 	fs.IntVar(&cfg.Needle, "needle", cfg.Needle, "needle tokens in the evaluation sequences (needle−1 answers each)")
+	fs.IntVar(&cfg.Gap, "gap", cfg.Gap, "filler tokens between the needle and its repeat in the evaluation sequences, the rest of the filler before the needle (−1: the needle right after BOS, all the filler between)")
 	fs.IntVar(&cfg.CalibSeqs, "calib-seqs", cfg.CalibSeqs, "training-distribution sequences that calibrate w4a8-static")
 	fs.IntVar(&cfg.Model.DModel, "dmodel", cfg.Model.DModel, "model width (a multiple of 32 for the int4 tiers)")
 	fs.IntVar(&cfg.Model.Heads, "heads", cfg.Model.Heads, "attention heads")
@@ -213,6 +216,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-seqs %d and -calib-seqs %d: need 1 to 65536", c.Seqs, c.CalibSeqs)
 	case c.Needle < 2 || c.Needle > needleTokens:
 		return fmt.Errorf("-needle %d: want 2 to %d tokens", c.Needle, needleTokens)
+	case c.Gap < -1:
+		return fmt.Errorf("-gap %d: want −1 (all the filler) or a number of tokens", c.Gap)
 	case !(c.Gate.MaxDrop >= 0) || c.Gate.MaxDrop > 100 || !(c.Gate.MaxKLD >= 0) || c.Gate.MaxKLD > 1e6:
 		return fmt.Errorf("-max-drop %g and -max-kld %g: need 0 ≤ drop ≤ 100 points, 0 ≤ KLD", c.Gate.MaxDrop, c.Gate.MaxKLD)
 	case c.Workers < 1:
@@ -230,8 +235,8 @@ func (c config) validate() error {
 	}
 	prev := 0
 	for _, l := range c.Lengths {
-		if l < 2*c.Needle+1 || l > 1<<17 {
-			return fmt.Errorf("-lengths: %d is outside [2·needle+1 = %d, %d]", l, 2*c.Needle+1, 1<<17)
+		if l < 2*c.Needle+1+max(c.Gap, 0) || l > 1<<17 {
+			return fmt.Errorf("-lengths: %d is outside [2·needle+1+gap = %d, %d]", l, 2*c.Needle+1+max(c.Gap, 0), 1<<17)
 		}
 		if l <= prev {
 			return fmt.Errorf("-lengths: %d after %d, want increasing lengths", l, prev)

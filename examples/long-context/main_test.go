@@ -7,6 +7,7 @@ import (
 	"flag"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -270,6 +271,8 @@ func TestBadFlags(t *testing.T) {
 		{"-curriculum", "32:8:32"},  // three fields
 		{"-curriculum", "16:8:4:5"}, // window < 2·needle+1
 		{"-needle", "1"},
+		{"-gap", "-2"},
+		{"-gap", "100", "-lengths", "128"}, // shorter than 2·needle+1+gap
 		{"-seqs", "0"},
 		{"-heads", "3"},
 		{"-kv-heads", "3"},
@@ -302,5 +305,45 @@ func TestBadFlags(t *testing.T) {
 	}
 	if _, err := parseFlags(nil, io.Discard); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+}
+
+// TestNeedleSequence: BOS, the needle, the filler and the repeat where the
+// layout says, the answers the needle's next tokens, each looking back
+// needle+gap tokens (the whole haystack with gap −1).
+func TestNeedleSequence(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	for _, c := range []struct{ n, m, gap, back int }{
+		{100, 8, -1, 91}, {100, 8, 10, 18}, {100, 8, 0, 8}, {17, 8, -1, 8}, {100, 8, 500, 91},
+	} {
+		s := needleSequence(rng, c.n, c.m, c.gap)
+		if len(s.Tokens) != c.n || s.Tokens[0] != bos || len(s.Positions) != c.m-1 || len(s.Targets) != c.m-1 {
+			t.Fatalf("%+v: %d tokens, first %d, %d answers", c, len(s.Tokens), s.Tokens[0], len(s.Positions))
+		}
+		needle := s.Tokens[c.n-c.m:]
+		seen := map[int]bool{}
+		for i, tok := range needle {
+			if tok < 0 || tok >= needleTokens || seen[tok] {
+				t.Fatalf("%+v: needle %v", c, needle)
+			}
+			seen[tok] = true
+			if first := c.n - c.m - c.back + i; s.Tokens[first] != tok {
+				t.Errorf("%+v: needle token %d is not %d tokens back", c, i, c.back)
+			}
+		}
+		fillers := 0
+		for _, tok := range s.Tokens[1 : c.n-c.m] {
+			if tok >= needleTokens && tok < bos {
+				fillers++
+			}
+		}
+		if fillers != c.n-2*c.m-1 {
+			t.Errorf("%+v: %d filler tokens, want %d", c, fillers, c.n-2*c.m-1)
+		}
+		for k, p := range s.Positions {
+			if p != c.n-c.m+k || s.Targets[k] != needle[k+1] {
+				t.Errorf("%+v: answer %d at %d → %d", c, k, p, s.Targets[k])
+			}
+		}
 	}
 }

@@ -17,8 +17,12 @@ var reportSites = []string{"weight", "ffn_hidden", "attn_scores", "attn_probs", 
 func printReport(w *studyio.Report, res results) {
 	c := res.Config
 	m := c.Model
-	w.Printf("Long contexts × precision: a model trained on sequences of at most %d tokens copies a needle of %d tokens seen once, %d to %d tokens back\n\n",
-		c.Stages[len(c.Stages)-1].Window, c.Needle, c.Lengths[0]-c.Needle-1, c.Lengths[len(c.Lengths)-1]-c.Needle-1)
+	back := fmt.Sprintf("%d to %d tokens back", c.Lengths[0]-c.Needle-1, c.Lengths[len(c.Lengths)-1]-c.Needle-1)
+	if c.Gap >= 0 {
+		back = fmt.Sprintf("%d tokens back in every cohort (-gap %d: the rest of the filler before the needle)", c.Needle+c.Gap, c.Gap)
+	}
+	w.Printf("Long contexts × precision: a model trained on sequences of at most %d tokens copies a needle of %d tokens seen once, %s\n\n",
+		c.Stages[len(c.Stages)-1].Window, c.Needle, back)
 	params := "?"
 	if len(res.Training) > 0 {
 		params = strconv.Itoa(res.Training[0].Params)

@@ -290,7 +290,7 @@ func (s *study) cohorts(seed uint64) []cohort {
 		rng := rand.New(rand.NewPCG(seed, streamEval+uint64(n)<<8))
 		out[i].Length = n
 		for range s.cfg.Seqs {
-			out[i].Seqs = append(out[i].Seqs, needleSequence(rng, n, s.cfg.Needle))
+			out[i].Seqs = append(out[i].Seqs, needleSequence(rng, n, s.cfg.Needle, s.cfg.Gap))
 		}
 	}
 	return out

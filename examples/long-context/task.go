@@ -41,17 +41,30 @@ type sequence struct {
 }
 
 // needleSequence draws a sequence of length n with a needle of m tokens
-// (n ≥ 2m + 1, m ≤ needleTokens).
-func needleSequence(rng *rand.Rand, n, m int) sequence {
+// (n ≥ 2m + 1, m ≤ needleTokens) and gap filler tokens between the needle
+// and its repeat: the rest of the filler goes before the needle. gap < 0
+// puts the needle right after BOS, the whole haystack between (the
+// layout above); a gap ≥ 0 makes the distance the answers look back m +
+// gap tokens whatever n is, so that a long context need not mean a long
+// distance.
+func needleSequence(rng *rand.Rand, n, m, gap int) sequence {
 	s := sequence{Tokens: make([]int, n)}
 	s.Tokens[0] = bos
 	needle := rng.Perm(needleTokens)[:m]
-	copy(s.Tokens[1:], needle)
-	gap := n - 2*m - 1
-	for i := range gap {
-		s.Tokens[1+m+i] = needleTokens + rng.IntN(fillerTokens)
+	filler := n - 2*m - 1
+	if gap < 0 || gap > filler {
+		gap = filler
 	}
-	at := 1 + m + gap
+	before := filler - gap
+	for i := range filler {
+		at := 1 + i
+		if i >= before {
+			at += m // after the needle
+		}
+		s.Tokens[at] = needleTokens + rng.IntN(fillerTokens)
+	}
+	copy(s.Tokens[1+before:], needle)
+	at := n - m
 	copy(s.Tokens[at:], needle)
 	for i := range m - 1 {
 		s.Positions = append(s.Positions, at+i)
@@ -93,7 +106,7 @@ func (s stage) batch(rng *rand.Rand) graph.Batch {
 	b := graph.Batch{Tokens: make([]int, 0, s.Batch*s.Window), Targets: make([]int, 0, s.Batch*s.Window)}
 	for range s.Batch {
 		n := 2*s.Needle + 1 + rng.IntN(s.Window-2*s.Needle)
-		seq := needleSequence(rng, n, s.Needle)
+		seq := needleSequence(rng, n, s.Needle, -1)
 		targets := make([]int, s.Window)
 		for i := range targets {
 			targets[i] = graph.Ignore
