@@ -76,7 +76,11 @@ func needleSequence(rng *rand.Rand, n, m, gap int) sequence {
 // stage is one stage of the training curriculum: Steps Adam steps on
 // batches of Batch sequences in windows of Window tokens, each sequence of
 // a length drawn uniformly from 2·Needle+1 to Window, with needles of
-// Needle tokens, followed by filler whose targets are ignored.
+// Needle tokens, followed by filler whose targets are ignored. Half the
+// sequences have the needle right after BOS (the longest distance their
+// length allows); the others a gap between needle and repeat drawn
+// uniformly from 0 to all the filler, so that the model finds the needle
+// by its content wherever it is.
 type stage struct {
 	Window int `json:"window"`
 	Needle int `json:"needle"`
@@ -106,7 +110,11 @@ func (s stage) batch(rng *rand.Rand) graph.Batch {
 	b := graph.Batch{Tokens: make([]int, 0, s.Batch*s.Window), Targets: make([]int, 0, s.Batch*s.Window)}
 	for range s.Batch {
 		n := 2*s.Needle + 1 + rng.IntN(s.Window-2*s.Needle)
-		seq := needleSequence(rng, n, s.Needle, -1)
+		gap := -1
+		if rng.IntN(2) == 0 {
+			gap = rng.IntN(n - 2*s.Needle)
+		}
+		seq := needleSequence(rng, n, s.Needle, gap)
 		targets := make([]int, s.Window)
 		for i := range targets {
 			targets[i] = graph.Ignore
