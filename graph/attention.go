@@ -136,17 +136,12 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 	if err != nil {
 		return nil, err
 	}
-	s, err := layerops.BMM(q, k, false, true) // (batch, heads, seq, seq)
+	s, err := layerops.ScaledBMM(q, k, false, true, 1/math.Sqrt(float64(dh))) // (batch, heads, seq, seq)
 	if err != nil {
 		return nil, err
 	}
-	if s, err = b.scale(s, 1/math.Sqrt(float64(dh))); err != nil {
-		return nil, err
-	}
-	var mask *gorgonia.Node
 	if a.cfg.Causal {
-		mask = causalMask(b, batch, heads, seq)
-		if s, err = gorgonia.Add(s, mask); err != nil {
+		if s, err = layerops.CausalMask(s, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -158,8 +153,8 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 	if err != nil {
 		return nil, err
 	}
-	if qs != s && mask != nil {
-		if qs, err = gorgonia.Add(qs, mask); err != nil {
+	if qs != s && a.cfg.Causal {
+		if qs, err = layerops.CausalMask(qs, 0); err != nil {
 			return nil, err
 		}
 	}
@@ -184,21 +179,6 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 		return nil, err
 	}
 	return affine(b, o, a.Wo, nil, SiteWeight)
-}
-
-// causalMask returns a constant (batch, heads, seq, seq) that is −Inf
-// where the key comes after the query and 0 elsewhere. It is materialised
-// at full size because Gorgonia's broadcasting would copy it anyway.
-func causalMask(b *builder, batch, heads, seq int) *gorgonia.Node {
-	n := batch * heads * seq * seq
-	vals := make([]float64, n)
-	for i := range vals {
-		if q, k := (i/seq)%seq, i%seq; k > q {
-			vals[i] = math.Inf(-1)
-		}
-	}
-	name := fmt.Sprintf("actq.causal_mask.%v.%dx%dx%dx%d", b.dt, batch, heads, seq, seq)
-	return gorgonia.NewConstant(denseFrom(b.dt, []int{batch, heads, seq, seq}, vals), gorgonia.WithName(name))
 }
 
 // Sites returns the attention layer's quantization sites (none without a

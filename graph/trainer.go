@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/actq/actq/internal/opkit"
 	"gorgonia.org/gorgonia"
 )
 
@@ -55,6 +56,7 @@ func NewTrainer(cfg Config, w Weights, tc TrainConfig, opts ...Option) (*Trainer
 	if _, err := gorgonia.Grad(p.loss, params...); err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
+	opkit.ReuseResults(p.g)
 	solver := tc.Solver
 	if solver == nil {
 		solver = NewAdam(tc)

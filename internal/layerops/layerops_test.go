@@ -81,24 +81,33 @@ func TestBMM(t *testing.T) {
 				if err != nil {
 					return nil, err
 				}
+				scaled, err := ScaledBMM(xs[0], xs[1], tr[0], tr[1], -0.25)
+				if err != nil {
+					return nil, err
+				}
 				want, err := gorgonia.BatchedMatMul(xs[0], xs[1], tr[0], tr[1])
-				return gorgonia.Nodes{got, want}, err
+				return gorgonia.Nodes{got, want, scaled}, err
 			})
-			if !vs[0].Shape().Eq(vs[1].Shape()) {
-				t.Fatalf("%s: shape %v, want %v", name, vs[0].Shape(), vs[1].Shape())
+			if !vs[0].Shape().Eq(vs[1].Shape()) || !vs[2].Shape().Eq(vs[1].Shape()) {
+				t.Fatalf("%s: shapes %v, %v, want %v", name, vs[0].Shape(), vs[2].Shape(), vs[1].Shape())
 			}
-			x, y := floats(vs[0]), floats(vs[1])
+			x, y, z := floats(vs[0]), floats(vs[1]), floats(vs[2])
 			for i := range x {
 				if d := x[i] - y[i]; d > 1e-5 || d < -1e-5 {
 					t.Fatalf("%s %v: [%d] = %g, want %g", name, dt, i, x[i], y[i])
 				}
+				if z[i] != -0.25*x[i] { // a power of two: exact
+					t.Fatalf("%s %v: ScaledBMM [%d] = %g, want %g", name, dt, i, z[i], -0.25*x[i])
+				}
 			}
 		}
 		inputs := []*tensor.Dense{randDense(3, tensor.Float64, sa...), randDense(4, tensor.Float64, sb...)}
-		if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
-			return BMM(xs[0], xs[1], tr[0], tr[1])
-		}, gradcheck.Options{}); err != nil {
-			t.Errorf("%s: %v", name, err)
+		for _, alpha := range []float64{1, 0.3} {
+			if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+				return ScaledBMM(xs[0], xs[1], tr[0], tr[1], alpha)
+			}, gradcheck.Options{}); err != nil {
+				t.Errorf("%s, α = %g: %v", name, alpha, err)
+			}
 		}
 	}
 	g := gorgonia.NewGraph()
@@ -106,6 +115,243 @@ func TestBMM(t *testing.T) {
 	c := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(1, 2, 5, 4), gorgonia.WithName("c"))
 	if _, err := BMM(a, c, false, false); !errors.Is(err, opkit.ErrShape) {
 		t.Errorf("inner sizes 4 and 5: got %v, want ErrShape", err)
+	}
+}
+
+// TestMatMul compares MatMul, with and without a bias, with gorgonia.Mul
+// and BroadcastAdd in both dtypes, checks its gradients (x, w and the
+// bias) on both machines, and its shape errors.
+func TestMatMul(t *testing.T) {
+	const n, k, m = 7, 5, 6
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		inputs := []*tensor.Dense{randDense(1, dt, n, k), randDense(2, dt, k, m), randDense(3, dt, m)}
+		vs := run(t, inputs, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+			plain, err := MatMul(xs[0], xs[1], nil)
+			if err != nil {
+				return nil, err
+			}
+			biased, err := MatMul(xs[0], xs[1], xs[2])
+			if err != nil {
+				return nil, err
+			}
+			mul, err := gorgonia.Mul(xs[0], xs[1])
+			if err != nil {
+				return nil, err
+			}
+			add, err := gorgonia.BroadcastAdd(mul, xs[2], nil, []byte{0})
+			return gorgonia.Nodes{plain, biased, mul, add}, err
+		})
+		for i, pair := range [][2]int{{0, 2}, {1, 3}} {
+			got, want := floats(vs[pair[0]]), floats(vs[pair[1]])
+			if !vs[pair[0]].Shape().Eq(tensor.Shape{n, m}) {
+				t.Fatalf("%v: shape %v", dt, vs[pair[0]].Shape())
+			}
+			for j := range want {
+				if d := math.Abs(got[j] - want[j]); d > 1e-5 {
+					t.Errorf("%v, bias %v: [%d] = %g, want %g", dt, i == 1, j, got[j], want[j])
+				}
+			}
+		}
+	}
+	inputs := []*tensor.Dense{randDense(4, tensor.Float64, n, k), randDense(5, tensor.Float64, k, m), randDense(6, tensor.Float64, m)}
+	if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+		return MatMul(xs[0], xs[1], xs[2])
+	}, gradcheck.Options{}); err != nil {
+		t.Error(err)
+	}
+	g := gorgonia.NewGraph()
+	node := func(name string, shape ...int) *gorgonia.Node {
+		return gorgonia.NewTensor(g, tensor.Float32, len(shape), gorgonia.WithShape(shape...), gorgonia.WithName(name))
+	}
+	x, w, bias := node("x", n, k), node("w", k, m), node("bias", m)
+	for name, c := range map[string][3]*gorgonia.Node{
+		"inner sizes":    {x, node("w2", k+1, m), nil},
+		"bias size":      {x, w, node("b2", m+1)},
+		"bias rank":      {x, w, node("b3", 1, m)},
+		"3-D x":          {node("x3", 1, n, k), w, bias},
+		"vector weights": {x, node("w4", k), nil},
+	} {
+		if _, err := MatMul(c[0], c[1], c[2]); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestCausalMask checks CausalMask's values (−Inf exactly where key j >
+// offset+i, the input's bits elsewhere), written in place and into new
+// memory, and its gradient on both machines: exactly 0 at masked entries.
+func TestCausalMask(t *testing.T) {
+	const b, tq, tk = 2, 3, 5
+	for _, offset := range []int{0, 2} {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			x := randDense(1, dt, b, tq, tk)
+			var sq, inPlace *gorgonia.Node
+			vs := run(t, []*tensor.Dense{x}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+				kept, err := CausalMask(xs[0], offset) // x is an input: into new memory
+				if err != nil {
+					return nil, err
+				}
+				if sq, err = gorgonia.Square(xs[0]); err != nil {
+					return nil, err
+				}
+				inPlace, err = CausalMask(sq, offset) // nothing reads sq after: in place
+				return gorgonia.Nodes{kept, inPlace}, err
+			})
+			if a, b := sq.Value().(*tensor.Dense), inPlace.Value().(*tensor.Dense); a.Uintptr() != b.Uintptr() {
+				t.Errorf("offset %d, %v: CausalMask of a dead input did not write over it", offset, dt)
+			}
+			xv := floats(x)
+			for k, name := range []string{"new memory", "in place"} {
+				for i, got := range floats(vs[k]) {
+					q, key := (i/tk)%tq, i%tk
+					want := math.Inf(-1)
+					if key <= offset+q {
+						want = xv[i]
+						if k == 1 {
+							want = xv[i] * xv[i]
+							if dt == tensor.Float32 {
+								want = float64(float32(want))
+							}
+						}
+					}
+					if got != want {
+						t.Fatalf("offset %d, %v, %s: [%d] (query %d, key %d) = %g, want %g", offset, dt, name, i, q, key, got, want)
+					}
+				}
+			}
+			if xs := floats(x); !equal(xs, xv) {
+				t.Fatal("CausalMask changed its input")
+			}
+		}
+		inputs := []*tensor.Dense{randDense(2, tensor.Float64, b, tq, tk)}
+		res, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			y, err := CausalMask(xs[0], offset)
+			if err != nil {
+				return nil, err
+			}
+			return gorgonia.Exp(y) // exp(−Inf) = 0: a finite cost
+		}, gradcheck.Options{})
+		if err != nil {
+			t.Errorf("offset %d: %v", offset, err)
+			continue
+		}
+		for i := range b * tq * tk {
+			if q, k := (i/tk)%tq, i%tk; k > offset+q && (res.Tape[0][i] != 0 || res.Lisp[0][i] != 0) {
+				t.Errorf("offset %d: gradient at masked [%d] = %g (tape), %g (Lisp), want 0", offset, i, res.Tape[0][i], res.Lisp[0][i])
+			}
+		}
+	}
+	g := gorgonia.NewGraph()
+	v := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(4), gorgonia.WithName("v"))
+	if _, err := CausalMask(v, 0); !errors.Is(err, opkit.ErrShape) {
+		t.Errorf("a vector: got %v, want ErrShape", err)
+	}
+	m := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(2, 2), gorgonia.WithName("m"))
+	if _, err := CausalMask(m, -1); !errors.Is(err, opkit.ErrShape) {
+		t.Errorf("offset −1: got %v, want ErrShape", err)
+	}
+	if _, err := CausalMask(nil, 0); !errors.Is(err, opkit.ErrNilNode) {
+		t.Errorf("nil: got %v, want ErrNilNode", err)
+	}
+}
+
+// TestReuse builds a graph of every op that keeps its result, forward and
+// backward, and runs it twice with reuse on (opkit.ReuseResults), with new
+// input values before the second run: each op writes into the tensor it
+// returned the first time, and the second run's output and gradients equal
+// bit for bit those of the same graph without reuse.
+func TestReuse(t *testing.T) {
+	const n, d = 6, 4
+	type program struct {
+		g      *gorgonia.ExprGraph
+		params gorgonia.Nodes
+		reads  []*gorgonia.Value
+		vm     gorgonia.VM
+	}
+	build := func(reuse bool) *program {
+		t.Helper()
+		p := &program{g: gorgonia.NewGraph()}
+		for i, s := range [][]int{{n, d}, {d, d}, {d}, {d}} {
+			p.params = append(p.params, gorgonia.NewTensor(p.g, tensor.Float64, len(s), gorgonia.WithShape(s...),
+				gorgonia.WithName(fmt.Sprintf("p%d", i)), gorgonia.WithValue(randDense(uint64(i+1), tensor.Float64, s...))))
+		}
+		x, w, gain, shift := p.params[0], p.params[1], p.params[2], p.params[3]
+		must := func(n *gorgonia.Node, err error) *gorgonia.Node {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		h := must(Norm(x, gain, shift, 1e-5))
+		h = must(MatMul(h, w, shift))
+		h = must(SplitHeads(h, 2, 2))
+		s := must(ScaledBMM(h, h, false, true, 0.5))
+		s = must(gorgonia.Exp(must(CausalMask(s, 0))))
+		h = must(MergeHeads(must(BMM(s, h, false, false))))
+		h = must(ReshapeCopy(h, d, n))
+		cost := must(gorgonia.Sum(must(gorgonia.Square(h))))
+		grads, err := gorgonia.Grad(cost, p.params...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range append(grads, h) {
+			p.reads = append(p.reads, new(gorgonia.Value))
+			gorgonia.Read(nd, p.reads[len(p.reads)-1])
+		}
+		if reuse {
+			opkit.ReuseResults(p.g)
+		}
+		p.vm = gorgonia.NewTapeMachine(p.g)
+		return p
+	}
+	// run runs p once on the inputs of seed and returns what it read and
+	// the data of every node that keeps its result.
+	run := func(p *program, seed uint64) ([][]float64, map[*gorgonia.Node]*float64) {
+		t.Helper()
+		for i, nd := range p.params {
+			if err := gorgonia.Let(nd, randDense(seed+uint64(i), tensor.Float64, nd.Shape()...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer p.vm.Reset()
+		if err := p.vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		var out [][]float64
+		for _, r := range p.reads {
+			out = append(out, floats(*r))
+		}
+		kept := map[*gorgonia.Node]*float64{}
+		for _, nd := range p.g.AllNodes() {
+			// (An op that may write over its input returns the input's
+			// tensor when the machine lets it.)
+			if _, ok := nd.Op().(opkit.ResultReuser); ok && nd.Op().OverwritesInput() < 0 {
+				if v, ok := nd.Value().(*tensor.Dense); ok && v.Size() > 0 {
+					kept[nd] = &v.Float64s()[0]
+				}
+			}
+		}
+		return out, kept
+	}
+	reusing, fresh := build(true), build(false)
+	defer reusing.vm.Close()
+	defer fresh.vm.Close()
+	_, first := run(reusing, 10)
+	got, second := run(reusing, 20)
+	want, _ := run(fresh, 20)
+	if len(first) < 12 {
+		t.Fatalf("only %d nodes keep their result", len(first))
+	}
+	for nd, p := range first {
+		if second[nd] != p {
+			t.Errorf("%v: the second run's result is in new memory", nd.Op())
+		}
+	}
+	for i := range want {
+		if !equal(got[i], want[i]) {
+			t.Errorf("read %d differs from the graph without reuse", i)
+		}
 	}
 }
 
@@ -269,6 +515,7 @@ func TestRuntimeErrors(t *testing.T) {
 	split := must(SplitHeads(x, 2, 2))
 	merge := must(MergeHeads(a))
 	reshape := must(ReshapeCopy(x, 3, 8))
+	matmul := must(MatMul(x, node("w", 4, 5), node("bias", 5)))
 	dense := func(dt tensor.Dtype, shape ...int) *tensor.Dense {
 		return tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
 	}
@@ -290,6 +537,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{split, []gorgonia.Value{f32(6, 4)}},
 		{merge, []gorgonia.Value{f32(1, 2, 3, 4)}},
 		{reshape, []gorgonia.Value{f32(6, 4)}},
+		{matmul, []gorgonia.Value{f32(6, 4), f32(4, 5), f32(5)}},
 	} {
 		add(c.op, "valid", "", nil, c.valid...)
 		add(c.op, "no inputs", "got 0 inputs", opkit.ErrValue)
@@ -308,5 +556,22 @@ func TestRuntimeErrors(t *testing.T) {
 			add(c.op, "mixed dtypes", "dtype float64", opkit.ErrDtype, with(last, dense(tensor.Float64, c.valid[last].Shape()...))...)
 		}
 	}
+	// Σrows takes any matrix, CausalMask any rank ≥ 2.
+	sum := &sumRowsOp{}
+	add(sum, "valid", "", nil, f32(6, 4))
+	add(sum, "no inputs", "got 0 inputs", opkit.ErrValue)
+	add(sum, "zero tensor.Dense", "uninitialised", opkit.ErrValue, &tensor.Dense{})
+	add(sum, "a vector", "matrix", opkit.ErrShape, f32(6))
+	mask := must(CausalMask(a, 0))
+	add(mask, "valid", "", nil, f32(2, 3, 3))
+	add(mask, "no inputs", "got 0 inputs", opkit.ErrValue)
+	add(mask, "nil input", "input 0", opkit.ErrValue, nil)
+	add(mask, "int tensor", "dtype int", opkit.ErrDtype, dense(tensor.Int, 2, 3))
+	add(mask, "a vector", "rank", opkit.ErrShape, f32(6))
+	cases = append(cases, errtest.Case{Name: "preallocated of another shape", Fn: mask.String(), Arg: "preallocated", Want: opkit.ErrValue,
+		Call: func() error {
+			_, err := mask.(gorgonia.UsePreallocDoer).UsePreallocDo(f32(3, 2), f32(2, 3))
+			return err
+		}})
 	errtest.Run(t, cases)
 }

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/actq/actq/graph"
+)
+
+// BenchmarkModel times graph.Trainer.Step and graph.Evaluator.Eval on the
+// models of go run ./bench -models, as Go benchmarks: for profiles
+// (go test ./bench -run '^$' -bench 'Model/small-lm/eval' -cpuprofile …)
+// and allocation counts. The comparison with PyTorch is go run ./bench.
+func BenchmarkModel(b *testing.B) {
+	for _, m := range benchModels {
+		rng := rand.New(rand.NewPCG(1, 2))
+		batches := []graph.Batch{m.randomBatch(rng), m.randomBatch(rng)}
+		b.Run(m.name+"/train", func(b *testing.B) {
+			tr, err := graph.NewTrainer(m.cfg, nil, graph.TrainConfig{Batch: m.batch, Seed: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tr.Close()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := tr.Step(batches[i%2]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+		b.Run(m.name+"/eval", func(b *testing.B) {
+			tr, err := graph.NewTrainer(m.cfg, nil, graph.TrainConfig{Batch: m.batch, Seed: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			w, err := tr.Weights()
+			tr.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			ev, err := graph.NewEvaluator(m.cfg, w, m.batch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer ev.Close()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := ev.Eval(batches[i%2]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
