@@ -355,6 +355,132 @@ func TestReuse(t *testing.T) {
 	}
 }
 
+// TestCrossEntropy compares CrossEntropy with the mean of −log softmax at
+// the targets computed directly in float64, with ignored rows holding NaN
+// (they must not matter), checks its gradient on both machines, its
+// special cases and its errors.
+func TestCrossEntropy(t *testing.T) {
+	const n, c = 5, 4
+	targets := []int{2, -1, 0, 3, -1}
+	intVec := func(g *gorgonia.ExprGraph, name string, v []int) *gorgonia.Node {
+		return gorgonia.NewVector(g, tensor.Int, gorgonia.WithShape(len(v)), gorgonia.WithName(name),
+			gorgonia.WithValue(tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(append([]int(nil), v...)))))
+	}
+	// loss runs CrossEntropy on logits (n×c, row-major) and targets.
+	loss := func(dt tensor.Dtype, logits []float64, targets []int) float64 {
+		t.Helper()
+		x := randDense(1, dt, n, c)
+		for i, v := range logits {
+			if dt == tensor.Float32 {
+				x.Float32s()[i] = float32(v)
+			} else {
+				x.Float64s()[i] = v
+			}
+		}
+		g := gorgonia.NewGraph()
+		xn := gorgonia.NodeFromAny(g, x, gorgonia.WithName("x"))
+		y, err := CrossEntropy(xn, intVec(g, "t", targets))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := gorgonia.NewTapeMachine(g)
+		defer vm.Close()
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		return floats(y.Value())[0]
+	}
+	logits := floats(randDense(2, tensor.Float64, n, c))
+	for i := range c {
+		logits[1*c+i], logits[4*c+i] = math.NaN(), math.Inf(1) // ignored rows
+	}
+	want, count := 0.0, 0
+	for i, tg := range targets {
+		if tg < 0 {
+			continue
+		}
+		row := logits[i*c : (i+1)*c]
+		var se float64
+		for _, v := range row {
+			se += math.Exp(v)
+		}
+		want += math.Log(se) - row[tg]
+		count++
+	}
+	want /= float64(count)
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		tol := map[tensor.Dtype]float64{tensor.Float32: 1e-6, tensor.Float64: 1e-14}[dt]
+		if got := loss(dt, logits, targets); math.Abs(got-want) > tol*math.Abs(want) {
+			t.Errorf("%v: loss %.17g, want %.17g", dt, got, want)
+		}
+		if got := loss(dt, logits, []int{-1, -1, -1, -1, -1}); got != 0 {
+			t.Errorf("%v: no counted row: loss %g, want 0", dt, got)
+		}
+		masked := append([]float64(nil), logits...)
+		masked[0*c+1] = math.Inf(-1) // a masked class: probability 0
+		if got := loss(dt, masked, targets); math.IsNaN(got) || math.IsInf(got, 0) {
+			t.Errorf("%v: a −Inf logit off the target: loss %g, want finite", dt, got)
+		}
+		masked[0*c+2] = math.Inf(-1) // the target's own logit
+		if got := loss(dt, masked, targets); !math.IsInf(got, 1) {
+			t.Errorf("%v: a −Inf logit at the target: loss %g, want +Inf", dt, got)
+		}
+		masked[2*c+3] = math.NaN()
+		if got := loss(dt, masked, targets); !math.IsNaN(got) {
+			t.Errorf("%v: NaN in a counted row: loss %g, want NaN", dt, got)
+		}
+	}
+	inputs := []*tensor.Dense{randDense(3, tensor.Float64, n, c)}
+	res, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+		return CrossEntropy(xs[0], intVec(g, "targets", targets))
+	}, gradcheck.Options{})
+	if err != nil {
+		t.Error(err)
+	} else {
+		for _, r := range []int{1, 4} {
+			for i := r * c; i < (r+1)*c; i++ {
+				if res.Tape[0][i] != 0 || res.Lisp[0][i] != 0 {
+					t.Errorf("gradient of ignored logit %d: %g (tape), %g (Lisp), want 0", i, res.Tape[0][i], res.Lisp[0][i])
+				}
+			}
+		}
+	}
+	g := gorgonia.NewGraph()
+	x := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(n, c), gorgonia.WithName("x"))
+	for name, c := range map[string]struct {
+		logits, targets *gorgonia.Node
+		want            error
+	}{
+		"nil targets":   {x, nil, opkit.ErrNilNode},
+		"float targets": {x, gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(n), gorgonia.WithName("f")), opkit.ErrDtype},
+		"short targets": {x, intVec(g, "short", []int{0}), opkit.ErrShape},
+		"vector logits": {gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(n), gorgonia.WithName("v")), intVec(g, "tv", targets), opkit.ErrShape},
+	} {
+		if _, err := CrossEntropy(c.logits, c.targets); !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", name, err, c.want)
+		}
+	}
+	ce := must2(t)(CrossEntropy(x, intVec(g, "ok", targets))).Op()
+	f32 := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(n, c))
+	for name, tg := range map[string][]int{"target = classes": {0, 0, c, 0, 0}, "target −2": {0, -2, 0, 0, 0}} {
+		_, err := ce.Do(f32, tensor.New(tensor.WithShape(n), tensor.WithBacking(tg)))
+		if !errors.Is(err, opkit.ErrValue) {
+			t.Errorf("%s: got %v, want ErrValue", name, err)
+		}
+	}
+}
+
+// must2 returns a function that fails t on a non-nil error and returns n.
+func must2(t *testing.T) func(*gorgonia.Node, error) *gorgonia.Node {
+	return func(n *gorgonia.Node, err error) *gorgonia.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+}
+
 // TestHeads checks that SplitHeads equals Reshape + Transpose(0, 2, 1, 3),
 // that MergeHeads undoes it, and the gradients on both machines.
 func TestHeads(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 // broadcasts of two ops each) that a composed norm takes, forward and
 // backward; each row's statistics are accumulated in float64 whatever the
 // dtype. The gradients of x and g are two more ops (see normGradX and
-// normGradG), b's is gorgonia.Sum of dy over the rows.
+// normGradG), b's is the sum of dy over the rows (one GEMM, see sumRowsOp).
 //
 // The nodes must be non-nil, of one float dtype, in one graph; shapes
 // that do not fit give an error wrapping opkit.ErrShape.

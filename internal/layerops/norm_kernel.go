@@ -1,28 +1,69 @@
 package layerops
 
-import "math"
+import (
+	"math"
+
+	"github.com/actq/actq/internal/parallel"
+)
 
 // The norm kernels work on the rows of x, each len(g) elements long; x,
 // dst and dy (where present) have one length, a multiple of len(g), which
 // the ops' shape checks guarantee. Row statistics and sums are float64
-// whatever T.
+// whatever T, each summed in four interleaved partial sums (so that the
+// additions do not wait on one another) added at the end. Rows are split
+// across goroutines when there are many: every row's result is computed
+// alone, and the gain's gradient adds up fixed blocks of rows in order, so
+// the results do not depend on the number of goroutines.
+
+// normGrain is the fewest elements worth handing to another goroutine.
+const normGrain = 1 << 14
+
+// normRowsPer returns the rows of d elements in one piece of normGrain.
+func normRowsPer(d int) int { return max(normGrain/max(d, 1), 1) }
+
+// rowSum returns Σ row[j] in four interleaved partial sums.
+func rowSum[T float32 | float64](row []T) float64 {
+	var s [4]float64
+	j := 0
+	for ; j+4 <= len(row); j += 4 {
+		s[0] += float64(row[j])
+		s[1] += float64(row[j+1])
+		s[2] += float64(row[j+2])
+		s[3] += float64(row[j+3])
+	}
+	for ; j < len(row); j++ {
+		s[0] += float64(row[j])
+	}
+	return (s[0] + s[1]) + (s[2] + s[3])
+}
+
+// rowSumSq returns Σ (row[j] − mu)² in four interleaved partial sums.
+func rowSumSq[T float32 | float64](row []T, mu float64) float64 {
+	var s [4]float64
+	j := 0
+	for ; j+4 <= len(row); j += 4 {
+		c0, c1 := float64(row[j])-mu, float64(row[j+1])-mu
+		c2, c3 := float64(row[j+2])-mu, float64(row[j+3])-mu
+		s[0] += c0 * c0
+		s[1] += c1 * c1
+		s[2] += c2 * c2
+		s[3] += c3 * c3
+	}
+	for ; j < len(row); j++ {
+		c := float64(row[j]) - mu
+		s[0] += c * c
+	}
+	return (s[0] + s[1]) + (s[2] + s[3])
+}
 
 // rowStats returns the row's mean μ (0 for RMSNorm) and r = 1/√(var + ε),
 // var being the mean square about μ.
 func rowStats[T float32 | float64](row []T, layer bool, eps float64) (mu, r float64) {
 	d := float64(len(row))
 	if layer {
-		for _, v := range row {
-			mu += float64(v)
-		}
-		mu /= d
+		mu = rowSum(row) / d
 	}
-	var ss float64
-	for _, v := range row {
-		c := float64(v) - mu
-		ss += c * c
-	}
-	return mu, 1 / math.Sqrt(ss/d+eps)
+	return mu, 1 / math.Sqrt(rowSumSq(row, mu)/d+eps)
 }
 
 // normRows writes y = (x − μ)·r ⊙ g for every row of x, plus b when b is
@@ -30,18 +71,24 @@ func rowStats[T float32 | float64](row []T, layer bool, eps float64) (mu, r floa
 // len(g) elements.
 func normRows[T float32 | float64](dst, x, g, b []T, eps float64) {
 	d := len(g)
-	for lo := 0; d > 0 && lo < len(x); lo += d {
-		row, out := x[lo:lo+d], dst[lo:lo+d]
-		mu, r := rowStats(row, b != nil, eps)
-		for j, v := range row {
-			out[j] = T((float64(v) - mu) * r * float64(g[j]))
-		}
-		if b != nil {
-			for j := range out {
-				out[j] += b[j]
+	if d == 0 {
+		return
+	}
+	_ = parallel.For(len(x)/d, normRowsPer(d), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			row, out := x[i*d:(i+1)*d], dst[i*d:(i+1)*d]
+			mu, r := rowStats(row, b != nil, eps)
+			for j, v := range row {
+				out[j] = T((float64(v) - mu) * r * float64(g[j]))
+			}
+			if b != nil {
+				for j := range out {
+					out[j] += b[j]
+				}
 			}
 		}
-	}
+		return nil
+	})
 }
 
 // normGradX writes dx for y = normRows(x, g, …) and the output gradient dy:
@@ -51,40 +98,71 @@ func normRows[T float32 | float64](dst, x, g, b []T, eps float64) {
 //	dx = r·(u − mean(u) − x̂·mean(u ⊙ x̂))  (LayerNorm)
 func normGradX[T float32 | float64](dst, x, g, dy []T, layer bool, eps float64) {
 	d := len(g)
-	for lo := 0; d > 0 && lo < len(x); lo += d {
-		row, drow := x[lo:lo+d], dy[lo:lo+d]
-		mu, r := rowStats(row, layer, eps)
-		var su, sux float64
-		for j, v := range row {
-			u := float64(g[j]) * float64(drow[j])
-			su += u
-			sux += u * (float64(v) - mu) * r
-		}
-		mu1, mux := su/float64(d), sux/float64(d)
-		if !layer {
-			mu1 = 0
-		}
-		out := dst[lo : lo+d]
-		for j, v := range row {
-			u := float64(g[j]) * float64(drow[j])
-			out[j] = T(r * (u - mu1 - (float64(v)-mu)*r*mux))
-		}
+	if d == 0 {
+		return
 	}
+	_ = parallel.For(len(x)/d, normRowsPer(d), func(lo, hi int) error {
+		for i := lo; i < hi; i++ {
+			row, drow := x[i*d:(i+1)*d], dy[i*d:(i+1)*d]
+			mu, r := rowStats(row, layer, eps)
+			var su, sux [4]float64
+			j := 0
+			for ; j+4 <= d; j += 4 {
+				for l := range 4 {
+					u := float64(g[j+l]) * float64(drow[j+l])
+					su[l] += u
+					sux[l] += u * (float64(row[j+l]) - mu) * r
+				}
+			}
+			for ; j < d; j++ {
+				u := float64(g[j]) * float64(drow[j])
+				su[0] += u
+				sux[0] += u * (float64(row[j]) - mu) * r
+			}
+			mu1 := ((su[0] + su[1]) + (su[2] + su[3])) / float64(d)
+			mux := ((sux[0] + sux[1]) + (sux[2] + sux[3])) / float64(d)
+			if !layer {
+				mu1 = 0
+			}
+			out := dst[i*d : (i+1)*d]
+			for j, v := range row {
+				u := float64(g[j]) * float64(drow[j])
+				out[j] = T(r * (u - mu1 - (float64(v)-mu)*r*mux))
+			}
+		}
+		return nil
+	})
 }
 
 // normGradG writes the gain's gradient dg = Σ_rows dy ⊙ x̂ (len(dst) = D),
-// x̂ = (x − μ)·r.
+// x̂ = (x − μ)·r: each block of normRowsPer(D) rows is summed on its own
+// (blocks in parallel), and the blocks' sums are added in order.
 func normGradG[T float32 | float64](dst, x, dy []T, layer bool, eps float64) {
 	d := len(dst)
-	acc := make([]float64, d)
-	for lo := 0; d > 0 && lo < len(x); lo += d {
-		row, drow := x[lo:lo+d], dy[lo:lo+d]
-		mu, r := rowStats(row, layer, eps)
-		for j, v := range row {
-			acc[j] += float64(drow[j]) * (float64(v) - mu) * r
-		}
+	if d == 0 {
+		return
 	}
-	for j, v := range acc {
-		dst[j] = T(v)
+	rows, per := len(x)/d, normRowsPer(d)
+	blocks := (rows + per - 1) / per
+	acc := make([]float64, blocks*d)
+	_ = parallel.For(blocks, 1, func(lo, hi int) error {
+		for blk := lo; blk < hi; blk++ {
+			a := acc[blk*d : (blk+1)*d]
+			for i := blk * per; i < min((blk+1)*per, rows); i++ {
+				row, drow := x[i*d:(i+1)*d], dy[i*d:(i+1)*d]
+				mu, r := rowStats(row, layer, eps)
+				for j, v := range row {
+					a[j] += float64(drow[j]) * (float64(v) - mu) * r
+				}
+			}
+		}
+		return nil
+	})
+	for j := range dst {
+		s := 0.0
+		for blk := range blocks {
+			s += acc[blk*d+j]
+		}
+		dst[j] = T(s)
 	}
 }
