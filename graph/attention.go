@@ -25,7 +25,9 @@ type AttentionConfig struct {
 //	y = concat_h(P_h·V_h)·Wo
 //
 // where M is 0, or −Inf above the diagonal when Causal. Softmax is actq's
-// (ops.Softmax): a masked entry gets exactly 0 probability and 0 gradient.
+// (ops.Softmax; with Causal, layerops.CausalSoftmax, the same kernel over
+// each row's visible scores only): a masked entry gets exactly 0
+// probability and 0 gradient.
 //
 // Its parameters are input nodes named name+".Wq", ".Wk", ".Wv", ".Wo",
 // each (DModel, DModel); Gorgonia's Let can set them.
@@ -84,8 +86,9 @@ func (a *Attention) Params() gorgonia.Nodes { return gorgonia.Nodes{a.Wq, a.Wk, 
 //
 // Under a quantization plan (WithPlan) the sites are name+".scores"
 // (Q·Kᵀ/√Dh + mask: masked entries reach it as −Inf, which quantize's
-// dynamic scales ignore and its statistics count as Inf; they are masked
-// again after it, so they keep exactly 0 probability), name+".probs" (P,
+// dynamic scales ignore and its statistics count as Inf; the softmax after
+// it reads only the visible scores, so they keep exactly 0 probability),
+// name+".probs" (P,
 // before P·V) and the weights by name.
 func (a *Attention) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "graph.Attention(" + a.name + ").Forward"
@@ -140,26 +143,26 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 	if err != nil {
 		return nil, err
 	}
-	if a.cfg.Causal {
+	// The scores site sees the masked scores, so that a dynamic scale
+	// comes from the visible scores only (a later token must not move an
+	// earlier token's quantization); quantize ignores ±Inf when it chooses
+	// scales. CausalSoftmax reads only the visible scores, so what the
+	// site makes of the masked ones does not matter, and without a site
+	// the scores are not masked at all.
+	if a.cfg.Causal && b.q != nil && b.q.plan.For(a.name+".scores", SiteAttnScores) != nil {
 		if s, err = layerops.CausalMask(s, 0); err != nil {
 			return nil, err
 		}
 	}
-	// The scores site sees the masked scores, so that a dynamic scale
-	// comes from the visible scores only (a later token must not move an
-	// earlier token's quantization); quantize ignores ±Inf when it chooses
-	// scales. It maps −Inf to a finite code, so the mask goes on again.
-	qs, err := b.site(a.name+".scores", SiteAttnScores, s)
-	if err != nil {
+	if s, err = b.site(a.name+".scores", SiteAttnScores, s); err != nil {
 		return nil, err
 	}
-	if qs != s && a.cfg.Causal {
-		if qs, err = layerops.CausalMask(qs, 0); err != nil {
-			return nil, err
-		}
+	var p *gorgonia.Node
+	if a.cfg.Causal {
+		p, err = layerops.CausalSoftmax(s, 0)
+	} else {
+		p, err = ops.Softmax(s)
 	}
-	s = qs
-	p, err := ops.Softmax(s)
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/actq/actq/internal/gradcheck"
 	"github.com/actq/actq/internal/numtest"
 	"github.com/actq/actq/internal/opkit"
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -255,6 +256,93 @@ func TestCausalMask(t *testing.T) {
 	}
 }
 
+// TestCausalSoftmax compares CausalSoftmax with ops.Softmax of the masked
+// scores (within 4 ULPs: the vector kernels may add a row's exps in
+// another order when its length changes), with non-finite values at
+// masked entries (they must not matter), written in place and into new
+// memory, and checks its gradient on both machines: exactly 0 at masked
+// entries.
+func TestCausalSoftmax(t *testing.T) {
+	const b, tq, tk = 2, 5, 7
+	for _, offset := range []int{0, 2} {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			x := randDense(1, dt, b, tq, tk)
+			for i := range b * tq * tk {
+				if q, k := (i/tk)%tq, i%tk; k > offset+q {
+					v := []float64{math.NaN(), math.Inf(1), 1e30}[i%3]
+					if dt == tensor.Float32 {
+						x.Float32s()[i] = float32(v)
+					} else {
+						x.Float64s()[i] = v
+					}
+				}
+			}
+			var sq, inPlace *gorgonia.Node
+			vs := run(t, []*tensor.Dense{x}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+				got, err := CausalSoftmax(xs[0], offset)
+				if err != nil {
+					return nil, err
+				}
+				masked, err := CausalMask(xs[0], offset)
+				if err != nil {
+					return nil, err
+				}
+				want, err := ops.Softmax(masked)
+				if err != nil {
+					return nil, err
+				}
+				if sq, err = gorgonia.Neg(xs[0]); err != nil {
+					return nil, err
+				}
+				inPlace, err = CausalSoftmax(sq, offset) // nothing reads sq after: in place
+				return gorgonia.Nodes{got, want}, err
+			})
+			if a, b := sq.Value().(*tensor.Dense), inPlace.Value().(*tensor.Dense); a.Uintptr() != b.Uintptr() {
+				t.Errorf("offset %d, %v: CausalSoftmax of a dead input did not write over it", offset, dt)
+			}
+			ulp := map[tensor.Dtype]float64{tensor.Float32: 0x1p-24, tensor.Float64: 0x1p-53}[dt]
+			got, want := floats(vs[0]), floats(vs[1])
+			for i := range got {
+				q, k := (i/tk)%tq, i%tk
+				if k > offset+q {
+					if got[i] != 0 {
+						t.Fatalf("offset %d, %v: masked [%d] = %g, want 0", offset, dt, i, got[i])
+					}
+					continue
+				}
+				if d := math.Abs(got[i] - want[i]); !(d <= 4*ulp*want[i]) {
+					t.Errorf("offset %d, %v: [%d] = %.17g, ops.Softmax of the masked scores %.17g", offset, dt, i, got[i], want[i])
+				}
+			}
+		}
+		inputs := []*tensor.Dense{randDense(2, tensor.Float64, b, tq, tk)}
+		res, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			return CausalSoftmax(xs[0], offset)
+		}, gradcheck.Options{})
+		if err != nil {
+			t.Errorf("offset %d: %v", offset, err)
+			continue
+		}
+		for i := range b * tq * tk {
+			if q, k := (i/tk)%tq, i%tk; k > offset+q && (res.Tape[0][i] != 0 || res.Lisp[0][i] != 0) {
+				t.Errorf("offset %d: gradient at masked [%d] = %g (tape), %g (Lisp), want 0", offset, i, res.Tape[0][i], res.Lisp[0][i])
+			}
+		}
+	}
+	g := gorgonia.NewGraph()
+	v := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(4), gorgonia.WithName("v"))
+	if _, err := CausalSoftmax(v, 0); !errors.Is(err, opkit.ErrShape) {
+		t.Errorf("a vector: got %v, want ErrShape", err)
+	}
+	m := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(2, 2), gorgonia.WithName("m"))
+	if _, err := CausalSoftmax(m, -1); !errors.Is(err, opkit.ErrShape) {
+		t.Errorf("offset −1: got %v, want ErrShape", err)
+	}
+	if _, err := CausalSoftmax(nil, 0); !errors.Is(err, opkit.ErrNilNode) {
+		t.Errorf("nil: got %v, want ErrNilNode", err)
+	}
+}
+
 // TestReuse builds a graph of every op that keeps its result, forward and
 // backward, and runs it twice with reuse on (opkit.ReuseResults), with new
 // input values before the second run: each op writes into the tensor it
@@ -287,7 +375,7 @@ func TestReuse(t *testing.T) {
 		h = must(MatMul(h, w, shift))
 		h = must(SplitHeads(h, 2, 2))
 		s := must(ScaledBMM(h, h, false, true, 0.5))
-		s = must(gorgonia.Exp(must(CausalMask(s, 0))))
+		s = must(CausalSoftmax(must(gorgonia.Exp(must(CausalMask(s, 0)))), 0))
 		h = must(MergeHeads(must(BMM(s, h, false, false))))
 		h = must(ReshapeCopy(h, d, n))
 		cost := must(gorgonia.Sum(must(gorgonia.Square(h))))

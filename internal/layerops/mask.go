@@ -85,6 +85,10 @@ func (op *maskOp) Kernel64(dst []float64, in [][]float64, vals []gorgonia.Value)
 	return maskKernel(op, dst, in[0], vals[0].Shape())
 }
 
+// visible returns the number of keys query i sees among tk: keys 0 …
+// offset+i.
+func visible(i, offset, tk int) int { return min(offset+i+1, tk) }
+
 // maskKernel writes src into dst with the masked entries of every (tq, tk)
 // matrix set to −Inf (0 for the gradient). dst may be src.
 func maskKernel[T float32 | float64](op *maskOp, dst, src []T, shape tensor.Shape) error {
@@ -98,7 +102,7 @@ func maskKernel[T float32 | float64](op *maskOp, dst, src []T, shape tensor.Shap
 	for lo := 0; lo < len(dst); lo += tq * tk {
 		for i := range tq {
 			row := lo + i*tk
-			vis := min(max(op.offset+i+1, 0), tk) // keys 0 … offset+i are visible
+			vis := visible(i, op.offset, tk)
 			if !same {
 				copy(dst[row:row+vis], src[row:row+vis])
 			}
