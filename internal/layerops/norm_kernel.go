@@ -21,39 +21,42 @@ const normGrain = 1 << 14
 // normRowsPer returns the rows of d elements in one piece of normGrain.
 func normRowsPer(d int) int { return max(normGrain/max(d, 1), 1) }
 
-// rowSum returns Σ row[j] in four interleaved partial sums.
+// rowSum returns Σ row[j] in four interleaved partial sums (kept in
+// registers: not an array, which the compiler keeps in memory).
 func rowSum[T float32 | float64](row []T) float64 {
-	var s [4]float64
+	var s0, s1, s2, s3 float64
 	j := 0
 	for ; j+4 <= len(row); j += 4 {
-		s[0] += float64(row[j])
-		s[1] += float64(row[j+1])
-		s[2] += float64(row[j+2])
-		s[3] += float64(row[j+3])
+		r := row[j : j+4 : j+4]
+		s0 += float64(r[0])
+		s1 += float64(r[1])
+		s2 += float64(r[2])
+		s3 += float64(r[3])
 	}
 	for ; j < len(row); j++ {
-		s[0] += float64(row[j])
+		s0 += float64(row[j])
 	}
-	return (s[0] + s[1]) + (s[2] + s[3])
+	return (s0 + s1) + (s2 + s3)
 }
 
 // rowSumSq returns Σ (row[j] − mu)² in four interleaved partial sums.
 func rowSumSq[T float32 | float64](row []T, mu float64) float64 {
-	var s [4]float64
+	var s0, s1, s2, s3 float64
 	j := 0
 	for ; j+4 <= len(row); j += 4 {
-		c0, c1 := float64(row[j])-mu, float64(row[j+1])-mu
-		c2, c3 := float64(row[j+2])-mu, float64(row[j+3])-mu
-		s[0] += c0 * c0
-		s[1] += c1 * c1
-		s[2] += c2 * c2
-		s[3] += c3 * c3
+		r := row[j : j+4 : j+4]
+		c0, c1 := float64(r[0])-mu, float64(r[1])-mu
+		c2, c3 := float64(r[2])-mu, float64(r[3])-mu
+		s0 += c0 * c0
+		s1 += c1 * c1
+		s2 += c2 * c2
+		s3 += c3 * c3
 	}
 	for ; j < len(row); j++ {
 		c := float64(row[j]) - mu
-		s[0] += c * c
+		s0 += c * c
 	}
-	return (s[0] + s[1]) + (s[2] + s[3])
+	return (s0 + s1) + (s2 + s3)
 }
 
 // rowStats returns the row's mean μ (0 for RMSNorm) and r = 1/√(var + ε),
@@ -76,12 +79,14 @@ func normRows[T float32 | float64](dst, x, g, b []T, eps float64) {
 	}
 	_ = parallel.For(len(x)/d, normRowsPer(d), func(lo, hi int) error {
 		for i := lo; i < hi; i++ {
-			row, out := x[i*d:(i+1)*d], dst[i*d:(i+1)*d]
+			row, out := x[i*d:(i+1)*d:(i+1)*d], dst[i*d:(i+1)*d:(i+1)*d]
 			mu, r := rowStats(row, b != nil, eps)
+			g := g[:len(row)]
 			for j, v := range row {
 				out[j] = T((float64(v) - mu) * r * float64(g[j]))
 			}
 			if b != nil {
+				b := b[:len(out)]
 				for j := range out {
 					out[j] += b[j]
 				}
@@ -105,26 +110,27 @@ func normGradX[T float32 | float64](dst, x, g, dy []T, layer bool, eps float64) 
 		for i := lo; i < hi; i++ {
 			row, drow := x[i*d:(i+1)*d], dy[i*d:(i+1)*d]
 			mu, r := rowStats(row, layer, eps)
-			var su, sux [4]float64
+			var su0, su1, sx0, sx1 float64 // Σ u and Σ u·(x − μ), two partial sums each
 			j := 0
-			for ; j+4 <= d; j += 4 {
-				for l := range 4 {
-					u := float64(g[j+l]) * float64(drow[j+l])
-					su[l] += u
-					sux[l] += u * (float64(row[j+l]) - mu) * r
-				}
+			for ; j+2 <= d; j += 2 {
+				gg, dd, xx := g[j:j+2:j+2], drow[j:j+2:j+2], row[j:j+2:j+2]
+				u0, u1 := float64(gg[0])*float64(dd[0]), float64(gg[1])*float64(dd[1])
+				su0 += u0
+				su1 += u1
+				sx0 += u0 * (float64(xx[0]) - mu)
+				sx1 += u1 * (float64(xx[1]) - mu)
 			}
 			for ; j < d; j++ {
 				u := float64(g[j]) * float64(drow[j])
-				su[0] += u
-				sux[0] += u * (float64(row[j]) - mu) * r
+				su0 += u
+				sx0 += u * (float64(row[j]) - mu)
 			}
-			mu1 := ((su[0] + su[1]) + (su[2] + su[3])) / float64(d)
-			mux := ((sux[0] + sux[1]) + (sux[2] + sux[3])) / float64(d)
+			mu1 := (su0 + su1) / float64(d)
+			mux := (sx0 + sx1) * r / float64(d)
 			if !layer {
 				mu1 = 0
 			}
-			out := dst[i*d : (i+1)*d]
+			out, g, drow := dst[i*d:(i+1)*d:(i+1)*d], g[:len(row)], drow[:len(row)]
 			for j, v := range row {
 				u := float64(g[j]) * float64(drow[j])
 				out[j] = T(r * (u - mu1 - (float64(v)-mu)*r*mux))
@@ -149,8 +155,9 @@ func normGradG[T float32 | float64](dst, x, dy []T, layer bool, eps float64) {
 		for blk := lo; blk < hi; blk++ {
 			a := acc[blk*d : (blk+1)*d]
 			for i := blk * per; i < min((blk+1)*per, rows); i++ {
-				row, drow := x[i*d:(i+1)*d], dy[i*d:(i+1)*d]
+				row, drow := x[i*d:(i+1)*d:(i+1)*d], dy[i*d:(i+1)*d:(i+1)*d]
 				mu, r := rowStats(row, layer, eps)
+				a, drow := a[:len(row)], drow[:len(row)]
 				for j, v := range row {
 					a[j] += float64(drow[j]) * (float64(v) - mu) * r
 				}
