@@ -139,7 +139,17 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 	if err != nil {
 		return nil, err
 	}
-	s, err := layerops.ScaledBMM(q, k, false, true, 1/math.Sqrt(float64(dh))) // (batch, heads, seq, seq)
+	// With Causal, the products skip the tiles above the diagonal: the
+	// scores (batch, heads, seq, seq) are computed where the queries see,
+	// and the probabilities' gradient likewise unless a probs site, which
+	// would read all of it, is in between.
+	hasSite := func(name string, kind SiteKind) bool { return b.q != nil && b.q.plan.For(name, kind) != nil }
+	var s *gorgonia.Node
+	if a.cfg.Causal {
+		s, err = layerops.CausalScores(q, k, 1/math.Sqrt(float64(dh)), 0, 0)
+	} else {
+		s, err = layerops.ScaledBMM(q, k, false, true, 1/math.Sqrt(float64(dh)))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +159,7 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 	// scales. CausalSoftmax reads only the visible scores, so what the
 	// site makes of the masked ones does not matter, and without a site
 	// the scores are not masked at all.
-	if a.cfg.Causal && b.q != nil && b.q.plan.For(a.name+".scores", SiteAttnScores) != nil {
+	if a.cfg.Causal && hasSite(a.name+".scores", SiteAttnScores) {
 		if s, err = layerops.CausalMask(s, 0); err != nil {
 			return nil, err
 		}
@@ -169,7 +179,12 @@ func (a *Attention) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, e
 	if p, err = b.site(a.name+".probs", SiteAttnProbs, p); err != nil {
 		return nil, err
 	}
-	o, err := layerops.BMM(p, v, false, false) // (batch, heads, seq, Dh)
+	var o *gorgonia.Node // (batch, heads, seq, Dh)
+	if a.cfg.Causal && !hasSite(a.name+".probs", SiteAttnProbs) {
+		o, err = layerops.CausalValues(p, v, 0, 0)
+	} else {
+		o, err = layerops.BMM(p, v, false, false)
+	}
 	if err != nil {
 		return nil, err
 	}

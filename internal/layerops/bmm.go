@@ -28,6 +28,46 @@ func ScaledBMM(a, b *gorgonia.Node, transA, transB bool, alpha float64) (*gorgon
 	return gorgonia.ApplyOp(&matMulOp{rank: 4, transA: transA, transB: transB, alpha: alpha}, a, b)
 }
 
+// CausalScores returns alpha·q·kᵀ for every leading index of q (…, rows,
+// d) and k (…, keys, d), both 4-D, where row r of each matrix belongs to
+// the query at position offset + r mod queries (queries 0: rows), which
+// sees keys 0 … offset + r mod queries. Only the entries a query sees are
+// sure to be computed: whole tiles above the diagonal are skipped (about
+// half the work for a long sequence) and the others are undefined, so the
+// result must go to CausalSoftmax or CausalMask, which read only the
+// visible entries and give them, backward, exactly zero gradient (which
+// the backward pass relies on: it multiplies the whole gradient).
+//
+// queries groups the rows of grouped-query attention, whose matrices stack
+// the queries of several heads; it must divide the rows. offset ≥ 0 places
+// the queries after a cache of earlier keys. The shape errors are BMM's,
+// and a bad offset or queries wraps opkit.ErrShape.
+func CausalScores(q, k *gorgonia.Node, alpha float64, offset, queries int) (*gorgonia.Node, error) {
+	return applyCausal(q, k, false, true, alpha, offset, queries)
+}
+
+// CausalValues returns p·v for every leading index of the probabilities p
+// (…, rows, keys) from CausalSoftmax and the values v (…, keys, n), both
+// 4-D: BMM(p, v), whose backward pass computes the gradient of p only at
+// the entries each query sees (as CausalScores computes scores), which is
+// all CausalSoftmax's backward pass reads. See CausalScores for offset and
+// queries.
+func CausalValues(p, v *gorgonia.Node, offset, queries int) (*gorgonia.Node, error) {
+	return applyCausal(p, v, false, false, 1, offset, queries)
+}
+
+func applyCausal(a, b *gorgonia.Node, transA, transB bool, alpha float64, offset, queries int) (*gorgonia.Node, error) {
+	rows := 0
+	if s := a.Shape(); s.Dims() == 4 {
+		rows = s[2]
+	}
+	if offset < 0 || queries < 0 || (queries > 0 && rows%queries != 0) {
+		return nil, fmt.Errorf("layerops.Causal: offset %d and %d queries for matrices of %d rows: %w", offset, queries, rows, opkit.ErrShape)
+	}
+	return gorgonia.ApplyOp(&matMulOp{rank: 4, transA: transA, transB: transB, alpha: alpha,
+		causal: true, c: causal{offset: offset, queries: queries}}, a, b)
+}
+
 // MatMul returns x·w + bias for x (n, k) and w (k, m): (n, m), with bias
 // (m) added to every row, or no bias when bias is nil. It is one GEMM
 // (actq's, package blas, whatever BLAS Gorgonia is set to use), the bias
@@ -53,6 +93,12 @@ type matMulOp struct {
 	transA, transB bool
 	alpha          float64
 	bias           bool
+	// causal: a product of attention's causal structure c. The scores
+	// (Aᵀ = false, Bᵀ = true) compute only what the queries see (see
+	// causalScores); the other forms are plain products whose gradient
+	// may be scores (CausalValues').
+	causal bool
+	c      causal
 }
 
 func (op *matMulOp) String() string {
@@ -66,6 +112,9 @@ func (op *matMulOp) String() string {
 	}
 	if op.bias {
 		s += ",+bias"
+	}
+	if op.causal {
+		s += fmt.Sprintf(",causal(offset=%d,queries=%d)", op.c.offset, op.c.queries)
 	}
 	return s + "}"
 }
@@ -156,6 +205,12 @@ func matMulKernel[T float32 | float64](op *matMulOp, dst []T, in [][]T, vals []g
 	if err != nil {
 		return err
 	}
+	if op.causal && !op.transA && op.transB {
+		if q := op.c.queries; q > 0 && m%q != 0 {
+			return fmt.Errorf("%v: %d rows are not segments of %d queries: %w", op, m, q, opkit.ErrShape)
+		}
+		return causalBatchedScores(op.c, batch, m, k, n, T(op.alpha), in[0], in[1], dst)
+	}
 	if !op.bias {
 		return batchedGemm(op.transA, op.transB, batch, m, k, n, T(op.alpha), in[0], in[1], dst, false)
 	}
@@ -181,7 +236,10 @@ func (op *matMulOp) DiffWRT(n int) []bool {
 func (op *matMulOp) grads() []opkit.Grad {
 	const a, b, dc = 0, 1, opkit.DY
 	g := func(transA, transB bool, x, y int) opkit.Grad {
-		return opkit.Grad{Op: &matMulOp{rank: op.rank, transA: transA, transB: transB, alpha: op.alpha}, Args: []int{x, y}}
+		// A gradient in the scores' form is needed only where the
+		// queries see (the causal softmax reads no more).
+		causal := op.causal && !transA && transB
+		return opkit.Grad{Op: &matMulOp{rank: op.rank, transA: transA, transB: transB, alpha: op.alpha, causal: causal, c: op.c}, Args: []int{x, y}}
 	}
 	var gs []opkit.Grad
 	switch {

@@ -343,6 +343,174 @@ func TestCausalSoftmax(t *testing.T) {
 	}
 }
 
+// TestCausalProducts checks CausalScores (the entries each query sees,
+// against a loop; plain and with grouped queries; the tiles above the
+// diagonal must be skipped) and CausalValues (BMM's values), and the
+// gradients of scores → causal softmax → values on both machines, where
+// the backward pass computes the probabilities' gradient only where the
+// queries see.
+func TestCausalProducts(t *testing.T) {
+	const batch, groups, d, n = 2, 2, 3, 5
+	for _, tq := range []int{7, 100} { // 100: three row tiles
+		for _, offset := range []int{0, 3} {
+			for _, queries := range []int{0, tq} {
+				rows, tk := tq, tq+offset
+				if queries > 0 {
+					rows = groups * tq
+				}
+				vis := func(r int) int { return min(offset+r%tq+1, tk) }
+				name := fmt.Sprintf("tq %d, offset %d, queries %d", tq, offset, queries)
+				q, k := randDense(1, tensor.Float64, batch, 1, rows, d), randDense(2, tensor.Float64, batch, 1, tk, d)
+				p, v := randDense(3, tensor.Float64, batch, 1, rows, tk), randDense(4, tensor.Float64, batch, 1, tk, n)
+				vs := run(t, []*tensor.Dense{q, k, p, v}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+					sc, err := CausalScores(xs[0], xs[1], 0.5, offset, queries)
+					if err != nil {
+						return nil, err
+					}
+					o, err := CausalValues(xs[2], xs[3], offset, queries)
+					if err != nil {
+						return nil, err
+					}
+					want, err := BMM(xs[2], xs[3], false, false)
+					return gorgonia.Nodes{sc, o, want}, err
+				})
+				qs, ks := floats(q), floats(k)
+				sc := floats(vs[0])
+				untouched := 0
+				for b := range batch {
+					for r := range rows {
+						for j := range tk {
+							want := 0.0
+							for l := range d {
+								want += qs[(b*rows+r)*d+l] * ks[(b*tk+j)*d+l]
+							}
+							got := sc[(b*rows+r)*tk+j]
+							if j >= vis(r) {
+								if got == 0 { // a fresh tensor: zero where nothing was computed
+									untouched++
+								}
+								continue
+							}
+							if math.Abs(got-0.5*want) > 1e-13 {
+								t.Fatalf("%s: scores[%d,%d,%d] = %g, want %g", name, b, r, j, got, 0.5*want)
+							}
+						}
+					}
+				}
+				if tq > tileRows(tq) && untouched == 0 {
+					t.Errorf("%s: no tile above the diagonal was skipped", name)
+				}
+				if !equal(floats(vs[1]), floats(vs[2])) {
+					t.Errorf("%s: CausalValues differs from BMM", name)
+				}
+				if tq > 10 {
+					// Against the plain ops (finite differences would be
+					// slow here): the same values and gradients.
+					compareCausalWithPlain(t, name, batch, rows, tq, tk, d, n, offset, queries)
+					continue
+				}
+				// Gradients through scores, the causal softmax (on the
+				// ungrouped view) and values.
+				inputs := []*tensor.Dense{randDense(5, tensor.Float64, batch, 1, rows, d), randDense(6, tensor.Float64, batch, 1, tk, d),
+					randDense(7, tensor.Float64, batch, 1, tk, n)}
+				if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+					sc, err := CausalScores(xs[0], xs[1], 0.7, offset, queries)
+					if err != nil {
+						return nil, err
+					}
+					if sc, err = gorgonia.Reshape(sc, tensor.Shape{batch, rows / tq, tq, tk}); err != nil {
+						return nil, err
+					}
+					pr, err := CausalSoftmax(sc, offset)
+					if err != nil {
+						return nil, err
+					}
+					if pr, err = gorgonia.Reshape(pr, tensor.Shape{batch, 1, rows, tk}); err != nil {
+						return nil, err
+					}
+					return CausalValues(pr, xs[2], offset, queries)
+				}, gradcheck.Options{}); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+		}
+	}
+	// The tiles: a long sequence skips most of the masked part.
+	if r := tileRows(512); r != 96 {
+		t.Errorf("tileRows(512) = %d, want 96", r)
+	}
+	g := gorgonia.NewGraph()
+	a := gorgonia.NewTensor(g, tensor.Float64, 4, gorgonia.WithShape(1, 1, 6, 2), gorgonia.WithName("a"))
+	for name, err := range map[string]error{
+		"offset −1":           second(CausalScores(a, a, 1, -1, 0)),
+		"queries −1":          second(CausalValues(a, a, 0, -1)),
+		"4 queries of 6 rows": second(CausalScores(a, a, 1, 0, 4)),
+	} {
+		if !errors.Is(err, opkit.ErrShape) {
+			t.Errorf("%s: got %v, want ErrShape", name, err)
+		}
+	}
+}
+
+// compareCausalWithPlain runs Σ w ⊙ (values of the causal softmax of the
+// scores) built from the causal ops and from the plain ones (ScaledBMM,
+// CausalMask, ops.Softmax, BMM) on a tape machine and requires the same
+// cost and gradients within float64 rounding.
+func compareCausalWithPlain(t *testing.T, name string, batch, rows, tq, tk, d, n, offset, queries int) {
+	t.Helper()
+	var results [2][]float64
+	for c, causalOps := range []bool{true, false} {
+		g := gorgonia.NewGraph()
+		x := []*gorgonia.Node{
+			gorgonia.NodeFromAny(g, randDense(5, tensor.Float64, batch, 1, rows, d), gorgonia.WithName("q")),
+			gorgonia.NodeFromAny(g, randDense(6, tensor.Float64, batch, 1, tk, d), gorgonia.WithName("k")),
+			gorgonia.NodeFromAny(g, randDense(7, tensor.Float64, batch, 1, tk, n), gorgonia.WithName("v")),
+		}
+		must := must2(t)
+		var sc, o *gorgonia.Node
+		if causalOps {
+			sc = must(CausalScores(x[0], x[1], 0.7, offset, queries))
+		} else {
+			sc = must(ScaledBMM(x[0], x[1], false, true, 0.7))
+		}
+		sc = must(gorgonia.Reshape(sc, tensor.Shape{batch, rows / tq, tq, tk}))
+		var p *gorgonia.Node
+		if causalOps {
+			p = must(CausalSoftmax(sc, offset))
+		} else {
+			p = must(ops.Softmax(must(CausalMask(sc, offset))))
+		}
+		p = must(gorgonia.Reshape(p, tensor.Shape{batch, 1, rows, tk}))
+		if causalOps {
+			o = must(CausalValues(p, x[2], offset, queries))
+		} else {
+			o = must(BMM(p, x[2], false, false))
+		}
+		w := gorgonia.NodeFromAny(g, randDense(8, tensor.Float64, batch, 1, rows, n), gorgonia.WithName("w"))
+		cost := must(gorgonia.Sum(must(gorgonia.HadamardProd(o, w))))
+		grads, err := gorgonia.Grad(cost, x...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := gorgonia.NewTapeMachine(g)
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		results[c] = append(results[c], floats(cost.Value())...)
+		for _, gr := range grads {
+			results[c] = append(results[c], floats(gr.Value())...)
+		}
+		vm.Close()
+	}
+	for i := range results[0] {
+		if d := math.Abs(results[0][i] - results[1][i]); d > 1e-12*(1+math.Abs(results[1][i])) {
+			t.Fatalf("%s: value %d (the cost, then the gradients of q, k, v) is %g with the causal ops, %g with the plain ones", name, i, results[0][i], results[1][i])
+		}
+	}
+}
+
+func second(_ *gorgonia.Node, err error) error { return err }
+
 // TestReuse builds a graph of every op that keeps its result, forward and
 // backward, and runs it twice with reuse on (opkit.ReuseResults), with new
 // input values before the second run: each op writes into the tensor it
@@ -376,7 +544,8 @@ func TestReuse(t *testing.T) {
 		h = must(SplitHeads(h, 2, 2))
 		s := must(ScaledBMM(h, h, false, true, 0.5))
 		s = must(CausalSoftmax(must(gorgonia.Exp(must(CausalMask(s, 0)))), 0))
-		h = must(MergeHeads(must(BMM(s, h, false, false))))
+		c := must(CausalValues(must(CausalSoftmax(must(CausalScores(h, h, 0.5, 0, 0)), 0)), h, 0, 0))
+		h = must(MergeHeads(must(gorgonia.Add(must(BMM(s, h, false, false)), c))))
 		h = must(ReshapeCopy(h, d, n))
 		cost := must(gorgonia.Sum(must(gorgonia.Square(h))))
 		grads, err := gorgonia.Grad(cost, p.params...)
