@@ -66,3 +66,33 @@ func BenchmarkModel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkModelBuild times building a Trainer (graph, gradients, tape
+// machine) and an Evaluator for each model.
+func BenchmarkModelBuild(b *testing.B) {
+	for _, m := range benchModels {
+		tr, err := graph.NewTrainer(m.cfg, nil, graph.TrainConfig{Batch: m.batch, Seed: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		w, err := tr.Weights()
+		tr.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(m.name, func(b *testing.B) {
+			for b.Loop() {
+				tr, err := graph.NewTrainer(m.cfg, w, graph.TrainConfig{Batch: m.batch})
+				if err != nil {
+					b.Fatal(err)
+				}
+				tr.Close()
+				ev, err := graph.NewEvaluator(m.cfg, w, m.batch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ev.Close()
+			}
+		})
+	}
+}
