@@ -23,47 +23,32 @@ func BenchmarkModel(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer tr.Close()
-			// One step first: a Trainer's first step allocates the
-			// tensors its later steps reuse.
-			if _, err := tr.Step(batches[1]); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := tr.Step(batches[i%2]); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
+			loop(b, batches, tr.Step)
 		})
 		b.Run(m.name+"/eval", func(b *testing.B) {
-			tr, err := graph.NewTrainer(m.cfg, nil, graph.TrainConfig{Batch: m.batch, Seed: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			w, err := tr.Weights()
-			tr.Close()
-			if err != nil {
-				b.Fatal(err)
-			}
-			ev, err := graph.NewEvaluator(m.cfg, w, m.batch)
+			ev, err := graph.NewEvaluator(m.cfg, initialWeights(b, m), m.batch)
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer ev.Close()
-			if _, err := ev.Eval(batches[1]); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if _, err := ev.Eval(batches[i%2]); err != nil {
-					b.Fatal(err)
-				}
-				i++
-			}
+			loop(b, batches, ev.Eval)
 		})
+	}
+}
+
+// loop times step on the batches in turn, after one step outside the
+// timing: the first allocates the tensors that later steps reuse.
+func loop(b *testing.B, batches []graph.Batch, step func(graph.Batch) (graph.Metrics, error)) {
+	if _, err := step(batches[1]); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := step(batches[i%2]); err != nil {
+			b.Fatal(err)
+		}
+		i++
 	}
 }
 
@@ -71,15 +56,7 @@ func BenchmarkModel(b *testing.B) {
 // machine) and an Evaluator for each model.
 func BenchmarkModelBuild(b *testing.B) {
 	for _, m := range benchModels {
-		tr, err := graph.NewTrainer(m.cfg, nil, graph.TrainConfig{Batch: m.batch, Seed: 1})
-		if err != nil {
-			b.Fatal(err)
-		}
-		w, err := tr.Weights()
-		tr.Close()
-		if err != nil {
-			b.Fatal(err)
-		}
+		w := initialWeights(b, m)
 		b.Run(m.name, func(b *testing.B) {
 			for b.Loop() {
 				tr, err := graph.NewTrainer(m.cfg, w, graph.TrainConfig{Batch: m.batch})
@@ -95,4 +72,18 @@ func BenchmarkModelBuild(b *testing.B) {
 			}
 		})
 	}
+}
+
+// initialWeights returns the weights a Trainer of m starts from (seed 1).
+func initialWeights(b *testing.B, m benchModel) graph.Weights {
+	tr, err := graph.NewTrainer(m.cfg, nil, graph.TrainConfig{Batch: m.batch, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	w, err := tr.Weights()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	actqblas "github.com/actq/actq/blas"
+	"github.com/actq/actq/internal/numtest"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/gonum"
 	"gorgonia.org/gorgonia"
@@ -28,18 +29,7 @@ func gorgoniaMul(t *testing.T, a, b *tensor.Dense) []float64 {
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	switch d := c.Value().Data().(type) {
-	case []float32:
-		out := make([]float64, len(d))
-		for i, v := range d {
-			out[i] = float64(v)
-		}
-		return out
-	case []float64:
-		return append([]float64(nil), d...)
-	}
-	t.Fatalf("Mul gave %T", c.Value().Data())
-	return nil
+	return numtest.Float64s(c.Value().Data())
 }
 
 // TestGorgoniaUse checks that a Gorgonia user can opt in to actq's GEMM

@@ -236,23 +236,38 @@ func TestCausalMask(t *testing.T) {
 			t.Errorf("offset %d: %v", offset, err)
 			continue
 		}
-		for i := range b * tq * tk {
-			if q, k := (i/tk)%tq, i%tk; k > offset+q && (res.Tape[0][i] != 0 || res.Lisp[0][i] != 0) {
-				t.Errorf("offset %d: gradient at masked [%d] = %g (tape), %g (Lisp), want 0", offset, i, res.Tape[0][i], res.Lisp[0][i])
-			}
+		checkMaskedGrad(t, res, offset, tq, tk)
+	}
+	checkCausalErrors(t, CausalMask)
+}
+
+// checkMaskedGrad fails t unless the gradients of both machines in res
+// are exactly 0 at the masked entries of (…, tq, tk) scores.
+func checkMaskedGrad(t *testing.T, res *gradcheck.Result, offset, tq, tk int) {
+	t.Helper()
+	for i := range res.Tape[0] {
+		if q, k := (i/tk)%tq, i%tk; k > offset+q && (res.Tape[0][i] != 0 || res.Lisp[0][i] != 0) {
+			t.Errorf("offset %d: gradient at masked [%d] = %g (tape), %g (Lisp), want 0", offset, i, res.Tape[0][i], res.Lisp[0][i])
 		}
 	}
+}
+
+// checkCausalErrors checks that fn (CausalMask or CausalSoftmax) refuses a
+// vector, a negative offset and a nil node.
+func checkCausalErrors(t *testing.T, fn func(*gorgonia.Node, int) (*gorgonia.Node, error)) {
+	t.Helper()
 	g := gorgonia.NewGraph()
 	v := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(4), gorgonia.WithName("v"))
-	if _, err := CausalMask(v, 0); !errors.Is(err, opkit.ErrShape) {
-		t.Errorf("a vector: got %v, want ErrShape", err)
-	}
 	m := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(2, 2), gorgonia.WithName("m"))
-	if _, err := CausalMask(m, -1); !errors.Is(err, opkit.ErrShape) {
-		t.Errorf("offset −1: got %v, want ErrShape", err)
-	}
-	if _, err := CausalMask(nil, 0); !errors.Is(err, opkit.ErrNilNode) {
-		t.Errorf("nil: got %v, want ErrNilNode", err)
+	for _, c := range []struct {
+		name   string
+		x      *gorgonia.Node
+		offset int
+		want   error
+	}{{"a vector", v, 0, opkit.ErrShape}, {"offset −1", m, -1, opkit.ErrShape}, {"nil", nil, 0, opkit.ErrNilNode}} {
+		if _, err := fn(c.x, c.offset); !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		}
 	}
 }
 
@@ -323,24 +338,9 @@ func TestCausalSoftmax(t *testing.T) {
 			t.Errorf("offset %d: %v", offset, err)
 			continue
 		}
-		for i := range b * tq * tk {
-			if q, k := (i/tk)%tq, i%tk; k > offset+q && (res.Tape[0][i] != 0 || res.Lisp[0][i] != 0) {
-				t.Errorf("offset %d: gradient at masked [%d] = %g (tape), %g (Lisp), want 0", offset, i, res.Tape[0][i], res.Lisp[0][i])
-			}
-		}
+		checkMaskedGrad(t, res, offset, tq, tk)
 	}
-	g := gorgonia.NewGraph()
-	v := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(4), gorgonia.WithName("v"))
-	if _, err := CausalSoftmax(v, 0); !errors.Is(err, opkit.ErrShape) {
-		t.Errorf("a vector: got %v, want ErrShape", err)
-	}
-	m := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(2, 2), gorgonia.WithName("m"))
-	if _, err := CausalSoftmax(m, -1); !errors.Is(err, opkit.ErrShape) {
-		t.Errorf("offset −1: got %v, want ErrShape", err)
-	}
-	if _, err := CausalSoftmax(nil, 0); !errors.Is(err, opkit.ErrNilNode) {
-		t.Errorf("nil: got %v, want ErrNilNode", err)
-	}
+	checkCausalErrors(t, CausalSoftmax)
 }
 
 // TestCausalProducts checks CausalScores (the entries each query sees,
