@@ -6,6 +6,7 @@
 //	go run ./bench -ops gelu,silu -threads 1 -n 4194304
 //	GOEXPERIMENT=simd go run ./bench     # with the AVX-512 kernels
 //	go run ./bench -ops none -models small-lm   # one whole model only
+//	go run ./bench -ops none -models none -generate llama-512   # generation only
 //
 // For each op, size, pass (forward; forward+backward) and thread count it
 // prints ns per element for
@@ -33,6 +34,11 @@
 // The gemm op (see gemm.go) times float32 matrix products instead: actq's
 // Sgemm (package blas), gonum's and PyTorch's matmul, in GFLOPS and as a
 // fraction of the core's measured FMA peak.
+//
+// Last, for Llama-shaped models (-generate; see generate.go), it times
+// greedy generation with graph.Generator against PyTorch's eager decode
+// loop with a KV cache (bench/torch_llama.py) on the same weights, and
+// reading the weights once, the memory-bandwidth bar of decoding.
 package main
 
 import (
@@ -145,6 +151,7 @@ func main() {
 	flag.StringVar(&opsFlag, "ops", "", "comma-separated ops, gemm included (default: all; none: no op)")
 	flag.StringVar(&c.gemm, "gemm", "", "comma-separated m×k×n shapes of the gemm op, t for B transposed, e.g. 128x32x128t (default: "+defaultGEMM+"; -quick: "+quickGEMM+")")
 	modelsFlag := flag.String("models", "all", "comma-separated whole models (study, small-lm, long-seq; all; none)")
+	genFlag := flag.String("generate", "llama-512", "comma-separated generation models (llama-512, llama-tiny; all; none); -quick: llama-tiny")
 	flag.StringVar(&threadsFlag, "threads", "", "comma-separated thread counts (default: 1 and GOMAXPROCS)")
 	flag.IntVar(&c.count, "count", 5, "samples per figure (the median is printed)")
 	flag.DurationVar(&c.sample, "sample", 50*time.Millisecond, "minimum duration of one sample")
@@ -156,6 +163,9 @@ func main() {
 		c.n, c.count, c.sample = 1<<18, 3, 10*time.Millisecond
 		if !flagSet("models") {
 			*modelsFlag = "study"
+		}
+		if !flagSet("generate") {
+			*genFlag = "llama-tiny"
 		}
 	}
 	if c.gemm == "" {
@@ -206,6 +216,9 @@ func main() {
 	runtime.GOMAXPROCS(maxProcs)
 	if *modelsFlag != "none" {
 		benchModelRows(c, models, torch)
+	}
+	if *genFlag != "none" {
+		benchGenerateRows(c, strings.Split(*genFlag, ","), torch)
 	}
 	if torch != nil {
 		torch.close()
@@ -301,24 +314,43 @@ func startTorch(c config) *torchServer {
 
 // time returns PyTorch's ns per call of op's pass.
 func (t *torchServer) time(op string, shape []int, threads int, pass string, d time.Duration) (float64, error) {
-	req, _ := json.Marshal(map[string]any{"op": op, "shape": shape, "threads": threads, "pass": pass, "min_seconds": d.Seconds()})
-	if _, err := t.in.Write(append(req, '\n')); err != nil {
-		return 0, err
+	return t.timeRequest(map[string]any{"op": op, "shape": shape, "threads": threads, "pass": pass}, d)
+}
+
+// timeRequest returns PyTorch's ns per call of the request req (op,
+// shape, threads and the op's own fields), timed for at least d.
+func (t *torchServer) timeRequest(req map[string]any, d time.Duration) (float64, error) {
+	req["min_seconds"] = d.Seconds()
+	var r struct {
+		NS float64 `json:"ns"`
+	}
+	err := t.call(req, &r)
+	return r.NS, err
+}
+
+// call sends one request to torch_bench.py and decodes its answer into
+// resp; an answer with "error" is returned as an error.
+func (t *torchServer) call(req map[string]any, resp any) error {
+	line, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if _, err := t.in.Write(append(line, '\n')); err != nil {
+		return err
 	}
 	if !t.out.Scan() {
-		return 0, fmt.Errorf("torch_bench.py exited")
+		return fmt.Errorf("torch_bench.py exited")
 	}
-	var r struct {
-		NS    float64 `json:"ns"`
-		Error string  `json:"error"`
+	var e struct {
+		Error string `json:"error"`
 	}
-	if err := json.Unmarshal(t.out.Bytes(), &r); err != nil {
-		return 0, err
+	if err := json.Unmarshal(t.out.Bytes(), &e); err != nil {
+		return err
 	}
-	if r.Error != "" {
-		return 0, fmt.Errorf("torch_bench.py: %s", r.Error)
+	if e.Error != "" {
+		return fmt.Errorf("torch_bench.py: %s", e.Error)
 	}
-	return r.NS, nil
+	return json.Unmarshal(t.out.Bytes(), resp)
 }
 
 // variant is PyTorch's op as a timed variant; a failed call is reported

@@ -23,6 +23,11 @@ describes the library: {"torch": version, "config": [...]}.
 Requests for the ops "model_train:<act>" and "model_eval:<act>" time a
 training step or an evaluation pass of a whole model (torch_model.py),
 whose "shape" is [vocab, seq, d_model, heads, d_hidden, layers, batch].
+Requests for "generate" and "prefill" time a greedy generation of
+shape[1] tokens after the request's "prompt" (shape[0] tokens), or the
+prompt's forward pass alone, with the Llama checkpoint at the request's
+"path" (torch_llama.py); "generate_tokens" answers {"tokens": [...]}, the
+tokens one generation produces.
 
     /usr/bin/python3 bench/torch_bench.py --ops gelu,silu --shape 1048576 --threads 1,2
 """
@@ -37,6 +42,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+import torch_llama
 import torch_model
 
 aten = torch.ops.aten
@@ -134,6 +140,21 @@ def serve():
             set_threads(int(r["threads"]))
             key = (r["op"], tuple(r["shape"]))
             kind, _, act = r["op"].partition(":")
+            if kind in ("generate", "prefill", "generate_tokens"):
+                # A Llama checkpoint (torch_llama.py): "shape" is [prompt, new tokens].
+                key = (kind, r["path"], tuple(r["prompt"]), r["shape"][1])
+                if key not in cache:
+                    cache.clear()
+                    if kind == "prefill":
+                        cache[key] = torch_llama.prefill(r["path"], r["prompt"])
+                    else:
+                        cache[key] = torch_llama.generate(r["path"], r["prompt"], r["shape"][1])
+                if kind == "generate_tokens":
+                    print(json.dumps({"tokens": cache[key]()}), flush=True)
+                    continue
+                ns = per_call(cache[key], r["min_seconds"]) * 1e9
+                print(json.dumps({"ns": ns}), flush=True)
+                continue
             if kind in ("model_train", "model_eval"):
                 # A whole model step (torch_model.py): "shape" is the model.
                 if key not in cache:

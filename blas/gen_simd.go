@@ -1,6 +1,6 @@
 //go:build ignore
 
-// gen_simd writes kernel_simd_amd64.go, the micro-kernels of the
+// gen_simd writes kernel_simd_gen_amd64.go, the micro-kernels of the
 // GOEXPERIMENT=simd build, written with simd/archsimd: one function per
 // element type and vector width, each an mr×nr block of C held in
 // mr·nr/lanes vector variables. Run it with go generate.

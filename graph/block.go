@@ -17,14 +17,17 @@ type BlockConfig struct {
 	Norm                   Norm         // NormRMS (default) or NormLayer
 	NormEps                float64      // DefaultNormEps when ≤ 0
 	Dtype                  tensor.Dtype // Float32 when zero
+	KVHeads                int          // the attention's key/value heads (AttentionConfig.KVHeads); 0: Heads
+	RoPETheta              float64      // the attention's rotary base (AttentionConfig.RoPETheta); 0: none
+	NoBias                 bool         // an FFN without biases (FFNConfig.NoBias)
 }
 
 func (c BlockConfig) ffn() FFNConfig {
-	return FFNConfig{DModel: c.DModel, DHidden: c.DHidden, Activation: c.Activation, Gated: c.Gated, Dtype: c.Dtype}
+	return FFNConfig{DModel: c.DModel, DHidden: c.DHidden, Activation: c.Activation, Gated: c.Gated, Dtype: c.Dtype, NoBias: c.NoBias}
 }
 
 func (c BlockConfig) attention() AttentionConfig {
-	return AttentionConfig{DModel: c.DModel, Heads: c.Heads, Causal: c.Causal, Dtype: c.Dtype}
+	return AttentionConfig{DModel: c.DModel, Heads: c.Heads, Causal: c.Causal, Dtype: c.Dtype, KVHeads: c.KVHeads, RoPETheta: c.RoPETheta}
 }
 
 // Block is a pre-norm transformer block (as in GPT-2 and LLaMA):
@@ -47,7 +50,8 @@ type Block struct {
 
 // NewBlock adds a Block's parameters to g. It returns an error wrapping
 // ErrConfig for any bad size, an unknown activation or norm, DModel not
-// divisible by Heads, a bad dtype or a name already used in g.
+// divisible by Heads, a bad KVHeads or RoPETheta (see NewAttention), a bad
+// dtype or a name already used in g.
 func NewBlock(g *gorgonia.ExprGraph, name string, cfg BlockConfig, opts ...Option) (*Block, error) {
 	return construct("graph.NewBlock", g, cfg.Dtype, opts, func(b *builder) (*Block, error) {
 		return newBlock(b, name, cfg)

@@ -1,7 +1,10 @@
 // Package graph builds transformer layers on Gorgonia graphs with actq's
 // ops: Linear, RMSNorm and LayerNorm, the feed-forward layer FFN (plain,
-// GeGLU, SwiGLU), multi-head Attention with an optional causal mask, a
-// pre-norm Block, and a tiny decoder-only Model with a cross-entropy loss.
+// GeGLU, SwiGLU, with or without biases), Attention with an optional causal
+// mask, grouped-query attention and rotary positions, a pre-norm Block,
+// and a decoder-only Model with a cross-entropy loss: actq's own small
+// model, or a Llama-family one, which LoadHF reads from a Hugging Face
+// checkpoint and SaveHF writes back for PyTorch.
 //
 // Every layer is built by a New function that adds its parameters to a
 // graph as named input nodes (so gorgonia.Let can set them) and returns a
@@ -10,14 +13,15 @@
 // are copied: a Weights value may seed any number of graphs.
 //
 // Shapes, weight names and the math of FFN and Attention follow actq's API
-// contract (DESIGN.md); their outputs and gradients match PyTorch (tested
-// against goldens in testdata/graph.json).
+// contract; their outputs and gradients match PyTorch (tested against
+// goldens in testdata/graph.json, and for Llama models, the checkpoints of
+// testdata/llama).
 //
 // Quantization plans (Plan) say which quantize.Spec goes where: weights,
-// the FFN's input and hidden layer, attention scores and probabilities,
-// block outputs. A builder given WithPlan inserts FakeQuant nodes there,
-// each counting its statistics (Site.Stats); Calibrate fixes static sites'
-// scales from sample batches. A site whose Quant is Learnable learns its
+// the FFN's input and hidden layer, attention keys and values (what a KV
+// cache holds), scores and probabilities, block outputs. A builder given
+// WithPlan inserts FakeQuant nodes there, each counting its statistics
+// (Site.Stats); Calibrate fixes static sites' scales from sample batches. A site whose Quant is Learnable learns its
 // scales with the weights (LSQ, quantize.FakeQuantLearnable), from the
 // calibrated or fixed ones: they are parameters of the Model, carried in
 // its Weights (Site.Scale reports them).
@@ -26,7 +30,10 @@
 // plan, and reports loss and accuracy (Metrics). Each owns its graph and
 // machine. Gorgonia graphs and machines are not safe for concurrent use:
 // use each Trainer or Evaluator from one goroutine, and run several for
-// parallel studies. Nothing in this package is global.
+// parallel studies. Generator writes text with a model (greedy or sampled,
+// with a key/value cache, under a plan), and scores long sequences at
+// chosen positions, without a graph; it is safe for concurrent use.
+// Nothing in this package is global.
 //
 // Reshape in Gorgonia returns a view sharing its input's memory, which the
 // tape machine's register allocator does not track: an elementwise op that

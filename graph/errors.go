@@ -18,6 +18,23 @@ import (
 // ops.ErrDtype for a node of another dtype than the layer's.
 var ErrConfig = errors.New("bad config")
 
+// Errors of LoadHF and SaveHF, besides ErrConfig and the os package's
+// errors.
+var (
+	// ErrCheckpoint reports a Hugging Face checkpoint that cannot be read:
+	// a malformed config.json or safetensors file, tensors that disagree
+	// with the config (missing, extra, of the wrong shape or of a dtype
+	// other than F32, F16 and BF16), a tied lm_head.weight that differs
+	// from the embedding.
+	ErrCheckpoint = errors.New("bad checkpoint")
+	// ErrUnsupported reports a valid checkpoint (LoadHF) or Config
+	// (SaveHF) of a model that the other side cannot express: RoPE
+	// scaling, attention biases, sliding windows, other model types and
+	// activations in a checkpoint; learned positions, LayerNorm, biases,
+	// other activations or an FFN that is not gated in a Config.
+	ErrUnsupported = errors.New("unsupported model")
+)
+
 // dtypeOf returns dt, or Float32 for the zero Dtype, and an error for
 // anything but Float32 and Float64.
 func dtypeOf(fn string, dt tensor.Dtype) (tensor.Dtype, error) {

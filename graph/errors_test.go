@@ -2,6 +2,7 @@ package graph
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 
@@ -106,6 +107,40 @@ func TestErrors(t *testing.T) {
 	bad.Vocab = 0
 	add(nm, "zero vocab", "Vocab", ErrConfig, func() error { _, err := NewModel(newG(), bad); return err })
 	add("graph.Config", "zero layers", "Layers", ErrConfig, func() error { c := cfg; c.Layers = 0; return c.Validate() })
+	// The Llama-family options, alone and combined.
+	llama := Config{Vocab: 5, SeqLen: 4, DModel: 8, Heads: 4, DHidden: 16, Layers: 1, Activation: "silu", Gated: true,
+		KVHeads: 2, RoPETheta: 1e4, NoBias: true, NormEps: 1e-6, TieEmbeddings: true}
+	for _, c := range []struct {
+		name, arg string
+		want      error
+		edit      func(*Config)
+	}{
+		{"llama", "", nil, func(*Config) {}},
+		{"multi-query", "", nil, func(c *Config) { c.KVHeads = 1 }},
+		{"KVHeads = Heads", "", nil, func(c *Config) { c.KVHeads = 4 }},
+		{"tied with learned positions", "", nil, func(c *Config) { c.RoPETheta = 0 }},
+		{"learned positions, odd head size", "", nil, func(c *Config) { c.RoPETheta, c.DModel = 0, 12 }},
+		{"biases with RoPE and GQA", "", nil, func(c *Config) { c.NoBias = false }},
+		{"no bias, not gated, LayerNorm", "", nil, func(c *Config) { c.Gated, c.Norm = false, NormLayer }},
+		{"KVHeads not dividing", "KVHeads", ErrConfig, func(c *Config) { c.KVHeads = 3 }},
+		{"KVHeads above Heads", "KVHeads", ErrConfig, func(c *Config) { c.KVHeads = 8 }},
+		{"negative KVHeads", "KVHeads", ErrConfig, func(c *Config) { c.KVHeads = -2 }},
+		{"negative RoPETheta", "RoPETheta", ErrConfig, func(c *Config) { c.RoPETheta = -1 }},
+		{"NaN RoPETheta", "RoPETheta", ErrConfig, func(c *Config) { c.RoPETheta = math.NaN() }},
+		{"infinite RoPETheta", "RoPETheta", ErrConfig, func(c *Config) { c.RoPETheta = math.Inf(1) }},
+		{"RoPE with an odd head size", "RoPETheta", ErrConfig, func(c *Config) { c.DModel = 12 }},
+		{"negative NormEps", "NormEps", ErrConfig, func(c *Config) { c.NormEps = -1e-6 }},
+		{"NaN NormEps", "NormEps", ErrConfig, func(c *Config) { c.NormEps = math.NaN() }},
+		{"infinite NormEps", "NormEps", ErrConfig, func(c *Config) { c.NormEps = math.Inf(1) }},
+	} {
+		lc := llama
+		c.edit(&lc)
+		add("graph.Config", c.name, c.arg, c.want, lc.Validate)
+		add(nm, c.name, c.arg, c.want, func() error { _, err := NewModel(newG(), lc); return err })
+	}
+	add(na, "KVHeads not dividing", "KVHeads", ErrConfig, att(AttentionConfig{DModel: 8, Heads: 4, KVHeads: 3}))
+	add(na, "RoPE with an odd head size", "RoPETheta", ErrConfig, att(AttentionConfig{DModel: 6, Heads: 2, RoPETheta: 1e4}))
+	add(na, "valid GQA with RoPE", "", nil, att(AttentionConfig{DModel: 8, Heads: 4, KVHeads: 2, RoPETheta: 1e4}))
 	tr, err := NewTrainer(cfg, nil, TrainConfig{Batch: 2})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,9 @@ package graph_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/actq/actq/graph"
@@ -81,9 +84,10 @@ func copyTask(rng *rand.Rand, batch int) graph.Batch {
 	return b
 }
 
-// Train a tiny transformer to copy digits, then evaluate it in float32 and
-// under int8 weights and activations.
-func ExampleNewTrainer() {
+// trainCopy trains a tiny transformer to copy digits (61 Adam steps of 16
+// sequences of copyTask) and returns its config, its weights, the metrics
+// of the first step and the random source of the batches, for more.
+func trainCopy() (graph.Config, graph.Weights, graph.Metrics, *rand.Rand) {
 	cfg := graph.Config{Vocab: 11, SeqLen: 6, DModel: 16, Heads: 2, DHidden: 32, Layers: 1, Activation: "gelu"}
 	tr, err := graph.NewTrainer(cfg, nil, graph.TrainConfig{Batch: 16, LearnRate: 1e-2, Seed: 1})
 	if err != nil {
@@ -98,6 +102,13 @@ func ExampleNewTrainer() {
 		}
 	}
 	w, _ := tr.Weights()
+	return cfg, w, first, rng
+}
+
+// Train a tiny transformer to copy digits, then evaluate it in float32 and
+// under int8 weights and activations.
+func ExampleNewTrainer() {
+	cfg, w, first, rng := trainCopy()
 	test := []graph.Batch{copyTask(rng, 16), copyTask(rng, 16)}
 
 	fp32, _ := graph.NewEvaluator(cfg, w, 16)
@@ -169,4 +180,99 @@ func ExampleCalibrate() {
 	// block0.ffn.W2      runs 1, elements  512, clipped 0.0%, SQNR 24 dB
 	// block0.ffn.hidden  runs 1, elements 1536, clipped 0.0%, SQNR 25 dB
 	// block0.ffn.in      runs 1, elements  768, clipped 0.0%, SQNR 44 dB
+}
+
+// Load a Hugging Face Llama checkpoint, evaluate it under every precision
+// tier, fine-tune it a few steps, save it for PyTorch and load it again.
+// (The checkpoint is a tiny one with random weights, from the tests.)
+func ExampleLoadHF() {
+	cfg, w, err := graph.LoadHF(filepath.Join("..", "testdata", "llama", "gqa-f32"))
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%d layers, %d heads sharing %d key/value heads, RoPE θ = %g, %d parameters\n",
+		cfg.Layers, cfg.Heads, cfg.KVHeads, cfg.RoPETheta, w.Count())
+
+	// SeqLen is the model's context (max_position_embeddings); with rotary
+	// positions it is only the length of a batch's sequences: use 8.
+	context := cfg.SeqLen
+	cfg.SeqLen = 8
+	// Two sequences counting up from 3 and from 40; each target is the
+	// next token.
+	var b graph.Batch
+	for _, start := range []int{3, 40} {
+		for t := range cfg.SeqLen {
+			b.Tokens = append(b.Tokens, (start+t)%cfg.Vocab)
+			b.Targets = append(b.Targets, (start+t+1)%cfg.Vocab)
+		}
+	}
+
+	for _, tier := range graph.Tiers() {
+		plan := tier.Plan(cfg.SeqLen)
+		if tier.NeedsCalibration() {
+			if plan, err = graph.Calibrate(cfg, w, plan, []graph.Batch{b}); err != nil {
+				panic(err)
+			}
+		}
+		ev, err := graph.NewEvaluator(cfg, w, 2, graph.WithPlan(plan))
+		if err != nil {
+			panic(err)
+		}
+		m, err := ev.Eval(b)
+		ev.Close()
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%-12s loss %.3f\n", tier.Name, m.Loss)
+	}
+
+	tr, err := graph.NewTrainer(cfg, w, graph.TrainConfig{Batch: 2, LearnRate: 1e-2})
+	if err != nil {
+		panic(err)
+	}
+	defer tr.Close()
+	var losses []float64
+	for range 5 {
+		m, err := tr.Step(b)
+		if err != nil {
+			panic(err)
+		}
+		losses = append(losses, m.Loss)
+	}
+	fmt.Printf("fine-tuning: loss %.2f\n", losses)
+	tuned, err := tr.Weights()
+	if err != nil {
+		panic(err)
+	}
+
+	dir, err := os.MkdirTemp("", "actq-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+	save := cfg
+	save.SeqLen = context // config.json's max_position_embeddings
+	if err := graph.SaveHF(dir, save, tuned); err != nil {
+		panic(err)
+	}
+	cfg2, w2, err := graph.LoadHF(dir)
+	if err != nil {
+		panic(err)
+	}
+	same := cfg2 == save
+	for name, v := range tuned {
+		same = same && slices.Equal(v.Float32s(), w2[name].Float32s())
+	}
+	fmt.Println("saved and loaded again, the same model:", same)
+	// Output:
+	// 2 layers, 4 heads sharing 2 key/value heads, RoPE θ = 10000, 22688 parameters
+	// fp32         loss 4.498
+	// bf16         loss 4.500
+	// fp16         loss 4.498
+	// fp8-e4m3     loss 4.521
+	// w8a8         loss 4.495
+	// w4a8         loss 4.557
+	// w4a8-static  loss 4.455
+	// fine-tuning: loss [4.50 2.65 1.62 0.98 0.59]
+	// saved and loaded again, the same model: true
 }

@@ -14,16 +14,20 @@ type FFNConfig struct {
 	Activation      string       // "gelu", "gelu_tanh", "silu", "relu"
 	Gated           bool         // y = (act(x·W1+B1) ⊙ (x·W3+B3))·W2 + B2  (GeGLU / SwiGLU)
 	Dtype           tensor.Dtype // Float32 when zero
+	NoBias          bool         // no biases: y = act(x·W1)·W2, or (act(x·W1) ⊙ x·W3)·W2 (Llama's MLP)
 }
 
 // FFN is a feed-forward layer: y = act(x·W1 + B1)·W2 + B2, or with Gated
 // y = (act(x·W1 + B1) ⊙ (x·W3 + B3))·W2 + B2 (GeGLU with gelu, SwiGLU with
-// silu; Shazeer 2020). The activation is one of actq's ops.
+// silu; Shazeer 2020). The activation is one of actq's ops. With NoBias
+// the biases are left out: Llama's MLP down(silu(gate(x)) ⊙ up(x)) is
+// Gated, "silu" and NoBias with W1 = gate, W3 = up, W2 = down (each
+// transposed from PyTorch's (out, in) layout).
 //
 // Its parameters are input nodes named name+".W1", ".B1", ".W2", ".B2",
 // ".W3", ".B3"; Gorgonia's Let can set them.
 type FFN struct {
-	W1, B1, W2, B2, W3, B3 *gorgonia.Node // W3, B3 nil unless Gated
+	W1, B1, W2, B2, W3, B3 *gorgonia.Node // W3, B3 nil unless Gated; biases nil with NoBias
 
 	cfg  FFNConfig
 	name string
@@ -81,11 +85,11 @@ func newFFN(b *builder, name string, cfg FFNConfig) (*FFN, error) {
 		skip  bool
 	}{
 		{&f.W1, ".W1", initUniform, []int{d, h}, false},
-		{&f.B1, ".B1", initZeros, []int{h}, false},
+		{&f.B1, ".B1", initZeros, []int{h}, cfg.NoBias},
 		{&f.W2, ".W2", initUniform, []int{h, d}, false},
-		{&f.B2, ".B2", initZeros, []int{d}, false},
+		{&f.B2, ".B2", initZeros, []int{d}, cfg.NoBias},
 		{&f.W3, ".W3", initUniform, []int{d, h}, !cfg.Gated},
-		{&f.B3, ".B3", initZeros, []int{h}, !cfg.Gated},
+		{&f.B3, ".B3", initZeros, []int{h}, !cfg.Gated || cfg.NoBias},
 	} {
 		if p.skip {
 			continue
@@ -100,7 +104,8 @@ func newFFN(b *builder, name string, cfg FFNConfig) (*FFN, error) {
 // Config returns the layer's configuration (with its dtype filled in).
 func (f *FFN) Config() FFNConfig { return f.cfg }
 
-// Params returns the parameters: W1, B1, W2, B2 and, if gated, W3, B3.
+// Params returns the parameters: W1, B1, W2, B2 and, if gated, W3, B3
+// (without the biases with NoBias).
 func (f *FFN) Params() gorgonia.Nodes { return nonNil(f.W1, f.B1, f.W2, f.B2, f.W3, f.B3) }
 
 // Forward returns the layer applied to each row of x (n, DModel): (n,

@@ -18,6 +18,8 @@ const (
 	SiteAttnScores                      // Q·Kᵀ/√Dh with the causal mask's −Inf: "<attn>.scores"
 	SiteAttnProbs                       // Softmax(scores), before P·V: "<attn>.probs"
 	SiteBlockOutput                     // a block's output, the residual stream: "<block>.out"
+	SiteAttnKeys                        // the attention keys after the rotation, what a KV cache holds, seen as Kᵀ (batch, KVHeads, Dh, seq): "<attn>.keys"
+	SiteAttnValues                      // the attention values, what a KV cache holds, (batch, KVHeads, seq, Dh): "<attn>.values"
 )
 
 // siteKind describes a site kind.
@@ -29,6 +31,9 @@ type siteKind struct {
 	// masked: the value carries the causal mask's −Inf, which CheckFinite
 	// allows there.
 	masked bool
+	// kvCache: a key/value cache site, which the standard tiers leave
+	// alone (uniformPlan skips it).
+	kvCache bool
 	// quant is the Plan field holding the kind's Quant.
 	quant func(*Plan) **Quant
 }
@@ -45,6 +50,8 @@ var siteKinds = [...]siteKind{
 	SiteAttnScores:  {name: "attn_scores", masked: true, quant: func(p *Plan) **Quant { return &p.AttnScores }},
 	SiteAttnProbs:   {name: "attn_probs", quant: func(p *Plan) **Quant { return &p.AttnProbs }},
 	SiteBlockOutput: {name: "block_output", quant: func(p *Plan) **Quant { return &p.BlockOutput }},
+	SiteAttnKeys:    {name: "attn_keys", kvCache: true, quant: func(p *Plan) **Quant { return &p.AttnKeys }},
+	SiteAttnValues:  {name: "attn_values", kvCache: true, quant: func(p *Plan) **Quant { return &p.AttnValues }},
 }
 
 // info returns k's entry in siteKinds, nil for an unknown kind.
@@ -143,25 +150,51 @@ func Passthrough() *Quant { return &Quant{Passthrough: true} }
 // Dynamic scales (Spec.Scale nil) come from the tensor at the site, which
 // holds the whole batch: per tensor, one sequence's result depends on the
 // other sequences in its batch, and in attention on later positions. For a
-// scale per token use PerChannel with Axis 0 at the (batch·seq, DModel)
-// sites (FFN input and hidden, block output); at the (batch, heads, seq,
-// seq) attention sites, PerGroup with GroupSize = seq gives a scale per
-// query row, which keeps causal attention causal.
+// scale per token use PerChannel with Axis 0 (or quantize.PerRow) at the
+// (batch·seq, DModel) sites (FFN input and hidden, block output); at the
+// (batch, heads, seq, seq) attention sites, quantize.PerRow gives a scale
+// per query row, which keeps causal attention causal, whatever seq is.
 //
-// Site names are "<layer>.in" and "<layer>.hidden" (FFN), "<layer>.scores"
-// and "<layer>.probs" (Attention), "<block>.out" (Block), and each weight's
-// node name ("block0.ffn.W1", "head.W"). In a Model the layers are
-// "block<i>.attn" and "block<i>.ffn".
+// The key/value cache sites (AttnKeys, AttnValues) are laid out so that
+// PerGroup, whose groups run along the last axis, expresses KIVI's
+// conventions (Liu et al. 2024) and keeps the sequences of a batch
+// independent:
+//
+//   - keys are seen transposed, as Kᵀ (batch, KVHeads, Dh, seq): PerGroup
+//     with GroupSize = seq gives one scale per channel of each key/value
+//     head and sequence (KIVI's per-channel keys); a GroupSize dividing seq
+//     (32, say) gives a scale per channel and group of consecutive tokens;
+//   - values are (batch, KVHeads, seq, Dh): PerGroup with GroupSize = Dh
+//     gives one scale per token and key/value head (KIVI's per-token
+//     values); a GroupSize dividing Dh gives groups of channels.
+//
+// A per-channel key scale taken over a whole sequence depends on every
+// token in it, so later tokens move the quantization of earlier keys: in
+// this full-sequence forward pass a query at position t sees keys
+// quantized with statistics of positions after t. Its decode-time
+// equivalent is a cache whose per-channel scales are recomputed, and the
+// cache requantized, as it grows; a cache that keeps each key as it was
+// quantized when written needs token groups (GroupSize < seq) or fixed
+// scales (Calibrate, or Spec.Scale). Per-token value scales have no such
+// effect. The standard Tiers leave these sites unquantized.
+//
+// Site names are "<layer>.in" and "<layer>.hidden" (FFN), "<layer>.keys",
+// "<layer>.values", "<layer>.scores" and "<layer>.probs" (Attention),
+// "<block>.out" (Block), and each weight's node name ("block0.ffn.W1",
+// "head.W"; with tied embeddings the head's weight site is also called
+// "head.W"). In a Model the layers are "block<i>.attn" and "block<i>.ffn".
 type Plan struct {
 	Name string // for reports
 
 	Weights     *Quant // every block weight matrix (Wq, Wk, Wv, Wo, W1, W2, W3); not biases, norms or embeddings
-	Head        *Quant // the LM head's W
+	Head        *Quant // the LM head's weight (with tied embeddings, the token embedding as the head uses it; the lookup stays unquantized)
 	FFNInput    *Quant
 	FFNHidden   *Quant
 	AttnScores  *Quant
 	AttnProbs   *Quant
 	BlockOutput *Quant
+	AttnKeys    *Quant // the keys after the rotation, as Kᵀ (batch, KVHeads, Dh, seq)
+	AttnValues  *Quant // the values, (batch, KVHeads, seq, Dh)
 
 	// Sites overrides the kind's Quant at single sites, by site name; a
 	// nil entry removes the site's node. Calibrate writes the calibrated
@@ -187,10 +220,15 @@ func PassthroughPlan() *Plan {
 	return p
 }
 
-// uniformPlan returns a plan that puts q at every kind of site.
+// uniformPlan returns a plan that puts q at every kind of site but the
+// key/value cache's (the standard tiers' plans).
 func uniformPlan(q *Quant) *Plan {
 	p := &Plan{}
-	eachSiteKind(func(_ SiteKind, k *siteKind) { *k.quant(p) = q })
+	eachSiteKind(func(_ SiteKind, k *siteKind) {
+		if !k.kvCache {
+			*k.quant(p) = q
+		}
+	})
 	return p
 }
 

@@ -76,9 +76,9 @@ func TestPassthroughPlanIsIdentity(t *testing.T) {
 	if gm != wm {
 		t.Errorf("metrics %v, want %v", gm, wm)
 	}
-	// 2 layers × (4 attention + 3 FFN weights + in + hidden + scores + probs + out) + head
-	if n := len(ev.Sites()); n != 2*12+1 {
-		t.Errorf("%d sites, want 25", n)
+	// 2 layers × (4 attention + 3 FFN weights + in + hidden + keys + values + scores + probs + out) + head
+	if n := len(ev.Sites()); n != 2*14+1 {
+		t.Errorf("%d sites, want 29", n)
 	}
 	for _, s := range ev.Sites() {
 		st := s.Stats()

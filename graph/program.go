@@ -144,14 +144,19 @@ func argmaxRows(val gorgonia.Value, v int) []int {
 func argmax[T float32 | float64](d []T, v int) []int {
 	out := make([]int, len(d)/v)
 	for r := range out {
-		row := d[r*v : (r+1)*v]
-		best := 0
-		for j, x := range row {
-			if x > row[best] || (row[best] != row[best] && x == x) {
-				best = j
-			}
-		}
-		out[r] = best
+		out[r] = argmaxRow(d[r*v : (r+1)*v])
 	}
 	return out
+}
+
+// argmaxRow returns the index of the largest element of row (the first on
+// ties; NaN never wins, and an all-NaN row gives 0).
+func argmaxRow[T float32 | float64](row []T) int {
+	best := 0
+	for j, x := range row {
+		if x > row[best] || (row[best] != row[best] && x == x) {
+			best = j
+		}
+	}
+	return best
 }

@@ -23,6 +23,11 @@ type Site struct {
 	stats    quantize.Stats     // counted inside the site's node at every run
 	observer *quantize.Observer // static sites while calibrating
 	scale    *gorgonia.Node     // learnable sites: the scale parameter
+	// tied marks the weight site of a tied LM head, whose node is the
+	// token embedding (Vocab, DModel): already in the (out, in) layout,
+	// and read unquantized by the embedding lookup, so that an Evaluator
+	// quantizes a copy of it instead of the node itself.
+	tied bool
 }
 
 // ScaleNode returns the parameter node holding a learnable site's scales
@@ -74,11 +79,23 @@ type quantizer struct {
 	prequant  bool // weights are quantized once, at build time
 }
 
+// hasSite reports whether the builder's plan puts a node at the site
+// called name, of the given kind.
+func (b *builder) hasSite(name string, kind SiteKind) bool {
+	return b.q != nil && b.q.plan.For(name, kind) != nil
+}
+
 // site inserts the plan's node for the site called name, of the given kind,
 // on x and returns its output; without a plan, or when the plan puts
 // nothing there, it returns x.
 func (b *builder) site(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
-	y, err := b.siteNode(name, kind, x)
+	return b.siteWith(name, kind, x, false)
+}
+
+// siteWith is site; tied marks the weight site of a tied LM head (see
+// Site.tied).
+func (b *builder) siteWith(name string, kind SiteKind, x *gorgonia.Node, tied bool) (*gorgonia.Node, error) {
+	y, err := b.siteNode(name, kind, x, tied)
 	if err != nil || y == x || !b.q.plan.CheckFinite {
 		return y, err
 	}
@@ -93,22 +110,38 @@ func (b *builder) site(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.
 	return c, nil
 }
 
-// siteNode is site without the CheckFinite node.
-func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node) (*gorgonia.Node, error) {
+// addSite records the site called name, of the given kind, with a copy of
+// the Quant the plan puts there, and returns it; nil without a plan, or
+// when the plan puts nothing there. tied marks the weight site of a tied
+// LM head (see Site.tied).
+func (b *builder) addSite(name string, kind SiteKind, tied bool) (*Site, error) {
 	q := b.q
 	if q == nil {
-		return x, nil
+		return nil, nil
 	}
 	qt := q.plan.For(name, kind)
 	if qt == nil {
-		return x, nil
+		return nil, nil
 	}
 	if _, dup := q.byName[name]; dup {
 		return nil, fmt.Errorf("quantization site %q made twice: %w", name, ErrConfig)
 	}
-	s := &Site{Name: name, Kind: kind, Quant: *cloneQuant(qt)}
+	s := &Site{Name: name, Kind: kind, Quant: *cloneQuant(qt), tied: tied}
 	q.sites = append(q.sites, s)
 	q.byName[name] = s
+	return s, nil
+}
+
+// siteNode is siteWith without the CheckFinite node.
+func (b *builder) siteNode(name string, kind SiteKind, x *gorgonia.Node, tied bool) (*gorgonia.Node, error) {
+	s, err := b.addSite(name, kind, tied)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return x, nil
+	}
+	q, qt := b.q, &s.Quant
 	switch {
 	case q.calibrate && qt.Static && !kind.isWeight():
 		obs, err := quantize.NewObserver(qt.Spec, qt.Observer)
@@ -177,7 +210,7 @@ func (b *builder) learnableScale(s *Site, x *gorgonia.Node) error {
 	case q.Spec.Scale == nil && !s.Kind.isWeight():
 		return fmt.Errorf("Learnable without Spec.Scale: a learnable activation site needs the scales it starts from (make it Static and Calibrate, or set Spec.Scale): %w", ErrConfig)
 	case q.Spec.Scale == nil:
-		spec, err := observeWeight(q.Spec, x)
+		spec, err := observeWeight(q.Spec, x, s.tied)
 		if err != nil {
 			return err
 		}

@@ -8,14 +8,15 @@ import (
 )
 
 // observeWeight returns spec with the scales and zero points of its dynamic
-// rule for the value of the weight node w, in the (out, in) layout.
-func observeWeight(spec quantize.Spec, w *gorgonia.Node) (quantize.Spec, error) {
+// rule for the value of the weight node w, in the (out, in) layout (w's own
+// if outIn, else its transpose).
+func observeWeight(spec quantize.Spec, w *gorgonia.Node, outIn bool) (quantize.Spec, error) {
 	obs, err := quantize.NewObserver(spec, quantize.ObserverConfig{})
 	if err != nil {
 		return spec, err
 	}
 	if _, err := onOwnGraph(w, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-		return inWeightLayout(spec, x, func(t *gorgonia.Node) (*gorgonia.Node, error) {
+		return inWeightLayout(spec, x, outIn, func(t *gorgonia.Node) (*gorgonia.Node, error) {
 			return quantize.FakeQuantWith(t, spec, quantize.WithObserver(obs))
 		})
 	}); err != nil {
@@ -27,7 +28,9 @@ func observeWeight(spec quantize.Spec, w *gorgonia.Node) (quantize.Spec, error) 
 // quantizeWeight fake-quantizes the weight node w (in, out) as the (out,
 // in) matrix (or passes it through). A builder made for evaluation
 // (prequant) does it once, now, with a learnable site's current scales, and
-// stores the result in w; otherwise it adds the nodes to the graph.
+// stores the result in w, or for a tied head (whose w the embedding lookup
+// reads too) in a new input node named after the site; otherwise it adds
+// the nodes to the graph.
 func (b *builder) quantizeWeight(s *Site, w *gorgonia.Node) (*gorgonia.Node, error) {
 	if b.q.prequant {
 		v, err := onOwnGraph(w, func(x *gorgonia.Node) (*gorgonia.Node, error) {
@@ -43,6 +46,9 @@ func (b *builder) quantizeWeight(s *Site, w *gorgonia.Node) (*gorgonia.Node, err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("site %q: %w", s.Name, err)
+		}
+		if s.tied {
+			return gorgonia.NodeFromAny(w.Graph(), v, gorgonia.WithName(s.Name)), nil
 		}
 		if err := gorgonia.Let(w, v); err != nil {
 			return nil, fmt.Errorf("site %q: %w", s.Name, err)
@@ -63,13 +69,14 @@ func weightNodes(s *Site, w, scale *gorgonia.Node) (*gorgonia.Node, error) {
 	if s.Quant.Passthrough {
 		return s.passthrough(w)
 	}
-	return inWeightLayout(s.Quant.Spec, w, func(t *gorgonia.Node) (*gorgonia.Node, error) { return s.fakeQuant(t, scale) })
+	return inWeightLayout(s.Quant.Spec, w, s.tied, func(t *gorgonia.Node) (*gorgonia.Node, error) { return s.fakeQuant(t, scale) })
 }
 
 // inWeightLayout applies f to w in the (out, in) layout: wᵀ, f, transposed
-// back. A per-tensor spec needs no transposes.
-func inWeightLayout(spec quantize.Spec, w *gorgonia.Node, f func(*gorgonia.Node) (*gorgonia.Node, error)) (*gorgonia.Node, error) {
-	if spec.Granularity == quantize.PerTensor || w.Shape().Dims() != 2 {
+// back. A per-tensor spec, or a w already stored (out, in) (outIn), needs
+// no transposes.
+func inWeightLayout(spec quantize.Spec, w *gorgonia.Node, outIn bool, f func(*gorgonia.Node) (*gorgonia.Node, error)) (*gorgonia.Node, error) {
+	if outIn || spec.Granularity == quantize.PerTensor || w.Shape().Dims() != 2 {
 		return f(w)
 	}
 	t, err := gorgonia.Transpose(w)

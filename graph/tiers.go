@@ -12,14 +12,15 @@ import (
 type Tier struct {
 	Name string
 	Desc string
-	// plan builds the tier's plan for sequences of seqLen tokens (the
-	// attention sites take one scale per query row, a group of seqLen).
+	// plan builds the tier's plan for sequences of seqLen tokens.
 	plan func(seqLen int) *Plan
 }
 
 // Plan returns the tier's plan for sequences of seqLen tokens: nil for the
-// full-precision tier. A tier with Static sites (NeedsCalibration) must go
-// through Calibrate before its scales are fixed.
+// full-precision tier. The standard tiers' plans fit any length (their
+// per-row scales are quantize.PerRow), so seqLen only matters to tiers
+// whose plans depend on it. A tier with Static sites (NeedsCalibration)
+// must go through Calibrate before its scales are fixed.
 func (t Tier) Plan(seqLen int) *Plan {
 	if t.plan == nil {
 		return nil
@@ -64,29 +65,31 @@ func (t Tier) NeedsCalibration() bool {
 //
 // Per-token and per-row scales keep each sequence's result independent of
 // the rest of its batch and causal attention causal (see Plan). The model's
-// DModel and DHidden must be multiples of 32 for the int4 tiers.
+// DModel and DHidden must be multiples of 32 for the int4 tiers. No tier
+// puts a node at the key/value cache sites (Plan.AttnKeys, AttnValues): a
+// study of KV-cache quantization adds its own Quants there.
 func Tiers() []Tier {
 	perToken := func(f quantize.Format, sym bool) *Quant {
 		return &Quant{Spec: quantize.Spec{Format: f, Granularity: quantize.PerChannel, Axis: 0, Symmetric: sym}}
 	}
-	perRow := func(f quantize.Format, sym bool, seq int) *Quant {
-		return &Quant{Spec: quantize.Spec{Format: f, Granularity: quantize.PerGroup, GroupSize: seq, Symmetric: sym}}
+	perRow := func(f quantize.Format, sym bool) *Quant {
+		return &Quant{Spec: quantize.Spec{Format: f, Granularity: quantize.PerRow, Symmetric: sym}}
 	}
 	cast := func(f quantize.Format) func(int) *Plan {
 		return func(int) *Plan { return uniformPlan(&Quant{Spec: quantize.Spec{Format: f}}) }
 	}
-	fp8 := func(seq int) *Plan {
+	fp8 := func(int) *Plan {
 		tok := &Quant{Spec: quantize.Spec{Format: quantize.FP8E4M3, Granularity: quantize.PerChannel, Axis: 0, DynamicFloatScale: true}}
-		row := &Quant{Spec: quantize.Spec{Format: quantize.FP8E4M3, Granularity: quantize.PerGroup, GroupSize: seq, DynamicFloatScale: true}}
+		row := &Quant{Spec: quantize.Spec{Format: quantize.FP8E4M3, Granularity: quantize.PerRow, DynamicFloatScale: true}}
 		p := uniformPlan(tok)
 		p.AttnScores, p.AttnProbs = row, row
 		return p
 	}
-	int8Acts := func(p *Plan, seq int) *Plan {
+	int8Acts := func(p *Plan) *Plan {
 		a := perToken(quantize.Int8, true)
 		p.FFNInput, p.FFNHidden, p.BlockOutput = a, a, a
-		p.AttnScores = perRow(quantize.Int8, true, seq)
-		p.AttnProbs = perRow(quantize.UInt8, false, seq)
+		p.AttnScores = perRow(quantize.Int8, true)
+		p.AttnProbs = perRow(quantize.UInt8, false)
 		return p
 	}
 	w8 := perToken(quantize.Int8, true) // (out, in) weights: Axis 0 is the output channel
@@ -96,14 +99,14 @@ func Tiers() []Tier {
 		{Name: "bf16", Desc: "weights and activations cast to bfloat16", plan: cast(quantize.BF16)},
 		{Name: "fp16", Desc: "weights and activations cast to IEEE half", plan: cast(quantize.FP16)},
 		{Name: "fp8-e4m3", Desc: "FP8 E4M3 with dynamic scales (per channel, token, query row)", plan: fp8},
-		{Name: "w8a8", Desc: "int8 weights per channel, int8 dynamic activations", plan: func(seq int) *Plan {
-			return int8Acts(&Plan{Weights: w8, Head: w8}, seq)
+		{Name: "w8a8", Desc: "int8 weights per channel, int8 dynamic activations", plan: func(int) *Plan {
+			return int8Acts(&Plan{Weights: w8, Head: w8})
 		}},
-		{Name: "w4a8", Desc: "int4 weights in groups of 32, int8 dynamic activations", plan: func(seq int) *Plan {
-			return int8Acts(&Plan{Weights: w4, Head: w8}, seq)
+		{Name: "w4a8", Desc: "int4 weights in groups of 32, int8 dynamic activations", plan: func(int) *Plan {
+			return int8Acts(&Plan{Weights: w4, Head: w8})
 		}},
-		{Name: "w4a8-static", Desc: "w4a8 with static int4 FFN hidden activations, calibrated in distribution", plan: func(seq int) *Plan {
-			p := int8Acts(&Plan{Weights: w4, Head: w8}, seq)
+		{Name: "w4a8-static", Desc: "w4a8 with static int4 FFN hidden activations, calibrated in distribution", plan: func(int) *Plan {
+			p := int8Acts(&Plan{Weights: w4, Head: w8})
 			p.FFNHidden = &Quant{Spec: quantize.Spec{Format: quantize.Int4, Symmetric: true}, Static: true}
 			return p
 		}},

@@ -68,15 +68,14 @@ func backward[T kernel.Float](a activation, dst []T, in [2][]T) error {
 
 // grain is the fewest elements of a the elementwise ops hand to another
 // goroutine (see elementwiseKernels), for float32 data when f32 is true.
-// Measured with BenchmarkSplit (ops/bench_test.go) on the project's 2-core
-// machine while other jobs ran: splitting the AVX-512 float32 kernels in
-// two paid off only from about 2¹⁹ elements (GELU′, 0.8 ns per element),
-// and not at all up to 2¹⁹ for SiLU (0.3 ns) and ReLU (0.1 ns, memory-bound);
-// the portable kernels (5–11 ns per element) gained from 2¹⁵. Starting and
-// joining a goroutine costs a few microseconds, far more when the other
-// core is busy, so each grain is about 100 µs of work on one core. Ops on
-// smaller tensors (most per-token activations in a small model) stay on
-// the caller.
+// Starting and joining a goroutine costs far more than a short kernel
+// call, and more again when the other core is busy, so each grain is about
+// 100 µs of work on one core: many more elements for the vector float32
+// kernels than for the portable and float64 ones, and more for a
+// memory-bound kernel (ReLU) than for an exp-based one. The crossovers come
+// from BenchmarkSplit (ops/bench_test.go; bench/RESULTS.md, "Parallel
+// split"). Ops on smaller tensors (most per-token activations in a small
+// model) stay on the caller.
 func (a activation) grain(f32 bool) int {
 	return grainFor(a == actReLU, f32)
 }

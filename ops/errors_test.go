@@ -11,11 +11,11 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// TestErrors is the audit of every exported function of ops (issue 8):
-// each bad input (nil node, node of another dtype or outside any graph,
-// scalar or axis out of range for the softmaxes) returns an error wrapping
-// the right sentinel and naming the function and the argument; valid
-// inputs beside them succeed; and nothing panics. It also runs each op's
+// TestErrors is the audit of every exported function of ops: each bad
+// input (nil node, node of another dtype or outside any graph, scalar or
+// axis out of range for the softmaxes) returns an error wrapping the right
+// sentinel and naming the function and the argument; valid inputs beside
+// them succeed; and nothing panics. It also runs each op's
 // Do, UsePreallocDo and gradient Do on bad run-time values (which the
 // machines, or a caller holding node.Op(), can pass): errors naming the
 // op, never panics.

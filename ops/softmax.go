@@ -295,11 +295,10 @@ type axisKernel[T kernel.Float] func(dst []T, in [2][]T, a kernel.Axis) error
 // kernels allow dst to be an input). Inputs of more than two grains are
 // split over slices run in parallel, with the grain of an exp-based kernel
 // (grainFor) for all four kernels: the softmax gradient has no exp, but
-// its float64 dot product makes it compute-bound too, and splitting it
-// as the forward pass is split measured 0.81–0.82 ns per element
-// forward+backward at 2 threads (1024×1024 float32, go run ./bench -ops
-// softmax) against 0.92–0.93 with the memory-bound grain, which did not
-// split it (1 thread: 0.70–0.76 either way).
+// its float64 dot product makes it compute-bound too, and splitting it as
+// the forward pass is split made softmax forward+backward faster at 2
+// threads than the memory-bound grain, which did not split it, and no
+// slower at 1 (bench/RESULTS.md).
 func alongAxis(out gorgonia.Value, axis int, inputs []gorgonia.Value, k32 axisKernel[float32], k64 axisKernel[float64]) (gorgonia.Value, error) {
 	if len(inputs) == 0 || len(inputs) > 2 {
 		return nil, fmt.Errorf("got %d inputs, want 1 or 2: %w", len(inputs), ErrValue)

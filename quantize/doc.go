@@ -8,8 +8,10 @@
 // fake_quantize_per_tensor_affine and _per_channel_affine in float32), FP16,
 // BF16, FP8E4M3 (E4M3FN) and FP8E5M2 (correctly rounded casts with
 // subnormals; FP8 saturates as ONNX does by default). Granularities:
-// PerTensor, PerChannel (any axis) and PerGroup (GroupSize consecutive
-// elements along the last axis, as int4 weight formats use). Scales are
+// PerTensor, PerChannel (any axis), PerGroup (GroupSize consecutive
+// elements along the last axis, as int4 weight formats use) and PerRow (one
+// scale per row along the last axis, whatever its length: per token, or per
+// query row of attention scores). Scales are
 // fixed (Spec.Scale, Spec.ZeroPoint) or dynamic, computed from the data at
 // every run; see FakeQuant for the rules.
 //

@@ -23,11 +23,12 @@ const (
 
 // chunk returns the fewest elements p's kernels hand to a goroutine: the
 // vector grain where the integer kernels run vector code (per tensor, per
-// channel with blocks of colsBelow or more, per group of a multiple of 8);
-// the column kernels and other group sizes run the scalar loops.
+// channel with blocks of colsBelow or more, per group or row of a multiple
+// of 8); the column kernels and other group sizes run the scalar loops.
 func (p *plan) chunk() int {
+	grouped := p.spec.Granularity == PerGroup || p.spec.Granularity == PerRow
 	vector := p.spec.Format.IsInteger() && kernel.Vectorized() && !p.cols &&
-		(p.spec.Granularity != PerGroup || p.block%8 == 0)
+		(!grouped || p.block%8 == 0)
 	if vector {
 		return vectorChunk
 	}

@@ -68,7 +68,7 @@ import (
 // x may be a tensor of any rank, or a scalar for PerTensor. It returns an
 // error wrapping ErrNilNode for a nil x, ErrDtype for a dtype other than
 // Float32 and Float64, ErrValue for an x in no graph, ErrAxis for a PerChannel axis out of range, ErrShape
-// for a scalar with PerChannel or PerGroup, and ErrSpec for a bad spec: a
+// for a scalar with PerChannel, PerGroup or PerRow, and ErrSpec for a bad spec: a
 // scale that is ≤ 0, NaN, Inf or not representable in x's dtype; a wrong
 // number of scales or zero points; a zero point outside the code range; a
 // GroupSize ≤ 0 or not dividing the last dimension; an unknown format or

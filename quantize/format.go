@@ -128,6 +128,15 @@ const (
 	// symmetric). Scale g covers the flat (row-major) elements
 	// [g·GroupSize, (g+1)·GroupSize).
 	PerGroup
+	// PerRow: one scale per row, a row being the elements along the last
+	// axis: PerGroup with GroupSize equal to the last dimension, resolved
+	// from the tensor's shape when the node is built (or the slice is
+	// quantized), so one spec fits any length. On (tokens, features) it is
+	// a scale per token, on attention scores (batch, heads, queries, keys)
+	// a scale per query row; on a weight in the (out, in) layout, a scale
+	// per output channel. It ignores Axis and GroupSize. Its results are
+	// bit-identical to PerGroup with GroupSize = the last dimension.
+	PerRow
 )
 
 func (g Granularity) String() string {
@@ -138,6 +147,8 @@ func (g Granularity) String() string {
 		return "PerChannel"
 	case PerGroup:
 		return "PerGroup"
+	case PerRow:
+		return "PerRow"
 	}
 	return fmt.Sprintf("Granularity(%d)", int(g))
 }

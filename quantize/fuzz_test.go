@@ -34,7 +34,7 @@ func decodeFuzzSpec(data []byte, format, gran uint8, axis, group, exp int8, flag
 	var fs fuzzSpec
 	s := Spec{
 		Format:            Format(int(format) % 9),
-		Granularity:       Granularity(int(gran) % 4),
+		Granularity:       Granularity(int(gran) % 5),
 		Axis:              int(axis),
 		GroupSize:         int(group),
 		Symmetric:         flags&1 != 0,
@@ -110,6 +110,11 @@ func nparamOf(s Spec, shape tensor.Shape, n int) int {
 			return -1
 		}
 		return n / s.GroupSize
+	case PerRow:
+		if len(shape) == 0 {
+			return -1
+		}
+		return n / shape[len(shape)-1]
 	}
 	return 1
 }
@@ -131,6 +136,8 @@ func paramIndex(s Spec, shape tensor.Shape, i int) int {
 		return (i / inner) % shape[ax]
 	case PerGroup:
 		return i / s.GroupSize
+	case PerRow:
+		return i / shape[len(shape)-1]
 	}
 	return 0
 }
@@ -191,7 +198,10 @@ func FuzzFakeQuant(f *testing.F) {
 		{ramp(6, 1), 0, 2, 0, 4, 0, 0, dims(1, 6), 0, 0},                                 // group does not divide
 		{ramp(6, 1), 0, 1, 5, 0, 0, 0, dims(1, 6), 0, 0},                                 // axis out of range
 		{ramp(6, 1), 0, 0, 0, 0, 0, 4 | 128, dims(1, 6), 1, 0},                           // too many scales
-		{ramp(6, 1), 8, 3, 0, 0, 0, 0, dims(1, 6), 0, 0},                                 // unknown format, granularity
+		{ramp(48, 11), 0, 3, 0, 0, -4, 0, dims(3, 2, 3, 8), 0, 0},                        // int8 per row affine
+		{ramp(48, 11), 1, 3, 0, 0, -4, 4 | 32, dims(2, 6, 8), 0.05, 3},                   // uint8 per row fixed
+		{ramp(1, 1), 0, 3, 0, 0, 0, 0, 0, 0, 0},                                          // scalar per row: error
+		{ramp(6, 1), 8, 4, 0, 0, 0, 0, dims(1, 6), 0, 0},                                 // unknown format, granularity
 		{[]byte{0, 0x80, 0xff, 0x7f, 1, 0x80, 5, 0}, 0, 0, 0, 0, 0, 0, dims(1, 4), 0, 0}, // NaN, +Inf, −Inf, 5
 	} {
 		f.Add(s.data, s.format, s.gran, s.axis, s.group, s.exp, s.flags, s.dims, s.scale, s.zp)

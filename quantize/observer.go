@@ -95,7 +95,7 @@ func NewObserver(base Spec, cfg ObserverConfig) (*Observer, error) {
 	if !base.Format.Valid() {
 		return nil, fmt.Errorf("%s: Spec.Format is %v, an unknown format: %w", fn, base.Format, ErrSpec)
 	}
-	if base.Granularity < PerTensor || base.Granularity > PerGroup {
+	if base.Granularity < PerTensor || base.Granularity > PerRow {
 		return nil, fmt.Errorf("%s: Spec.Granularity is %v, an unknown granularity: %w", fn, base.Granularity, ErrSpec)
 	}
 	if base.Granularity == PerGroup && base.GroupSize <= 0 {

@@ -16,10 +16,12 @@ type Spec struct {
 	Format      Format
 	Granularity Granularity
 	// Axis is PerChannel's channel axis, negative from the end (−1 is the
-	// last). PerGroup ignores it: groups always run along the last axis.
+	// last). PerGroup and PerRow ignore it: groups and rows always run
+	// along the last axis.
 	Axis int
 	// GroupSize is PerGroup's number of consecutive elements along the last
-	// axis that share a scale; it must divide the last dimension.
+	// axis that share a scale; it must divide the last dimension. PerRow
+	// ignores it (its group is the whole last dimension).
 	GroupSize int
 	// Symmetric (integer formats): the zero point is 0, and a dynamic
 	// scale maps the largest |x| to qmax. Float formats are symmetric by
@@ -147,10 +149,17 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 			return nil, bad("Spec.GroupSize %d does not divide the last dimension %d of x's shape %v", s.GroupSize, last, shape)
 		}
 		p.block, p.nparam = s.GroupSize, p.n/s.GroupSize
+	case PerRow:
+		if rank == 0 {
+			return nil, fmt.Errorf("%s: Spec.Granularity PerRow needs a tensor of rank ≥ 1, x is a scalar: %w", fn, ErrShape)
+		}
+		// PerGroup's layout with the last dimension as the group. Rows of
+		// no element make a tensor of no element, with no scale.
+		p.block, p.nparam = max(shape[rank-1], 1), p.n/max(shape[rank-1], 1)
 	default:
 		return nil, bad("Spec.Granularity is %v, an unknown granularity", s.Granularity)
 	}
-	what := map[Granularity]string{PerTensor: "tensor", PerChannel: "channel", PerGroup: "group"}[s.Granularity]
+	what := map[Granularity]string{PerTensor: "tensor", PerChannel: "channel", PerGroup: "group", PerRow: "row"}[s.Granularity]
 
 	if s.Format.IsInteger() {
 		p.qmin, p.qmax = s.Format.Range(s.NarrowRange)
@@ -240,10 +249,16 @@ func (p *plan) zeroPoint(i int) int {
 	return p.spec.ZeroPoint[i]
 }
 
-// dynamic reports whether the parameters are computed at each run.
-func (p *plan) dynamic() bool {
-	return p.spec.Scale == nil && (p.spec.Format.IsInteger() || p.spec.DynamicFloatScale)
+// Dynamic reports whether s computes its scales from the data at each
+// run: an integer format, or a float format with DynamicFloatScale, with
+// Scale nil. A float format with neither Scale nor DynamicFloatScale is
+// cast unscaled, element by element, and is not dynamic.
+func (s Spec) Dynamic() bool {
+	return s.Scale == nil && (s.Format.IsInteger() || s.DynamicFloatScale)
 }
+
+// dynamic reports whether the parameters are computed at each run.
+func (p *plan) dynamic() bool { return p.spec.Dynamic() }
 
 // unscaled reports whether a float format is cast with no scale.
 func (p *plan) unscaled() bool {

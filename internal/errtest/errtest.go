@@ -1,7 +1,6 @@
 // Package errtest runs the table-driven audits of actq's exported
-// functions (issue 8): every bad input returns an error that wraps the
-// right sentinel and names the function and the argument, and nothing
-// panics.
+// functions: every bad input returns an error that wraps the right
+// sentinel and names the function and the argument, and nothing panics.
 package errtest
 
 import (

@@ -1,9 +1,11 @@
 // Package layerops holds the Gorgonia ops of actq's transformer layers
 // (package graph): a matrix product with a fused bias (MatMul) and a
 // batched one that calls GEMM once per matrix (BMM, ScaledBMM), both on
-// actq's GEMM (package blas); a fused RMSNorm and LayerNorm; the causal
-// mask of attention scores; the moves of attention heads between the row
-// and the per-head layouts; and a reshape that copies.
+// actq's GEMM (package blas), with causal variants that skip the tiles
+// above the diagonal; a fused RMSNorm and LayerNorm; the causal mask and
+// causal softmax of attention scores; the moves of attention heads between
+// the row and the per-head layouts; rotary position embeddings (RoPE); a
+// transpose of the last two axes; and a reshape that copies.
 //
 // Their Gorgonia plumbing (data access, shape checks, hashing, gradients on
 // both machines, results kept from run to run) goes through internal/opkit;

@@ -899,6 +899,8 @@ func TestRuntimeErrors(t *testing.T) {
 	merge := must(MergeHeads(a))
 	reshape := must(ReshapeCopy(x, 3, 8))
 	matmul := must(MatMul(x, node("w", 4, 5), node("bias", 5)))
+	rope := must(RoPE(a, 1e4, 3))
+	transpose := must(TransposeLast(a))
 	dense := func(dt tensor.Dtype, shape ...int) *tensor.Dense {
 		return tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
 	}
@@ -921,6 +923,9 @@ func TestRuntimeErrors(t *testing.T) {
 		{merge, []gorgonia.Value{f32(1, 2, 3, 4)}},
 		{reshape, []gorgonia.Value{f32(6, 4)}},
 		{matmul, []gorgonia.Value{f32(6, 4), f32(4, 5), f32(5)}},
+		{rope, []gorgonia.Value{f32(1, 2, 3, 4)}},
+		{rope.(*ropeOp).grads()[0].Op.(gorgonia.Op), []gorgonia.Value{f32(1, 2, 3, 4)}},
+		{transpose, []gorgonia.Value{f32(1, 2, 3, 4)}},
 	} {
 		add(c.op, "valid", "", nil, c.valid...)
 		add(c.op, "no inputs", "got 0 inputs", opkit.ErrValue)

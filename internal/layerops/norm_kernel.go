@@ -77,23 +77,34 @@ func normRows[T float32 | float64](dst, x, g, b []T, eps float64) {
 	if d == 0 {
 		return
 	}
-	_ = parallel.For(len(x)/d, normRowsPer(d), func(lo, hi int) error {
-		for i := lo; i < hi; i++ {
-			row, out := x[i*d:(i+1)*d:(i+1)*d], dst[i*d:(i+1)*d:(i+1)*d]
-			mu, r := rowStats(row, b != nil, eps)
-			g := g[:len(row)]
-			for j, v := range row {
-				out[j] = T((float64(v) - mu) * r * float64(g[j]))
-			}
-			if b != nil {
-				b := b[:len(out)]
-				for j := range out {
-					out[j] += b[j]
-				}
-			}
-		}
+	rows, per := len(x)/d, normRowsPer(d)
+	if parallel.Workers(rows, per) <= 1 { // no closure: a decoding step's one row allocates nothing
+		normRowRange(dst, x, g, b, eps, 0, rows)
+		return
+	}
+	_ = parallel.For(rows, per, func(lo, hi int) error {
+		normRowRange(dst, x, g, b, eps, lo, hi)
 		return nil
 	})
+}
+
+// normRowRange is normRows on the rows lo … hi−1.
+func normRowRange[T float32 | float64](dst, x, g, b []T, eps float64, lo, hi int) {
+	d := len(g)
+	for i := lo; i < hi; i++ {
+		row, out := x[i*d:(i+1)*d:(i+1)*d], dst[i*d:(i+1)*d:(i+1)*d]
+		mu, r := rowStats(row, b != nil, eps)
+		g := g[:len(row)]
+		for j, v := range row {
+			out[j] = T((float64(v) - mu) * r * float64(g[j]))
+		}
+		if b != nil {
+			b := b[:len(out)]
+			for j := range out {
+				out[j] += b[j]
+			}
+		}
+	}
 }
 
 // normGradX writes dx for y = normRows(x, g, …) and the output gradient dy:

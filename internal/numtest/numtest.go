@@ -13,7 +13,7 @@ import (
 	"strings"
 )
 
-// Tolerances of the API contract (DESIGN.md): |got−want| ≤ Abs + Rel·|want|.
+// Tol is a tolerance of the API contract: |got−want| ≤ Abs + Rel·|want|.
 type Tol struct{ Abs, Rel float64 }
 
 var (

@@ -50,3 +50,58 @@ func TestForSmallDoesNotAllocate(t *testing.T) {
 		t.Fatalf("small For allocated %v times", a)
 	}
 }
+
+func TestForWorkersIndexesWorkers(t *testing.T) {
+	for _, tc := range []struct{ n, minChunk int }{{0, 1}, {1, 1}, {9, 2}, {1000, 3}, {10, 1000}} {
+		w := Workers(tc.n, tc.minChunk)
+		seen := make([]int32, w)
+		hits := make([]int32, tc.n)
+		err := ForWorkers(tc.n, tc.minChunk, func(worker, lo, hi int) error {
+			if worker < 0 || worker >= w {
+				t.Errorf("n=%d: worker %d outside [0, %d)", tc.n, worker, w)
+				return nil
+			}
+			atomic.AddInt32(&seen[worker], 1)
+			for i := lo; i < hi; i++ {
+				atomic.AddInt32(&hits[i], 1)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, s := range seen {
+			if s > 1 {
+				t.Errorf("n=%d: worker %d ran %d times", tc.n, i, s)
+			}
+		}
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("n=%d: index %d visited %d times", tc.n, i, h)
+			}
+		}
+	}
+}
+
+func TestDynamicCoversRangeOnce(t *testing.T) {
+	for _, tc := range []struct{ n, chunk int }{{0, 1}, {1, 1}, {7, 2}, {100, 10}, {1000, 3}, {10, 1000}, {5, 0}} {
+		hits := make([]int32, tc.n)
+		Dynamic(tc.n, tc.chunk, func(lo, hi int) {
+			if hi-lo > max(tc.chunk, 1) && hi-lo != tc.n {
+				t.Errorf("n=%d chunk=%d: range [%d,%d) longer than a chunk", tc.n, tc.chunk, lo, hi)
+			}
+			for i := lo; i < hi; i++ {
+				atomic.AddInt32(&hits[i], 1)
+			}
+		})
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("n=%d chunk=%d: index %d visited %d times", tc.n, tc.chunk, i, h)
+			}
+		}
+	}
+	body := func(lo, hi int) {}
+	if a := testing.AllocsPerRun(100, func() { Dynamic(100, 1000, body) }); a != 0 {
+		t.Fatalf("one-chunk Dynamic allocated %v times", a)
+	}
+}

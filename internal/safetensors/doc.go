@@ -9,9 +9,12 @@
 // validates a file's header; File.ReadFloat32 then reads one tensor into
 // a caller's []float32 with ReadAt, with no second copy of the data (F32
 // straight into the slice's memory, F16 and BF16 widened in place), so a
-// loader's peak memory is the weights it keeps. OpenIndex and OpenDir
-// open a sharded checkpoint (model.safetensors.index.json) as one Set of
-// tensors. Write writes F32 or BF16 tensors to a new file atomically.
+// loader's peak memory is the weights it keeps; ReadFloat32At reads a
+// range of a tensor's elements, for a loader that rearranges a tensor a
+// block at a time. OpenIndex and OpenDir open a sharded checkpoint
+// (model.safetensors.index.json) as one Set of tensors. Write writes F32
+// or BF16 tensors to a new file atomically, from slices or streamed from a
+// caller's function (Tensor.Fill).
 //
 // # Validation
 //

@@ -159,24 +159,45 @@ func (f *File) ReadFloat32(name string, dst []float32) error {
 	if err != nil {
 		return err
 	}
-	return f.readFloat32(t, dst)
+	if n := t.Len(); len(dst) != n {
+		return fmt.Errorf("safetensors: %s: tensor %q has %d elements (shape %v), destination %d: %w", f.path, t.Name, n, t.Shape, len(dst), ErrShape)
+	}
+	return f.readFloat32(t, dst, 0)
 }
 
-func (f *File) readFloat32(t Info, dst []float32) error {
+// ReadFloat32At reads the elements [start, start+len(dst)) of the tensor
+// called name (in row-major order) into dst, as ReadFloat32 reads the
+// whole tensor: a reader that rearranges a tensor (a transpose, say) can
+// take it a block of rows at a time, holding no copy of the whole tensor.
+// It returns an error wrapping ErrShape if the range is not within the
+// tensor, and ReadFloat32's errors otherwise.
+func (f *File) ReadFloat32At(name string, dst []float32, start int) error {
+	t, err := f.info(name)
+	if err != nil {
+		return err
+	}
+	if n := t.Len(); start < 0 || start > n || len(dst) > n-start {
+		return fmt.Errorf("safetensors: %s: tensor %q has %d elements (shape %v), elements [%d, %d) asked for: %w", f.path, t.Name, n, t.Shape, start, start+len(dst), ErrShape)
+	}
+	return f.readFloat32(t, dst, start)
+}
+
+// readFloat32 reads the elements [start, start+len(dst)) of t, which the
+// callers have checked lie within it, into dst.
+func (f *File) readFloat32(t Info, dst []float32, start int) error {
 	if t.Dtype != F32 && t.Dtype != F16 && t.Dtype != BF16 {
 		return fmt.Errorf("safetensors: %s: tensor %q: %w %v (want F32, F16 or BF16)", f.path, t.Name, ErrDtype, t.Dtype)
 	}
-	n := t.Len()
-	if len(dst) != n {
-		return fmt.Errorf("safetensors: %s: tensor %q has %d elements (shape %v), destination %d: %w", f.path, t.Name, n, t.Shape, len(dst), ErrShape)
-	}
+	n := len(dst)
 	if n == 0 {
 		return nil
 	}
+	size := int64(t.Dtype.Bits() / 8)
+	off := t.Offset + size*int64(start)
 	buf := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(dst))), 4*n)
 	switch t.Dtype {
 	case F32:
-		if err := f.readAt(t, buf); err != nil {
+		if err := f.readAt(t, buf, off); err != nil {
 			return err
 		}
 		if !littleEndian {
@@ -186,7 +207,7 @@ func (f *File) readFloat32(t Info, dst []float32) error {
 		}
 	case F16, BF16:
 		src := buf[2*n:]
-		if err := f.readAt(t, src); err != nil {
+		if err := f.readAt(t, src, off); err != nil {
 			return err
 		}
 		widen(t.Dtype, dst, src)
@@ -236,16 +257,16 @@ func (f *File) ReadRaw(name string, dst []byte) error {
 	if int64(len(dst)) != t.Size {
 		return fmt.Errorf("safetensors: %s: tensor %q has %d bytes, destination %d: %w", f.path, t.Name, t.Size, len(dst), ErrShape)
 	}
-	return f.readAt(t, dst)
+	return f.readAt(t, dst, t.Offset)
 }
 
-// readAt fills dst (t.Size bytes) with t's data.
-func (f *File) readAt(t Info, dst []byte) error {
-	if _, err := f.f.ReadAt(dst, t.Offset); err != nil {
+// readAt fills dst with bytes of t's data from offset off of the file.
+func (f *File) readAt(t Info, dst []byte, off int64) error {
+	if _, err := f.f.ReadAt(dst, off); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
 		}
-		return fmt.Errorf("safetensors: %s: tensor %q: reading %d bytes at offset %d: %w", f.path, t.Name, len(dst), t.Offset, err)
+		return fmt.Errorf("safetensors: %s: tensor %q: reading %d bytes at offset %d: %w", f.path, t.Name, len(dst), off, err)
 	}
 	return nil
 }

@@ -126,6 +126,46 @@ func TestReadF16(t *testing.T) {
 	}
 }
 
+// TestReadFloat32At reads every tensor of the F32, F16 and BF16 test
+// checkpoints in pieces of every length from 1 to 7 elements at every
+// start (up to the first 300), and checks each piece against the slice of
+// the whole tensor.
+func TestReadFloat32At(t *testing.T) {
+	for _, name := range []string{"gqa-f32", "gqa-f16", "mha-bf16-tied"} {
+		f, err := safetensors.Open(filepath.Join("..", "..", "testdata", "llama", name, safetensors.ModelFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range f.Tensors() {
+			whole := make([]float32, info.Len())
+			if err := f.ReadFloat32(info.Name, whole); err != nil {
+				t.Fatal(err)
+			}
+			for start := 0; start < min(len(whole), 300); start++ {
+				for n := 1; n <= 7 && start+n <= len(whole); n++ {
+					part := make([]float32, n)
+					if err := f.ReadFloat32At(info.Name, part, start); err != nil {
+						t.Fatal(err)
+					}
+					for i, v := range part {
+						if math.Float32bits(v) != math.Float32bits(whole[start+i]) {
+							t.Fatalf("%s %s: element %d read at %d+%d: %g, want %g", name, info.Name, start+i, start, i, v, whole[start+i])
+						}
+					}
+				}
+			}
+			// The last elements, and an empty read at the end.
+			if err := f.ReadFloat32At(info.Name, make([]float32, 3), len(whole)-3); err != nil {
+				t.Error(err)
+			}
+			if err := f.ReadFloat32At(info.Name, nil, len(whole)); err != nil {
+				t.Error(err)
+			}
+		}
+		f.Close()
+	}
+}
+
 // TestReadErrors checks each way ReadFloat32 and ReadRaw refuse, and that
 // each error names the file and the tensor.
 func TestReadErrors(t *testing.T) {
@@ -145,6 +185,11 @@ func TestReadErrors(t *testing.T) {
 		{"long destination", f.ReadFloat32("w", make([]float32, 5)), safetensors.ErrShape, `"w"`},
 		{"nil destination", f.ReadFloat32("w", nil), safetensors.ErrShape, `"w"`},
 		{"I64 as float32", f.ReadFloat32("i", make([]float32, 1)), safetensors.ErrDtype, `"i"`},
+		{"range before the start", f.ReadFloat32At("w", make([]float32, 1), -1), safetensors.ErrShape, `"w"`},
+		{"range past the end", f.ReadFloat32At("w", make([]float32, 2), 3), safetensors.ErrShape, `"w"`},
+		{"range starting past the end", f.ReadFloat32At("w", nil, 5), safetensors.ErrShape, `"w"`},
+		{"range of I64", f.ReadFloat32At("i", make([]float32, 1), 0), safetensors.ErrDtype, `"i"`},
+		{"range, no such tensor", f.ReadFloat32At("x", make([]float32, 1), 0), safetensors.ErrNotFound, `"x"`},
 		{"raw, wrong size", f.ReadRaw("w", make([]byte, 15)), safetensors.ErrShape, `"w"`},
 		{"raw, no such tensor", f.ReadRaw("x", make([]byte, 15)), safetensors.ErrNotFound, `"x"`},
 	} {
@@ -257,6 +302,51 @@ func TestWriteDeterministic(t *testing.T) {
 	}
 	if !bytes.Contains(b1, []byte(`"c<&>"`)) {
 		t.Errorf("name escaped: %q", b1)
+	}
+}
+
+// TestWriteFill checks that tensors whose data come from Fill, in chunks,
+// give the same bytes as the same data in Data, in F32 and BF16, for
+// tensors longer than a chunk, a scalar and an empty tensor, and that Fill
+// sees every element once, in order.
+func TestWriteFill(t *testing.T) {
+	big := make([]float32, 2500)
+	for i := range big {
+		big[i] = float32(i)*0.37 - 400
+	}
+	data := []safetensors.Tensor{
+		{Name: "big", Shape: []int{50, 50}, Data: big},
+		{Name: "bf", Shape: []int{2500}, Data: big, Dtype: safetensors.BF16},
+		{Name: "scalar", Data: []float32{3.5}},
+		{Name: "empty", Shape: []int{0, 4}, Data: []float32{}},
+	}
+	filled := make([]safetensors.Tensor, len(data))
+	for i, d := range data {
+		next := 0
+		filled[i] = safetensors.Tensor{Name: d.Name, Shape: d.Shape, Dtype: d.Dtype, Fill: func(dst []float32, start int) {
+			if start != next {
+				t.Errorf("%s: Fill from %d, want %d", d.Name, start, next)
+			}
+			next = start + len(dst)
+			copy(dst, d.Data[start:])
+		}}
+	}
+	dir := t.TempDir()
+	p1, p2 := filepath.Join(dir, "data"), filepath.Join(dir, "fill")
+	if err := safetensors.Write(p1, data, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := safetensors.Write(p2, filled, nil); err != nil {
+		t.Fatal(err)
+	}
+	b1, _ := os.ReadFile(p1)
+	b2, _ := os.ReadFile(p2)
+	if !bytes.Equal(b1, b2) {
+		t.Error("Fill gave other bytes than Data")
+	}
+	both := safetensors.Tensor{Name: "both", Shape: []int{1}, Data: []float32{1}, Fill: func([]float32, int) {}}
+	if err := safetensors.Write(p2, []safetensors.Tensor{both}, nil); !errors.Is(err, safetensors.ErrShape) {
+		t.Errorf("Data and Fill: got %v, want ErrShape", err)
 	}
 }
 

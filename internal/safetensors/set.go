@@ -201,6 +201,16 @@ func (s *Set) ReadFloat32(name string, dst []float32) error {
 	return f.ReadFloat32(name, dst)
 }
 
+// ReadFloat32At reads the elements [start, start+len(dst)) of the tensor
+// called name into dst, as File.ReadFloat32At does.
+func (s *Set) ReadFloat32At(name string, dst []float32, start int) error {
+	f, err := s.file(name)
+	if err != nil {
+		return err
+	}
+	return f.ReadFloat32At(name, dst, start)
+}
+
 // ReadRaw reads the bytes of the tensor called name into dst, as
 // File.ReadRaw does.
 func (s *Set) ReadRaw(name string, dst []byte) error {

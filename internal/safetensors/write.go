@@ -25,6 +25,25 @@ type Tensor struct {
 	Shape []int // empty for a scalar
 	Data  []float32
 	Dtype Dtype
+	// Fill, if not nil, supplies the data in place of Data, which must
+	// then be nil: Write calls Fill(dst, start) on consecutive chunks of a
+	// small buffer, dst to receive the elements [start, start+len(dst)) of
+	// the row-major data. A tensor held in another layout or dtype (a
+	// transposed matrix, float64 values) is written this way without a
+	// converted copy of it.
+	Fill func(dst []float32, start int)
+}
+
+// len returns the number of elements of t's data.
+func (t Tensor) len() int {
+	if t.Fill != nil {
+		n := 1
+		for _, d := range t.Shape {
+			n *= d // Write has checked that the product fits
+		}
+		return n
+	}
+	return len(t.Data)
 }
 
 // Write writes tensors and metadata (which may be nil) to a safetensors
@@ -45,8 +64,9 @@ type Tensor struct {
 //
 // It returns an error wrapping ErrName for a tensor name used twice or
 // reserved, or a name or metadata string that is not valid UTF-8; ErrDtype
-// for a dtype other than F32 and BF16; ErrShape for a negative dimension
-// or a shape whose product is not len(Data). Nothing is written then.
+// for a dtype other than F32 and BF16; ErrShape for a negative dimension,
+// a shape whose product overflows or (without Fill) is not len(Data), or
+// both Data and Fill given. Nothing is written then.
 func Write(path string, tensors []Tensor, metadata map[string]string) error {
 	fail := func(sentinel error, format string, args ...any) error {
 		return fmt.Errorf("safetensors: writing %s: %s: %w", path, fmt.Sprintf(format, args...), sentinel)
@@ -85,7 +105,12 @@ func Write(path string, tensors []Tensor, metadata map[string]string) error {
 			}
 			n = lo
 		}
-		if n != uint64(len(t.Data)) {
+		switch {
+		case t.Fill != nil && t.Data != nil:
+			return fail(ErrShape, "tensor %q: both Data and Fill are given", t.Name)
+		case t.Fill != nil && n > math.MaxInt:
+			return fail(ErrShape, "tensor %q: shape %v overflows", t.Name, t.Shape)
+		case t.Fill == nil && n != uint64(len(t.Data)):
 			return fail(ErrShape, "tensor %q: shape %v holds %d elements, data %d", t.Name, t.Shape, n, len(t.Data))
 		}
 		order[i] = t
@@ -144,7 +169,7 @@ func encodeHeader(tensors []Tensor, metadata map[string]string) []byte {
 			}
 			b.WriteString(strconv.Itoa(d))
 		}
-		size := int64(len(t.Data)) * int64(t.Dtype.Bits()/8)
+		size := int64(t.len()) * int64(t.Dtype.Bits()/8)
 		fmt.Fprintf(&b, `],"data_offsets":[%d,%d]}`, off, off+size)
 		off += size
 	}
@@ -166,33 +191,30 @@ func writeString(b *bytes.Buffer, s string) {
 
 // writeData writes t's data in its dtype, little-endian.
 func writeData(w *bufio.Writer, t Tensor) error {
-	if len(t.Data) == 0 {
-		return nil
-	}
-	if t.Dtype == F32 && littleEndian {
+	if t.Fill == nil && t.Dtype == F32 && littleEndian {
 		_, err := w.Write(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(t.Data))), 4*len(t.Data)))
 		return err
 	}
-	var buf [4096]byte
-	for rest := t.Data; len(rest) > 0; {
-		var n int
-		if t.Dtype == F32 {
-			n = min(len(rest), len(buf)/4)
-			for i, v := range rest[:n] {
+	fill := t.Fill
+	if fill == nil {
+		fill = func(dst []float32, start int) { copy(dst, t.Data[start:]) }
+	}
+	var vals [1024]float32
+	var buf [4 * len(vals)]byte
+	size := t.Dtype.Bits() / 8
+	for start, n := 0, t.len(); start < n; start += len(vals) {
+		chunk := vals[:min(n-start, len(vals))]
+		fill(chunk, start)
+		for i, v := range chunk {
+			if t.Dtype == F32 {
 				binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(v))
-			}
-			n *= 4
-		} else {
-			n = min(len(rest), len(buf)/2)
-			for i, v := range rest[:n] {
+			} else {
 				binary.LittleEndian.PutUint16(buf[2*i:], Float32ToBFloat16(v))
 			}
-			n *= 2
 		}
-		if _, err := w.Write(buf[:n]); err != nil {
+		if _, err := w.Write(buf[:size*len(chunk)]); err != nil {
 			return err
 		}
-		rest = rest[n/(t.Dtype.Bits()/8):]
 	}
 	return nil
 }

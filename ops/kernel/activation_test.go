@@ -33,8 +33,8 @@ var activationKernels = []struct {
 //
 // Where float32 PyTorch is itself outside the tolerance of PyTorch's float64
 // result on the same input (the cancellation of 1+erf and 1−tanh² in the
-// negative tail, numerics.md §1.1), the contract lets us be more accurate:
-// such points must instead be within tolerance of the float64 result.
+// negative tail), the contract lets us be more accurate: such points must
+// instead be within tolerance of the float64 result.
 func TestActivationGoldens(t *testing.T) {
 	forEachPath(t, func(t *testing.T, _ bool) {
 		golden, err := numtest.ReadGolden(filepath.Join("..", "..", "testdata", "activations.json"))
@@ -145,7 +145,7 @@ func to64(v []float32) []float64 {
 }
 
 // TestActivationValues checks values computed with mpmath to 12 or more
-// digits (numerics.md §4, facts 1–10).
+// digits.
 func TestActivationValues(t *testing.T) {
 	defer func() { vecLevel = bestLevel }()
 	for _, tc := range []struct {

@@ -8,10 +8,9 @@ import (
 	"github.com/actq/actq/internal/errtest"
 )
 
-// TestErrors is the audit of every exported function of the package
-// (issue 8): each bad input, in both dtypes, returns an error that wraps
-// ErrLength and names the kernel and the argument, writes nothing, and
-// nothing panics. Valid inputs beside them must succeed.
+// TestErrors is the audit of every exported function of the package: each
+// bad input, in both dtypes, returns an error that wraps ErrLength and
+// names the kernel and the argument, writes nothing, and nothing panics. Valid inputs beside them must succeed.
 func TestErrors(t *testing.T) {
 	cases := append(errorCases[float32](t), errorCases[float64](t)...)
 	// Functions without an error result: they must not panic.

@@ -2,10 +2,10 @@ package kernel
 
 // simd_avx2_amd64.go is simd_amd64.go's vector code rewritten for 8 lanes;
 // activation_amd64.s (with its stubs and constant table) is the same code in
-// assembly for the default build, written by internal/asmgen (a module of its
-// own, so that actq does not depend on avo).
-//go:generate go run gen_avx2.go
-//go:generate go run -C internal/asmgen . -out ../../activation_amd64.s -stubs ../../activation_stub_amd64.go -consts ../../activation_consts_amd64.go -pkg kernel
+// assembly for the default build, written by the repository's avo program,
+// internal/asmgen (a module of its own, so that actq does not depend on avo).
+//go:generate go run gen_avx2.go -lanes 8
+//go:generate go run -C ../../internal/asmgen . ops/kernel
 
 import (
 	"math"
@@ -77,9 +77,11 @@ const (
 	log2e = 1.44269504088896340735992468100189213742664595415299 // https://oeis.org/A007525
 	ln2   = 0.69314718055994530941723212145817656807550013436026 // https://oeis.org/A002162
 
-	// expMagic is 1.5·2⁵²: adding it to a float64 of magnitude below 2⁵¹
-	// rounds it to an integer (ties to even) held in the low mantissa bits.
-	expMagic = 0x1.8p52
+	// expShift is 1.5·2⁵²: adding it to a float64 of magnitude below 2⁵¹
+	// rounds it to an integer (ties to even) held in the low mantissa bits,
+	// so that the exps need neither a rounding instruction nor a
+	// float-to-int conversion.
+	expShift = 0x1.8p52
 )
 
 // Two-float constants of the vector kernels (simd_amd64.go and the
@@ -99,21 +101,27 @@ const (
 	geluTanhK1l = float32(geluTanhK1 - float64(geluTanhK1h))
 )
 
-// as32 returns s viewed as []float32 when T is float32 or a type defined
-// on it, and false for float64 types. It does not copy.
-func as32[T Float](s []T) ([]float32, bool) {
+// is32 reports whether T is float32 or a type defined on it; the other
+// Float types are float64-based.
+func is32[T Float]() bool {
 	var z T
-	if unsafe.Sizeof(z) != 4 {
-		return nil, false
+	return unsafe.Sizeof(z) == 4
+}
+
+// as32 returns s as a []float32 sharing its memory if is32[T](), and nil
+// otherwise.
+func as32[T Float](s []T) []float32 {
+	if !is32[T]() {
+		return nil
 	}
-	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(s))), len(s)), true
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(s))), len(s))
 }
 
 // block is the number of elements the portable kernels carry through each
 // stage at a time. Staging (convert, exponentials, erfcx, combine) keeps
-// each loop's dependency chains short, so iterations overlap: one fused
-// loop per element runs 2–3× slower, serialised by the false dependency of
-// CVTSS2SD on its destination register.
+// each loop's dependency chains short, so iterations overlap; one fused
+// loop per element would be serialised by the false dependency of CVTSS2SD
+// on its destination register.
 const block = 64
 
 // expBlock sets v[i] = e^v[i] with a relative error below 4e-9 for v[i] in
@@ -122,8 +130,8 @@ const block = 64
 func expBlock(v []float64) {
 	for i, a := range v {
 		a = min(max(a, -700), 700)
-		k := a*log2e + expMagic
-		n := k - expMagic
+		k := a*log2e + expShift
+		n := k - expShift
 		r := a - n*ln2 // error below 2⁻⁵³·700: irrelevant at float32 precision
 		r2 := r * r
 		p := (expC2 + r*expC3) + r2*((expC4+r*expC5)+r2*expC6)
@@ -276,6 +284,21 @@ func geluTanhGrad32(dst, x, dy []float32) {
 		}
 	}
 }
+
+// Vector paths.
+//
+// Every float32 kernel with vector code calls a vector routine (geluVec,
+// maxVec, expSumVec, …) that returns the number of leading elements it
+// handled, and finishes the rest with its portable code; a reduction's
+// routine also returns its result over those elements (the identity, −Inf
+// for a maximum and 0 for a sum, when it handled none). A routine handles
+// all the elements, or its whole vectors, or none: none on a CPU without
+// the instructions it needs (vecLevel) and in a build without vector code,
+// where it is a stub (vec_other.go). The default build on amd64 has AVX2
+// assembly (vec_asm_amd64.go, softmax_amd64.go), GOEXPERIMENT=simd builds
+// simd/archsimd code (simd_amd64.go, softmax_simd.go). The routines take
+// float32 only: a generic kernel calls them when is32[T]() and passes its
+// slices through as32.
 
 // vecISA is a vector path of the float32 kernels.
 type vecISA int

@@ -38,9 +38,8 @@ func GELU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.GELU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		gelu32(d, x)
+	if is32[T]() {
+		gelu32(as32(dst), as32(x))
 		return nil
 	}
 	for i, v := range x {
@@ -69,10 +68,8 @@ func GELUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.GELUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		dy, _ := as32(dy)
-		geluGrad32(d, x, dy)
+	if is32[T]() {
+		geluGrad32(as32(dst), as32(x), as32(dy))
 		return nil
 	}
 	for i, v := range x {

@@ -35,9 +35,8 @@ func GELUTanh[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.GELUTanh", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		geluTanh32(d, x)
+	if is32[T]() {
+		geluTanh32(as32(dst), as32(x))
 		return nil
 	}
 	for i, v := range x {
@@ -67,10 +66,8 @@ func GELUTanhGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.GELUTanhGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		dy, _ := as32(dy)
-		geluTanhGrad32(d, x, dy)
+	if is32[T]() {
+		geluTanhGrad32(as32(dst), as32(x), as32(dy))
 		return nil
 	}
 	for i, v := range x {

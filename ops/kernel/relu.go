@@ -15,15 +15,14 @@ func ReLU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.ReLU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		if n := reluVec(d, x); n == len(x) {
-			return nil
-		}
+	if is32[T]() {
+		i := reluVec(as32(dst), as32(x))
+		dst, x = dst[i:], x[i:]
 	}
-	for i, v := range x {
+	dst = dst[:len(x)]
+	for j, v := range x {
 		// Go's max is IEEE maximum: NaN if v is NaN, and max(−0, 0) = +0.
-		dst[i] = max(v, 0)
+		dst[j] = max(v, 0)
 	}
 	return nil
 }
@@ -46,18 +45,16 @@ func ReLUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.ReLUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		dy, _ := as32(dy)
-		if n := reluGradVec(d, x, dy); n == len(x) {
-			return nil
-		}
+	if is32[T]() {
+		i := reluGradVec(as32(dst), as32(x), as32(dy))
+		dst, x, dy = dst[i:], x[i:], dy[i:]
 	}
-	for i, v := range x {
+	dst, dy = dst[:len(x)], dy[:len(x)]
+	for j, v := range x {
 		if !(v <= 0) {
-			dst[i] = dy[i]
+			dst[j] = dy[j]
 		} else {
-			dst[i] = 0
+			dst[j] = 0
 		}
 	}
 	return nil

@@ -22,9 +22,8 @@ func SiLU[T Float](dst, x []T) error {
 	if err := checkLengths("kernel.SiLU", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		silu32(d, x)
+	if is32[T]() {
+		silu32(as32(dst), as32(x))
 		return nil
 	}
 	for i, v := range x {
@@ -53,10 +52,8 @@ func SiLUGrad[T Float](dst, x, dy []T) error {
 	if err := checkLengths("kernel.SiLUGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	if d, ok := as32(dst); ok {
-		x, _ := as32(x)
-		dy, _ := as32(dy)
-		siluGrad32(d, x, dy)
+	if is32[T]() {
+		siluGrad32(as32(dst), as32(x), as32(dy))
 		return nil
 	}
 	for i, v := range x {

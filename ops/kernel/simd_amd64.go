@@ -22,8 +22,7 @@ import "simd/archsimd"
 // Zero is written f32x16{} (VPXORQ), never bcast16(0): the compiler makes
 // the latter with a legacy-SSE XORPS, which keeps the register's upper bits
 // and so waits for the last instruction that wrote it — often the previous
-// vector's polynomial — and serialises the loop (SiLU ran at a third of its
-// speed).
+// vector's polynomial — and serialises the loop.
 //
 // Special values need no branches: |x| is clamped before it reaches the
 // exponential, the x < 0 and x ≥ 0 formulas are blended with a lane mask,
@@ -130,8 +129,16 @@ func reluGradVec(dst, x, dy []float32) int {
 	return 0
 }
 
+// What the vector code below names for each width, written by hand for
+// both: the vector type, the lane count and scaling by 2ⁿ.
+
 type f32x16 = archsimd.Float32x16
 type f32x8 = archsimd.Float32x8
+
+const (
+	lanes16 = 16
+	lanes8  = 8
+)
 
 // scale16 returns x·2ⁿ for integer-valued n, rounded once (VSCALEFPS).
 func scale16(x, n f32x16) f32x16 { return x.Scale(n) }
@@ -151,9 +158,14 @@ func scale8(x, n f32x8) f32x8 {
 }
 
 // The code from here to the end of the file is the AVX-512 source of the
-// AVX2 kernels in simd_avx2_amd64.go: go generate rewrites 16 lanes as 8
-// (and CI checks that the generated file is current). The go:generate
-// line is in fast32.go, which every build includes.
+// AVX2 kernels in simd_avx2_amd64.go: go generate (gen_avx2.go, whose
+// go:generate line is in fast32.go, which every build includes) writes it
+// for 8 lanes by renaming the identifiers that carry the width, 16, and CI
+// checks that the generated file is current. So the code names every
+// width-dependent thing with a 16 in its name (f32x16, lanes16, scale16,
+// gelu16 …) and holds no number 16. (Small wrapper functions around
+// archsimd methods would make the compiler spill vectors in the loops:
+// hence no wrapper for RoundToEvenScaled(0), which gen_avx2.go replaces.)
 
 // BEGIN VECTOR CODE
 // vconsts16 holds the kernels' constants, broadcast once per call: Go
@@ -289,10 +301,10 @@ func geluParts16(a f32x16, k *vconsts16) (h, m, n f32x16) {
 
 func geluVec16(dst, x []float32) int {
 	k := newVconsts16()
-	n := len(x) &^ 15
+	n := len(x) &^ (lanes16 - 1)
 	gelu16(dst[:n], x[:n], &k)
 	if n < len(x) {
-		var in, out [16]float32
+		var in, out [lanes16]float32
 		copy(in[:], x[n:])
 		gelu16(out[:], in[:], &k)
 		copy(dst[n:], out[:])
@@ -301,7 +313,7 @@ func geluVec16(dst, x []float32) int {
 }
 
 func gelu16(dst, x []float32, k *vconsts16) {
-	for i := 0; i+16 <= len(x); i += 16 {
+	for i := 0; i+lanes16 <= len(x); i += lanes16 {
 		v := archsimd.LoadFloat32x16Slice(x[i:])
 		zero := f32x16{}
 		a, _ := absSign16(v, k)
@@ -318,10 +330,10 @@ func gelu16(dst, x []float32, k *vconsts16) {
 
 func geluGradVec16(dst, x, dy []float32) int {
 	k := newVconsts16()
-	n := len(x) &^ 15
+	n := len(x) &^ (lanes16 - 1)
 	geluGrad16(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
-		var in, ing, out [16]float32
+		var in, ing, out [lanes16]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
 		geluGrad16(out[:], in[:], ing[:], &k)
@@ -331,7 +343,7 @@ func geluGradVec16(dst, x, dy []float32) int {
 }
 
 func geluGrad16(dst, x, dy []float32, k *vconsts16) {
-	for i := 0; i+16 <= len(x); i += 16 {
+	for i := 0; i+lanes16 <= len(x); i += lanes16 {
 		v, g := archsimd.LoadFloat32x16Slice(x[i:]), archsimd.LoadFloat32x16Slice(dy[i:])
 		zero, one := f32x16{}, k.one
 		a, _ := absSign16(v, k)
@@ -356,10 +368,10 @@ func sigmoidParts16(nzh, nzl f32x16, k *vconsts16) (m, n, big f32x16) {
 
 func siluVec16(dst, x []float32) int {
 	k := newVconsts16()
-	n := len(x) &^ 15
+	n := len(x) &^ (lanes16 - 1)
 	silu16(dst[:n], x[:n], &k)
 	if n < len(x) {
-		var in, out [16]float32
+		var in, out [lanes16]float32
 		copy(in[:], x[n:])
 		silu16(out[:], in[:], &k)
 		copy(dst[n:], out[:])
@@ -368,7 +380,7 @@ func siluVec16(dst, x []float32) int {
 }
 
 func silu16(dst, x []float32, k *vconsts16) {
-	for i := 0; i+16 <= len(x); i += 16 {
+	for i := 0; i+lanes16 <= len(x); i += lanes16 {
 		v := archsimd.LoadFloat32x16Slice(x[i:])
 		zero := f32x16{}
 		a, _ := absSign16(v, k)
@@ -383,10 +395,10 @@ func silu16(dst, x []float32, k *vconsts16) {
 
 func siluGradVec16(dst, x, dy []float32) int {
 	k := newVconsts16()
-	n := len(x) &^ 15
+	n := len(x) &^ (lanes16 - 1)
 	siluGrad16(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
-		var in, ing, out [16]float32
+		var in, ing, out [lanes16]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
 		siluGrad16(out[:], in[:], ing[:], &k)
@@ -396,7 +408,7 @@ func siluGradVec16(dst, x, dy []float32) int {
 }
 
 func siluGrad16(dst, x, dy []float32, k *vconsts16) {
-	for i := 0; i+16 <= len(x); i += 16 {
+	for i := 0; i+lanes16 <= len(x); i += lanes16 {
 		v, g := archsimd.LoadFloat32x16Slice(x[i:]), archsimd.LoadFloat32x16Slice(dy[i:])
 		zero, one := f32x16{}, k.one
 		a, _ := absSign16(v, k)
@@ -436,10 +448,10 @@ func geluTanhZ16(a f32x16, k *vconsts16) (nzh, nzl, dz f32x16) {
 
 func geluTanhVec16(dst, x []float32) int {
 	k := newVconsts16()
-	n := len(x) &^ 15
+	n := len(x) &^ (lanes16 - 1)
 	geluTanh16(dst[:n], x[:n], &k)
 	if n < len(x) {
-		var in, out [16]float32
+		var in, out [lanes16]float32
 		copy(in[:], x[n:])
 		geluTanh16(out[:], in[:], &k)
 		copy(dst[n:], out[:])
@@ -448,7 +460,7 @@ func geluTanhVec16(dst, x []float32) int {
 }
 
 func geluTanh16(dst, x []float32, k *vconsts16) {
-	for i := 0; i+16 <= len(x); i += 16 {
+	for i := 0; i+lanes16 <= len(x); i += lanes16 {
 		v := archsimd.LoadFloat32x16Slice(x[i:])
 		zero := f32x16{}
 		a, _ := absSign16(v, k)
@@ -463,10 +475,10 @@ func geluTanh16(dst, x []float32, k *vconsts16) {
 
 func geluTanhGradVec16(dst, x, dy []float32) int {
 	k := newVconsts16()
-	n := len(x) &^ 15
+	n := len(x) &^ (lanes16 - 1)
 	geluTanhGrad16(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
-		var in, ing, out [16]float32
+		var in, ing, out [lanes16]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
 		geluTanhGrad16(out[:], in[:], ing[:], &k)
@@ -476,7 +488,7 @@ func geluTanhGradVec16(dst, x, dy []float32) int {
 }
 
 func geluTanhGrad16(dst, x, dy []float32, k *vconsts16) {
-	for i := 0; i+16 <= len(x); i += 16 {
+	for i := 0; i+lanes16 <= len(x); i += lanes16 {
 		v, g := archsimd.LoadFloat32x16Slice(x[i:]), archsimd.LoadFloat32x16Slice(dy[i:])
 		zero, one := f32x16{}, k.one
 		a, _ := absSign16(v, k)
@@ -495,10 +507,10 @@ func geluTanhGrad16(dst, x, dy []float32, k *vconsts16) {
 }
 
 func reluVec16(dst, x []float32) int {
-	n := len(x) &^ 15
+	n := len(x) &^ (lanes16 - 1)
 	relu16(dst[:n], x[:n])
 	if n < len(x) {
-		var in, out [16]float32
+		var in, out [lanes16]float32
 		copy(in[:], x[n:])
 		relu16(out[:], in[:])
 		copy(dst[n:], out[:])
@@ -507,7 +519,7 @@ func reluVec16(dst, x []float32) int {
 }
 
 func relu16(dst, x []float32) {
-	for i := 0; i+16 <= len(x); i += 16 {
+	for i := 0; i+lanes16 <= len(x); i += lanes16 {
 		v := archsimd.LoadFloat32x16Slice(x[i:])
 		zero := f32x16{}
 		// +0 where x ≤ 0 (also for −0); x where x > 0 or NaN.
@@ -517,10 +529,10 @@ func relu16(dst, x []float32) {
 }
 
 func reluGradVec16(dst, x, dy []float32) int {
-	n := len(x) &^ 15
+	n := len(x) &^ (lanes16 - 1)
 	reluGrad16(dst[:n], x[:n], dy[:n])
 	if n < len(x) {
-		var in, ing, out [16]float32
+		var in, ing, out [lanes16]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
 		reluGrad16(out[:], in[:], ing[:])
@@ -530,7 +542,7 @@ func reluGradVec16(dst, x, dy []float32) int {
 }
 
 func reluGrad16(dst, x, dy []float32) {
-	for i := 0; i+16 <= len(x); i += 16 {
+	for i := 0; i+lanes16 <= len(x); i += lanes16 {
 		v, g := archsimd.LoadFloat32x16Slice(x[i:]), archsimd.LoadFloat32x16Slice(dy[i:])
 		zero := f32x16{}
 		y := zero.Merge(g, v.LessEqual(zero))

@@ -139,10 +139,10 @@ func geluParts8(a f32x8, k *vconsts8) (h, m, n f32x8) {
 
 func geluVec8(dst, x []float32) int {
 	k := newVconsts8()
-	n := len(x) &^ 7
+	n := len(x) &^ (lanes8 - 1)
 	gelu8(dst[:n], x[:n], &k)
 	if n < len(x) {
-		var in, out [8]float32
+		var in, out [lanes8]float32
 		copy(in[:], x[n:])
 		gelu8(out[:], in[:], &k)
 		copy(dst[n:], out[:])
@@ -151,7 +151,7 @@ func geluVec8(dst, x []float32) int {
 }
 
 func gelu8(dst, x []float32, k *vconsts8) {
-	for i := 0; i+8 <= len(x); i += 8 {
+	for i := 0; i+lanes8 <= len(x); i += lanes8 {
 		v := archsimd.LoadFloat32x8Slice(x[i:])
 		zero := f32x8{}
 		a, _ := absSign8(v, k)
@@ -168,10 +168,10 @@ func gelu8(dst, x []float32, k *vconsts8) {
 
 func geluGradVec8(dst, x, dy []float32) int {
 	k := newVconsts8()
-	n := len(x) &^ 7
+	n := len(x) &^ (lanes8 - 1)
 	geluGrad8(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
-		var in, ing, out [8]float32
+		var in, ing, out [lanes8]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
 		geluGrad8(out[:], in[:], ing[:], &k)
@@ -181,7 +181,7 @@ func geluGradVec8(dst, x, dy []float32) int {
 }
 
 func geluGrad8(dst, x, dy []float32, k *vconsts8) {
-	for i := 0; i+8 <= len(x); i += 8 {
+	for i := 0; i+lanes8 <= len(x); i += lanes8 {
 		v, g := archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])
 		zero, one := f32x8{}, k.one
 		a, _ := absSign8(v, k)
@@ -206,10 +206,10 @@ func sigmoidParts8(nzh, nzl f32x8, k *vconsts8) (m, n, big f32x8) {
 
 func siluVec8(dst, x []float32) int {
 	k := newVconsts8()
-	n := len(x) &^ 7
+	n := len(x) &^ (lanes8 - 1)
 	silu8(dst[:n], x[:n], &k)
 	if n < len(x) {
-		var in, out [8]float32
+		var in, out [lanes8]float32
 		copy(in[:], x[n:])
 		silu8(out[:], in[:], &k)
 		copy(dst[n:], out[:])
@@ -218,7 +218,7 @@ func siluVec8(dst, x []float32) int {
 }
 
 func silu8(dst, x []float32, k *vconsts8) {
-	for i := 0; i+8 <= len(x); i += 8 {
+	for i := 0; i+lanes8 <= len(x); i += lanes8 {
 		v := archsimd.LoadFloat32x8Slice(x[i:])
 		zero := f32x8{}
 		a, _ := absSign8(v, k)
@@ -233,10 +233,10 @@ func silu8(dst, x []float32, k *vconsts8) {
 
 func siluGradVec8(dst, x, dy []float32) int {
 	k := newVconsts8()
-	n := len(x) &^ 7
+	n := len(x) &^ (lanes8 - 1)
 	siluGrad8(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
-		var in, ing, out [8]float32
+		var in, ing, out [lanes8]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
 		siluGrad8(out[:], in[:], ing[:], &k)
@@ -246,7 +246,7 @@ func siluGradVec8(dst, x, dy []float32) int {
 }
 
 func siluGrad8(dst, x, dy []float32, k *vconsts8) {
-	for i := 0; i+8 <= len(x); i += 8 {
+	for i := 0; i+lanes8 <= len(x); i += lanes8 {
 		v, g := archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])
 		zero, one := f32x8{}, k.one
 		a, _ := absSign8(v, k)
@@ -286,10 +286,10 @@ func geluTanhZ8(a f32x8, k *vconsts8) (nzh, nzl, dz f32x8) {
 
 func geluTanhVec8(dst, x []float32) int {
 	k := newVconsts8()
-	n := len(x) &^ 7
+	n := len(x) &^ (lanes8 - 1)
 	geluTanh8(dst[:n], x[:n], &k)
 	if n < len(x) {
-		var in, out [8]float32
+		var in, out [lanes8]float32
 		copy(in[:], x[n:])
 		geluTanh8(out[:], in[:], &k)
 		copy(dst[n:], out[:])
@@ -298,7 +298,7 @@ func geluTanhVec8(dst, x []float32) int {
 }
 
 func geluTanh8(dst, x []float32, k *vconsts8) {
-	for i := 0; i+8 <= len(x); i += 8 {
+	for i := 0; i+lanes8 <= len(x); i += lanes8 {
 		v := archsimd.LoadFloat32x8Slice(x[i:])
 		zero := f32x8{}
 		a, _ := absSign8(v, k)
@@ -313,10 +313,10 @@ func geluTanh8(dst, x []float32, k *vconsts8) {
 
 func geluTanhGradVec8(dst, x, dy []float32) int {
 	k := newVconsts8()
-	n := len(x) &^ 7
+	n := len(x) &^ (lanes8 - 1)
 	geluTanhGrad8(dst[:n], x[:n], dy[:n], &k)
 	if n < len(x) {
-		var in, ing, out [8]float32
+		var in, ing, out [lanes8]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
 		geluTanhGrad8(out[:], in[:], ing[:], &k)
@@ -326,7 +326,7 @@ func geluTanhGradVec8(dst, x, dy []float32) int {
 }
 
 func geluTanhGrad8(dst, x, dy []float32, k *vconsts8) {
-	for i := 0; i+8 <= len(x); i += 8 {
+	for i := 0; i+lanes8 <= len(x); i += lanes8 {
 		v, g := archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])
 		zero, one := f32x8{}, k.one
 		a, _ := absSign8(v, k)
@@ -345,10 +345,10 @@ func geluTanhGrad8(dst, x, dy []float32, k *vconsts8) {
 }
 
 func reluVec8(dst, x []float32) int {
-	n := len(x) &^ 7
+	n := len(x) &^ (lanes8 - 1)
 	relu8(dst[:n], x[:n])
 	if n < len(x) {
-		var in, out [8]float32
+		var in, out [lanes8]float32
 		copy(in[:], x[n:])
 		relu8(out[:], in[:])
 		copy(dst[n:], out[:])
@@ -357,7 +357,7 @@ func reluVec8(dst, x []float32) int {
 }
 
 func relu8(dst, x []float32) {
-	for i := 0; i+8 <= len(x); i += 8 {
+	for i := 0; i+lanes8 <= len(x); i += lanes8 {
 		v := archsimd.LoadFloat32x8Slice(x[i:])
 		zero := f32x8{}
 		// +0 where x ≤ 0 (also for −0); x where x > 0 or NaN.
@@ -367,10 +367,10 @@ func relu8(dst, x []float32) {
 }
 
 func reluGradVec8(dst, x, dy []float32) int {
-	n := len(x) &^ 7
+	n := len(x) &^ (lanes8 - 1)
 	reluGrad8(dst[:n], x[:n], dy[:n])
 	if n < len(x) {
-		var in, ing, out [8]float32
+		var in, ing, out [lanes8]float32
 		copy(in[:], x[n:])
 		copy(ing[:], dy[n:])
 		reluGrad8(out[:], in[:], ing[:])
@@ -380,7 +380,7 @@ func reluGradVec8(dst, x, dy []float32) int {
 }
 
 func reluGrad8(dst, x, dy []float32) {
-	for i := 0; i+8 <= len(x); i += 8 {
+	for i := 0; i+lanes8 <= len(x); i += lanes8 {
 		v, g := archsimd.LoadFloat32x8Slice(x[i:]), archsimd.LoadFloat32x8Slice(dy[i:])
 		zero := f32x8{}
 		y := zero.Merge(g, v.LessEqual(zero))

@@ -3,7 +3,6 @@ package kernel
 import (
 	"fmt"
 	"math"
-	"unsafe"
 )
 
 // Axis selects the one-dimensional slices along one axis of a row-major
@@ -83,24 +82,17 @@ func (a Axis) each(fn func(off, w int)) {
 	}
 }
 
-// single reports whether T has float32 precision, for which the kernels use
-// a float32-grade exp (expSingle, or exp8) instead of math.Exp.
-func single[T Float]() bool {
-	var z T
-	return unsafe.Sizeof(z) == 4
-}
-
 // Softmax sets dst to the softmax of x along the slices selected by a
 // (elements outside them are not touched):
 //
 //	y_j = e^(x_j − m) / Σ_k e^(x_k − m),  m = max_k x_k
 //
 // Subtracting the slice's own maximum m keeps every exponent ≤ 0, so no
-// finite input overflows. Three passes (the maximum; e^(x_j − m) and its
-// sum; the scaling) beat the online single-pass max-and-sum, which needs
-// two exps per element, by 1.7–1.9× here (BenchmarkSoftmax, scalar and
-// vector), since the exps dominate and a slice of up to 256 KB stays in
-// cache between passes.
+// finite input overflows. It takes three passes (the maximum; e^(x_j − m)
+// and its sum; the scaling) rather than the online single-pass
+// max-and-sum, which needs two exps per element: the exps dominate the
+// time, and a slice of up to 256 KB stays in cache between passes
+// (bench/RESULTS.md compares the two).
 //
 // Every sum is accumulated in float64 whatever T is. For float32, the
 // scalar code computes in float64, with a float32-grade exp (expSingle,
@@ -270,13 +262,12 @@ func softmaxTile[T Float](dst, x []T, off, w, n, inner int, log bool) {
 			m[c] = 0
 		}
 	}
-	sgl := single[T]()
 	for j := range n {
 		o := off + j*inner
 		for c, v := range x[o : o+w] {
 			z[c] = float64(v) - m[c]
 		}
-		expInPlace(z, sgl)
+		expInPlace[T](z)
 		if !log {
 			out := dst[o : o+w]
 			for c, e := range z {
@@ -372,13 +363,12 @@ func logSoftmaxGradRun[T Float](dst, y, dy []T, off, w, n, inner int) {
 			live[c] = live[c] || v != masked
 		}
 	}
-	sgl := single[T]()
 	for j := range n {
 		o := off + j*inner
 		for c, v := range y[o : o+w] {
 			z[c] = float64(v)
 		}
-		expInPlace(z, sgl)
+		expInPlace[T](z)
 		ds, out := dy[o:o+w], dst[o:o+w]
 		for c, e := range z {
 			out[c] = T(float64(ds[c]) - e*s[c])
@@ -412,28 +402,22 @@ func allEqual[T Float](x []T, v T) bool {
 	return true
 }
 
-// The row helpers below do one pass over one contiguous slice. Each has a
-// vector twin for float32 that runs when vecSoftmax() is true: on amd64,
-// in the default build, AVX2+FMA assembly (softmax_amd64.go and .s, on a
-// CPU that has them); built with GOEXPERIMENT=simd, AVX-512 code
-// (softmax_simd.go, on a CPU that has it; with AVX2 only, the scalar
-// code). Elsewhere, and with the purego tag, there is only the scalar code
-// (softmax_novec.go).
-
-// view32 returns x, whose elements are float32-based (single[T]()), as a
-// []float32 sharing its memory, for the vector twins.
-func view32[T Float](x []T) []float32 {
-	s, _ := as32(x)
-	return s
-}
+// The row helpers below do one pass over one contiguous slice: a float32
+// row goes first to the helper's vector routine (maxVec, expSumVec, …; see
+// "Vector paths" in fast32.go), and the scalar code here does the elements
+// it leaves; a helper returns as soon as none is left, so that a row the
+// vector routine finished costs no scalar call and no cleared block array.
+// The test is32[T]() is decided at compile time: float64 rows pay nothing
+// for it.
 
 // rowMax returns the largest non-NaN element of x, or −Inf if there is
 // none.
 func rowMax[T Float](x []T) T {
-	if single[T]() && vecSoftmax() {
-		return T(max32(view32(x)))
-	}
 	m := T(math.Inf(-1))
+	if is32[T]() {
+		i, m32 := maxVec(as32(x))
+		x, m = x[i:], T(m32)
+	}
 	for _, v := range x {
 		if v > m {
 			m = v
@@ -444,24 +428,28 @@ func rowMax[T Float](x []T) T {
 
 // rowExpSum returns Σ e^(x_j − m) in float64, storing each term in dst if
 // store is set. m must be at least every non-NaN x_j (the row's maximum),
-// which the AVX2 twin relies on.
+// which the AVX2 assembly relies on.
 func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
-	if single[T]() && vecSoftmax() {
-		return expSum32(view32(dst), view32(x), m, store)
+	var s float64
+	if is32[T]() {
+		var i int
+		i, s = expSumVec(as32(dst), as32(x), m, store)
+		dst, x = dst[i:], x[i:]
+	}
+	if len(x) == 0 {
+		return s
 	}
 	var zArr [tileWidth]float64
-	sgl := single[T]()
-	var s float64
 	for j0 := 0; j0 < len(x); j0 += tileWidth {
 		z := zArr[:min(tileWidth, len(x)-j0)]
-		for i, v := range x[j0 : j0+len(z)] {
-			z[i] = float64(v) - m
+		for j, v := range x[j0 : j0+len(z)] {
+			z[j] = float64(v) - m
 		}
-		expInPlace(z, sgl)
+		expInPlace[T](z)
 		if store {
 			out := dst[j0 : j0+len(z)]
-			for i, e := range z {
-				out[i] = T(e)
+			for j, e := range z {
+				out[j] = T(e)
 			}
 		}
 		s += sum(z)
@@ -470,21 +458,15 @@ func rowExpSum[T Float](dst, x []T, m float64, store bool) float64 {
 }
 
 // rowScale sets dst_j = dst_j·inv. The dst_j are the slice's exps, in
-// [0, 1], or NaN: the AVX2 twin forms the product's rounding error, which
-// is NaN for an infinite dst_j.
+// [0, 1], or NaN: the AVX2 assembly forms the product's rounding error,
+// which is NaN for an infinite dst_j.
 func rowScale[T Float](dst []T, inv float64) {
-	if single[T]() && vecSoftmax() {
+	if is32[T]() {
 		// inv is 1/s for a sum s ≥ 1 of at most 2^63 terms, 0 or NaN:
 		// always in float32's range.
 		f, _ := split32(inv)
-		scale32(view32(dst), f)
-		return
+		dst = dst[scaleVec(as32(dst), f):]
 	}
-	scaleScalar(dst, inv)
-}
-
-// scaleScalar is rowScale's scalar code, in float64.
-func scaleScalar[T Float](dst []T, inv float64) {
 	for j, e := range dst {
 		dst[j] = T(float64(e) * inv)
 	}
@@ -492,18 +474,13 @@ func scaleScalar[T Float](dst []T, inv float64) {
 
 // rowLogOut sets dst_j = (x_j − m) − lse.
 func rowLogOut[T Float](dst, x []T, m, lse float64) {
-	if single[T]() && vecSoftmax() {
+	if is32[T]() {
 		// lse is log s for a sum s ≥ 1 of at most 2^63 terms, +Inf (a
 		// fully masked slice) or NaN: in float32's range or infinite.
 		f, _ := split32(lse)
-		logOut32(view32(dst), view32(x), m, f)
-		return
+		i := logOutVec(as32(dst), as32(x), m, f)
+		dst, x = dst[i:], x[i:]
 	}
-	logOutScalar(dst, x, m, lse)
-}
-
-// logOutScalar is rowLogOut's scalar code, in float64.
-func logOutScalar[T Float](dst, x []T, m, lse float64) {
 	dst = dst[:len(x)]
 	for j, v := range x {
 		dst[j] = T((float64(v) - m) - lse)
@@ -512,26 +489,24 @@ func logOutScalar[T Float](dst, x []T, m, lse float64) {
 
 // rowDot returns Σ y·dy in float64.
 func rowDot[T Float](y, dy []T) float64 {
-	if single[T]() && vecSoftmax() {
-		return dot32(view32(y), view32(dy))
+	var s float64
+	if is32[T]() {
+		var i int
+		i, s = dotVec(as32(y), as32(dy))
+		y, dy = y[i:], dy[i:]
 	}
-	return dot(y, dy)
+	if len(y) == 0 {
+		return s
+	}
+	return s + dot(y, dy)
 }
 
 // rowGradOut sets dst_j = y_j·(dy_j − s).
 func rowGradOut[T Float](dst, y, dy []T, s float64) {
-	if single[T]() && vecSoftmax() {
-		// Unless |s| is beyond float32's range: then the float64 code.
-		if f, ok := split32(s); ok {
-			gradOut32(view32(dst), view32(y), view32(dy), f)
-			return
-		}
+	if f, ok := split32(s); ok && is32[T]() { // not ok: |s| is beyond float32's range
+		i := gradOutVec(as32(dst), as32(y), as32(dy), f)
+		dst, y, dy = dst[i:], y[i:], dy[i:]
 	}
-	gradOutScalar(dst, y, dy, s)
-}
-
-// gradOutScalar is rowGradOut's scalar code, in float64.
-func gradOutScalar[T Float](dst, y, dy []T, s float64) {
 	dst, dy = dst[:len(y)], dy[:len(y)]
 	for j, v := range y {
 		dst[j] = T(float64(v) * (float64(dy[j]) - s))
@@ -540,43 +515,43 @@ func gradOutScalar[T Float](dst, y, dy []T, s float64) {
 
 // rowSum returns Σ x in float64.
 func rowSum[T Float](x []T) float64 {
-	if single[T]() && vecSoftmax() {
-		return sum32(view32(x))
+	var s float64
+	if is32[T]() {
+		var i int
+		i, s = sumVec(as32(x))
+		x = x[i:]
 	}
-	return sum(x)
+	if len(x) == 0 {
+		return s
+	}
+	return s + sum(x)
 }
 
 // rowLogGradOut sets dst_j = dy_j − e^(y_j)·total.
 func rowLogGradOut[T Float](dst, y, dy []T, total float64) {
-	if single[T]() && vecSoftmax() {
-		// Unless |total| is beyond float32's range: then the float64 code.
-		if f, ok := split32(-total); ok {
-			logGradOut32(view32(dst), view32(y), view32(dy), f)
-			return
-		}
+	if f, ok := split32(-total); ok && is32[T]() { // not ok: |total| is beyond float32's range
+		i := logGradOutVec(as32(dst), as32(y), as32(dy), f)
+		dst, y, dy = dst[i:], y[i:], dy[i:]
 	}
-	logGradOutScalar(dst, y, dy, total)
-}
-
-// logGradOutScalar is rowLogGradOut's scalar code, in float64.
-func logGradOutScalar[T Float](dst, y, dy []T, total float64) {
+	if len(y) == 0 {
+		return
+	}
 	var zArr [tileWidth]float64
-	sgl := single[T]()
 	for j0 := 0; j0 < len(y); j0 += tileWidth {
 		z := zArr[:min(tileWidth, len(y)-j0)]
-		for i, v := range y[j0 : j0+len(z)] {
-			z[i] = float64(v)
+		for j, v := range y[j0 : j0+len(z)] {
+			z[j] = float64(v)
 		}
-		expInPlace(z, sgl)
+		expInPlace[T](z)
 		ds, out := dy[j0:j0+len(z)], dst[j0:j0+len(z)]
-		for i, e := range z {
-			out[i] = T(float64(ds[i]) - e*total)
+		for j, e := range z {
+			out[j] = T(float64(ds[j]) - e*total)
 		}
 	}
 }
 
 // twoFloat is a float64 scalar of the row helpers, v, with the two
-// float32s hi + lo that the vector twins use in its place (split32).
+// float32s hi + lo that the vector routines use in its place (split32).
 type twoFloat struct {
 	v      float64
 	hi, lo float32
@@ -629,36 +604,29 @@ func dot[T Float](y, dy []T) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// expInPlace sets z[i] = e^z[i]: to float32 accuracy (expVec or
-// expSingle) when sgl, otherwise with math.Exp.
-func expInPlace(z []float64, sgl bool) {
-	if sgl && vecSoftmax() {
-		expVec(z)
+// expInPlace sets z[i] = e^z[i] to the precision of T: with math.Exp for
+// float64; to float32 accuracy for float32, by expVec and, for what it
+// leaves, expSingle.
+func expInPlace[T Float](z []float64) {
+	if !is32[T]() {
+		for i, v := range z {
+			z[i] = math.Exp(v)
+		}
 		return
 	}
-	if sgl {
-		expSingle(z)
-		return
-	}
-	for i, v := range z {
-		z[i] = math.Exp(v)
-	}
+	expSingle(z[expVec(z):])
 }
 
-// Constants of expSingle.
+// Bounds of expSingle: the exponents outside which e^z is 0 or +Inf in
+// float32. e^−104 is below half the smallest float32 subnormal (2^−150)
+// and e^89 above MaxFloat32 (≈ e^88.72).
 const (
-	// expShift is 1.5·2^52. Adding it to |t| < 2^51 rounds t to the nearest
-	// integer k (ties to even) and leaves k in the low bits of the sum, so
-	// neither a rounding instruction nor a float-to-int conversion is needed.
-	expShift = 0x1.8p52
-	// expBits is log2 of expTable's length.
-	expBits = 5
-	// The exponents outside which e^z is 0 or +Inf in float32: e^−104 is
-	// below half the smallest float32 subnormal (2^−150) and e^89 above
-	// MaxFloat32 (≈ e^88.72).
 	expSingleMin = -104
 	expSingleMax = 89
 )
+
+// expBits is log2 of expTable's length.
+const expBits = 5
 
 // expTable[i] holds the bits of 2^(i/32) less i<<47, so that adding k<<47
 // for k = 32·q + i (0 ≤ i < 32) gives the bits of 2^(q + i/32). The
@@ -673,8 +641,8 @@ var expTable = func() (t [1 << expBits]uint64) {
 // expSingle sets z[i] = e^z[i] to float32 accuracy: the relative error is
 // below 1e-9 (measured: 5.8e-10 over every 97th float32 in [−104, 89]), far
 // below float32's half-ULP of 6e-8, so float32(e^z) is the correctly
-// rounded float32 value or, rarely, its neighbour. It is about 2.5 times as
-// fast as math.Exp because it needs less accuracy.
+// rounded float32 value or, rarely, its neighbour. Needing less accuracy
+// than math.Exp, it is faster.
 //
 // Method (musl's expf, in float64): z = (32·q + i)·ln2/32 + r with
 // 0 ≤ i < 32 and |r| ≤ ln2/64; e^z = 2^q · 2^(i/32) · e^r, with 2^(i/32)
@@ -684,6 +652,11 @@ var expTable = func() (t [1 << expBits]uint64) {
 //
 // Special cases: z < −104 gives 0 (and −Inf gives 0), z > 89 gives +Inf,
 // NaN gives NaN.
+//
+// The activations' scalar exp, expBlock (fast32.go), is a different one:
+// branch-free, it clamps z to ±700 and so never gives 0, where softmax
+// needs e^−Inf = 0 exactly for masked entries and a sum of 0 for a fully
+// masked slice.
 func expSingle(z []float64) {
 	const n = 1 << expBits
 	for i, v := range z {

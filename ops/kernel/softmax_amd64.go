@@ -4,10 +4,10 @@ package kernel
 
 import "math"
 
-// AVX2+FMA twins of the float32 row helpers of softmax.go, in assembly
-// (softmax_amd64.s), for the default build on amd64: GOEXPERIMENT=simd
-// builds take softmax_simd.go instead, and the purego tag the scalar code
-// alone.
+// The vector routines of the float32 softmax row helpers of softmax.go, in
+// AVX2+FMA assembly (softmax_amd64.s), for the default build on amd64:
+// GOEXPERIMENT=simd builds take softmax_simd.go instead, and the purego
+// tag the scalar code alone.
 //
 // Unlike the scalar code, which widens every element to float64, the passes
 // that dominate the time compute in float32 lanes, 8 per instruction, as
@@ -17,9 +17,9 @@ import "math"
 //   - the exp (expSum32AVX2, logGradOut32AVX2) has the reduction and
 //     polynomial of the activations' expParts8 (simd_avx2_amd64.go;
 //     constants in fast32.go): relative error 1.25·2^−24 after rounding to
-//     float32 (measured: TestExpSum32Accuracy), of x − m split exactly into d + e
-//     (TwoSum), so that the rounding of x − m, up to |x − m|·2^−24, does
-//     not reach the exp;
+//     float32 (measured: TestExpSum32Accuracy), of x − m split exactly
+//     into d + e (TwoSum), so that the rounding of x − m, up to
+//     |x − m|·2^−24, does not reach the exp;
 //   - every sum stays float64: max and dot and Σdy as before (exact
 //     products of float32s, widened), and the exps' sum from the float32
 //     terms, widened (for softmax, two vectors are first added in float32,
@@ -44,20 +44,13 @@ import "math"
 // averaged, and the pairwise float32 addition's 2^−24), and the scaling's,
 // 0.5·2^−24. Measured: 2.8·2^−24 on 3,000 random rows of up to 3,000
 // elements, against 1.96·2^−24 for the scalar code; within 6 ULPs of the
-// scalar code (at most 3 seen). Log-softmax within 1.5 ULPs plus the error of log s, which is
-// absolute (1e-7 near log y = 0); gradients within 2^−23 of the size of
-// their terms. The shift invariance of softmax holds exactly: the kernels
-// see only x − m.
-//
-// The assembly handles whole blocks of 8 elements; the wrappers below do
-// the rest, either in scalar code, or through a padded copy on the stack
-// so that every exp goes through the same code wherever its element lies.
-
-// vecSoftmax reports whether the float32 row helpers take their vector
-// twins (here the assembly). The assembly needs AVX2 and FMA, which is
-// what vecLevel = vecAVX2 says in this build (vec_asm_amd64.go); tests
-// lower vecLevel to check the scalar path on the same machine.
-func vecSoftmax() bool { return vecLevel >= vecAVX2 }
+// scalar code (at most 3 seen). Log-softmax within 1.5 ULPs plus the
+// error of log s, which is absolute (1e-7 near log y = 0). Gradients,
+// given y, within 3·2^−24 of the size of their terms, y_j·(|dy_j| + |s|),
+// for softmax (dy_j − hi, − lo and the product each round once), and
+// 3.5·2^−24 of |dy_j| + e^(y_j)·|Σdy| for log-softmax (the exp's
+// 1.5·2^−24 at most, TestExpSum32Accuracy's ceiling, and two FMAs). The
+// shift invariance of softmax holds exactly: the kernels see only x − m.
 
 // The assembly routines. Each takes slices whose length is a multiple of
 // 8; see softmax_amd64.s.
@@ -115,36 +108,33 @@ var softmaxK = [softmaxKRows][8]uint32{
 // e^z is a normal float32 (e^−87.3 is the smallest).
 const expF8Min = -86
 
-// whole returns n rounded down to a multiple of 8: the elements the
-// assembly handles.
-func whole(n int) int { return n &^ 7 }
+// The vector routines of softmax.go's row helpers (see "Vector paths" in
+// fast32.go): the assembly on whole vectors of 8, with AVX2 and FMA
+// (vecLevel). Those whose results are exps run a last partial vector
+// through a padded copy and the same code, so that every exp goes through
+// the same arithmetic wherever its element lies; dotVec and sumVec add
+// their last elements one by one, in order, in float64.
 
-func max32(x []float32) float32 {
-	n := whole(len(x))
-	m := float32(math.Inf(-1))
-	if n > 0 {
-		m = maxAVX2(x[:n])
+func maxVec(x []float32) (int, float32) {
+	if vecLevel < vecAVX2 {
+		return 0, float32(math.Inf(-1))
 	}
-	for _, v := range x[n:] { // the maximum is exact: same result
-		if v > m {
-			m = v
-		}
-	}
-	return m
+	n := len(x) &^ 7
+	return n, maxAVX2(x[:n])
 }
 
-// expSum32 needs m ≥ every non-NaN x_j, which rowExpSum's callers pass
+// expSumVec needs m ≥ every non-NaN x_j, which rowExpSum's callers pass
 // (the row's maximum): the assembly leaves out the exp's z > 89 case.
-func expSum32(dst, x []float32, m float64, store bool) float64 {
+func expSumVec(dst, x []float32, m float64, store bool) (int, float64) {
+	if vecLevel < vecAVX2 {
+		return 0, 0
+	}
 	if !store {
 		dst = x // not written
 	}
 	dst = dst[:len(x)]
-	n := whole(len(x))
-	var s float64
-	if n > 0 {
-		s = expSum32AVX2(dst[:n], x[:n], m, store, &softmaxK)
-	}
+	n := len(x) &^ 7
+	s := expSum32AVX2(dst[:n], x[:n], m, store, &softmaxK)
 	if n < len(x) {
 		// The tail padded with −Inf, whose terms are exactly 0.
 		var b, e [8]float32
@@ -157,66 +147,68 @@ func expSum32(dst, x []float32, m float64, store bool) float64 {
 			copy(dst[n:], e[:])
 		}
 	}
-	return s
+	return len(x), s
 }
 
-func scale32(dst []float32, inv twoFloat) {
-	n := whole(len(dst))
-	if n > 0 {
-		scale32AVX2(dst[:n], inv.hi, inv.lo)
+func scaleVec(dst []float32, inv twoFloat) int {
+	if vecLevel < vecAVX2 {
+		return 0
 	}
-	scaleScalar(dst[n:], inv.v)
+	n := len(dst) &^ 7
+	scale32AVX2(dst[:n], inv.hi, inv.lo)
+	return n
 }
 
-func logOut32(dst, x []float32, m float64, lse twoFloat) {
-	dst = dst[:len(x)]
-	n := whole(len(x))
-	if n > 0 {
-		logOut32AVX2(dst[:n], x[:n], float32(m), lse.hi, lse.lo) // m is a float32
+func logOutVec(dst, x []float32, m float64, lse twoFloat) int {
+	if vecLevel < vecAVX2 {
+		return 0
 	}
-	logOutScalar(dst[n:], x[n:], m, lse.v)
+	n := len(x) &^ 7
+	logOut32AVX2(dst[:n], x[:n], float32(m), lse.hi, lse.lo) // m is a float32
+	return n
 }
 
-func dot32(y, dy []float32) float64 {
+func dotVec(y, dy []float32) (int, float64) {
+	if vecLevel < vecAVX2 {
+		return 0, 0
+	}
 	dy = dy[:len(y)]
-	n := whole(len(y))
-	var s float64
-	if n > 0 {
-		s = dotAVX2(y[:n], dy[:n])
+	n := len(y) &^ 7
+	s := dotAVX2(y[:n], dy[:n])
+	for j := n; j < len(y); j++ {
+		s += float64(y[j]) * float64(dy[j])
 	}
-	for j, v := range y[n:] {
-		s += float64(v) * float64(dy[n+j])
-	}
-	return s
+	return len(y), s
 }
 
-func gradOut32(dst, y, dy []float32, s twoFloat) {
-	dst, dy = dst[:len(y)], dy[:len(y)]
-	n := whole(len(y))
-	if n > 0 {
-		gradOut32AVX2(dst[:n], y[:n], dy[:n], s.hi, s.lo)
+func gradOutVec(dst, y, dy []float32, s twoFloat) int {
+	if vecLevel < vecAVX2 {
+		return 0
 	}
-	gradOutScalar(dst[n:], y[n:], dy[n:], s.v)
+	n := len(y) &^ 7
+	gradOut32AVX2(dst[:n], y[:n], dy[:n], s.hi, s.lo)
+	return n
 }
 
-func sum32(x []float32) float64 {
-	n := whole(len(x))
-	var s float64
-	if n > 0 {
-		s = sumAVX2(x[:n])
+func sumVec(x []float32) (int, float64) {
+	if vecLevel < vecAVX2 {
+		return 0, 0
 	}
+	n := len(x) &^ 7
+	s := sumAVX2(x[:n])
 	for _, v := range x[n:] {
 		s += float64(v)
 	}
-	return s
+	return len(x), s
 }
 
-func logGradOut32(dst, y, dy []float32, negTotal twoFloat) {
-	dst, dy = dst[:len(y)], dy[:len(y)]
-	n := whole(len(y))
-	if n > 0 {
-		logGradOut32AVX2(dst[:n], y[:n], dy[:n], negTotal.v, negTotal.hi, negTotal.lo, &softmaxK)
+func logGradOutVec(dst, y, dy []float32, negTotal twoFloat) int {
+	if vecLevel < vecAVX2 {
+		return 0
 	}
+	dst, dy = dst[:len(y)], dy[:len(y)]
+	n := len(y) &^ 7
+	logGradOut32AVX2(dst[:n], y[:n], dy[:n], negTotal.v, negTotal.hi, negTotal.lo, &softmaxK)
 	if n < len(y) {
 		var by, bd, out [8]float32
 		copy(by[:], y[n:])
@@ -224,17 +216,22 @@ func logGradOut32(dst, y, dy []float32, negTotal twoFloat) {
 		logGradOut32AVX2(out[:], by[:], bd[:], negTotal.v, negTotal.hi, negTotal.lo, &softmaxK)
 		copy(dst[n:], out[:])
 	}
+	return len(y)
 }
 
-func expVec(z []float64) {
-	n := whole(len(z))
-	if n > 0 {
-		expAVX2(z[:n])
+// expVec is expInPlace's vector routine, for the strided kernels: e^z in
+// float64 lanes (EXP4), as the AVX-512 code's exp8 computes it.
+func expVec(z []float64) int {
+	if vecLevel < vecAVX2 {
+		return 0
 	}
+	n := len(z) &^ 7
+	expAVX2(z[:n])
 	if n < len(z) {
 		var b [8]float64
 		copy(b[:], z[n:])
 		expAVX2(b[:])
 		copy(z[n:], b[:])
 	}
+	return len(z)
 }

@@ -2,17 +2,17 @@
 
 #include "textflag.h"
 
-// AVX2+FMA twins of the float32 softmax row helpers (softmax_amd64.go has
-// their Go declarations, the wrappers that handle tails, and the account of
-// their accuracy). The routines named …32AVX2 compute in float32 lanes,
-// eight elements per YMM register, with two-float arithmetic where float32
-// alone would lose accuracy; max compares float32 elements, exactly; the
-// others (dot, sum, the strided kernels' exp, and the exact blocks of the
-// float32 routines) widen float32 elements to float64 lanes, four per
-// register. Every
-// function processes a length that is a multiple of 8 and clears the upper
-// YMM bits (VZEROUPPER) before returning, since Go's scalar float code is
-// SSE and runs slowly after AVX code that leaves them dirty.
+// The AVX2+FMA assembly of the float32 softmax row helpers' vector
+// routines (softmax_amd64.go has its Go declarations, the routines, which
+// handle tails, and the account of their accuracy). The functions named
+// …32AVX2 compute in float32 lanes, eight elements per YMM register, with
+// two-float arithmetic where float32 alone would lose accuracy; max
+// compares float32 elements, exactly; the others (dot, sum, the strided
+// kernels' exp, and the exact blocks of the float32 functions) widen
+// float32 elements to float64 lanes, four per register. Every function
+// processes a length that is a multiple of 8 and clears the upper YMM bits
+// (VZEROUPPER) before returning, since Go's scalar float code is SSE and
+// runs slowly after AVX code that leaves them dirty.
 //
 // Operand order is Go's: the destination last, so VSUBPD b, a, d is
 // d = a − b and VFMADD213PD c, b, a is a = b·a + c.

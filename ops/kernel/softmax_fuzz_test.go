@@ -116,36 +116,109 @@ func FuzzSoftmax(f *testing.F) {
 // forward within 6 ULP or 1e-7 (each path's error bound, 2^−22 and 2^−23
 // relative, added: at most 6 ULP at the top of a binade; 1e-7 covers
 // log-softmax outputs near 0, where the error is that of log s, absolute);
-// backward within 2^−23 of the size of the terms that make up each
-// gradient (|dy_j| and Σ|y·dy|, or e^(y_j)·Σ|dy| times 1+|y_j| for
-// log-softmax), since the two paths' exps differ (relative 1.25·2^−24 and
-// 6e-10), their forward results by a few ULPs, and the gradients can
-// cancel.
+// backward within the bound derived below.
+//
+// Each path runs the backward kernels on its own forward results, y^v and
+// y^s (log-softmax: l^v and l^s), so the bound is what the forward
+// difference moves in exact arithmetic plus each path's rounding errors.
+// u = 2^−24 is float32's unit roundoff: a float32 operation gives the
+// exact result times 1 + ε, |ε| ≤ u, or off by at most 2^−150 below the
+// normal range. The float64 steps (sums of n < 2^16 terms, each within
+// n·2^−53 of the exact sum; products and differences; the split of a
+// float64 scalar into float32s hi + lo, whose residue is 2^−48 of it) and
+// the products of two of the relative errors below are under 2^−32 of the
+// size of the terms (1/256 of u), the last term of each bound.
+//
+// Softmax, dx_j = y_j·(dy_j − S) with S = Σ_k y_k·dy_k:
+//
+//   - the forward difference Δy = y^v − y^s moves the exact result by
+//     Δy_j·(dy_j − S^v) − y^s_j·Σ_k Δy_k·dy_k: at most
+//     |Δy_j|·|dy_j − S| + y_j·Σ_k |Δy_k|·|dy_k|;
+//   - the scalar path computes S, dy_j − S and the product in float64 and
+//     rounds once to float32: u·|dx^s_j| + 2^−150;
+//   - the vector path (blocks of 8 lanes with AVX2, 16 with AVX-512; the
+//     rest as the scalar path) takes S as float32s hi + lo and rounds
+//     dy_j − hi, then − lo, then the product with y_j in float32:
+//     u·y_j·(|dy_j| + |S|), u·y_j·|dy_j − S| and u·|dx^v_j| + 2^−150.
+//
+// The bound, with y_k the larger of y^v_k and y^s_k:
+//
+//	|Δy_j|·|dy_j − S| + y_j·Σ_k |Δy_k|·|dy_k|
+//	  + u·(y_j·(|dy_j| + |S| + |dy_j − S|) + |dx^v_j| + |dx^s_j|) + 2^−149
+//	  + 2^−32·y_j·(|dy_j| + Σ_k y_k·|dy_k|)
+//
+// The paths' y_k differ by an ULP or two even where both are within an
+// ULP of the exact softmax; just above a power of two, such as y ≈ 0.25
+// in the regression seeds, an ULP is 2^−23 relative. One such ULP on the
+// terms, 2^−23·y_j·(|dy_j| + Σ_k y_k·|dy_k|), covers the first term only:
+// every y_k moves S, and each path rounds dx_j.
+//
+// Log-softmax, dx_j = dy_j − e^(l_j)·T with T = Σ_k dy_k:
+//
+//   - the forward difference moves the exact result by
+//     |e^(l^v_j) − e^(l^s_j)|·|T|;
+//   - the scalar path computes e^(l_j) with expSingle (relative error
+//     below 1e-9), the rest in float64, and rounds once:
+//     1e-9·e^(l_j)·|T| + u·|dx^s_j| + 2^−150;
+//   - the vector path computes e^(l_j) in float32 lanes (the activations'
+//     exp: relative error at most 1.5u after rounding, the ceiling of
+//     TestExpSum32Accuracy; 2^−150 absolute where it is subnormal), then
+//     r = e·hi + dy_j and e·lo + r, −T = hi + lo, in two FMAs, each
+//     rounded once: 1.5u·e|T| + u·(|dy_j| + e|T|) + u·|dx^v_j| + 2^−150·|T|.
+//     Blocks with an l_j below −86 or above 0 take float64 lanes, whose
+//     exp is more accurate, and round once: within the same bound.
+//
+// The bound, with E = e^max(l^v_j, l^s_j):
+//
+//	|e^(l^v_j) − e^(l^s_j)|·|T| + u·(2.5·E·|T| + |dy_j| + |dx^v_j| + |dx^s_j|)
+//	  + 1e-9·E·|T| + 2^−149·(1 + |T|) + 2^−32·(|dy_j| + E·Σ_k |dy_k|)
+//
+// dy must hold float32 values, the kernels' input.
 func compareVector(t *testing.T, x, dy []float64, vec, scalar [4][]float32) {
 	t.Helper()
-	var sumYDy, sumDy float64
-	for j, d := range dy {
-		sumYDy += math.Abs(float64(scalar[0][j]) * d)
-		sumDy += math.Abs(d)
-	}
-	for k, name := range []string{"Softmax", "LogSoftmax", "SoftmaxGrad", "LogSoftmaxGrad"} {
+	for k, name := range []string{"Softmax", "LogSoftmax"} {
 		for j, v := range vec[k] {
 			s := scalar[k][j]
-			if numtest.Alike(float64(v), float64(s)) || k < 2 && numtest.ULP32(v, s) <= 6 || k >= 2 && numtest.ULP32(v, s) <= 1 {
-				continue
-			}
-			tol := 1e-7
-			switch k {
-			case 2:
-				tol += 0x1p-23 * float64(scalar[0][j]) * (math.Abs(dy[j]) + sumYDy)
-			case 3:
-				// y_j itself may differ by an ULP, 2^−24·|y_j| absolute, which
-				// moves e^(y_j) by that much relative.
-				l := float64(scalar[1][j])
-				tol += 0x1p-23 * (math.Abs(dy[j]) + math.Exp(l)*sumDy*(1+math.Abs(l)))
-			}
-			if !(math.Abs(float64(v-s)) <= tol) {
+			if !numtest.Alike(float64(v), float64(s)) && numtest.ULP32(v, s) > 6 && !(math.Abs(float64(v-s)) <= 1e-7) {
 				t.Errorf("x=%v: %s[%d]: vector %v, scalar %v", x, name, j, v, s)
+			}
+		}
+	}
+
+	const u = 0x1p-24
+	n := len(dy)
+	yMax, deltaY := make([]float64, n), make([]float64, n)    // y_k, |Δy_k|
+	var sDot, sumAbsYDy, sumDeltaYDy, total, sumAbsDy float64 // S, Σ y·|dy|, Σ |Δy|·|dy|, T, Σ |dy|
+	for k, d := range dy {
+		yv, ys := float64(vec[0][k]), float64(scalar[0][k])
+		yMax[k], deltaY[k] = max(yv, ys), math.Abs(yv-ys)
+		sDot += ys * d
+		sumAbsYDy += yMax[k] * math.Abs(d)
+		sumDeltaYDy += deltaY[k] * math.Abs(d)
+		total += d
+		sumAbsDy += math.Abs(d)
+	}
+	for j, d := range dy {
+		var tol [2]float64
+		y, g := yMax[j], math.Abs(d-sDot)
+		dv, ds := float64(vec[2][j]), float64(scalar[2][j])
+		tol[0] = deltaY[j]*g + y*sumDeltaYDy +
+			u*(y*(math.Abs(d)+math.Abs(sDot)+g)+math.Abs(dv)+math.Abs(ds)) + 0x1p-149 +
+			0x1p-32*y*(math.Abs(d)+sumAbsYDy)
+
+		lv, ls := float64(vec[1][j]), float64(scalar[1][j])
+		e := math.Exp(max(lv, ls))
+		dv, ds = float64(vec[3][j]), float64(scalar[3][j])
+		tol[1] = math.Abs(math.Exp(lv)-math.Exp(ls))*math.Abs(total) +
+			u*(2.5*e*math.Abs(total)+math.Abs(d)+math.Abs(dv)+math.Abs(ds)) +
+			1e-9*e*math.Abs(total) + 0x1p-149*(1+math.Abs(total)) +
+			0x1p-32*(math.Abs(d)+e*sumAbsDy)
+
+		for i, name := range []string{"SoftmaxGrad", "LogSoftmaxGrad"} {
+			v, s := vec[2+i][j], scalar[2+i][j]
+			if !numtest.Alike(float64(v), float64(s)) && !(math.Abs(float64(v)-float64(s)) <= tol[i]) {
+				t.Errorf("x=%v dy=%v: %s[%d]: vector %v, scalar %v: differ by %.3g, bound %.3g",
+					x, dy, name, j, v, s, math.Abs(float64(v)-float64(s)), tol[i])
 			}
 		}
 	}
@@ -165,11 +238,11 @@ func fuzzSoftmax[T Float](t *testing.T, x, dy []T, c T) [4][]T {
 	out := [4][]T{y, ly, dx, ldx}
 
 	eps := 0x1p-52
-	if single[T]() {
+	if is32[T]() {
 		eps = eps32()
 	}
 	name := "float64"
-	if single[T]() {
+	if is32[T]() {
 		name = "float32"
 	}
 	fail := func(format string, args ...any) {
@@ -295,7 +368,7 @@ func checkLiveSlice[T Float](t *testing.T, fail func(string, ...any), x, dy []T,
 		// Backward: the sums are float64; the float64 kernels' sum order
 		// differs from the reference's, worth n roundings.
 		k := 2.0
-		if !single[T]() {
+		if !is32[T]() {
 			k = float64(n + 2)
 		}
 		if d := math.Abs(float64(dx[i]) - refDx[i]); d > abs+k*eps*y64[i]*(math.Abs(dy64[i])+sumYDy) {
@@ -304,7 +377,7 @@ func checkLiveSlice[T Float](t *testing.T, fail func(string, ...any), x, dy []T,
 		// The float32 exps flush e^z to 0 below z = −104 (expSingle), where
 		// e^z·Σdy may still be a float32 subnormal.
 		flush := 0.0
-		if single[T]() {
+		if is32[T]() {
 			flush = math.Exp(expSingleMin) * sumDy
 		}
 		if d := math.Abs(float64(ldx[i]) - refLDx[i]); d > abs+flush+k*eps*(math.Abs(dy64[i])+math.Exp(ly64[i])*sumDy) {
@@ -317,7 +390,7 @@ func checkLiveSlice[T Float](t *testing.T, fail func(string, ...any), x, dy []T,
 // range, where T(v) may be ±Inf.
 func overflows[T Float](v float64) bool {
 	m := math.MaxFloat64
-	if single[T]() {
+	if is32[T]() {
 		m = math.MaxFloat32
 	}
 	return math.Abs(v) >= m*(1-0x1p-23)
@@ -325,7 +398,7 @@ func overflows[T Float](v float64) bool {
 
 // minNormal returns T's smallest positive normal number.
 func minNormal[T Float]() float64 {
-	if single[T]() {
+	if is32[T]() {
 		return 0x1p-126
 	}
 	return 0x1p-1022

@@ -10,7 +10,7 @@ import (
 )
 
 // TestSoftmaxRowHelpersMatchScalar calls each float32 row helper of
-// softmax.go on its vector twin (the AVX2 assembly in the default build,
+// softmax.go on its vector routine (the AVX2 assembly in the default build,
 // AVX-512 with GOEXPERIMENT=simd) and on the scalar code, on rows of every
 // length from 0 to 70 (every tail, before and after whole blocks) and long
 // ones, with offsets of ±1e4, masked (−Inf) entries, a NaN or a +Inf, and
@@ -103,7 +103,7 @@ func TestSoftmaxRowHelpersMatchScalar(t *testing.T) {
 	}
 }
 
-// compareLogGradOut checks rowLogGradOut's vector twin against the scalar
+// compareLogGradOut checks rowLogGradOut's vector routine against the scalar
 // code on log-probabilities y (see TestSoftmaxRowHelpersMatchScalar).
 func compareLogGradOut(t *testing.T, name string, y, dy []float32) {
 	t.Helper()
@@ -274,7 +274,7 @@ func compareRowHelpers(t *testing.T, name string, x, dy []float32) {
 		for i, v := range x {
 			z[i] = float64(v) - m
 		}
-		expInPlace(z, true)
+		expInPlace[float32](z)
 		return z
 	})
 	for i := range zv {
@@ -310,8 +310,8 @@ func TestExpSum32Accuracy(t *testing.T) {
 			x[i] = m - float32(86*r.Float64())
 		}
 		x[r.IntN(n)] = m
-		s := expSum32(e, x, float64(m), true)
-		sNoStore := expSum32(e[:0:0], x, float64(m), false)
+		_, s := expSumVec(e, x, float64(m), true)
+		_, sNoStore := expSumVec(e[:0:0], x, float64(m), false)
 		var exact float64
 		for i, v := range x {
 			want := math.Exp(float64(v) - float64(m))

@@ -7,34 +7,29 @@ import (
 	"simd/archsimd"
 )
 
-// Vector twins of the float32 row helpers of softmax.go, with AVX-512.
-// As in the default build's AVX2 assembly (softmax_amd64.go, which gives
-// the account of the method and its accuracy), the passes that dominate
-// the time compute in float32 lanes, sixteen per vector: the exp of x − m
-// split exactly into two floats (expDiff16: expParts16's polynomial, the
-// activations' exp), and the scaling, log-softmax output and gradients
-// with the float64 scalars split into two float32s (split32). Every sum
-// is float64: max, dot and Σdy widen float32 elements to a Float64x8, and
-// the exps' sum widens the float32 terms. Unlike AVX2, AVX-512 applies
-// 2^n with VSCALEFPS, which rounds results near underflow once, so only
-// log-softmax gradient blocks with a y > 0 need the float64 code; and the
-// exps are summed without a float32 pairwise step. The strided kernels' exp (expVec) stays in float64 lanes
-// (exp8).
+// The vector routines of the float32 softmax row helpers of softmax.go,
+// with AVX-512. As in the default build's AVX2 assembly (softmax_amd64.go,
+// which gives the account of the method and its accuracy), the passes that
+// dominate the time compute in float32 lanes, sixteen per vector: the exp
+// of x − m split exactly into two floats (expDiff16: expParts16's
+// polynomial, the activations' exp), and the scaling, log-softmax output
+// and gradients with the float64 scalars split into two float32s
+// (split32). Every sum is float64: max, dot and Σdy widen float32 elements
+// to a Float64x8, and the exps' sum widens the float32 terms. Unlike AVX2,
+// AVX-512 applies 2^n with VSCALEFPS, which rounds results near underflow
+// once, so only log-softmax gradient blocks with a y > 0 need the float64
+// code; and the exps are summed without a float32 pairwise step. The
+// strided kernels' exp (expVec) stays in float64 lanes (exp8).
 //
 // Every function clears the vector registers' upper bits (VZEROUPPER)
-// before returning: Go's scalar float code is SSE, which otherwise runs
-// about four times slower after AVX-512 code on this machine (measured:
-// the scalar exp took 17 ns instead of 4 ns per element).
+// before returning: Go's scalar float code is SSE, which runs slowly after
+// AVX-512 code that leaves them dirty.
 //
-// No vector value is built at package initialisation, which would fault on
-// a CPU without AVX-512: the vector code runs only when vecSoftmax() is
-// true.
-
-// vecSoftmax reports whether the float32 row helpers take their vector
-// twins: on an AVX-512 CPU (vecLevel, fast32.go). With AVX2 only, softmax
-// takes the scalar code in this build (the default build has AVX2
-// assembly, softmax_amd64.go).
-func vecSoftmax() bool { return vecLevel == vecAVX512 }
+// The routines run on an AVX-512 CPU only (vecLevel); with AVX2 alone they
+// handle nothing and softmax takes the scalar code in this build (the
+// default build has AVX2 assembly, softmax_amd64.go). No vector value is
+// built at package initialisation, which would fault on a CPU without
+// AVX-512.
 
 // expConsts holds exp8's constants as vectors, built once per call of the
 // function that loops over exp8.
@@ -91,26 +86,6 @@ func load8(x []float32, i int) archsimd.Float64x8 {
 	return archsimd.LoadFloat32x8(&b).ConvertToFloat64()
 }
 
-// store8 rounds v to float32 into dst[i:i+8], or as much of it as there is.
-func store8(dst []float32, i int, v archsimd.Float64x8) {
-	if len(dst)-i >= 8 {
-		v.ConvertToFloat32().StoreSlice(dst[i:])
-		return
-	}
-	var b [8]float32
-	v.ConvertToFloat32().Store(&b)
-	copy(dst[i:], b[:])
-}
-
-// lanes returns the mask of the lanes of a vector starting at i that lie
-// inside a slice of n elements.
-func lanes(i, n int) archsimd.Mask64x8 {
-	if n-i >= 8 {
-		return archsimd.Mask64x8FromBits(0xff)
-	}
-	return archsimd.Mask64x8FromBits(uint8(1)<<(n-i) - 1)
-}
-
 // hsum returns the sum of v's lanes.
 func hsum(v archsimd.Float64x8) float64 {
 	var l [8]float64
@@ -119,11 +94,15 @@ func hsum(v archsimd.Float64x8) float64 {
 }
 
 // The loops below run whole vectors (full8 and StoreSlice: the main loops
-// carry no length tests or masks, which measurably slowed them) and then
-// one part vector for the tail (load8, store8, lanes), so every element
-// goes through the same arithmetic wherever it lies.
+// carry no length tests or masks, which slow them). Those whose results are
+// exps, and the float64 sums, then run one part vector for the tail (a
+// padded copy, or load8), so that every element goes through the same
+// arithmetic wherever it lies; the others leave the tail to the caller.
 
-func max32(x []float32) float32 {
+func maxVec(x []float32) (int, float32) {
+	if vecLevel < vecAVX512 {
+		return 0, float32(math.Inf(-1))
+	}
 	m0 := archsimd.BroadcastFloat32x16(float32(math.Inf(-1)))
 	m1 := m0
 	i := 0
@@ -136,23 +115,20 @@ func max32(x []float32) float32 {
 	archsimd.ClearAVXUpperBits()
 	// VMAXPS returns one of its operands when either is NaN, so a lane may
 	// hold NaN or have skipped it; both are fine (see softmaxRow), and the
-	// scalar reduction below skips NaN lanes. The maximum is exact, so the
-	// scalar tail changes nothing.
+	// reduction below skips NaN lanes.
 	m := float32(math.Inf(-1))
 	for _, v := range l {
 		if v > m {
 			m = v
 		}
 	}
-	for _, v := range x[i:] {
-		if v > m {
-			m = v
-		}
-	}
-	return m
+	return i, m
 }
 
-func expSum32(dst, x []float32, m float64, store bool) float64 {
+func expSumVec(dst, x []float32, m float64, store bool) (int, float64) {
+	if vecLevel < vecAVX512 {
+		return 0, 0
+	}
 	k := newVconsts16()
 	mv := bcast16(float32(m)) // the row's maximum: a float32
 	var a0, a1 archsimd.Float64x8
@@ -182,7 +158,7 @@ func expSum32(dst, x []float32, m float64, store bool) float64 {
 	}
 	s := hsum(a0.Add(a1))
 	archsimd.ClearAVXUpperBits()
-	return s
+	return len(x), s
 }
 
 // expDiff16 returns e^(x − m) for x ≤ m (or NaN) in float32 lanes:
@@ -199,14 +175,17 @@ func expDiff16(x, m f32x16, k *vconsts16) f32x16 {
 	return scale16(p, n)
 }
 
-func scale32(dst []float32, inv twoFloat) {
+func scaleVec(dst []float32, inv twoFloat) int {
+	if vecLevel < vecAVX512 {
+		return 0
+	}
 	h, l := bcast16(inv.hi), bcast16(inv.lo)
 	i := 0
 	for ; i+16 <= len(dst); i += 16 {
 		scaleTwoFloat16(archsimd.LoadFloat32x16Slice(dst[i:]), h, l).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
-	scaleScalar(dst[i:], inv.v)
+	return i
 }
 
 // scaleTwoFloat16 returns e·(h + l) rounded about once: p = e·h, plus its
@@ -217,17 +196,23 @@ func scaleTwoFloat16(e, h, l f32x16) f32x16 {
 	return p.Add(e.MulAdd(l, err))
 }
 
-func logOut32(dst, x []float32, m float64, lse twoFloat) {
+func logOutVec(dst, x []float32, m float64, lse twoFloat) int {
+	if vecLevel < vecAVX512 {
+		return 0
+	}
 	mv, h, l := bcast16(float32(m)), bcast16(lse.hi), bcast16(lse.lo) // m is a float32
 	i := 0
 	for ; i+16 <= len(x); i += 16 {
 		archsimd.LoadFloat32x16Slice(x[i:]).Sub(mv).Sub(h).Sub(l).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
-	logOutScalar(dst[i:len(x)], x[i:], m, lse.v)
+	return i
 }
 
-func dot32(y, dy []float32) float64 {
+func dotVec(y, dy []float32) (int, float64) {
+	if vecLevel < vecAVX512 {
+		return 0, 0
+	}
 	var a0, a1 archsimd.Float64x8 // zero (VPXORQ)
 	i := 0
 	for ; i+16 <= len(y); i += 16 {
@@ -239,10 +224,13 @@ func dot32(y, dy []float32) float64 {
 	}
 	s := hsum(a0.Add(a1))
 	archsimd.ClearAVXUpperBits()
-	return s
+	return len(y), s
 }
 
-func gradOut32(dst, y, dy []float32, s twoFloat) {
+func gradOutVec(dst, y, dy []float32, s twoFloat) int {
+	if vecLevel < vecAVX512 {
+		return 0
+	}
 	h, l := bcast16(s.hi), bcast16(s.lo)
 	i := 0
 	for ; i+16 <= len(y); i += 16 {
@@ -250,10 +238,13 @@ func gradOut32(dst, y, dy []float32, s twoFloat) {
 		d.Mul(archsimd.LoadFloat32x16Slice(y[i:])).StoreSlice(dst[i:])
 	}
 	archsimd.ClearAVXUpperBits()
-	gradOutScalar(dst[i:], y[i:], dy[i:], s.v)
+	return i
 }
 
-func sum32(x []float32) float64 {
+func sumVec(x []float32) (int, float64) {
+	if vecLevel < vecAVX512 {
+		return 0, 0
+	}
 	var a0, a1 archsimd.Float64x8 // zero (VPXORQ)
 	i := 0
 	for ; i+16 <= len(x); i += 16 {
@@ -265,10 +256,13 @@ func sum32(x []float32) float64 {
 	}
 	s := hsum(a0.Add(a1))
 	archsimd.ClearAVXUpperBits()
-	return s
+	return len(x), s
 }
 
-func logGradOut32(dst, y, dy []float32, negTotal twoFloat) {
+func logGradOutVec(dst, y, dy []float32, negTotal twoFloat) int {
+	if vecLevel < vecAVX512 {
+		return 0
+	}
 	k, c := newVconsts16(), newExpConsts()
 	h, l, nt := bcast16(negTotal.hi), bcast16(negTotal.lo), archsimd.BroadcastFloat64x8(negTotal.v)
 	i := 0
@@ -283,6 +277,7 @@ func logGradOut32(dst, y, dy []float32, negTotal twoFloat) {
 		copy(dst[i:], out[:])
 	}
 	archsimd.ClearAVXUpperBits()
+	return len(y)
 }
 
 // logGradBlock16 sets dst = dy − e^y·total for 16 elements, −total being
@@ -307,7 +302,12 @@ func logGradBlock16(dst, y, dy []float32, h, l f32x16, nt archsimd.Float64x8, k 
 	e.MulAdd(l, e.MulAdd(h, archsimd.LoadFloat32x16Slice(dy))).StoreSlice(dst)
 }
 
-func expVec(z []float64) {
+// expVec is expInPlace's vector routine, for the strided kernels: e^z in
+// float64 lanes (exp8).
+func expVec(z []float64) int {
+	if vecLevel < vecAVX512 {
+		return 0
+	}
 	c := newExpConsts()
 	i := 0
 	for ; i+8 <= len(z); i += 8 {
@@ -320,4 +320,5 @@ func expVec(z []float64) {
 		copy(z[i:], b[:])
 	}
 	archsimd.ClearAVXUpperBits()
+	return len(z)
 }

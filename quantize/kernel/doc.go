@@ -11,18 +11,18 @@
 // Every kernel is safe to call from many goroutines on disjoint dst slices.
 //
 // Integer fake quantization follows PyTorch's CPU kernel to the bit in
-// float32 (numerics notes §3.1): the input is multiplied by the reciprocal
-// of the scale, rounded half to even and clamped; products are written with
-// explicit conversions so that no compiler may fuse them into an FMA, which
-// would move ties. Float formats (FP16, BF16, FP8 E4M3FN, FP8 E5M2) are
+// float32: the input is multiplied by the reciprocal of the scale, rounded
+// half to even and clamped; products are written with explicit
+// conversions so that no compiler may fuse them into an FMA, which would
+// move ties. Float formats (FP16, BF16, FP8 E4M3FN, FP8 E5M2) are
 // emulated by correctly rounded round-to-nearest-even casts with
 // subnormals.
 //
 // The integer kernels (per tensor, per group, dynamic symmetric groups)
 // and AbsMax have AVX2 vector paths, chosen at run time on a CPU that has
 // AVX2 and computing the same bits as the scalar loops: in the default
-// build, assembly (vec_avx2_amd64.s, generated with avo by the program in
-// internal/asmgen, a module of its own: go generate); with
+// build, assembly (vec_avx2_amd64.s, generated with avo by the
+// repository's internal/asmgen, a module of its own: go generate); with
 // GOEXPERIMENT=simd, simd/archsimd code (vec_amd64.go). With -tags purego,
 // or off amd64, only the scalar loops run.
 package kernel

@@ -1,6 +1,6 @@
 package kernel
 
 // The AVX2 assembly of the default build (vec_avx2_amd64.s and its
-// declarations, vec_avx2_stubs_amd64.go) is written by the avo program in
-// internal/asmgen, a module of its own; see vec_asm_amd64.go.
-//go:generate go run -C internal/asmgen . -out ../../vec_avx2_amd64.s -stubs ../../vec_avx2_stubs_amd64.go -pkg kernel
+// declarations, vec_avx2_stubs_amd64.go) is written by the repository's avo
+// program, internal/asmgen, a module of its own; see vec_asm_amd64.go.
+//go:generate go run -C ../../internal/asmgen . quantize/kernel

@@ -1,10 +1,16 @@
-// Command asmgen writes ops/kernel's AVX2+FMA assembly for the float32
-// activation kernels of the default build (no GOEXPERIMENT=simd), with avo
-// (github.com/mmcloughlin/avo). It is a module of its own so that actq does
-// not depend on avo; ops/kernel/fast32.go runs it with go generate:
-//
-//	go run -C internal/asmgen . -out ../../activation_amd64.s \
-//		-stubs ../../activation_stub_amd64.go -consts ../../activation_consts_amd64.go -pkg kernel
+package main
+
+import (
+	"fmt"
+	"math/bits"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// The target ops/kernel: the float32 activation kernels (activation_amd64.s,
+// activation_stub_amd64.go, activation_consts_amd64.go).
 //
 // Each kernel is the archsimd AVX2 code of ops/kernel/simd_avx2_amd64.go
 // (generated from simd_amd64.go) written out instruction by instruction:
@@ -17,89 +23,61 @@
 // operation can both be NaN, the order is the one the Go compiler chose
 // for the archsimd code, so NaN payloads agree too.
 //
-// Constants come from a table of 32-byte rows that Go code builds from
-// the package's own constants (the -consts file), passed by pointer: the
-// values are written once, in Go, and the assembly reads them as memory
-// operands, as the archsimd code reads its vconsts8.
-package main
+// Constants come from activationConsts, as the archsimd code reads its
+// vconsts8.
 
-import (
-	"bytes"
-	"flag"
-	"fmt"
-	"go/format"
-	"log"
-	"os"
-	"regexp"
-
-	. "github.com/mmcloughlin/avo/build"
-	. "github.com/mmcloughlin/avo/operand"
-	. "github.com/mmcloughlin/avo/reg"
-)
-
-// constant is one row of the constant table: its name in the assembly
-// and the Go expression (in package kernel) of its bits.
-type constant struct {
-	name, bits, comment string
+// activationConsts is the constant table of the activation kernels, in row
+// order. The float32 values are the archsimd code's bcast8 arguments
+// (newVconsts8 and scale8).
+var activationConsts = constTable{
+	goVar: "asmConsts",
+	doc: []string{
+		"asmConsts is the constant table of the AVX2 assembly kernels, one",
+		"constant in each row's 8 lanes, in the order the assembly reads them.",
+		"It is built once, from the constants of fast32.go, and only read.",
+	},
+	elem: f32,
+	rows: []constant{
+		{"absMask", "0x7fffffff", "clears the sign bit (absSign8)"},
+		{"log2e", f32bits("log2e"), ""},
+		{"mln2Hi", f32bits("-ln2Hi32"), ""},
+		{"mln2Lo", f32bits("-ln2Lo32"), ""},
+		{"c6", f32bits("expC6"), ""},
+		{"c5", f32bits("expC5"), ""},
+		{"c4", f32bits("expC4"), ""},
+		{"c3", f32bits("expC3"), ""},
+		{"c2", f32bits("expC2"), ""},
+		{"one", f32bits("1"), ""},
+		{"pz", f32bits("erfcxPOverSqrt2"), ""},
+		{"s9", f32bits("erfcxS9"), ""},
+		{"s8", f32bits("erfcxS8"), ""},
+		{"s7", f32bits("erfcxS7"), ""},
+		{"s6", f32bits("erfcxS6"), ""},
+		{"s5", f32bits("erfcxS5"), ""},
+		{"s4", f32bits("erfcxS4"), ""},
+		{"s3", f32bits("erfcxS3"), ""},
+		{"s2", f32bits("erfcxS2"), ""},
+		{"s1", f32bits("erfcxS1"), ""},
+		{"s0", f32bits("erfcxS0"), ""},
+		{"half", f32bits("0.5"), ""},
+		{"mhalf", f32bits("-0.5"), ""},
+		{"geluClamp", f32bits("geluClamp"), ""},
+		{"invSqrt2Pi", f32bits("invSqrt2Pi"), ""},
+		{"siluClamp", f32bits("siluClamp"), ""},
+		{"tanhK0h", f32bits("geluTanhK0h"), ""},
+		{"tanhK1h", f32bits("geluTanhK1h"), ""},
+		{"tanhK1l", f32bits("geluTanhK1l"), ""},
+		{"tanhK0l", f32bits("geluTanhK0l"), ""},
+		{"tanhK1x3", f32bits("3 * geluTanhK1"), ""},
+		{"tanhK0", f32bits("geluTanhK0"), ""},
+		{"tanhClamp", f32bits("geluTanhClamp"), ""},
+		{"scaleMin", f32bits("-252"), "scale8's lower bound on n"},
+		{"bias", "127", "the float32 exponent bias, an int32 (scale8)"},
+	},
 }
 
-// f32 is the bits of a float32 constant expression of package kernel.
-func f32(expr string) string { return "math.Float32bits(" + expr + ")" }
-
-// table is the constant table, in row order. The float32 values are the
-// archsimd code's bcast8 arguments (newVconsts8 and scale8).
-var table = []constant{
-	{"absMask", "0x7fffffff", "clears the sign bit (absSign8)"},
-	{"log2e", f32("log2e"), ""},
-	{"mln2Hi", f32("-ln2Hi32"), ""},
-	{"mln2Lo", f32("-ln2Lo32"), ""},
-	{"c6", f32("expC6"), ""},
-	{"c5", f32("expC5"), ""},
-	{"c4", f32("expC4"), ""},
-	{"c3", f32("expC3"), ""},
-	{"c2", f32("expC2"), ""},
-	{"one", f32("1"), ""},
-	{"pz", f32("erfcxPOverSqrt2"), ""},
-	{"s9", f32("erfcxS9"), ""},
-	{"s8", f32("erfcxS8"), ""},
-	{"s7", f32("erfcxS7"), ""},
-	{"s6", f32("erfcxS6"), ""},
-	{"s5", f32("erfcxS5"), ""},
-	{"s4", f32("erfcxS4"), ""},
-	{"s3", f32("erfcxS3"), ""},
-	{"s2", f32("erfcxS2"), ""},
-	{"s1", f32("erfcxS1"), ""},
-	{"s0", f32("erfcxS0"), ""},
-	{"half", f32("0.5"), ""},
-	{"mhalf", f32("-0.5"), ""},
-	{"geluClamp", f32("geluClamp"), ""},
-	{"invSqrt2Pi", f32("invSqrt2Pi"), ""},
-	{"siluClamp", f32("siluClamp"), ""},
-	{"tanhK0h", f32("geluTanhK0h"), ""},
-	{"tanhK1h", f32("geluTanhK1h"), ""},
-	{"tanhK1l", f32("geluTanhK1l"), ""},
-	{"tanhK0l", f32("geluTanhK0l"), ""},
-	{"tanhK1x3", f32("3 * geluTanhK1"), ""},
-	{"tanhK0", f32("geluTanhK0"), ""},
-	{"tanhClamp", f32("geluTanhClamp"), ""},
-	{"scaleMin", f32("-252"), "scale8's lower bound on n"},
-	{"bias", "127", "the float32 exponent bias, an int32 (scale8)"},
-}
-
-// kt is the register holding the constant table's address in the function
-// being generated.
-var kt GPVirtual
-
-// k returns the memory operand of constant name (its 8 lanes).
-func k(name string) Mem {
-	for i, c := range table {
-		if c.name == name {
-			return Mem{Base: kt, Disp: 32 * i}
-		}
-	}
-	log.Fatalf("no constant %q", name)
-	return Mem{}
-}
+// k returns the memory operand of constant name.
+func k(name string) Mem { return activationConsts.mem(name) }
 
 // kreg loads constant name into a register, for the operand positions
 // that take no memory.
@@ -148,13 +126,6 @@ func fmaAcc(x Register, y Op, acc VecVirtual) VecVirtual {
 // horner sets p = p·r + c in place (p.MulAdd(r, c) with p dead after).
 func horner(p, r Register, c Op) { VFMADD213PS(c, r, p) }
 
-// Comparison predicates of VCMPPS, as archsimd uses them.
-const (
-	cmpEQ = 0 // Equal: EQ_OQ
-	cmpLT = 1 // Less: LT_OS
-	cmpLE = 2 // LessEqual: LE_OS
-)
-
 // cmp is x.Less(y) and friends: all-ones lanes where x pred y holds.
 func cmp(pred uint8, x Register, y Op) VecVirtual {
 	d := YMM()
@@ -176,7 +147,7 @@ func merge(x, y, mask Register) VecVirtual {
 func scaleFactors(n Register) (p1, p2 VecVirtual) {
 	nc := vmax(n, k("scaleMin"))
 	n1 := YMM()
-	VROUNDPS(U8(1), mul(nc, k("half")), n1) // Floor
+	VROUNDPS(U8(roundFloor), mul(nc, k("half")), n1)
 	n2 := sub(nc, n1)
 	p1, p2 = YMM(), YMM()
 	VCVTTPS2DQ(n1, p1)
@@ -195,7 +166,7 @@ func scale8(x Register, p1, p2 VecVirtual) VecVirtual { return mul(mul(x, p1), p
 // the zero vector z.
 func expParts(ah, al, z Register) (m, n VecVirtual) {
 	n = YMM()
-	VROUNDPS(U8(0), mul(ah, k("log2e")), n) // RoundToEven
+	VROUNDPS(U8(roundEven), mul(ah, k("log2e")), n)
 	r := fma(n, k("mln2Hi"), ah)
 	r = fmaAcc(n, k("mln2Lo"), r)
 	if al == nil {
@@ -261,21 +232,23 @@ func geluTanhZ(a, z Register, wantDz bool) (nzh, nzl, dz VecVirtual) {
 	return nzh, nzl, dz
 }
 
-// kernel writes one function: a loop over the len(x)/8 whole vectors of
-// x (and dy when grad), storing body's result in dst. The Go caller passes
-// equal lengths and handles a last partial vector through a zero-padded
-// copy, as the archsimd code does.
+// kernel writes one function: a loop over the whole vectors of x (and dy
+// when grad), storing body's result in dst. The Go caller passes equal
+// lengths and handles a last partial vector through a zero-padded copy, as
+// the archsimd code does.
 func kernel(name, doc string, grad, consts bool, body func(v, z Register, dy Mem) Register) {
 	sig := "func(dst, x []float32"
 	if grad {
 		sig += ", dy []float32"
 	}
 	if consts {
-		sig += fmt.Sprintf(", k *[%d][8]uint32", len(table))
+		sig += ", k " + activationConsts.goType()
 	}
 	TEXT(name, NOSPLIT, sig+")")
 	Pragma("noescape")
-	Doc(name+" "+doc, "It handles the first len(x) &^ 7 elements (whole vectors of 8); dst (and dy)", "are as long as x.")
+	Doc(name+" "+doc,
+		fmt.Sprintf("It handles the first len(x) &^ %d elements (whole vectors of %d); dst (and dy)", f32.lanes()-1, f32.lanes()),
+		"are as long as x.")
 	dst := Load(Param("dst").Base(), GP64())
 	x := Load(Param("x").Base(), GP64())
 	n := Load(Param("x").Len(), GP64())
@@ -285,10 +258,9 @@ func kernel(name, doc string, grad, consts bool, body func(v, z Register, dy Mem
 		Load(Param("dy").Base(), g)
 	}
 	if consts {
-		kt = GP64()
-		Load(Param("k"), kt)
+		activationConsts.load()
 	}
-	SHRQ(U8(3), n)
+	SHRQ(U8(bits.TrailingZeros(uint(f32.lanes()))), n) // the number of whole vectors
 	JZ(LabelRef("done"))
 	z := YMM()
 	VXORPS(z, z, z)
@@ -301,10 +273,10 @@ func kernel(name, doc string, grad, consts bool, body func(v, z Register, dy Mem
 	}
 	y := body(v, z, dy)
 	VMOVUPS(y, Mem{Base: dst})
-	ADDQ(U8(32), x)
-	ADDQ(U8(32), dst)
+	ADDQ(U8(vecBytes), x)
+	ADDQ(U8(vecBytes), dst)
 	if grad {
-		ADDQ(U8(32), g)
+		ADDQ(U8(vecBytes), g)
 	}
 	DECQ(n)
 	JNZ(LabelRef("loop"))
@@ -319,11 +291,26 @@ func absClamp(v Register, limit string) VecVirtual {
 	return vmin(and(v, k("absMask")), k(limit))
 }
 
-func main() {
-	constsOut := flag.String("consts", "", "write the Go constant table to `file`")
-	flag.Parse()
-	ConstraintExpr("amd64,!goexperiment.simd,!purego")
+// sigmoidGradOut is the end of the backward kernels of x·σ(z) (SiLU, with
+// f = a, and GELUTanh, with f = a·z′): from sigmoidParts, the derivative
+// σ(|z|)·(1 + f·σ(−|z|)) for x ≥ 0 and σ(−|z|)·(1 − f·σ(|z|)) for x < 0,
+// times dy (gradOut).
+func sigmoidGradOut(v, z Register, dy Mem, one, f, m, p1, p2, big VecVirtual) Register {
+	pos := mul(big, fma(mul(f, scale8(m, p1, p2)), big, one))
+	neg := scale8(mul(mul(m, big), fma(sub(z, f), big, one)), p1, p2)
+	return gradOut(v, z, dy, neg, pos)
+}
 
+// gradOut is the backward kernels' end: d = neg where x < 0, else pos;
+// NaN lanes take x; the result is d·dy.
+func gradOut(v, z Register, dy Mem, neg, pos Register) Register {
+	d := merge(neg, pos, cmp(cmpLT, v, z))
+	d = merge(d, v, cmp(cmpEQ, v, v)) // NaN lanes: x
+	return mul(d, dy)
+}
+
+// activations emits the kernels of ops/kernel.
+func activations() {
 	kernel("reluAVX2", "sets dst to ReLU(x) (relu8).", false, false, func(v, z Register, _ Mem) Register {
 		// +0 where x ≤ 0 (also for −0); x where x > 0 or NaN.
 		return merge(z, v, cmp(cmpLE, v, z))
@@ -348,9 +335,7 @@ func main() {
 		a := absClamp(v, "siluClamp")
 		m, p1, p2, big := sigmoidParts(sub(z, a), nil, z, one)
 		// x ≥ 0: σ(a)·(1 + a·σ(−a)); x < 0: σ(−a)·(1 − a·σ(a)).
-		pos := mul(big, fma(mul(a, scale8(m, p1, p2)), big, one))
-		neg := scale8(mul(mul(m, big), fma(sub(z, a), big, one)), p1, p2)
-		return gradOut(v, z, dy, neg, pos)
+		return sigmoidGradOut(v, z, dy, one, a, m, p1, p2, big)
 	})
 
 	kernel("geluTanhAVX2", "sets dst to GELUTanh(x) (geluTanh8).", false, true, func(v, z Register, _ Mem) Register {
@@ -366,11 +351,8 @@ func main() {
 		a := absClamp(v, "tanhClamp")
 		nzh, nzl, dz := geluTanhZ(a, z, true)
 		m, p1, p2, big := sigmoidParts(nzh, nzl, z, one)
-		adz := mul(a, dz)
 		// x ≥ 0: σ(z)·(1 + a·σ(−z)·z′); x < 0: σ(−z)·(1 − a·σ(z)·z′).
-		pos := mul(big, fma(mul(adz, scale8(m, p1, p2)), big, one))
-		neg := scale8(mul(mul(m, big), fma(sub(z, adz), big, one)), p1, p2)
-		return gradOut(v, z, dy, neg, pos)
+		return sigmoidGradOut(v, z, dy, one, mul(a, dz), m, p1, p2, big)
 	})
 
 	kernel("geluAVX2", "sets dst to GELU(x) (gelu8).", false, true, func(v, z Register, _ Mem) Register {
@@ -393,67 +375,4 @@ func main() {
 		w := scale8(mul(fmaAcc(a, k("invSqrt2Pi"), sub(z, h)), m), p1, p2)
 		return gradOut(v, z, dy, sub(z, w), add(one, w))
 	})
-
-	Generate()
-
-	if out := flag.Lookup("out").Value.String(); out != "" {
-		src, err := os.ReadFile(out)
-		if err != nil {
-			log.Fatal(err)
-		}
-		// Every vector register must be one of Y0–Y15: Y16–Y31 need AVX-512.
-		if r := regexp.MustCompile(`\b[XY](1[6-9]|2[0-9]|3[01])\b`).Find(src); r != nil {
-			log.Fatalf("%s uses %s, an AVX-512 register: too many live vectors", out, r)
-		}
-		// fma's copy of its addend is a move of a register to itself when the
-		// allocator gives both the same one; avo prunes such moves of general
-		// registers only.
-		src = regexp.MustCompile(`(?m)^\tVMOVAPS +(Y[0-9]+), (Y[0-9]+)\n`).ReplaceAllFunc(src, func(line []byte) []byte {
-			m := regexp.MustCompile(`(Y[0-9]+), (Y[0-9]+)`).FindSubmatch(line)
-			if string(m[1]) == string(m[2]) {
-				return nil
-			}
-			return line
-		})
-		if err := os.WriteFile(out, src, 0o644); err != nil {
-			log.Fatal(err)
-		}
-	}
-	if *constsOut != "" {
-		writeConsts(*constsOut)
-	}
-}
-
-// gradOut is the backward kernels' end: d = neg where x < 0, else pos;
-// NaN lanes take x; the result is d·dy.
-func gradOut(v, z Register, dy Mem, neg, pos Register) Register {
-	d := merge(neg, pos, cmp(cmpLT, v, z))
-	d = merge(d, v, cmp(cmpEQ, v, v)) // NaN lanes: x
-	return mul(d, dy)
-}
-
-// writeConsts writes the Go file that defines the constant table.
-func writeConsts(path string) {
-	var b bytes.Buffer
-	b.WriteString("// Code generated by internal/asmgen; DO NOT EDIT.\n\n")
-	b.WriteString("//go:build amd64 && !goexperiment.simd && !purego\n\npackage kernel\n\nimport \"math\"\n\n")
-	fmt.Fprintf(&b, "// asmConsts is the constant table of the AVX2 assembly kernels, one\n")
-	fmt.Fprintf(&b, "// constant in each row's 8 lanes, in the order the assembly reads them.\n")
-	fmt.Fprintf(&b, "// It is built once, from the constants of fast32.go, and only read.\n")
-	fmt.Fprintf(&b, "var asmConsts = [%d][8]uint32{\n", len(table))
-	for _, c := range table {
-		comment := c.name
-		if c.comment != "" {
-			comment += ": " + c.comment
-		}
-		fmt.Fprintf(&b, "\tsplat8(%s), // %s\n", c.bits, comment)
-	}
-	b.WriteString("}\n")
-	src, err := format.Source(b.Bytes())
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := os.WriteFile(path, src, 0o644); err != nil {
-		log.Fatal(err)
-	}
 }

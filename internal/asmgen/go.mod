@@ -1,4 +1,4 @@
-module github.com/actq/actq/quantize/kernel/internal/asmgen
+module github.com/actq/actq/internal/asmgen
 
 go 1.26
 

@@ -1,25 +1,3 @@
-// Command asmgen writes quantize/kernel's AVX2 assembly (vec_avx2_amd64.s)
-// and its Go declarations (vec_avx2_stubs_amd64.go) with avo. It is a
-// module of its own so that actq does not depend on avo; go generate in
-// quantize/kernel runs it (generate.go):
-//
-//	go run -C internal/asmgen . -out ../../vec_avx2_amd64.s -stubs ../../vec_avx2_stubs_amd64.go -pkg kernel
-//
-// The kernels compute exactly what the scalar loops of int.go and ranges.go
-// compute (see vec_asm_amd64.go for the Go side and the contract of each):
-//
-//   - the code is round_half_even(x·inv) with a VMULPS and a VROUNDPS
-//     (imm 8: to nearest even, no precision exception), never fused into an
-//     FMA;
-//   - + 0 turns the −0 that VROUNDPS gives for x·inv in (−½, 0] into +0, as
-//     the scalar (t + m) − m does;
-//   - the clamp is VMAXPS lo then VMINPS hi, operands ordered so that a NaN
-//     code gives lo (MAXPS returns its second source in Intel's order,
-//     the first in Go's, when either is NaN);
-//   - the gradient mask is lo ≤ code ≤ hi with ordered compares (false for
-//     NaN), ANDed with dy's bits.
-//
-// Every function ends with VZEROUPPER.
 package main
 
 import (
@@ -30,71 +8,22 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// Comparison predicates of VCMPPS/VCMPPD.
-const (
-	cmpLT = 1  // LT_OS
-	cmpLE = 2  // LE_OS
-	cmpGE = 13 // GE_OS
-)
-
-// roundEven is VROUNDPS/VROUNDPD's immediate: round to nearest even,
-// suppress the precision exception.
-const roundEven = 8
-
-// fp selects the packed instructions of one element type.
-type fp struct {
-	bits int
-}
-
-var (
-	f32 = fp{32}
-	f64 = fp{64}
-)
-
-func (f fp) size() int  { return f.bits / 8 }
-func (f fp) lanes() int { return 32 / f.size() }
-
-func (f fp) pick(ps, pd func(...Op), ops ...Op) {
-	if f.bits == 32 {
-		ps(ops...)
-	} else {
-		pd(ops...)
-	}
-}
-
-func (f fp) mul(a, b, c Op) { f.pick(VMULPS, VMULPD, a, b, c) }
-func (f fp) add(a, b, c Op) { f.pick(VADDPS, VADDPD, a, b, c) }
-func (f fp) max(a, b, c Op) { f.pick(VMAXPS, VMAXPD, a, b, c) }
-func (f fp) min(a, b, c Op) { f.pick(VMINPS, VMINPD, a, b, c) }
-func (f fp) and(a, b, c Op) { f.pick(VANDPS, VANDPD, a, b, c) }
-func (f fp) movu(a, b Op)   { f.pick(VMOVUPS, VMOVUPD, a, b) }
-func (f fp) bcast(a, b Op)  { f.pick(VBROADCASTSS, VBROADCASTSD, a, b) }
-func (f fp) round(a, b Op) {
-	if f.bits == 32 {
-		VROUNDPS(U8(roundEven), a, b)
-	} else {
-		VROUNDPD(U8(roundEven), a, b)
-	}
-}
-func (f fp) cmp(p int, a, b, c Op) {
-	f.pick(VCMPPS, VCMPPD, U8(p), a, b, c)
-}
-
-// param returns the memory operand of a scalar argument.
-func param(name string) Mem {
-	b, err := Param(name).Resolve()
-	if err != nil {
-		panic(err)
-	}
-	return b.Addr
-}
-
-// bcastParam broadcasts a scalar float argument to a new vector register.
-func (f fp) bcastParam(name string) VecVirtual {
-	y := YMM()
-	f.bcast(param(name), y)
-	return y
-}
+// The target quantize/kernel: the integer fake-quantization kernels and
+// AbsMax (vec_avx2_amd64.s, vec_avx2_stubs_amd64.go). They compute exactly
+// what the scalar loops of quantize/kernel's int.go and ranges.go compute
+// (vec_asm_amd64.go there has the Go side and the contract of each):
+//
+//   - the code is round_half_even(x·inv) with a VMULPS and a VROUNDPS
+//     (roundEvenQuiet), never fused into an FMA;
+//   - + 0 turns the −0 that VROUNDPS gives for x·inv in (−½, 0] into +0, as
+//     the scalar (t + m) − m does;
+//   - the clamp is VMAXPS lo then VMINPS hi, operands ordered so that a NaN
+//     code gives lo (MAXPS returns its second source in Intel's order,
+//     the first in Go's, when either is NaN);
+//   - the gradient mask is lo ≤ code ≤ hi with ordered compares (false for
+//     NaN), ANDed with dy's bits.
+//
+// Every function ends with VZEROUPPER.
 
 // grid holds the broadcast constants of one grid.
 type grid struct {
@@ -102,65 +31,33 @@ type grid struct {
 }
 
 // fwd fake-quantizes one vector: dst[at] = clamp(round(x[at]·inv)+0, lo, hi)·s.
-func (f fp) fwd(g grid, x, dst Mem) {
+func (e elem) fwd(g grid, x, dst Mem) {
 	t := YMM()
-	f.mul(x, g.inv, t)
-	f.round(t, t)
-	f.add(g.zero, t, t) // −0 → +0
-	f.max(g.lo, t, t)   // max(t, lo): lo for NaN
-	f.min(g.hi, t, t)   // min(t, hi)
-	f.mul(g.s, t, t)
-	f.movu(t, dst)
+	e.mul(x, g.inv, t)
+	e.round(roundEvenQuiet, t, t)
+	e.add(g.zero, t, t) // −0 → +0
+	e.max(g.lo, t, t)   // max(t, lo): lo for NaN
+	e.min(g.hi, t, t)   // min(t, hi)
+	e.mul(g.s, t, t)
+	e.movu(t, dst)
 }
 
 // grad masks one vector of dy: dst[at] = dy[at] if lo ≤ round(x[at]·inv) ≤ hi, else +0.
-func (f fp) grad(g grid, x, dy, dst Mem) {
+func (e elem) grad(g grid, x, dy, dst Mem) {
 	t, m := YMM(), YMM()
-	f.mul(x, g.inv, t)
-	f.round(t, t)
-	f.cmp(cmpGE, g.lo, t, m) // t ≥ lo (false for NaN)
-	f.cmp(cmpLE, g.hi, t, t) // t ≤ hi
-	f.and(m, t, t)
-	f.and(dy, t, t)
-	f.movu(t, dst)
-}
-
-// elem is the memory operand of element i+k·lanes of the slice at base.
-func (f fp) elem(base, i Register, k int) Mem {
-	return Mem{Base: base, Index: i, Scale: uint8(f.size()), Disp: k * 32}
-}
-
-// loop emits a loop over n elements (a multiple of the lane count) at
-// index register i from 0: unroll vectors per iteration while at least
-// that many remain, then one vector at a time. body(k) processes vector k
-// of the iteration.
-func (f fp) loop(name string, i, n Register, unroll int, body func(k int)) {
-	block := f.lanes() * unroll
-	end := GP64()
-	MOVQ(n, end)
-	ANDQ(I32(-block), end)
-	XORQ(i, i)
-	Label(name + "_block")
-	CMPQ(i, end)
-	JAE(LabelRef(name + "_one"))
-	for k := range unroll {
-		body(k)
-	}
-	ADDQ(I32(block), i)
-	JMP(LabelRef(name + "_block"))
-	Label(name + "_one")
-	CMPQ(i, n)
-	JAE(LabelRef(name + "_done"))
-	body(0)
-	ADDQ(I32(f.lanes()), i)
-	JMP(LabelRef(name + "_one"))
-	Label(name + "_done")
+	e.mul(x, g.inv, t)
+	e.round(roundEvenQuiet, t, t)
+	e.cmp(cmpGE, g.lo, t, m) // t ≥ lo (false for NaN)
+	e.cmp(cmpLE, g.hi, t, t) // t ≤ hi
+	e.and(m, t, t)
+	e.and(dy, t, t)
+	e.movu(t, dst)
 }
 
 const unroll = 4
 
-func perTensor(f fp) {
-	ty := fmt.Sprintf("float%d", f.bits)
+func perTensor(f elem) {
+	ty := f.goType()
 	name := fmt.Sprintf("fakeQuantInt%dAVX2", f.bits)
 	TEXT(name, NOSPLIT, fmt.Sprintf("func(dst, x []%s, inv, lo, hi, scale %s)", ty, ty))
 	Doc(name+" sets dst[i] to the fake-quantized x[i] on the grid (inv, lo, hi, scale)",
@@ -168,7 +65,7 @@ func perTensor(f fp) {
 	xp, dp, n, i := Load(Param("x").Base(), GP64()), Load(Param("dst").Base(), GP64()), Load(Param("x").Len(), GP64()), GP64()
 	g := grid{inv: f.bcastParam("inv"), lo: f.bcastParam("lo"), hi: f.bcastParam("hi"), s: f.bcastParam("scale"), zero: YMM()}
 	VXORPS(g.zero, g.zero, g.zero)
-	f.loop("fq", i, n, unroll, func(k int) { f.fwd(g, f.elem(xp, i, k), f.elem(dp, i, k)) })
+	f.loop("fq", i, n, unroll, func(k int) { f.fwd(g, f.at(xp, i, k), f.at(dp, i, k)) })
 	VZEROUPPER()
 	RET()
 
@@ -179,7 +76,7 @@ func perTensor(f fp) {
 	xp, dp, n, i = Load(Param("x").Base(), GP64()), Load(Param("dst").Base(), GP64()), Load(Param("x").Len(), GP64()), GP64()
 	dyp := Load(Param("dy").Base(), GP64())
 	g = grid{inv: f.bcastParam("inv"), lo: f.bcastParam("lo"), hi: f.bcastParam("hi")}
-	f.loop("grad", i, n, unroll, func(k int) { f.grad(g, f.elem(xp, i, k), f.elem(dyp, i, k), f.elem(dp, i, k)) })
+	f.loop("grad", i, n, unroll, func(k int) { f.grad(g, f.at(xp, i, k), f.at(dyp, i, k), f.at(dp, i, k)) })
 	VZEROUPPER()
 	RET()
 }
@@ -226,7 +123,7 @@ func absMax() {
 		m[k] = YMM()
 		VXORPS(m[k], m[k], m[k])
 	}
-	f32.loop("abs", i, n, unroll, func(k int) { absStep(f32.elem(xp, i, k), m[k], absMask, inf) })
+	f32.loop("abs", i, n, unroll, func(k int) { absStep(f32.at(xp, i, k), m[k], absMask, inf) })
 	for k := 1; k < unroll; k++ {
 		VMAXPS(m[k], m[0], m[0])
 	}
@@ -253,12 +150,42 @@ func groups() {
 	groupsBody(true)
 }
 
-func groupsBody(withDy bool) {
-	xp, dp, n := Load(Param("x").Base(), GP64()), Load(Param("dst").Base(), GP64()), Load(Param("x").Len(), GP64())
-	var dyp Register
+// groupSlices holds the slice arguments of a group kernel: the bases of x
+// and dst, len(x), and the base of dy for a gradient kernel (else nil).
+type groupSlices struct {
+	x, dst, n, dy Register
+}
+
+func loadGroupSlices(withDy bool) groupSlices {
+	s := groupSlices{x: Load(Param("x").Base(), GP64()), dst: Load(Param("dst").Base(), GP64()), n: Load(Param("x").Len(), GP64())}
 	if withDy {
-		dyp = Load(Param("dy").Base(), GP64())
+		s.dy = Load(Param("dy").Base(), GP64())
 	}
+	return s
+}
+
+// apply emits the forward pass on grid g of the vector of elements at
+// index register at, or its gradient for a gradient kernel.
+func (s groupSlices) apply(g grid, at Register) {
+	if s.dy != nil {
+		f32.grad(g, f32.at(s.x, at, 0), f32.at(s.dy, at, 0), f32.at(s.dst, at, 0))
+	} else {
+		f32.fwd(g, f32.at(s.x, at, 0), f32.at(s.dst, at, 0))
+	}
+}
+
+// elems emits the loop at label over a group's vectors, from index
+// register i up to end, on grid g.
+func (s groupSlices) elems(label string, g grid, i, end Register) {
+	Label(label)
+	s.apply(g, i)
+	ADDQ(I8(int8(f32.lanes())), i)
+	CMPQ(i, end)
+	JB(LabelRef(label))
+}
+
+func groupsBody(withDy bool) {
+	sl := loadGroupSlices(withDy)
 	pp, gl, i, end := Load(Param("params").Base(), GP64()), Load(Param("size"), GP64()), GP64(), GP64()
 	g := grid{inv: YMM(), lo: YMM(), hi: YMM()}
 	if !withDy {
@@ -267,7 +194,7 @@ func groupsBody(withDy bool) {
 	}
 	XORQ(i, i)
 	Label("group")
-	CMPQ(i, n)
+	CMPQ(i, sl.n)
 	JAE(LabelRef("done"))
 	if !withDy {
 		VBROADCASTSS(Mem{Base: pp}, g.s)
@@ -277,15 +204,7 @@ func groupsBody(withDy bool) {
 	VBROADCASTSS(Mem{Base: pp, Disp: 12}, g.hi)
 	ADDQ(I8(16), pp)
 	LEAQ(Mem{Base: i, Index: gl, Scale: 1}, end)
-	Label("elems")
-	if withDy {
-		f32.grad(g, f32.elem(xp, i, 0), f32.elem(dyp, i, 0), f32.elem(dp, i, 0))
-	} else {
-		f32.fwd(g, f32.elem(xp, i, 0), f32.elem(dp, i, 0))
-	}
-	ADDQ(I8(8), i)
-	CMPQ(i, end)
-	JB(LabelRef("elems"))
+	sl.elems("elems", g, i, end)
 	JMP(LabelRef("group"))
 	Label("done")
 	VZEROUPPER()
@@ -314,11 +233,8 @@ func groupsSym() {
 // fake-quantized with its lane's grid, read back from a 64-byte local. The
 // last groups (fewer than eight) go one by one, with scalar divisions.
 func groupsSymBody(withDy bool) {
-	xp, dp, n := Load(Param("x").Base(), GP64()), Load(Param("dst").Base(), GP64()), Load(Param("x").Len(), GP64())
-	var dyp Register
-	if withDy {
-		dyp = Load(Param("dy").Base(), GP64())
-	}
+	sl := loadGroupSlices(withDy)
+	xp, n := sl.x, sl.n
 	gl, i, j, end := Load(Param("size"), GP64()), GP64(), GP64(), GP64()
 	g := grid{inv: YMM(), lo: f32.bcastParam("lo"), hi: f32.bcastParam("hi"), s: YMM()}
 	if !withDy {
@@ -327,13 +243,6 @@ func groupsSymBody(withDy bool) {
 	}
 	absMask, inf := constant32(0x7fffffff), constant32(0x7f800000)
 	grids := AllocLocal(64) // the batch's scales, then their reciprocals
-	apply := func(at Register) {
-		if withDy {
-			f32.grad(g, f32.elem(xp, at, 0), f32.elem(dyp, at, 0), f32.elem(dp, at, 0))
-		} else {
-			f32.fwd(g, f32.elem(xp, at, 0), f32.elem(dp, at, 0))
-		}
-	}
 	XORQ(i, i)
 
 	Label("batch")
@@ -353,7 +262,7 @@ func groupsSymBody(withDy bool) {
 		VXORPS(m[k], m[k], m[k])
 		LEAQ(Mem{Base: j, Index: gl, Scale: 1}, end)
 		Label(fmt.Sprintf("abs%d", k))
-		absStep(f32.elem(xp, j, 0), m[k], absMask, inf)
+		absStep(f32.at(xp, j, 0), m[k], absMask, inf)
 		ADDQ(I8(8), j)
 		CMPQ(j, end)
 		JB(LabelRef(fmt.Sprintf("abs%d", k)))
@@ -375,11 +284,7 @@ func groupsSymBody(withDy bool) {
 		VBROADCASTSS(grids.Offset(4*k), g.s)
 		VBROADCASTSS(grids.Offset(32+4*k), g.inv)
 		LEAQ(Mem{Base: i, Index: gl, Scale: 1}, end)
-		Label(fmt.Sprintf("elems%d", k))
-		apply(i)
-		ADDQ(I8(8), i)
-		CMPQ(i, end)
-		JB(LabelRef(fmt.Sprintf("elems%d", k)))
+		sl.elems(fmt.Sprintf("elems%d", k), g, i, end)
 	}
 	JMP(LabelRef("batch"))
 
@@ -398,7 +303,7 @@ func groupsSymBody(withDy bool) {
 	VXORPS(mv, mv, mv)
 	MOVQ(i, j)
 	Label("abs")
-	absStep(f32.elem(xp, j, 0), mv, absMask, inf)
+	absStep(f32.at(xp, j, 0), mv, absMask, inf)
 	ADDQ(I8(8), j)
 	CMPQ(j, end)
 	JB(LabelRef("abs"))
@@ -410,11 +315,7 @@ func groupsSymBody(withDy bool) {
 	VDIVSS(s, one1, inv)
 	VBROADCASTSS(s, g.s)
 	VBROADCASTSS(inv, g.inv)
-	Label("elems")
-	apply(i)
-	ADDQ(I8(8), i)
-	CMPQ(i, end)
-	JB(LabelRef("elems"))
+	sl.elems("elems", g, i, end)
 	JMP(LabelRef("group"))
 	Label("done")
 	VZEROUPPER()
@@ -449,12 +350,11 @@ func transposeMax(m [8]VecVirtual) VecVirtual {
 	return a
 }
 
-func main() {
-	ConstraintExpr("amd64,!goexperiment.simd,!purego")
+// fakeQuant emits the kernels of quantize/kernel.
+func fakeQuant() {
 	perTensor(f32)
 	absMax()
 	groups()
 	groupsSym()
 	perTensor(f64)
-	Generate()
 }
