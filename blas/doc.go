@@ -16,5 +16,10 @@
 //	gorgonia.Use(actqblas.Implementation{})
 //
 // (import actqblas "github.com/actq/actq/blas"), which also makes
-// gorgonia.org/tensor use it.
+// gorgonia.org/tensor use it: gorgonia.Mul, BatchedMatMul and tensor's
+// MatMul then call actq's Sgemm and Dgemm. The choice is global, for every
+// graph in the program; gorgonia.WhichBLAS returns the BLAS in use, to
+// restore it later. Package graph needs none of this: its layers call
+// actq's GEMM directly, whatever BLAS Gorgonia is set to use, and never
+// change it.
 package blas

@@ -36,9 +36,11 @@ type AttentionConfig struct {
 // row of a head by its position when RoPETheta > 0 (see layerops.RoPE:
 // Hugging Face's rotate_half layout, element i paired with i+Dh/2, angle
 // t·θ^(−2i/Dh) at position t) and is the identity otherwise. Softmax is
-// actq's (ops.Softmax): a masked entry gets exactly 0 probability and 0
-// gradient. The query heads sharing a key/value head multiply it as one
-// stacked matrix, so the shared keys and values are never copied.
+// actq's (ops.Softmax; with Causal, layerops.CausalSoftmax, the same kernel
+// over each row's visible scores only): a masked entry gets exactly 0
+// probability and 0 gradient. The query heads sharing a key/value head
+// multiply it as one stacked matrix, so the shared keys and values are
+// never copied.
 //
 // Its parameters are input nodes named name+".Wq" (DModel, DModel),
 // ".Wk" and ".Wv" (DModel, KVHeads·Dh), ".Wo" (DModel, DModel);
@@ -126,8 +128,8 @@ func (a *Attention) Params() gorgonia.Nodes { return gorgonia.Nodes{a.Wq, a.Wk, 
 // name+".values" (V: (batch, KVHeads, seq, Dh)), name+".scores"
 // (Q·Kᵀ/√Dh + mask, (batch, Heads, seq, seq): masked entries reach it as
 // −Inf, which quantize's dynamic scales ignore and its statistics count as
-// Inf; they are masked again after it, so they keep exactly 0
-// probability), name+".probs" (P, before P·V) and the weights by name.
+// Inf; the softmax after it reads only the visible scores, so they keep
+// exactly 0 probability), name+".probs" (P, before P·V) and the weights by name.
 // See Plan for the layouts' use.
 func (a *Attention) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "graph.Attention(" + a.name + ").Forward"
@@ -234,14 +236,19 @@ func (a *Attention) keysSite(k *gorgonia.Node) (*gorgonia.Node, error) {
 // group's queries into one matrix: one product with the group's keys gives
 // the scores of all its heads, (batch, KVHeads, group·tq, tk), which is
 // (batch, Heads, tq, tk) in memory; the probabilities times the values
-// likewise. Only views are made (of intermediate results, which no op
-// writes in place while a view of them is in use), and nothing is copied
-// per query head.
+// likewise. Only views are made, and nothing is copied per query head.
+//
+// With Causal, the products skip the tiles above the diagonal
+// (layerops.CausalScores, CausalValues: row r of a stacked matrix is the
+// query at offset + r mod tq), and the softmax reads only the visible
+// scores (layerops.CausalSoftmax), giving the others exactly 0
+// probability and 0 gradient. A probs site, which reads all of P, makes
+// the product with the values a full one.
 func (a *Attention) attend(q, k, v *gorgonia.Node, offset int) (*gorgonia.Node, error) {
 	b := a.b
 	qs, ks := q.Shape(), k.Shape()
 	batch, heads, tq, dh := qs[0], qs[1], qs[2], qs[3]
-	kv, tk := ks[1], ks[2]
+	kv := ks[1]
 	group := heads / kv
 	// grouped views x (batch, heads, rows, cols) as (batch, kv, group·rows,
 	// cols), and back with inverse.
@@ -259,67 +266,59 @@ func (a *Attention) attend(q, k, v *gorgonia.Node, offset int) (*gorgonia.Node, 
 	if err != nil {
 		return nil, err
 	}
-	s, err := layerops.BMM(qg, k, false, true)
+	alpha := 1 / math.Sqrt(float64(dh))
+	var s *gorgonia.Node
+	if a.cfg.Causal {
+		s, err = layerops.CausalScores(qg, k, alpha, offset, tq)
+	} else {
+		s, err = layerops.ScaledBMM(qg, k, false, true, alpha)
+	}
 	if err != nil {
 		return nil, err
 	}
 	if s, err = grouped(s, true); err != nil { // (batch, heads, tq, tk)
 		return nil, err
 	}
-	if s, err = b.scale(s, 1/math.Sqrt(float64(dh))); err != nil {
-		return nil, err
-	}
-	var mask *gorgonia.Node
-	if a.cfg.Causal {
-		mask = causalMask(b, batch, heads, tq, tk, offset)
-		if s, err = gorgonia.Add(s, mask); err != nil {
-			return nil, err
-		}
-	}
 	// The scores site sees the masked scores, so that a dynamic scale
 	// comes from the visible scores only (a later token must not move an
 	// earlier token's quantization); quantize ignores ±Inf when it chooses
-	// scales. It maps −Inf to a finite code, so the mask goes on again.
-	qs2, err := b.site(a.name+".scores", SiteAttnScores, s)
-	if err != nil {
-		return nil, err
-	}
-	if qs2 != s && mask != nil {
-		if qs2, err = gorgonia.Add(qs2, mask); err != nil {
+	// scales. CausalSoftmax reads only the visible scores, so what the
+	// site makes of the masked ones does not matter, and without a site
+	// the scores are not masked at all.
+	scores, probs := a.name+".scores", a.name+".probs"
+	if a.cfg.Causal && b.hasSite(scores, SiteAttnScores) {
+		if s, err = layerops.CausalMask(s, offset); err != nil {
 			return nil, err
 		}
 	}
-	p, err := ops.Softmax(qs2)
+	if s, err = b.site(scores, SiteAttnScores, s); err != nil {
+		return nil, err
+	}
+	var p *gorgonia.Node
+	if a.cfg.Causal {
+		p, err = layerops.CausalSoftmax(s, offset)
+	} else {
+		p, err = ops.Softmax(s)
+	}
 	if err != nil {
 		return nil, err
 	}
-	if p, err = b.site(a.name+".probs", SiteAttnProbs, p); err != nil {
+	if p, err = b.site(probs, SiteAttnProbs, p); err != nil {
 		return nil, err
 	}
 	if p, err = grouped(p, false); err != nil {
 		return nil, err
 	}
-	o, err := layerops.BMM(p, v, false, false) // (batch, kv, group·tq, Dh)
+	var o *gorgonia.Node // (batch, kv, group·tq, Dh)
+	if a.cfg.Causal && !b.hasSite(probs, SiteAttnProbs) {
+		o, err = layerops.CausalValues(p, v, offset, tq)
+	} else {
+		o, err = layerops.BMM(p, v, false, false)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return grouped(o, true)
-}
-
-// causalMask returns a constant (batch, heads, tq, tk) that is −Inf where
-// key j comes after query i (j > offset+i) and 0 elsewhere. It is
-// materialised at full size because Gorgonia's broadcasting would copy it
-// anyway.
-func causalMask(b *builder, batch, heads, tq, tk, offset int) *gorgonia.Node {
-	n := batch * heads * tq * tk
-	vals := make([]float64, n)
-	for i := range vals {
-		if q, k := (i/tk)%tq, i%tk; k > offset+q {
-			vals[i] = math.Inf(-1)
-		}
-	}
-	name := fmt.Sprintf("actq.causal_mask.%v.%dx%dx%dx%d+%d", b.dt, batch, heads, tq, tk, offset)
-	return gorgonia.NewConstant(denseFrom(b.dt, []int{batch, heads, tq, tk}, vals), gorgonia.WithName(name))
 }
 
 // Sites returns the attention layer's quantization sites (none without a

@@ -129,7 +129,7 @@ func (bl *Block) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, erro
 	if h, err = bl.Attn.forward(h, batch, seq); err != nil {
 		return nil, err
 	}
-	if x, err = gorgonia.Add(x, h); err != nil {
+	if x, err = gorgonia.Add(h, x); err != nil { // h + x: written over h, which nothing reads after
 		return nil, err
 	}
 	if h, err = bl.Norm2.Forward(x); err != nil {
@@ -138,7 +138,7 @@ func (bl *Block) forward(x *gorgonia.Node, batch, seq int) (*gorgonia.Node, erro
 	if h, err = bl.FFN.forward(h); err != nil {
 		return nil, err
 	}
-	if x, err = gorgonia.Add(x, h); err != nil {
+	if x, err = gorgonia.Add(h, x); err != nil { // h + x: written over h, which nothing reads after
 		return nil, err
 	}
 	return bl.b.site(bl.name+".out", SiteBlockOutput, x)

@@ -98,20 +98,3 @@ func (b *builder) paramOr(name string, shape []int, optional bool, start func() 
 	b.params = append(b.params, n)
 	return n, nil
 }
-
-// constant returns a scalar constant of the builder's dtype. Its name holds
-// the dtype and the value: Gorgonia merges constants by name, so equal
-// names must mean equal values, and a float64 constant in a float32 graph
-// fails at run time.
-func (b *builder) constant(v float64) *gorgonia.Node {
-	name := fmt.Sprintf("actq.const.%v.%v", b.dt, v)
-	if b.dt == tensor.Float32 {
-		return gorgonia.NewConstant(float32(v), gorgonia.WithName(name))
-	}
-	return gorgonia.NewConstant(v, gorgonia.WithName(name))
-}
-
-// scale returns x·c for a scalar c.
-func (b *builder) scale(x *gorgonia.Node, c float64) (*gorgonia.Node, error) {
-	return gorgonia.HadamardProd(x, b.constant(c))
-}

@@ -41,4 +41,16 @@
 // hand such a view of their caller's input to an in-place op (they copy
 // instead), and the tests run every graph twice to catch any op that writes
 // into memory still in use.
+//
+// The matrix products of the layers (Linear, FFN, the attention's
+// projections and batched products, the LM head) run on actq's own GEMM,
+// package blas, whatever BLAS Gorgonia is set to use: the package never
+// changes that global choice. A program's own gorgonia.Mul nodes use
+// Gorgonia's BLAS, gonum's by default; gorgonia.Use(actqblas.Implementation{})
+// (import actqblas "github.com/actq/actq/blas") switches them too, for the
+// whole program.
+//
+// A Trainer or Evaluator owns its graph, so its nodes keep their result
+// tensors from one run to the next instead of allocating new ones on every
+// step; values read out of it (Logits, Weights, the metrics) are copies.
 package graph

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/actq/actq/internal/opkit"
 	"github.com/actq/actq/quantize"
 	"gorgonia.org/gorgonia"
 )
@@ -37,6 +38,7 @@ func newEvaluator(fn string, cfg Config, w Weights, batch int, opts []Option) (*
 	if err != nil {
 		return nil, err
 	}
+	opkit.ReuseResults(p.g)
 	return &Evaluator{p: p, vm: gorgonia.NewTapeMachine(p.g)}, nil
 }
 

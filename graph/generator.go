@@ -19,8 +19,8 @@ import (
 // internal/infer), with the graph's kernels: its logits are those an
 // Evaluator computes at the last position of the sequence so far, within
 // float32 rounding (its matrix products are actq's Sgemm for a prompt and
-// gonum's Sgemv for each new token, where graph's layers use gonum's
-// Sgemm: the logits agree within a few 1e-7 of their largest magnitude),
+// gonum's Sgemv for each new token, where graph's layers use actq's
+// Sgemm throughout: the logits agree within a few 1e-7 of their largest magnitude),
 // and greedy decoding gives their argmax but at near ties.
 //
 // Under a plan (WithPlan), weight sites are quantized once, when the
@@ -58,7 +58,7 @@ type Generator struct {
 }
 
 // withProducts sets the routines of a Generator's matrix products (the
-// tests' infer.ProductsGonum gives the Evaluator's arithmetic).
+// tests' infer.ProductsGraph gives the Evaluator's arithmetic).
 func withProducts(p infer.Products) Option { return func(o *options) { o.products = p } }
 
 // NewGenerator returns a Generator for the model cfg with weights w (read,

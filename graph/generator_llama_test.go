@@ -126,7 +126,7 @@ func TestGeneratorKVSpanningSites(t *testing.T) {
 		w := genWeights(t, cfg, 61)
 		for _, p := range plans {
 			what := fmt.Sprintf("%d layers, %s", cfg.Layers, p.Name)
-			g := newGen(t, cfg, w, WithPlan(p), withProducts(infer.ProductsGonum)) // the Evaluator's arithmetic
+			g := newGen(t, cfg, w, WithPlan(p), withProducts(infer.ProductsGraph)) // the Evaluator's arithmetic
 			for _, n := range []int{16, 32, 48} {
 				got, err := g.Logits(seq[:n], []int{n - 1})
 				if err != nil {

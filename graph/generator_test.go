@@ -151,7 +151,7 @@ const genSteps = 14
 
 // checkGreedy generates n tokens after prompt, greedy, under plan, and
 // checks them against the Evaluator on the sequence before each (see
-// evaluatorRows). With the Evaluator's arithmetic (infer.ProductsGonum),
+// evaluatorRows). With the Evaluator's arithmetic (infer.ProductsGraph),
 // each token is its argmax and the Generator's logits at those positions
 // are its logits, bit for bit (genExact). With the fast products (actq's
 // Sgemm for prefill, gonum's Sgemv for decoding), the logits differ in
@@ -168,7 +168,7 @@ func checkGreedy(t *testing.T, what string, cfg Config, w Weights, plan *Plan, p
 	} else {
 		what += " fp32"
 	}
-	for _, products := range []infer.Products{infer.ProductsGonum, infer.ProductsFast} {
+	for _, products := range []infer.Products{infer.ProductsGraph, infer.ProductsFast} {
 		g := newGen(t, cfg, w, append(opts, withProducts(products))...)
 		got, err := g.Generate(prompt, n, Sampling{})
 		if err != nil {
@@ -192,7 +192,7 @@ func checkGreedy(t *testing.T, what string, cfg Config, w Weights, plan *Plan, p
 				scale = math.Max(scale, math.Abs(v))
 			}
 			a := argmaxRow(row)
-			if products == infer.ProductsGonum {
+			if products == infer.ProductsGraph {
 				if a != got[i] {
 					t.Errorf("%s: step %d generated %d, the Evaluator's argmax is %d", what, i, got[i], a)
 					return
@@ -255,7 +255,8 @@ func firstDiff(a, b []float64) int {
 
 // genExact documents the conditions of the bit-for-bit equality above:
 // the Generator and the Evaluator call the same kernels on the same
-// values (gonum's Sgemm computes each row of a product as its Sgemv does;
+// values (actq's Sgemm computes each element in the same order whatever
+// the number of rows, and a bias goes in before the product, as in MatMul;
 // norms, activations and softmax run the same code), as long as the
 // activations' rows are whole vector blocks (DHidden a multiple of 16) and
 // the Evaluator's score rows (SeqLen) a multiple of 16, so that a softmax
@@ -306,7 +307,7 @@ func TestGeneratorStats(t *testing.T) {
 	w := genWeights(t, cfg, 40)
 	w["embed.pos"] = tensor.New(tensor.WithShape(16, cfg.DModel), tensor.WithBacking(w["embed.pos"].Float32s()[:16*cfg.DModel]))
 	plan := tierPlans(t, cfg, w)[4] // w8a8
-	g := newGen(t, cfg, w, WithPlan(plan), withProducts(infer.ProductsGonum))
+	g := newGen(t, cfg, w, WithPlan(plan), withProducts(infer.ProductsGraph))
 	ev, err := NewEvaluator(cfg, w, 1, WithPlan(plan))
 	if err != nil {
 		t.Fatal(err)
@@ -401,7 +402,7 @@ func TestGeneratorSitesRefused(t *testing.T) {
 		{AttnScores: q(quantize.Spec{Granularity: quantize.PerGroup, GroupSize: 8, Symmetric: true})},
 		{AttnProbs: q(quantize.Spec{Format: quantize.UInt8, Granularity: quantize.PerGroup, GroupSize: 16})},
 	} {
-		g, err := NewGenerator(cfg, w, WithPlan(p), withProducts(infer.ProductsGonum))
+		g, err := NewGenerator(cfg, w, WithPlan(p), withProducts(infer.ProductsGraph))
 		if err != nil {
 			t.Errorf("%+v: %v", p, err)
 			continue

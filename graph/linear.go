@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/actq/actq/internal/layerops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -64,21 +65,15 @@ func (l *Linear) Forward(x *gorgonia.Node) (*gorgonia.Node, error) {
 func (l *Linear) Params() gorgonia.Nodes { return nonNil(l.W, l.B) }
 
 // affine returns x·q(W) + B for a 2-D x, with W's quantization site (of the
-// given kind, named after W) and B added by broadcasting over rows; B may be
-// nil.
+// given kind, named after W) and B added to every row; B may be nil. It is
+// one node, layerops.MatMul: actq's GEMM (package blas) with the bias
+// fused, whatever BLAS Gorgonia is set to use.
 func affine(b *builder, x, w, bias *gorgonia.Node, kind SiteKind) (*gorgonia.Node, error) {
 	wq, err := b.site(w.Name(), kind, w)
 	if err != nil {
 		return nil, err
 	}
-	y, err := gorgonia.Mul(x, wq)
-	if err != nil {
-		return nil, err
-	}
-	if bias == nil {
-		return y, nil
-	}
-	return gorgonia.BroadcastAdd(y, bias, nil, []byte{0})
+	return layerops.MatMul(x, wq, bias)
 }
 
 func nonNil(ns ...*gorgonia.Node) gorgonia.Nodes {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sync"
 
+	"github.com/actq/actq/internal/layerops"
 	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -26,7 +27,7 @@ type program struct {
 	g       *gorgonia.ExprGraph
 	model   *Model
 	tokens  *gorgonia.Node // Int (batch, SeqLen)
-	targets *gorgonia.Node // (batch·SeqLen, Vocab): one-hot / count
+	targets *gorgonia.Node // Int (batch·SeqLen): the next token, or Ignore
 	loss    *gorgonia.Node
 	tokVal  *tensor.Dense
 	tgtVal  *tensor.Dense
@@ -47,16 +48,19 @@ func newProgram(fn string, cfg Config, batch int, opts []Option) (*program, erro
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
 	p.model, p.cfg = m, m.Config()
-	n, v, dt := batch*cfg.SeqLen, cfg.Vocab, p.cfg.Dtype
+	n := batch * cfg.SeqLen
 	p.tokVal = tensor.New(tensor.WithShape(batch, cfg.SeqLen), tensor.WithBacking(make([]int, n)))
-	p.tgtVal = tensor.New(tensor.Of(dt), tensor.WithShape(n, v))
+	p.tgtVal = tensor.New(tensor.WithShape(n), tensor.WithBacking(make([]int, n)))
 	p.tokens = gorgonia.NewMatrix(p.g, tensor.Int, gorgonia.WithShape(batch, cfg.SeqLen), gorgonia.WithName("tokens"), gorgonia.WithValue(p.tokVal))
-	p.targets = gorgonia.NewMatrix(p.g, dt, gorgonia.WithShape(n, v), gorgonia.WithName("targets"), gorgonia.WithValue(p.tgtVal))
+	p.targets = gorgonia.NewVector(p.g, tensor.Int, gorgonia.WithShape(n), gorgonia.WithName("targets"), gorgonia.WithValue(p.tgtVal))
 	logits, err := m.Forward(p.tokens)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
-	if p.loss, err = CrossEntropy(logits, p.targets); err != nil {
+	// The mean cross-entropy of the counted targets, as CrossEntropy
+	// computes it from one-hot targets, but from the target indices: no
+	// (batch·SeqLen, Vocab) matrix is filled and multiplied.
+	if p.loss, err = layerops.CrossEntropy(logits, p.targets); err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
 	gorgonia.Read(p.loss, &p.lossOut)
@@ -86,26 +90,8 @@ func (p *program) load(fn string, b Batch) (int, error) {
 		}
 	}
 	copy(p.tokVal.Ints(), b.Tokens)
-	w := 0.0
-	if count > 0 {
-		w = 1 / float64(count)
-	}
-	switch d := p.tgtVal.Data().(type) {
-	case []float32:
-		fillTargets(d, b.Targets, v, float32(w))
-	case []float64:
-		fillTargets(d, b.Targets, v, w)
-	}
+	copy(p.tgtVal.Ints(), b.Targets) // Ignore is −1, which CrossEntropy skips
 	return count, nil
-}
-
-func fillTargets[T float32 | float64](dst []T, targets []int, v int, w T) {
-	clear(dst)
-	for i, t := range targets {
-		if t != Ignore {
-			dst[i*v+t] = w
-		}
-	}
 }
 
 // metrics returns the metrics of the last run on b.

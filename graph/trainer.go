@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 
+	"github.com/actq/actq/internal/opkit"
 	"gorgonia.org/gorgonia"
 )
 
@@ -18,8 +19,8 @@ type TrainConfig struct {
 	Solver gorgonia.Solver
 }
 
-// Trainer trains a Model with Adam (Gorgonia's AdamSolver) on batches of a
-// fixed size. It owns one graph and one tape machine: use it from one
+// Trainer trains a Model with Adam (NewAdam: Gorgonia's AdamSolver's
+// numbers, computed faster) on batches of a fixed size. It owns one graph and one tape machine: use it from one
 // goroutine; run several Trainers in parallel for parallel studies.
 type Trainer struct {
 	p      *program
@@ -55,6 +56,7 @@ func NewTrainer(cfg Config, w Weights, tc TrainConfig, opts ...Option) (*Trainer
 	if _, err := gorgonia.Grad(p.loss, params...); err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
+	opkit.ReuseResults(p.g)
 	solver := tc.Solver
 	if solver == nil {
 		solver = NewAdam(tc)
@@ -67,25 +69,20 @@ func NewTrainer(cfg Config, w Weights, tc TrainConfig, opts ...Option) (*Trainer
 	}, nil
 }
 
-// NewAdam returns Gorgonia's Adam solver with tc's LearnRate (1e-3 when
-// zero), Clip and L2.
-func NewAdam(tc TrainConfig) *gorgonia.AdamSolver {
+// NewAdam returns an Adam solver with tc's LearnRate (1e-3 when zero),
+// Clip and L2: the numbers of Gorgonia's
+// gorgonia.NewAdamSolver(gorgonia.WithLearnRate(lr), …), in one pass per
+// parameter (see Adam).
+func NewAdam(tc TrainConfig) *Adam {
 	lr := tc.LearnRate
 	if lr == 0 {
 		lr = 1e-3
 	}
-	sopts := []gorgonia.SolverOpt{gorgonia.WithLearnRate(lr)}
-	if tc.Clip > 0 {
-		sopts = append(sopts, gorgonia.WithClip(tc.Clip))
-	}
-	if tc.L2 > 0 {
-		sopts = append(sopts, gorgonia.WithL2Reg(tc.L2))
-	}
-	return gorgonia.NewAdamSolver(sopts...)
+	return &Adam{eta: lr, clip: max(tc.Clip, 0), l2: max(tc.L2, 0)}
 }
 
-// SetSolver makes later steps use s. Gorgonia's AdamSolver has no way to
-// change its learning rate; a schedule can swap in a new solver (its
+// SetSolver makes later steps use s. Adam (like Gorgonia's AdamSolver)
+// has no way to change its learning rate; a schedule can swap in a new solver (its
 // moment estimates start again from zero).
 func (t *Trainer) SetSolver(s gorgonia.Solver) { t.solver = s }
 

@@ -162,7 +162,7 @@ func (s *State) attendTasks(sc *attnScratch, l int, q, o []float32, first, bq, b
 		kv := h / group
 		kdata := kc.Data[kv*kc.Cap*dh:]
 		vdata := vc.Data[kv*vc.Cap*dh:]
-		e.matmul(true, rows, keys, dh, e.scale, q[r0*qd+h*dh:], qd, kdata, dh, S, width) // Q·Kᵀ/√Dh
+		e.matmul(true, rows, keys, dh, e.scale, q[r0*qd+h*dh:], qd, kdata, dh, 0, S, width) // Q·Kᵀ/√Dh
 		for i := range rows {
 			pos := first + r0 + i
 			vis := pos + 1
@@ -202,7 +202,7 @@ func (s *State) attendTasks(sc *attnScratch, l int, q, o []float32, first, bq, b
 			}
 		}
 		if e.opt.Attention.PV == PVFloat32 {
-			e.matmul(false, rows, dh, keys, 1, S, width, vdata, dh, o[r0*qd+h*dh:], qd)
+			e.matmul(false, rows, dh, keys, 1, S, width, vdata, dh, 0, o[r0*qd+h*dh:], qd)
 		}
 	}
 	return nil

@@ -11,9 +11,9 @@ import (
 
 // BenchmarkRowProduct times the one-row products of decoding (x·W for
 // the shapes of bench's llama-512 model) with the routines matmul could
-// use: gonum's Sgemv on W (in, out) (an axpy of W's rows, what matmul does
-// with ProductsGonum), gonum's Sgemv on Wᵀ (dot products with its rows,
-// ProductsFast) and actq's Sgemm with one row. Forty matrices are cycled, 58–330 MB, so that they come
+// use: gonum's Sgemv on W (in, out) (an axpy of W's rows), gonum's Sgemv
+// on Wᵀ (dot products with its rows, ProductsFast) and actq's Sgemm with
+// one row (ProductsGraph). Forty matrices are cycled, 58–330 MB, so that they come
 // from memory as a decoding step's weights do; MB/s counts the matrix.
 func BenchmarkRowProduct(b *testing.B) {
 	for _, s := range [][2]int{{512, 1408}, {1408, 512}, {512, 4096}} {

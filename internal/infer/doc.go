@@ -15,8 +15,8 @@
 // positions from internal/layerops, activations and softmax from
 // ops/kernel, every matrix product through one call (matmul), by default
 // actq's Sgemm for several rows and gonum's Sgemv for one. With
-// Options.Products = ProductsGonum (gonum's routines, which graph's layers
-// use) the engine gives the graph's results bit for bit (see package
+// Options.Products = ProductsGraph (actq's Sgemm for every product, as
+// graph's layers do) the engine gives the graph's results bit for bit (see package
 // graph's tests of its Generator); with the default, within float32
 // rounding.
 //

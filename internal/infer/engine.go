@@ -56,7 +56,7 @@ func New(m *Model, opt Options) (*Engine, error) {
 	if opt.Chunk == 0 {
 		opt.Chunk = DefaultChunk
 	}
-	if opt.Products > ProductsGonum {
+	if opt.Products > ProductsGraph {
 		return nil, fmt.Errorf("infer.New: Options.Products = %v, an unknown value: %w", opt.Products, ErrInput)
 	}
 	if err := opt.Attention.check(); err != nil {
@@ -106,14 +106,24 @@ func outIn(m *Model) *Model {
 	return &c
 }
 
-// linear sets y = x·W for n rows x of in values, W being (in, out) as the
-// Model gives it, held (out, in) when outIn.
-func (e *Engine) linear(n, in, out int, x, w, y []float32) {
-	if e.outIn {
-		e.matmul(true, n, out, in, 1, x, in, w, in, y, out)
-		return
+// linear sets y = x·W + bias for n rows x of in values, W being (in, out)
+// as the Model gives it, held (out, in) when outIn; bias (out values) may
+// be nil. With ProductsGraph, y starts as the bias and the product is
+// added to it, as graph's layers do; otherwise the bias is added after.
+func (e *Engine) linear(n, in, out int, x, w, bias, y []float32) {
+	var beta float32
+	if bias != nil && e.opt.Products == ProductsGraph {
+		for lo := 0; lo < n*out; lo += out {
+			copy(y[lo:lo+out], bias)
+		}
+		beta, bias = 1, nil
 	}
-	e.matmul(false, n, out, in, 1, x, in, w, out, y, out)
+	if e.outIn {
+		e.matmul(true, n, out, in, 1, x, in, w, in, beta, y, out)
+	} else {
+		e.matmul(false, n, out, in, 1, x, in, w, out, beta, y, out)
+	}
+	addBias(y[:n*out], bias)
 }
 
 // Model returns the engine's model.
@@ -298,9 +308,9 @@ func (s *State) chunk(tokens []int, off int, logits []float32, rows []int) error
 		layerops.NormRows(h, x[(r-off)*d:(r-off+1)*d], m.FinalG, m.FinalB, m.NormEps)
 		out := logits[i*m.Vocab : (i+1)*m.Vocab]
 		if m.Head != nil {
-			e.linear(1, d, m.Vocab, h, m.Head, out)
+			e.linear(1, d, m.Vocab, h, m.Head, nil, out)
 		} else {
-			e.matmul(true, 1, m.Vocab, d, 1, h, d, m.HeadT, d, out, m.Vocab)
+			e.matmul(true, 1, m.Vocab, d, 1, h, d, m.HeadT, d, 0, out, m.Vocab)
 		}
 	}
 	return nil
@@ -318,9 +328,9 @@ func (s *State) layer(l, n, first int) error {
 	// Attention.
 	layerops.NormRows(h, x, L.Norm1G, L.Norm1B, m.NormEps)
 	q, k, v := ws.q[:n*qd], ws.k[:n*kd], ws.v[:n*kd]
-	e.linear(n, d, qd, h, L.Wq, q)
-	e.linear(n, d, kd, h, L.Wk, k)
-	e.linear(n, d, kd, h, L.Wv, v)
+	e.linear(n, d, qd, h, L.Wq, nil, q)
+	e.linear(n, d, kd, h, L.Wk, nil, k)
+	e.linear(n, d, kd, h, L.Wv, nil, v)
 	if m.RoPETheta > 0 {
 		s.rotate(q, k, n, first)
 	}
@@ -346,7 +356,7 @@ func (s *State) layer(l, n, first int) error {
 	if err := s.attention(l, q, o, n, first); err != nil {
 		return err
 	}
-	e.linear(n, qd, d, o, L.Wo, h)
+	e.linear(n, qd, d, o, L.Wo, nil, h)
 	add(x, h)
 
 	// FFN.
@@ -357,15 +367,13 @@ func (s *State) layer(l, n, first int) error {
 	}
 	f := m.DHidden
 	f1 := ws.f1[:n*f]
-	e.linear(n, d, f, in, L.W1, f1)
-	addBias(f1, L.B1)
+	e.linear(n, d, f, in, L.W1, L.B1, f1)
 	if err := e.act(f1, f1); err != nil {
 		return err
 	}
 	if m.Gated {
 		f3 := ws.f3[:n*f]
-		e.linear(n, d, f, in, L.W3, f3)
-		addBias(f3, L.B3)
+		e.linear(n, d, f, in, L.W3, L.B3, f3)
 		for i, g := range f3 {
 			f1[i] *= g
 		}
@@ -374,8 +382,7 @@ func (s *State) layer(l, n, first int) error {
 	if err != nil {
 		return err
 	}
-	e.linear(n, f, d, hid, L.W2, h)
-	addBias(h, L.B2)
+	e.linear(n, f, d, hid, L.W2, L.B2, h)
 	add(x, h)
 	out, err := s.site(L.Out, x, n, d, first, "block output")
 	if err != nil {

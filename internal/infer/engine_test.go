@@ -333,7 +333,7 @@ func sameBits32(a, b []float32) int {
 
 // TestDecodeEqualsPrefill: decoding one token at a time, prefilling in
 // chunks of 7 and prefilling at once give the same logits. With
-// ProductsGonum, bit for bit: each row's arithmetic does not depend on how
+// ProductsGraph, bit for bit: each row's arithmetic does not depend on how
 // many rows run together (see Products), and score rows are softmaxed over
 // the same padded length. With ProductsFast, decoding's products (gonum's
 // Sgemv) and prefill's (actq's Sgemm, with FMA and blocked sums) round
@@ -346,14 +346,14 @@ func TestDecodeEqualsPrefill(t *testing.T) {
 		t.Run(sh.name, func(t *testing.T) {
 			m := randomModel(sh, 3)
 			tokens := randomTokens(45, sh.vocab, 4)
-			for _, p := range []Products{ProductsGonum, ProductsFast} {
+			for _, p := range []Products{ProductsGraph, ProductsFast} {
 				whole := prefill(t, mustEngine(t, m, Options{Products: p}), tokens)
 				chunked := prefill(t, mustEngine(t, m, Options{Chunk: 7, Products: p}), tokens)
 				steps := decode(t, mustEngine(t, m, Options{Products: p}), tokens)
 				if i := sameBits32(chunked, whole); i >= 0 {
 					t.Errorf("%v: chunked prefill: logit %d = %v, whole %v", p, i, chunked[i], whole[i])
 				}
-				if p == ProductsGonum {
+				if p == ProductsGraph {
 					if i := sameBits32(steps, whole); i >= 0 {
 						t.Errorf("%v: decode: logit %d (row %d) = %v, prefill %v", p, i, i/sh.vocab, steps[i], whole[i])
 					}

@@ -21,21 +21,23 @@ const (
 	// where a GEMM's kernel, built for many rows, computes its whole block
 	// of rows for one (bench/RESULTS.md has the measurements).
 	ProductsFast Products = iota
-	// ProductsGonum multiplies everything with gonum's Sgemm and Sgemv:
-	// the arithmetic of package graph's layers today (through Gorgonia's
-	// matrix products and internal/layerops), so that the engine's
-	// results equal an Evaluator's bit for bit (gonum's Sgemv computes
-	// each element as its Sgemm does: an axpy over b's rows, or a dot
-	// product with b's rows when b is transposed, for k ≤ 64).
-	ProductsGonum
+	// ProductsGraph multiplies everything, single rows included, with
+	// actq's Sgemm, and adds a bias as internal/layerops.MatMul does (C
+	// starts as the bias and the GEMM adds the product to it): the
+	// arithmetic of package graph's layers, so that the engine's results
+	// equal an Evaluator's bit for bit. actq's Sgemm computes each element
+	// of C in the same order whatever m and n (one kernel, blocks of k
+	// from 0), and the zero probabilities of masked keys, which graph's
+	// P·V multiplies and the engine skips, add exact zeros.
+	ProductsGraph
 )
 
 func (p Products) String() string {
 	switch p {
 	case ProductsFast:
 		return "fast"
-	case ProductsGonum:
-		return "gonum"
+	case ProductsGraph:
+		return "graph"
 	}
 	return fmt.Sprintf("Products(%d)", uint8(p))
 }
@@ -46,7 +48,8 @@ func (p Products) String() string {
 // goroutine.
 const gemvMinWork = 1 << 17
 
-// matmul computes c = a·b, or alpha·(a·bᵀ) with transB, for the
+// matmul computes c = a·b, or alpha·(a·bᵀ) with transB, plus beta·c (beta
+// 0 or 1: c is not read with 0), for the
 // row-major matrices a (m×k, leading dimension lda), b (k×n, ldb; n×k with
 // transB) and c (m×n, ldc). It is the engine's one call of a matrix
 // product: every projection, the LM head, Q·Kᵀ and P·V go through it, with
@@ -58,40 +61,37 @@ const gemvMinWork = 1 << 17
 // routine multiplies each finished dot product by it, rounding once, as a
 // separate multiplication of the result would (gonum's: alpha·dot; actq's:
 // alpha·acc, for k within one block of its kernel, 384). It must be 1
-// without transB: gonum's Sgemm would scale a's elements instead.
-func (e *Engine) matmul(transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+// without transB: gonum's Sgemv there (an axpy of b's rows) would scale
+// a's elements instead.
+func (e *Engine) matmul(transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	if m > 1 {
+	if m > 1 || e.opt.Products == ProductsGraph {
 		tb := blas.NoTrans
 		if transB {
 			tb = blas.Trans
 		}
-		if e.opt.Products == ProductsGonum {
-			gonum.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, alpha, a, lda, b, ldb, 0, c, ldc)
-		} else {
-			actqblas.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, alpha, a, lda, b, ldb, 0, c, ldc)
-		}
+		actqblas.Implementation{}.Sgemm(blas.NoTrans, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	if minCols := max(1, gemvMinWork/max(k, 1)); runtime.GOMAXPROCS(0) > 1 && n >= 2*minCols {
 		// Chunks taken in turn: a helper goroutine the OS runs late
 		// (the cores busy with other work) leaves its share to the caller
 		// instead of holding up each of a decoding step's many products.
-		parallel.Dynamic(n, minCols, func(lo, hi int) { gemvCols(transB, lo, hi, k, alpha, a, b, ldb, c) })
+		parallel.Dynamic(n, minCols, func(lo, hi int) { gemvCols(transB, lo, hi, k, alpha, a, b, ldb, beta, c) })
 		return
 	}
-	gemvCols(transB, 0, n, k, alpha, a, b, ldb, c) // no closure: no allocation
+	gemvCols(transB, 0, n, k, alpha, a, b, ldb, beta, c) // no closure: no allocation
 }
 
 // gemvCols computes c[lo:hi] of the one-row product c = a·b (or a·bᵀ).
-func gemvCols(transB bool, lo, hi, k int, alpha float32, a, b []float32, ldb int, c []float32) {
+func gemvCols(transB bool, lo, hi, k int, alpha float32, a, b []float32, ldb int, beta float32, c []float32) {
 	if transB {
 		// c[j] = alpha·(b_j·a) for b's rows lo…hi−1.
-		gonum.Implementation{}.Sgemv(blas.NoTrans, hi-lo, k, alpha, b[lo*ldb:], ldb, a, 1, 0, c[lo:hi], 1)
+		gonum.Implementation{}.Sgemv(blas.NoTrans, hi-lo, k, alpha, b[lo*ldb:], ldb, a, 1, beta, c[lo:hi], 1)
 		return
 	}
 	// c = aᵀ·b over columns lo…hi−1: an axpy of b's rows.
-	gonum.Implementation{}.Sgemv(blas.Trans, k, hi-lo, 1, b[lo:], ldb, a, 1, 0, c[lo:hi], 1)
+	gonum.Implementation{}.Sgemv(blas.Trans, k, hi-lo, 1, b[lo:], ldb, a, 1, beta, c[lo:hi], 1)
 }

@@ -39,6 +39,7 @@ func MergeHeads(x *gorgonia.Node) (*gorgonia.Node, error) {
 // headsOp is SplitHeads' op (split) or MergeHeads'.
 type headsOp struct {
 	opkit.Allocates
+	opkit.Reuse
 	batch, seq, heads, dh int
 	split                 bool
 }
@@ -103,9 +104,8 @@ func (op *headsOp) DiffWRT(int) []bool { return []bool{true} }
 
 // grads: the output's gradient moved back.
 func (op *headsOp) grads() []opkit.Grad {
-	inverse := *op
-	inverse.split = !op.split
-	return []opkit.Grad{{Op: &inverse, Args: []int{opkit.DY}}}
+	inverse := &headsOp{batch: op.batch, seq: op.seq, heads: op.heads, dh: op.dh, split: !op.split}
+	return []opkit.Grad{{Op: inverse, Args: []int{opkit.DY}}}
 }
 
 func (op *headsOp) SymDiff(inputs gorgonia.Nodes, output, grad *gorgonia.Node) (gorgonia.Nodes, error) {

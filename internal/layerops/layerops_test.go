@@ -11,6 +11,7 @@ import (
 	"github.com/actq/actq/internal/gradcheck"
 	"github.com/actq/actq/internal/numtest"
 	"github.com/actq/actq/internal/opkit"
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -81,24 +82,33 @@ func TestBMM(t *testing.T) {
 				if err != nil {
 					return nil, err
 				}
+				scaled, err := ScaledBMM(xs[0], xs[1], tr[0], tr[1], -0.25)
+				if err != nil {
+					return nil, err
+				}
 				want, err := gorgonia.BatchedMatMul(xs[0], xs[1], tr[0], tr[1])
-				return gorgonia.Nodes{got, want}, err
+				return gorgonia.Nodes{got, want, scaled}, err
 			})
-			if !vs[0].Shape().Eq(vs[1].Shape()) {
-				t.Fatalf("%s: shape %v, want %v", name, vs[0].Shape(), vs[1].Shape())
+			if !vs[0].Shape().Eq(vs[1].Shape()) || !vs[2].Shape().Eq(vs[1].Shape()) {
+				t.Fatalf("%s: shapes %v, %v, want %v", name, vs[0].Shape(), vs[2].Shape(), vs[1].Shape())
 			}
-			x, y := floats(vs[0]), floats(vs[1])
+			x, y, z := floats(vs[0]), floats(vs[1]), floats(vs[2])
 			for i := range x {
 				if d := x[i] - y[i]; d > 1e-5 || d < -1e-5 {
 					t.Fatalf("%s %v: [%d] = %g, want %g", name, dt, i, x[i], y[i])
 				}
+				if z[i] != -0.25*x[i] { // a power of two: exact
+					t.Fatalf("%s %v: ScaledBMM [%d] = %g, want %g", name, dt, i, z[i], -0.25*x[i])
+				}
 			}
 		}
 		inputs := []*tensor.Dense{randDense(3, tensor.Float64, sa...), randDense(4, tensor.Float64, sb...)}
-		if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
-			return BMM(xs[0], xs[1], tr[0], tr[1])
-		}, gradcheck.Options{}); err != nil {
-			t.Errorf("%s: %v", name, err)
+		for _, alpha := range []float64{1, 0.3} {
+			if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+				return ScaledBMM(xs[0], xs[1], tr[0], tr[1], alpha)
+			}, gradcheck.Options{}); err != nil {
+				t.Errorf("%s, α = %g: %v", name, alpha, err)
+			}
 		}
 	}
 	g := gorgonia.NewGraph()
@@ -106,6 +116,625 @@ func TestBMM(t *testing.T) {
 	c := gorgonia.NewTensor(g, tensor.Float32, 4, gorgonia.WithShape(1, 2, 5, 4), gorgonia.WithName("c"))
 	if _, err := BMM(a, c, false, false); !errors.Is(err, opkit.ErrShape) {
 		t.Errorf("inner sizes 4 and 5: got %v, want ErrShape", err)
+	}
+}
+
+// TestMatMul compares MatMul, with and without a bias, with gorgonia.Mul
+// and BroadcastAdd in both dtypes, checks its gradients (x, w and the
+// bias) on both machines, and its shape errors.
+func TestMatMul(t *testing.T) {
+	const n, k, m = 7, 5, 6
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		inputs := []*tensor.Dense{randDense(1, dt, n, k), randDense(2, dt, k, m), randDense(3, dt, m)}
+		vs := run(t, inputs, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+			plain, err := MatMul(xs[0], xs[1], nil)
+			if err != nil {
+				return nil, err
+			}
+			biased, err := MatMul(xs[0], xs[1], xs[2])
+			if err != nil {
+				return nil, err
+			}
+			mul, err := gorgonia.Mul(xs[0], xs[1])
+			if err != nil {
+				return nil, err
+			}
+			add, err := gorgonia.BroadcastAdd(mul, xs[2], nil, []byte{0})
+			return gorgonia.Nodes{plain, biased, mul, add}, err
+		})
+		for i, pair := range [][2]int{{0, 2}, {1, 3}} {
+			got, want := floats(vs[pair[0]]), floats(vs[pair[1]])
+			if !vs[pair[0]].Shape().Eq(tensor.Shape{n, m}) {
+				t.Fatalf("%v: shape %v", dt, vs[pair[0]].Shape())
+			}
+			for j := range want {
+				if d := math.Abs(got[j] - want[j]); d > 1e-5 {
+					t.Errorf("%v, bias %v: [%d] = %g, want %g", dt, i == 1, j, got[j], want[j])
+				}
+			}
+		}
+	}
+	inputs := []*tensor.Dense{randDense(4, tensor.Float64, n, k), randDense(5, tensor.Float64, k, m), randDense(6, tensor.Float64, m)}
+	if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+		return MatMul(xs[0], xs[1], xs[2])
+	}, gradcheck.Options{}); err != nil {
+		t.Error(err)
+	}
+	g := gorgonia.NewGraph()
+	node := func(name string, shape ...int) *gorgonia.Node {
+		return gorgonia.NewTensor(g, tensor.Float32, len(shape), gorgonia.WithShape(shape...), gorgonia.WithName(name))
+	}
+	x, w, bias := node("x", n, k), node("w", k, m), node("bias", m)
+	for name, c := range map[string][3]*gorgonia.Node{
+		"inner sizes":    {x, node("w2", k+1, m), nil},
+		"bias size":      {x, w, node("b2", m+1)},
+		"bias rank":      {x, w, node("b3", 1, m)},
+		"3-D x":          {node("x3", 1, n, k), w, bias},
+		"vector weights": {x, node("w4", k), nil},
+	} {
+		if _, err := MatMul(c[0], c[1], c[2]); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+}
+
+// TestCausalMask checks CausalMask's values (−Inf exactly where key j >
+// offset+i, the input's bits elsewhere), written in place and into new
+// memory, and its gradient on both machines: exactly 0 at masked entries.
+func TestCausalMask(t *testing.T) {
+	const b, tq, tk = 2, 3, 5
+	for _, offset := range []int{0, 2} {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			x := randDense(1, dt, b, tq, tk)
+			var sq, inPlace *gorgonia.Node
+			vs := run(t, []*tensor.Dense{x}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+				kept, err := CausalMask(xs[0], offset) // x is an input: into new memory
+				if err != nil {
+					return nil, err
+				}
+				if sq, err = gorgonia.Square(xs[0]); err != nil {
+					return nil, err
+				}
+				inPlace, err = CausalMask(sq, offset) // nothing reads sq after: in place
+				return gorgonia.Nodes{kept, inPlace}, err
+			})
+			if a, b := sq.Value().(*tensor.Dense), inPlace.Value().(*tensor.Dense); a.Uintptr() != b.Uintptr() {
+				t.Errorf("offset %d, %v: CausalMask of a dead input did not write over it", offset, dt)
+			}
+			xv := floats(x)
+			for k, name := range []string{"new memory", "in place"} {
+				for i, got := range floats(vs[k]) {
+					q, key := (i/tk)%tq, i%tk
+					want := math.Inf(-1)
+					if key <= offset+q {
+						want = xv[i]
+						if k == 1 {
+							want = xv[i] * xv[i]
+							if dt == tensor.Float32 {
+								want = float64(float32(want))
+							}
+						}
+					}
+					if got != want {
+						t.Fatalf("offset %d, %v, %s: [%d] (query %d, key %d) = %g, want %g", offset, dt, name, i, q, key, got, want)
+					}
+				}
+			}
+			if xs := floats(x); !equal(xs, xv) {
+				t.Fatal("CausalMask changed its input")
+			}
+		}
+		inputs := []*tensor.Dense{randDense(2, tensor.Float64, b, tq, tk)}
+		res, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			y, err := CausalMask(xs[0], offset)
+			if err != nil {
+				return nil, err
+			}
+			return gorgonia.Exp(y) // exp(−Inf) = 0: a finite cost
+		}, gradcheck.Options{})
+		if err != nil {
+			t.Errorf("offset %d: %v", offset, err)
+			continue
+		}
+		checkMaskedGrad(t, res, offset, tq, tk)
+	}
+	checkCausalErrors(t, CausalMask)
+}
+
+// checkMaskedGrad fails t unless the gradients of both machines in res
+// are exactly 0 at the masked entries of (…, tq, tk) scores.
+func checkMaskedGrad(t *testing.T, res *gradcheck.Result, offset, tq, tk int) {
+	t.Helper()
+	for i := range res.Tape[0] {
+		if q, k := (i/tk)%tq, i%tk; k > offset+q && (res.Tape[0][i] != 0 || res.Lisp[0][i] != 0) {
+			t.Errorf("offset %d: gradient at masked [%d] = %g (tape), %g (Lisp), want 0", offset, i, res.Tape[0][i], res.Lisp[0][i])
+		}
+	}
+}
+
+// checkCausalErrors checks that fn (CausalMask or CausalSoftmax) refuses a
+// vector, a negative offset and a nil node.
+func checkCausalErrors(t *testing.T, fn func(*gorgonia.Node, int) (*gorgonia.Node, error)) {
+	t.Helper()
+	g := gorgonia.NewGraph()
+	v := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(4), gorgonia.WithName("v"))
+	m := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(2, 2), gorgonia.WithName("m"))
+	for _, c := range []struct {
+		name   string
+		x      *gorgonia.Node
+		offset int
+		want   error
+	}{{"a vector", v, 0, opkit.ErrShape}, {"offset −1", m, -1, opkit.ErrShape}, {"nil", nil, 0, opkit.ErrNilNode}} {
+		if _, err := fn(c.x, c.offset); !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", c.name, err, c.want)
+		}
+	}
+}
+
+// TestCausalSoftmax compares CausalSoftmax with ops.Softmax of the masked
+// scores (within 4 ULPs: the vector kernels may add a row's exps in
+// another order when its length changes), with non-finite values at
+// masked entries (they must not matter), written in place and into new
+// memory, and checks its gradient on both machines: exactly 0 at masked
+// entries.
+func TestCausalSoftmax(t *testing.T) {
+	const b, tq, tk = 2, 5, 7
+	for _, offset := range []int{0, 2} {
+		for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+			x := randDense(1, dt, b, tq, tk)
+			for i := range b * tq * tk {
+				if q, k := (i/tk)%tq, i%tk; k > offset+q {
+					v := []float64{math.NaN(), math.Inf(1), 1e30}[i%3]
+					if dt == tensor.Float32 {
+						x.Float32s()[i] = float32(v)
+					} else {
+						x.Float64s()[i] = v
+					}
+				}
+			}
+			var sq, inPlace *gorgonia.Node
+			vs := run(t, []*tensor.Dense{x}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+				got, err := CausalSoftmax(xs[0], offset)
+				if err != nil {
+					return nil, err
+				}
+				masked, err := CausalMask(xs[0], offset)
+				if err != nil {
+					return nil, err
+				}
+				want, err := ops.Softmax(masked)
+				if err != nil {
+					return nil, err
+				}
+				if sq, err = gorgonia.Neg(xs[0]); err != nil {
+					return nil, err
+				}
+				inPlace, err = CausalSoftmax(sq, offset) // nothing reads sq after: in place
+				return gorgonia.Nodes{got, want}, err
+			})
+			if a, b := sq.Value().(*tensor.Dense), inPlace.Value().(*tensor.Dense); a.Uintptr() != b.Uintptr() {
+				t.Errorf("offset %d, %v: CausalSoftmax of a dead input did not write over it", offset, dt)
+			}
+			ulp := map[tensor.Dtype]float64{tensor.Float32: 0x1p-24, tensor.Float64: 0x1p-53}[dt]
+			got, want := floats(vs[0]), floats(vs[1])
+			for i := range got {
+				q, k := (i/tk)%tq, i%tk
+				if k > offset+q {
+					if got[i] != 0 {
+						t.Fatalf("offset %d, %v: masked [%d] = %g, want 0", offset, dt, i, got[i])
+					}
+					continue
+				}
+				if d := math.Abs(got[i] - want[i]); !(d <= 4*ulp*want[i]) {
+					t.Errorf("offset %d, %v: [%d] = %.17g, ops.Softmax of the masked scores %.17g", offset, dt, i, got[i], want[i])
+				}
+			}
+		}
+		inputs := []*tensor.Dense{randDense(2, tensor.Float64, b, tq, tk)}
+		res, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+			return CausalSoftmax(xs[0], offset)
+		}, gradcheck.Options{})
+		if err != nil {
+			t.Errorf("offset %d: %v", offset, err)
+			continue
+		}
+		checkMaskedGrad(t, res, offset, tq, tk)
+	}
+	checkCausalErrors(t, CausalSoftmax)
+}
+
+// TestCausalProducts checks CausalScores (the entries each query sees,
+// against a loop; plain and with grouped queries; the tiles above the
+// diagonal must be skipped) and CausalValues (BMM's values), and the
+// gradients of scores → causal softmax → values on both machines, where
+// the backward pass computes the probabilities' gradient only where the
+// queries see.
+func TestCausalProducts(t *testing.T) {
+	const batch, groups, d, n = 2, 2, 3, 5
+	for _, tq := range []int{7, 100} { // 100: three row tiles
+		for _, offset := range []int{0, 3} {
+			for _, queries := range []int{0, tq} {
+				rows, tk := tq, tq+offset
+				if queries > 0 {
+					rows = groups * tq
+				}
+				vis := func(r int) int { return min(offset+r%tq+1, tk) }
+				name := fmt.Sprintf("tq %d, offset %d, queries %d", tq, offset, queries)
+				q, k := randDense(1, tensor.Float64, batch, 1, rows, d), randDense(2, tensor.Float64, batch, 1, tk, d)
+				p, v := randDense(3, tensor.Float64, batch, 1, rows, tk), randDense(4, tensor.Float64, batch, 1, tk, n)
+				vs := run(t, []*tensor.Dense{q, k, p, v}, func(xs gorgonia.Nodes) (gorgonia.Nodes, error) {
+					sc, err := CausalScores(xs[0], xs[1], 0.5, offset, queries)
+					if err != nil {
+						return nil, err
+					}
+					o, err := CausalValues(xs[2], xs[3], offset, queries)
+					if err != nil {
+						return nil, err
+					}
+					want, err := BMM(xs[2], xs[3], false, false)
+					return gorgonia.Nodes{sc, o, want}, err
+				})
+				qs, ks := floats(q), floats(k)
+				sc := floats(vs[0])
+				untouched := 0
+				for b := range batch {
+					for r := range rows {
+						for j := range tk {
+							want := 0.0
+							for l := range d {
+								want += qs[(b*rows+r)*d+l] * ks[(b*tk+j)*d+l]
+							}
+							got := sc[(b*rows+r)*tk+j]
+							if j >= vis(r) {
+								if got == 0 { // a fresh tensor: zero where nothing was computed
+									untouched++
+								}
+								continue
+							}
+							if math.Abs(got-0.5*want) > 1e-13 {
+								t.Fatalf("%s: scores[%d,%d,%d] = %g, want %g", name, b, r, j, got, 0.5*want)
+							}
+						}
+					}
+				}
+				if tq > tileRows(tq) && untouched == 0 {
+					t.Errorf("%s: no tile above the diagonal was skipped", name)
+				}
+				if !equal(floats(vs[1]), floats(vs[2])) {
+					t.Errorf("%s: CausalValues differs from BMM", name)
+				}
+				if tq > 10 {
+					// Against the plain ops (finite differences would be
+					// slow here): the same values and gradients.
+					compareCausalWithPlain(t, name, batch, rows, tq, tk, d, n, offset, queries)
+					continue
+				}
+				// Gradients through scores, the causal softmax (on the
+				// ungrouped view) and values.
+				inputs := []*tensor.Dense{randDense(5, tensor.Float64, batch, 1, rows, d), randDense(6, tensor.Float64, batch, 1, tk, d),
+					randDense(7, tensor.Float64, batch, 1, tk, n)}
+				if _, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+					sc, err := CausalScores(xs[0], xs[1], 0.7, offset, queries)
+					if err != nil {
+						return nil, err
+					}
+					if sc, err = gorgonia.Reshape(sc, tensor.Shape{batch, rows / tq, tq, tk}); err != nil {
+						return nil, err
+					}
+					pr, err := CausalSoftmax(sc, offset)
+					if err != nil {
+						return nil, err
+					}
+					if pr, err = gorgonia.Reshape(pr, tensor.Shape{batch, 1, rows, tk}); err != nil {
+						return nil, err
+					}
+					return CausalValues(pr, xs[2], offset, queries)
+				}, gradcheck.Options{}); err != nil {
+					t.Errorf("%s: %v", name, err)
+				}
+			}
+		}
+	}
+	// The tiles: a long sequence skips most of the masked part.
+	if r := tileRows(512); r != 96 {
+		t.Errorf("tileRows(512) = %d, want 96", r)
+	}
+	g := gorgonia.NewGraph()
+	a := gorgonia.NewTensor(g, tensor.Float64, 4, gorgonia.WithShape(1, 1, 6, 2), gorgonia.WithName("a"))
+	for name, err := range map[string]error{
+		"offset −1":           second(CausalScores(a, a, 1, -1, 0)),
+		"queries −1":          second(CausalValues(a, a, 0, -1)),
+		"4 queries of 6 rows": second(CausalScores(a, a, 1, 0, 4)),
+	} {
+		if !errors.Is(err, opkit.ErrShape) {
+			t.Errorf("%s: got %v, want ErrShape", name, err)
+		}
+	}
+}
+
+// compareCausalWithPlain runs Σ w ⊙ (values of the causal softmax of the
+// scores) built from the causal ops and from the plain ones (ScaledBMM,
+// CausalMask, ops.Softmax, BMM) on a tape machine and requires the same
+// cost and gradients within float64 rounding.
+func compareCausalWithPlain(t *testing.T, name string, batch, rows, tq, tk, d, n, offset, queries int) {
+	t.Helper()
+	var results [2][]float64
+	for c, causalOps := range []bool{true, false} {
+		g := gorgonia.NewGraph()
+		x := []*gorgonia.Node{
+			gorgonia.NodeFromAny(g, randDense(5, tensor.Float64, batch, 1, rows, d), gorgonia.WithName("q")),
+			gorgonia.NodeFromAny(g, randDense(6, tensor.Float64, batch, 1, tk, d), gorgonia.WithName("k")),
+			gorgonia.NodeFromAny(g, randDense(7, tensor.Float64, batch, 1, tk, n), gorgonia.WithName("v")),
+		}
+		must := must2(t)
+		var sc, o *gorgonia.Node
+		if causalOps {
+			sc = must(CausalScores(x[0], x[1], 0.7, offset, queries))
+		} else {
+			sc = must(ScaledBMM(x[0], x[1], false, true, 0.7))
+		}
+		sc = must(gorgonia.Reshape(sc, tensor.Shape{batch, rows / tq, tq, tk}))
+		var p *gorgonia.Node
+		if causalOps {
+			p = must(CausalSoftmax(sc, offset))
+		} else {
+			p = must(ops.Softmax(must(CausalMask(sc, offset))))
+		}
+		p = must(gorgonia.Reshape(p, tensor.Shape{batch, 1, rows, tk}))
+		if causalOps {
+			o = must(CausalValues(p, x[2], offset, queries))
+		} else {
+			o = must(BMM(p, x[2], false, false))
+		}
+		w := gorgonia.NodeFromAny(g, randDense(8, tensor.Float64, batch, 1, rows, n), gorgonia.WithName("w"))
+		cost := must(gorgonia.Sum(must(gorgonia.HadamardProd(o, w))))
+		grads, err := gorgonia.Grad(cost, x...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := gorgonia.NewTapeMachine(g)
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		results[c] = append(results[c], floats(cost.Value())...)
+		for _, gr := range grads {
+			results[c] = append(results[c], floats(gr.Value())...)
+		}
+		vm.Close()
+	}
+	for i := range results[0] {
+		if d := math.Abs(results[0][i] - results[1][i]); d > 1e-12*(1+math.Abs(results[1][i])) {
+			t.Fatalf("%s: value %d (the cost, then the gradients of q, k, v) is %g with the causal ops, %g with the plain ones", name, i, results[0][i], results[1][i])
+		}
+	}
+}
+
+func second(_ *gorgonia.Node, err error) error { return err }
+
+// TestReuse builds a graph of every op that keeps its result, forward and
+// backward, and runs it twice with reuse on (opkit.ReuseResults), with new
+// input values before the second run: each op writes into the tensor it
+// returned the first time, and the second run's output and gradients equal
+// bit for bit those of the same graph without reuse.
+func TestReuse(t *testing.T) {
+	const n, d = 6, 4
+	type program struct {
+		g      *gorgonia.ExprGraph
+		params gorgonia.Nodes
+		reads  []*gorgonia.Value
+		vm     gorgonia.VM
+	}
+	build := func(reuse bool) *program {
+		t.Helper()
+		p := &program{g: gorgonia.NewGraph()}
+		for i, s := range [][]int{{n, d}, {d, d}, {d}, {d}} {
+			p.params = append(p.params, gorgonia.NewTensor(p.g, tensor.Float64, len(s), gorgonia.WithShape(s...),
+				gorgonia.WithName(fmt.Sprintf("p%d", i)), gorgonia.WithValue(randDense(uint64(i+1), tensor.Float64, s...))))
+		}
+		x, w, gain, shift := p.params[0], p.params[1], p.params[2], p.params[3]
+		must := func(n *gorgonia.Node, err error) *gorgonia.Node {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+		h := must(Norm(x, gain, shift, 1e-5))
+		h = must(MatMul(h, w, shift))
+		h = must(SplitHeads(h, 2, 2))
+		s := must(ScaledBMM(h, h, false, true, 0.5))
+		s = must(CausalSoftmax(must(gorgonia.Exp(must(CausalMask(s, 0)))), 0))
+		c := must(CausalValues(must(CausalSoftmax(must(CausalScores(h, h, 0.5, 0, 0)), 0)), h, 0, 0))
+		h = must(MergeHeads(must(gorgonia.Add(must(BMM(s, h, false, false)), c))))
+		h = must(ReshapeCopy(h, d, n))
+		cost := must(gorgonia.Sum(must(gorgonia.Square(h))))
+		grads, err := gorgonia.Grad(cost, p.params...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, nd := range append(grads, h) {
+			p.reads = append(p.reads, new(gorgonia.Value))
+			gorgonia.Read(nd, p.reads[len(p.reads)-1])
+		}
+		if reuse {
+			opkit.ReuseResults(p.g)
+		}
+		p.vm = gorgonia.NewTapeMachine(p.g)
+		return p
+	}
+	// run runs p once on the inputs of seed and returns what it read and
+	// the data of every node that keeps its result.
+	run := func(p *program, seed uint64) ([][]float64, map[*gorgonia.Node]*float64) {
+		t.Helper()
+		for i, nd := range p.params {
+			if err := gorgonia.Let(nd, randDense(seed+uint64(i), tensor.Float64, nd.Shape()...)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		defer p.vm.Reset()
+		if err := p.vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		var out [][]float64
+		for _, r := range p.reads {
+			out = append(out, floats(*r))
+		}
+		kept := map[*gorgonia.Node]*float64{}
+		for _, nd := range p.g.AllNodes() {
+			// (An op that may write over its input returns the input's
+			// tensor when the machine lets it.)
+			if _, ok := nd.Op().(opkit.ResultReuser); ok && nd.Op().OverwritesInput() < 0 {
+				if v, ok := nd.Value().(*tensor.Dense); ok && v.Size() > 0 {
+					kept[nd] = &v.Float64s()[0]
+				}
+			}
+		}
+		return out, kept
+	}
+	reusing, fresh := build(true), build(false)
+	defer reusing.vm.Close()
+	defer fresh.vm.Close()
+	_, first := run(reusing, 10)
+	got, second := run(reusing, 20)
+	want, _ := run(fresh, 20)
+	if len(first) < 12 {
+		t.Fatalf("only %d nodes keep their result", len(first))
+	}
+	for nd, p := range first {
+		if second[nd] != p {
+			t.Errorf("%v: the second run's result is in new memory", nd.Op())
+		}
+	}
+	for i := range want {
+		if !equal(got[i], want[i]) {
+			t.Errorf("read %d differs from the graph without reuse", i)
+		}
+	}
+}
+
+// TestCrossEntropy compares CrossEntropy with the mean of −log softmax at
+// the targets computed directly in float64, with ignored rows holding NaN
+// (they must not matter), checks its gradient on both machines, its
+// special cases and its errors.
+func TestCrossEntropy(t *testing.T) {
+	const n, c = 5, 4
+	targets := []int{2, -1, 0, 3, -1}
+	intVec := func(g *gorgonia.ExprGraph, name string, v []int) *gorgonia.Node {
+		return gorgonia.NewVector(g, tensor.Int, gorgonia.WithShape(len(v)), gorgonia.WithName(name),
+			gorgonia.WithValue(tensor.New(tensor.WithShape(len(v)), tensor.WithBacking(append([]int(nil), v...)))))
+	}
+	// loss runs CrossEntropy on logits (n×c, row-major) and targets.
+	loss := func(dt tensor.Dtype, logits []float64, targets []int) float64 {
+		t.Helper()
+		x := randDense(1, dt, n, c)
+		for i, v := range logits {
+			if dt == tensor.Float32 {
+				x.Float32s()[i] = float32(v)
+			} else {
+				x.Float64s()[i] = v
+			}
+		}
+		g := gorgonia.NewGraph()
+		xn := gorgonia.NodeFromAny(g, x, gorgonia.WithName("x"))
+		y, err := CrossEntropy(xn, intVec(g, "t", targets))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := gorgonia.NewTapeMachine(g)
+		defer vm.Close()
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		return floats(y.Value())[0]
+	}
+	logits := floats(randDense(2, tensor.Float64, n, c))
+	for i := range c {
+		logits[1*c+i], logits[4*c+i] = math.NaN(), math.Inf(1) // ignored rows
+	}
+	want, count := 0.0, 0
+	for i, tg := range targets {
+		if tg < 0 {
+			continue
+		}
+		row := logits[i*c : (i+1)*c]
+		var se float64
+		for _, v := range row {
+			se += math.Exp(v)
+		}
+		want += math.Log(se) - row[tg]
+		count++
+	}
+	want /= float64(count)
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		tol := map[tensor.Dtype]float64{tensor.Float32: 1e-6, tensor.Float64: 1e-14}[dt]
+		if got := loss(dt, logits, targets); math.Abs(got-want) > tol*math.Abs(want) {
+			t.Errorf("%v: loss %.17g, want %.17g", dt, got, want)
+		}
+		if got := loss(dt, logits, []int{-1, -1, -1, -1, -1}); got != 0 {
+			t.Errorf("%v: no counted row: loss %g, want 0", dt, got)
+		}
+		masked := append([]float64(nil), logits...)
+		masked[0*c+1] = math.Inf(-1) // a masked class: probability 0
+		if got := loss(dt, masked, targets); math.IsNaN(got) || math.IsInf(got, 0) {
+			t.Errorf("%v: a −Inf logit off the target: loss %g, want finite", dt, got)
+		}
+		masked[0*c+2] = math.Inf(-1) // the target's own logit
+		if got := loss(dt, masked, targets); !math.IsInf(got, 1) {
+			t.Errorf("%v: a −Inf logit at the target: loss %g, want +Inf", dt, got)
+		}
+		masked[2*c+3] = math.NaN()
+		if got := loss(dt, masked, targets); !math.IsNaN(got) {
+			t.Errorf("%v: NaN in a counted row: loss %g, want NaN", dt, got)
+		}
+	}
+	inputs := []*tensor.Dense{randDense(3, tensor.Float64, n, c)}
+	res, err := gradcheck.Check(inputs, func(g *gorgonia.ExprGraph, xs gorgonia.Nodes) (*gorgonia.Node, error) {
+		return CrossEntropy(xs[0], intVec(g, "targets", targets))
+	}, gradcheck.Options{})
+	if err != nil {
+		t.Error(err)
+	} else {
+		for _, r := range []int{1, 4} {
+			for i := r * c; i < (r+1)*c; i++ {
+				if res.Tape[0][i] != 0 || res.Lisp[0][i] != 0 {
+					t.Errorf("gradient of ignored logit %d: %g (tape), %g (Lisp), want 0", i, res.Tape[0][i], res.Lisp[0][i])
+				}
+			}
+		}
+	}
+	g := gorgonia.NewGraph()
+	x := gorgonia.NewMatrix(g, tensor.Float32, gorgonia.WithShape(n, c), gorgonia.WithName("x"))
+	for name, c := range map[string]struct {
+		logits, targets *gorgonia.Node
+		want            error
+	}{
+		"nil targets":   {x, nil, opkit.ErrNilNode},
+		"float targets": {x, gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(n), gorgonia.WithName("f")), opkit.ErrDtype},
+		"short targets": {x, intVec(g, "short", []int{0}), opkit.ErrShape},
+		"vector logits": {gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(n), gorgonia.WithName("v")), intVec(g, "tv", targets), opkit.ErrShape},
+	} {
+		if _, err := CrossEntropy(c.logits, c.targets); !errors.Is(err, c.want) {
+			t.Errorf("%s: got %v, want %v", name, err, c.want)
+		}
+	}
+	ce := must2(t)(CrossEntropy(x, intVec(g, "ok", targets))).Op()
+	f32 := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(n, c))
+	for name, tg := range map[string][]int{"target = classes": {0, 0, c, 0, 0}, "target −2": {0, -2, 0, 0, 0}} {
+		_, err := ce.Do(f32, tensor.New(tensor.WithShape(n), tensor.WithBacking(tg)))
+		if !errors.Is(err, opkit.ErrValue) {
+			t.Errorf("%s: got %v, want ErrValue", name, err)
+		}
+	}
+}
+
+// must2 returns a function that fails t on a non-nil error and returns n.
+func must2(t *testing.T) func(*gorgonia.Node, error) *gorgonia.Node {
+	return func(n *gorgonia.Node, err error) *gorgonia.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
 }
 
@@ -269,6 +898,7 @@ func TestRuntimeErrors(t *testing.T) {
 	split := must(SplitHeads(x, 2, 2))
 	merge := must(MergeHeads(a))
 	reshape := must(ReshapeCopy(x, 3, 8))
+	matmul := must(MatMul(x, node("w", 4, 5), node("bias", 5)))
 	rope := must(RoPE(a, 1e4, 3))
 	transpose := must(TransposeLast(a))
 	dense := func(dt tensor.Dtype, shape ...int) *tensor.Dense {
@@ -292,6 +922,7 @@ func TestRuntimeErrors(t *testing.T) {
 		{split, []gorgonia.Value{f32(6, 4)}},
 		{merge, []gorgonia.Value{f32(1, 2, 3, 4)}},
 		{reshape, []gorgonia.Value{f32(6, 4)}},
+		{matmul, []gorgonia.Value{f32(6, 4), f32(4, 5), f32(5)}},
 		{rope, []gorgonia.Value{f32(1, 2, 3, 4)}},
 		{rope.(*ropeOp).grads()[0].Op.(gorgonia.Op), []gorgonia.Value{f32(1, 2, 3, 4)}},
 		{transpose, []gorgonia.Value{f32(1, 2, 3, 4)}},
@@ -313,5 +944,22 @@ func TestRuntimeErrors(t *testing.T) {
 			add(c.op, "mixed dtypes", "dtype float64", opkit.ErrDtype, with(last, dense(tensor.Float64, c.valid[last].Shape()...))...)
 		}
 	}
+	// Σrows takes any matrix, CausalMask any rank ≥ 2.
+	sum := &sumRowsOp{}
+	add(sum, "valid", "", nil, f32(6, 4))
+	add(sum, "no inputs", "got 0 inputs", opkit.ErrValue)
+	add(sum, "zero tensor.Dense", "uninitialised", opkit.ErrValue, &tensor.Dense{})
+	add(sum, "a vector", "matrix", opkit.ErrShape, f32(6))
+	mask := must(CausalMask(a, 0))
+	add(mask, "valid", "", nil, f32(2, 3, 3))
+	add(mask, "no inputs", "got 0 inputs", opkit.ErrValue)
+	add(mask, "nil input", "input 0", opkit.ErrValue, nil)
+	add(mask, "int tensor", "dtype int", opkit.ErrDtype, dense(tensor.Int, 2, 3))
+	add(mask, "a vector", "rank", opkit.ErrShape, f32(6))
+	cases = append(cases, errtest.Case{Name: "preallocated of another shape", Fn: mask.String(), Arg: "preallocated", Want: opkit.ErrValue,
+		Call: func() error {
+			_, err := mask.(gorgonia.UsePreallocDoer).UsePreallocDo(f32(3, 2), f32(2, 3))
+			return err
+		}})
 	errtest.Run(t, cases)
 }

@@ -20,7 +20,7 @@ import (
 // broadcasts of two ops each) that a composed norm takes, forward and
 // backward; each row's statistics are accumulated in float64 whatever the
 // dtype. The gradients of x and g are two more ops (see normGradX and
-// normGradG), b's is gorgonia.Sum of dy over the rows.
+// normGradG), b's is the sum of dy over the rows (one GEMM, see sumRowsOp).
 //
 // The nodes must be non-nil, of one float dtype, in one graph; shapes
 // that do not fit give an error wrapping opkit.ErrShape.
@@ -34,6 +34,7 @@ func Norm(x, g, b *gorgonia.Node, eps float64) (*gorgonia.Node, error) {
 // normOp is Norm's op: inputs (x, g) for RMSNorm, (x, g, b) for LayerNorm.
 type normOp struct {
 	opkit.Allocates
+	opkit.Reuse
 	layer bool
 	eps   float64
 }
@@ -128,9 +129,10 @@ func (op *normOp) DiffWRT(n int) []bool {
 // db = Σ_rows dy.
 func (op *normOp) grads() []opkit.Grad {
 	args := []int{0, 1, opkit.DY}
-	gs := []opkit.Grad{{Op: &normGradOp{fwd: *op}, Args: args}, {Op: &normGradOp{fwd: *op, wrtG: true}, Args: args}}
+	fwd := normOp{layer: op.layer, eps: op.eps} // the parameters, not the kept result
+	gs := []opkit.Grad{{Op: &normGradOp{fwd: fwd}, Args: args}, {Op: &normGradOp{fwd: fwd, wrtG: true}, Args: args}}
 	if op.layer {
-		gs = append(gs, opkit.Grad{Op: sumRows{}, Args: []int{opkit.DY}})
+		gs = append(gs, opkit.Grad{Op: &sumRowsOp{}, Args: []int{opkit.DY}})
 	}
 	return gs
 }
@@ -143,29 +145,10 @@ func (op *normOp) DoDiff(ctx gorgonia.ExecutionContext, inputs gorgonia.Nodes, o
 	return opkit.DoDiff(op, op.grads(), inputs, output)
 }
 
-// sumRows is LayerNorm's shift gradient Σ_rows dy, computed by Gorgonia's
-// own sum: gorgonia.Sum(dy, 0) in a graph, tensor.Sum(dy, 0) on values.
-type sumRows struct{}
-
-func (sumRows) String() string { return "Σrows" }
-
-func (sumRows) Apply(args ...*gorgonia.Node) (*gorgonia.Node, error) { return gorgonia.Sum(args[0], 0) }
-
-func (sumRows) Do(vals ...gorgonia.Value) (gorgonia.Value, error) {
-	t, ok := vals[0].(*tensor.Dense)
-	if !ok {
-		return nil, fmt.Errorf("Σrows of a %T: %w", vals[0], opkit.ErrValue)
-	}
-	s, err := tensor.Sum(t, 0)
-	if err != nil {
-		return nil, err
-	}
-	return s.(*tensor.Dense), nil
-}
-
 // normGradOp is the backward op (x, g, dy) → dx (wrtG false) or dg.
 type normGradOp struct {
 	opkit.Allocates
+	opkit.Reuse
 	fwd  normOp
 	wrtG bool
 }

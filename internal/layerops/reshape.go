@@ -27,6 +27,7 @@ func ReshapeCopy(x *gorgonia.Node, to ...int) (*gorgonia.Node, error) {
 // reshaped back, again copied.
 type reshapeCopyOp struct {
 	opkit.Allocates
+	opkit.Reuse
 	from, to tensor.Shape
 }
 

@@ -21,11 +21,28 @@ type DenseOp interface {
 // DoDense is the Do of a DenseOp: it checks the number of inputs, takes the
 // result's shape from op.InferShape on the inputs' shapes (so a run-time
 // value of the wrong shape is an error wrapping ErrShape) and its dtype
-// from the first input, and runs the kernel of that dtype. It returns an
+// from the first input, and runs the kernel of that dtype on the result,
+// a new zero tensor or, for an op that embeds Reuse, its kept one (see
+// NewResult): the kernels must write every element of dst. It returns an
 // error wrapping ErrValue for a wrong number of inputs or an unusable
 // value, and ErrDtype for a dtype other than Float32 and Float64 or inputs
 // of mixed dtypes.
 func DoDense(op DenseOp, inputs []gorgonia.Value) (gorgonia.Value, error) {
+	return doDense(op, nil, inputs)
+}
+
+// DoDenseInto is DoDense writing the result into out (a UsePreallocDo),
+// which must be a contiguous tensor of the result's dtype and shape (else
+// the error wraps ErrValue). out may be one of the inputs if the kernel
+// allows dst to alias it.
+func DoDenseInto(op DenseOp, out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
+	if err := Usable(out); err != nil {
+		return nil, fmt.Errorf("%v: preallocated value: %w", op, err)
+	}
+	return doDense(op, out, inputs)
+}
+
+func doDense(op DenseOp, out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != op.Arity() {
 		return nil, fmt.Errorf("%v: got %d inputs, want %d: %w", op, len(inputs), op.Arity(), ErrValue)
 	}
@@ -44,7 +61,12 @@ func DoDense(op DenseOp, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if dt != tensor.Float32 && dt != tensor.Float64 {
 		return nil, fmt.Errorf("%v: dtype %v: %w", op, dt, ErrDtype)
 	}
-	out := tensor.New(tensor.Of(dt), tensor.WithShape(shape...))
+	if out == nil {
+		out = NewResult(op, dt, shape)
+	} else if d, ok := out.(*tensor.Dense); !ok || d.Dtype() != dt || !d.Shape().Eq(shape) || d.RequiresIterator() {
+		return nil, fmt.Errorf("%v: preallocated %T %v %v cannot hold a %v result of shape %v: %w",
+			op, out, out.Dtype(), out.Shape(), dt, shape, ErrValue)
+	}
 	data, err := FloatData(out)
 	if err != nil {
 		return nil, err

@@ -13,13 +13,15 @@ const DY = -1
 // A Grad says how one input's gradient is computed, on both of Gorgonia's
 // machines: Op applied to the operands Args, each an index into the op's
 // inputs or DY for the output's gradient. A nil Op passes the output's
-// gradient itself (an identity).
+// gradient itself (an identity). None marks an input that has no gradient
+// (such as integer indices; its DiffWRT entry is false).
 //
 // Writing an op's gradients once, as Grads, gives its SymDiff and its
 // DoDiff from the same description (see SymDiff and DoDiff).
 type Grad struct {
 	Op   GradOp
 	Args []int
+	None bool
 }
 
 // GradOp computes a gradient from values. A gorgonia.Op is one, and
@@ -44,6 +46,9 @@ func SymDiff(op fmt.Stringer, grads []Grad, inputs gorgonia.Nodes, dy *gorgonia.
 	}
 	out := make(gorgonia.Nodes, len(grads))
 	for i, g := range grads {
+		if g.None {
+			continue
+		}
 		if g.Op == nil {
 			out[i] = dy
 			continue
@@ -84,6 +89,9 @@ func DoDiff(op fmt.Stringer, grads []Grad, inputs gorgonia.Nodes, output *gorgon
 		return fmt.Errorf("%v.DoDiff: output gradient: %w", op, err)
 	}
 	for i, g := range grads {
+		if g.None {
+			continue
+		}
 		dx := dy
 		if g.Op != nil {
 			args := make([]gorgonia.Value, len(g.Args))
