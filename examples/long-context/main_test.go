@@ -244,17 +244,34 @@ func TestExitStatus(t *testing.T) {
 		name   string
 		args   []string
 		status int
+		stderr []string // what stderr must say
 	}{
-		{"passes", []string{"-policy", "fp32", "-gate"}, 0},
+		{"passes", []string{"-policy", "fp32", "-gate"}, 0, nil},
 		// No tier passes a gate of KLD 0: w8a8 fails.
-		{"gate fails", []string{"-policy", "w8a8", "-max-kld", "0", "-gate"}, studyio.ExitGate},
-		{"gate fails, not enforced", []string{"-policy", "w8a8", "-max-kld", "0"}, 0},
-		{"bad flag", []string{"-nosuchflag"}, studyio.ExitUsage},
+		{"gate fails", []string{"-policy", "w8a8", "-max-kld", "0", "-gate"}, studyio.ExitGate,
+			[]string{"regression gate failed", "w8a8 at 24"}},
+		{"gate fails, not enforced", []string{"-policy", "w8a8", "-max-kld", "0"}, 0, nil},
+		// A bad flag prints the usage message, with every flag.
+		{"bad flag", []string{"-nosuchflag"}, studyio.ExitUsage,
+			[]string{"flag provided but not defined: -nosuchflag", "usage: go run ./examples/long-context [flags]", "-full", "-shard", "-merge", "-gate"}},
+		{"bad value", []string{"-shard", "0/2"}, studyio.ExitUsage, []string{"-shard", "run with -h for the flags"}},
 	} {
-		args := append(slices.Clone(base), t.TempDir())
+		dir := t.TempDir()
+		args := append(slices.Clone(base), dir)
 		args = append(args, c.args...)
-		if got := studyio.Run("long-context", args, io.Discard, io.Discard, parseFlags, run); got != c.status {
-			t.Errorf("%s: status %d, want %d", c.name, got, c.status)
+		var stderr bytes.Buffer
+		if got := studyio.Run("long-context", args, io.Discard, &stderr, parseFlags, run); got != c.status {
+			t.Errorf("%s: status %d, want %d; stderr:\n%s", c.name, got, c.status, &stderr)
+		}
+		for _, want := range c.stderr {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("%s: stderr lacks %q:\n%s", c.name, want, &stderr)
+			}
+		}
+		// A run that went through, gate failed or not, has written its results.
+		_, err := os.Stat(filepath.Join(dir, "results.json"))
+		if ran := c.status != studyio.ExitUsage; ran != (err == nil) {
+			t.Errorf("%s: results.json: %v", c.name, err)
 		}
 	}
 }
