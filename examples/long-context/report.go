@@ -201,6 +201,10 @@ func ladders(ts []tierInfo) string {
 // plot draws, per family, KLD and same-top against length, and the NaN
 // rate of the tiers that have any (the attention family if none has).
 func plot(dir string, res results) error {
+	lengths := make([]float64, len(res.Config.Lengths))
+	for i, n := range res.Config.Lengths {
+		lengths[i] = float64(n)
+	}
 	series := func(tiers []string, value func(summary) float64) []studyio.Series {
 		var out []studyio.Series
 		for _, name := range tiers {
@@ -231,9 +235,9 @@ func plot(dir string, res results) error {
 		}
 		for _, p := range []studyio.LinePlot{
 			{Title: "Mean KLD against fp32 at the answer positions: " + f + " tiers", XLabel: "context length (tokens)", YLabel: "mean KLD (nats)",
-				LogX: true, LogY: true, Series: series(tiers, func(s summary) float64 { return float64(s.KLD.Mean) })},
+				LogX: true, LogY: true, XTicks: lengths, Series: series(tiers, func(s summary) float64 { return float64(s.KLD.Mean) })},
 			{Title: "Same top token as fp32: " + f + " tiers", XLabel: "context length (tokens)", YLabel: "same top token (%)",
-				LogX: true, Series: series(tiers, func(s summary) float64 { return 100 * float64(s.SameTop.Mean) })},
+				LogX: true, XTicks: lengths, Series: series(tiers, func(s summary) float64 { return 100 * float64(s.SameTop.Mean) })},
 		} {
 			name := "kld_" + f + ".png"
 			if strings.HasPrefix(p.Title, "Same") {
@@ -261,7 +265,7 @@ func plot(dir string, res results) error {
 	if len(nanTiers) == 0 {
 		return nil
 	}
-	p := studyio.LinePlot{Title: title, XLabel: "context length (tokens)", YLabel: "sequences (%)", LogX: true,
+	p := studyio.LinePlot{Title: title, XLabel: "context length (tokens)", YLabel: "sequences (%)", LogX: true, XTicks: lengths,
 		Series: series(nanTiers, func(s summary) float64 { return 100 * float64(s.NaNRate.Mean) })}
 	return p.Save(filepath.Join(dir, "nan_rate.png"))
 }
