@@ -137,8 +137,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("long-context", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	full := fs.Bool("full", false, "cohorts up to 16384 tokens ("+joinInts(fullLengths)+") unless -lengths is given")
-	lengths := fs.String("lengths", joinInts(cfg.Lengths), "comma-separated cohort lengths in tokens")
+	full := fs.Bool("full", false, "cohorts up to 16384 tokens ("+studyio.JoinInts(fullLengths)+") unless -lengths is given")
+	lengths := fs.String("lengths", studyio.JoinInts(cfg.Lengths), "comma-separated cohort lengths in tokens")
 	tiers := fs.String("tiers", strings.Join(cfg.Tiers, ","), "comma-separated tiers ("+tierHelp()+"); fp32, the baseline, is always evaluated")
 	seeds := fs.String("seeds", studyio.JoinSeeds(cfg.Seeds), "comma-separated seeds: a model is trained and evaluated per seed, and figures are the mean ± standard error over them")
 	stages := fs.String("curriculum", joinStages(cfg.Stages), "training stages window:needle:batch:steps, comma-separated")
@@ -171,7 +171,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var err error
 	if *full && !set["lengths"] {
 		cfg.Lengths = fullLengths
-	} else if cfg.Lengths, err = parseInts(*lengths); err != nil {
+	} else if cfg.Lengths, err = studyio.ParseInts(*lengths); err != nil {
 		return cfg, fmt.Errorf("-lengths: %w", err)
 	}
 	if cfg.Seeds, err = studyio.ParseSeeds(*seeds); err != nil {
@@ -186,12 +186,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.Shard, err = studyio.ParseShard(*shard); err != nil {
 		return cfg, fmt.Errorf("-shard: %w", err)
 	}
-	cfg.Merge = splitList(*merge)
+	cfg.Merge = studyio.SplitList(*merge)
 	if len(cfg.Merge) > 0 && set["shard"] {
 		return cfg, errors.New("-merge and -shard: a merge runs nothing, give one or the other")
 	}
 	// fp32 is the baseline of every comparison: always there, and first.
-	cfg.Tiers = append([]string{"fp32"}, slices.DeleteFunc(splitList(*tiers), func(t string) bool { return t == "fp32" })...)
+	cfg.Tiers = append([]string{"fp32"}, slices.DeleteFunc(studyio.SplitList(*tiers), func(t string) bool { return t == "fp32" })...)
 	return cfg, cfg.validate()
 }
 
@@ -277,40 +277,10 @@ func (c config) validate() error {
 	return nil
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, f := range splitList(s) {
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an integer", f)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func joinInts(v []int) string {
-	s := make([]string, len(v))
-	for i, n := range v {
-		s[i] = strconv.Itoa(n)
-	}
-	return strings.Join(s, ",")
-}
-
 // parseStages reads window:needle:batch:steps stages.
 func parseStages(s string) ([]stage, error) {
 	var out []stage
-	for _, f := range splitList(s) {
+	for _, f := range studyio.SplitList(s) {
 		parts := strings.Split(f, ":")
 		if len(parts) != 4 {
 			return nil, fmt.Errorf("stage %q: want window:needle:batch:steps", f)
@@ -339,7 +309,7 @@ func joinStages(st []stage) string {
 // parsePolicy reads tier:upto,…,tier; the last entry (alone: the only
 // one) has no upper length.
 func parsePolicy(s string) ([]rule, error) {
-	entries := splitList(s)
+	entries := studyio.SplitList(s)
 	if len(entries) == 0 {
 		return nil, errors.New("need at least one tier")
 	}

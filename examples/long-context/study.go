@@ -326,28 +326,14 @@ func (s *study) generator(t tier, cfg graph.Config, w graph.Weights, seed uint64
 // returns each one's logits at its answer positions.
 func (s *study) logits(gen *graph.Generator, co cohort, desc string) ([][]float64, error) {
 	out := make([][]float64, len(co.Seqs))
-	errs := make([]error, len(co.Seqs))
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range min(s.cfg.Workers, len(co.Seqs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				out[i], errs[i] = gen.Logits(co.Seqs[i].Tokens, co.Seqs[i].Positions)
-				s.advance(1, desc)
-			}
-		}()
-	}
-	for i := range co.Seqs {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := studyio.Parallel(len(co.Seqs), s.cfg.Workers, func(i int) error {
+		var err error
+		out[i], err = gen.Logits(co.Seqs[i].Tokens, co.Seqs[i].Positions)
+		s.advance(1, desc)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -160,22 +160,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.Seeds, err = studyio.ParseSeeds(*seeds); err != nil {
 		return cfg, fmt.Errorf("-seeds: %w", err)
 	}
-	cfg.Activations = splitList(*acts)
-	cfg.Tiers = splitList(*tiers)
-	cfg.Train.QATScales = splitList(*qatScales)
+	cfg.Activations = studyio.SplitList(*acts)
+	cfg.Tiers = studyio.SplitList(*tiers)
+	cfg.Train.QATScales = studyio.SplitList(*qatScales)
 	// fp32 is the baseline of every drop: always there, and first.
 	cfg.Tiers = append([]string{"fp32"}, slices.DeleteFunc(cfg.Tiers, func(t string) bool { return t == "fp32" })...)
 	return cfg, cfg.validate()
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func (c config) validate() error {

@@ -580,27 +580,13 @@ func mapValues(m map[string]*graph.Quant) []*graph.Quant {
 func (s *study) runAll() ([]actResult, error) {
 	acts := s.cfg.Activations
 	out := make([]actResult, len(acts))
-	errs := make([]error, len(acts))
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range min(s.cfg.Workers, len(acts)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				out[i], errs[i] = s.runActivation(acts[i])
-			}
-		}()
-	}
-	for i := range acts {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := studyio.Parallel(len(acts), s.cfg.Workers, func(i int) error {
+		var err error
+		out[i], err = s.runActivation(acts[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
