@@ -3,7 +3,7 @@
 //
 // It trains a small Llama-style model (rotary positions, SwiGLU, RMSNorm,
 // no biases, multi-query attention) to copy a needle seen once far back
-// (see the task in task.go), on sequences of at most 128 tokens, once per
+// (see the task in task.go), on a curriculum of sequences up to 512 tokens, once per
 // seed (-seeds), and evaluates it with graph.Generator — chunked prefill,
 // row-blocked attention, a KV cache — on cohorts of sequences from 128 to
 // 4096 tokens (16384 with -full), under each tier: the standard tiers of
