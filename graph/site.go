@@ -187,7 +187,7 @@ func (s *Site) fakeQuant(x, scale *gorgonia.Node) (*gorgonia.Node, error) {
 		opts = append(opts, quantize.WithPlainSTE())
 	}
 	if scale == nil {
-		return quantize.FakeQuantWith(x, s.Quant.Spec, opts...)
+		return quantize.FakeQuant(x, s.Quant.Spec, opts...)
 	}
 	spec := s.Quant.Spec
 	spec.Scale = nil

@@ -18,7 +18,7 @@
 // A typical study:
 //
 //	var st quantize.Stats
-//	y, err := quantize.FakeQuantWith(h, quantize.Spec{Format: quantize.Int8, Symmetric: true},
+//	y, err := quantize.FakeQuant(h, quantize.Spec{Format: quantize.Int8, Symmetric: true},
 //		quantize.WithStats(&st))
 //	// … run the graph …
 //	fmt.Println(st.Snapshot()) // clipped %, zeroed %, NaN/Inf counts, SQNR

@@ -42,10 +42,10 @@ func TestErrors(t *testing.T) {
 	add := func(fn, name, arg string, want error, call func() error) {
 		cases = append(cases, errtest.Case{Name: name, Fn: fn, Arg: arg, Want: want, Call: call})
 	}
-	// FakeQuant (and FakeQuantWith, which it calls).
+	// FakeQuant, with and without options.
 	fq := func(x *gorgonia.Node, s Spec, opts ...Option) func() error {
 		return func() error {
-			n, err := FakeQuantWith(x, s, opts...)
+			n, err := FakeQuant(x, s, opts...)
 			if (n == nil) == (err == nil) {
 				return fmt.Errorf("node %v and error %w", n, err)
 			}
@@ -340,7 +340,7 @@ func quantizeRuntimeCases(t *testing.T, m, s1 *gorgonia.Node) []errtest.Case {
 		return n.Op()
 	}
 	var st Stats
-	fq := must(FakeQuantWith(m, Spec{Format: Int8, Scale: []float64{0.1}}, WithStats(&st))).(*fakeQuantOp)
+	fq := must(FakeQuant(m, Spec{Format: Int8, Scale: []float64{0.1}}, WithStats(&st))).(*fakeQuantOp)
 	lq := must(FakeQuantLearnable(m, s1, Spec{}, LSQConfig{})).(*lsqOp)
 	gq := &fakeQuantGradOp{fq}
 	lgx, lgs := &lsqGradOp{fwd: lq, wrt: 0}, &lsqGradOp{fwd: lq, wrt: 1}

@@ -13,7 +13,8 @@ import (
 
 // FakeQuant returns a node computing the fake quantization of x under spec
 // s: x quantized to s.Format and dequantized back, in one node of x's
-// dtype and shape. It is FakeQuantWith with no options.
+// dtype and shape. Options attach statistics (WithStats), an observer
+// (WithObserver) or the plain straight-through estimator (WithPlainSTE).
 //
 // Integer formats (Int8, UInt8, Int4, UInt4) compute, per element, with the
 // scale s and zero point z of its tensor, channel or group,
@@ -73,8 +74,23 @@ import (
 // number of scales or zero points; a zero point outside the code range; a
 // GroupSize ≤ 0 or not dividing the last dimension; an unknown format or
 // granularity.
-func FakeQuant(x *gorgonia.Node, s Spec) (*gorgonia.Node, error) {
-	return FakeQuantWith(x, s)
+func FakeQuant(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
+	const fn = "quantize.FakeQuant"
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
+		return nil, err
+	}
+	p, err := newPlan(fn, s, x.Shape(), x.Dtype())
+	if err != nil {
+		return nil, err
+	}
+	op := &fakeQuantOp{plan: p}
+	op.opts.apply(opts)
+	op.fixed32, op.fixed64 = fixedParams[float32](p), fixedParams[float64](p)
+	n, err := gorgonia.ApplyOp(op, x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	return n, nil
 }
 
 // Option configures a FakeQuant node. A nil Option does nothing.
@@ -107,27 +123,6 @@ func WithObserver(obs *Observer) Option { return func(o *options) { o.observer =
 // WithPlainSTE makes the backward pass the plain straight-through estimator
 // (dy everywhere), instead of masking clipped elements.
 func WithPlainSTE() Option { return func(o *options) { o.plainSTE = true } }
-
-// FakeQuantWith is FakeQuant with options: statistics, an observer, the
-// plain straight-through estimator.
-func FakeQuantWith(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
-	const fn = "quantize.FakeQuant"
-	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
-		return nil, err
-	}
-	p, err := newPlan(fn, s, x.Shape(), x.Dtype())
-	if err != nil {
-		return nil, err
-	}
-	op := &fakeQuantOp{plan: p}
-	op.opts.apply(opts)
-	op.fixed32, op.fixed64 = fixedParams[float32](p), fixedParams[float64](p)
-	n, err := gorgonia.ApplyOp(op, x)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
-	}
-	return n, nil
-}
 
 // fakeQuantOp is the forward op x → FakeQuant(x). Its plan and fixed
 // parameters never change after it is built, so one op may run in many

@@ -172,7 +172,7 @@ func TestFakeQuantDynamicSymmetric(t *testing.T) {
 	dy := dense32([]int{2, 4}, ramp32(8, 1, 3)...)
 	var st Stats
 	y, dx := run(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-		return FakeQuantWith(x, Spec{Format: Int4, Granularity: PerGroup, GroupSize: 4, Symmetric: true}, WithStats(&st))
+		return FakeQuant(x, Spec{Format: Int4, Granularity: PerGroup, GroupSize: 4, Symmetric: true}, WithStats(&st))
 	})
 	for i, xv := range v {
 		amax := float32(0.7)
@@ -345,7 +345,7 @@ func TestFakeQuantVariantsNotMerged(t *testing.T) {
 	}
 	seen := map[*gorgonia.Node]int{}
 	for i, c := range specs {
-		n, err := FakeQuantWith(x, c.s, c.opts...)
+		n, err := FakeQuant(x, c.s, c.opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +366,7 @@ func TestFakeQuantPlainSTE(t *testing.T) {
 	x := dense32([]int{4}, -100, 0.3, 100, float32(math.NaN()))
 	dy := dense32([]int{4}, 1, 2, 3, 4)
 	_, dx := run(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-		return FakeQuantWith(x, Spec{Scale: []float64{0.1}}, WithPlainSTE())
+		return FakeQuant(x, Spec{Scale: []float64{0.1}}, WithPlainSTE())
 	})
 	for i, want := range []float64{1, 2, 3, 4} {
 		if dx[i] != want {

@@ -245,7 +245,7 @@ func fuzzFakeQuant[T kernel.Float](t *testing.T, fs fuzzSpec) {
 	if fs.plain {
 		opts = append(opts, WithPlainSTE())
 	}
-	yn, err := FakeQuantWith(xn, fs.spec, opts...)
+	yn, err := FakeQuant(xn, fs.spec, opts...)
 	if err != nil {
 		if !strings.HasPrefix(err.Error(), "quantize.FakeQuant: ") ||
 			!(errors.Is(err, ErrSpec) || errors.Is(err, ErrAxis) || errors.Is(err, ErrShape) || errors.Is(err, ErrDtype)) {

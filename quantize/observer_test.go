@@ -204,7 +204,7 @@ func TestObserverInGraph(t *testing.T) {
 	}
 	g := gorgonia.NewGraph()
 	x := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(4), gorgonia.WithName("x"))
-	if _, err := FakeQuantWith(x, Spec{Format: Int8, Symmetric: true}, WithObserver(obs)); err != nil {
+	if _, err := FakeQuant(x, Spec{Format: Int8, Symmetric: true}, WithObserver(obs)); err != nil {
 		t.Fatal(err)
 	}
 	m := gorgonia.NewTapeMachine(g)

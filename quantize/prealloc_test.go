@@ -75,7 +75,7 @@ func TestUsePreallocDoInPlace(t *testing.T) {
 	var st Stats
 	g := gorgonia.NewGraph()
 	x := gorgonia.NewVector(g, tensor.Float64, gorgonia.WithShape(3), gorgonia.WithName("x"))
-	n, err := FakeQuantWith(x, Spec{Format: Int8, Symmetric: true}, WithStats(&st))
+	n, err := FakeQuant(x, Spec{Format: Int8, Symmetric: true}, WithStats(&st))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,7 +51,7 @@ func fakeQuantNode(t *testing.T, x *tensor.Dense, s Spec) ([]float32, StatsSnaps
 	var st Stats
 	zeros := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(x.Shape()...))
 	y, _ := runTape(t, x.Clone().(*tensor.Dense), zeros, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-		return FakeQuantWith(x, s, WithStats(&st))
+		return FakeQuant(x, s, WithStats(&st))
 	})
 	out := make([]float32, len(y))
 	for i, v := range y {
