@@ -28,9 +28,9 @@
 // returns. Passthrough is the identity with the same options, for a place
 // to be watched or calibrated without being quantized.
 //
-// Errors at graph-build time wrap ErrSpec (a bad spec) or one of the
-// sentinels shared with package ops (ErrNilNode, ErrDtype, ErrAxis,
-// ErrShape); nothing panics. Ops carry their parameters by value and keep no
+// Errors at graph-build time wrap ErrSpec (a bad spec) or one of package
+// ops' sentinels (ops.ErrNilNode, ops.ErrDtype, ops.ErrAxis, ops.ErrShape);
+// nothing panics. Ops carry their parameters by value and keep no
 // global state; Stats and Observer lock themselves, so graphs using them
 // may run in many goroutines (one graph and machine per goroutine, as
 // Gorgonia requires). The slice kernels are in package quantize/kernel; on

@@ -67,8 +67,8 @@ import (
 //	FakeQuant(−Inf) = (qmin − z)·s
 //
 // x may be a tensor of any rank, or a scalar for PerTensor. It returns an
-// error wrapping ErrNilNode for a nil x, ErrDtype for a dtype other than
-// Float32 and Float64, ErrValue for an x in no graph, ErrAxis for a PerChannel axis out of range, ErrShape
+// error wrapping ops.ErrNilNode for a nil x, ops.ErrDtype for a dtype other than
+// Float32 and Float64, ops.ErrValue for an x in no graph, ops.ErrAxis for a PerChannel axis out of range, ops.ErrShape
 // for a scalar with PerChannel, PerGroup or PerRow, and ErrSpec for a bad spec: a
 // scale that is ≤ 0, NaN, Inf or not representable in x's dtype; a wrong
 // number of scales or zero points; a zero point outside the code range; a
@@ -157,7 +157,7 @@ func (op *fakeQuantOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia
 
 func (op *fakeQuantOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
-		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), opkit.ErrValue)
 	}
 	return forwardDo(op, &op.opts, out, inputs[0],
 		func(dst, x []float32) error { return fakeQuantForward(op, op.fixed32, dst, x) },
@@ -177,7 +177,7 @@ func forwardDo(op fmt.Stringer, o *options, out, x gorgonia.Value, k32 func(dst,
 	if out == nil {
 		out, od, err = opkit.NewLike(x)
 	} else if od, err = opkit.PreallocData(out, x); err == nil && o.stats != nil && sameStorage(od, xd) {
-		err = fmt.Errorf("statistics compare x with the result, so the result cannot overwrite x: %w", ErrValue)
+		err = fmt.Errorf("statistics compare x with the result, so the result cannot overwrite x: %w", opkit.ErrValue)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
@@ -275,7 +275,7 @@ func (op *fakeQuantGradOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorg
 
 func (op *fakeQuantGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
+		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), opkit.ErrValue)
 	}
 	xd, err := opkit.FloatData(inputs[0])
 	if err != nil {
@@ -289,7 +289,7 @@ func (op *fakeQuantGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorg
 	if out == nil {
 		out, od, err = opkit.NewLike(inputs[1])
 	} else if od, err = opkit.PreallocData(out, inputs[1]); err == nil && sameStorage(od, xd) {
-		err = fmt.Errorf("dx cannot overwrite x, which the mask is computed from: %w", ErrValue)
+		err = fmt.Errorf("dx cannot overwrite x, which the mask is computed from: %w", opkit.ErrValue)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
@@ -312,7 +312,7 @@ func fakeQuantBackward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dsta any
 	dst, ok1 := dsta.([]T)
 	dy, ok2 := dya.([]T)
 	if !ok1 || !ok2 || len(dy) != len(x) || len(x) != op.plan.n {
-		return fmt.Errorf("x (%d elements) and dy (%T) do not match the node's shape %v: %w", len(x), dya, op.plan.shape, ErrValue)
+		return fmt.Errorf("x (%d elements) and dy (%T) do not match the node's shape %v: %w", len(x), dya, op.plan.shape, opkit.ErrValue)
 	}
 	if op.opts.plainSTE || !op.plan.spec.Format.IsInteger() {
 		copy(dst, dy)

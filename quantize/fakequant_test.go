@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize/kernel"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -31,8 +32,8 @@ func TestFakeQuantErrors(t *testing.T) {
 		want error
 		says string
 	}{
-		{"nil node", nil, Spec{}, ErrNilNode, "x"},
-		{"int dtype", ints, Spec{}, ErrDtype, "dtype"},
+		{"nil node", nil, Spec{}, ops.ErrNilNode, "x"},
+		{"int dtype", ints, Spec{}, ops.ErrDtype, "dtype"},
 		{"zero scale", m, Spec{Scale: []float64{0}}, ErrSpec, "not positive"},
 		{"negative scale", m, Spec{Scale: []float64{-1}}, ErrSpec, "not positive"},
 		{"NaN scale", m, Spec{Scale: []float64{math.NaN()}}, ErrSpec, "NaN"},
@@ -53,11 +54,11 @@ func TestFakeQuantErrors(t *testing.T) {
 		{"group size 0", m, Spec{Granularity: PerGroup}, ErrSpec, "GroupSize 0"},
 		{"group size negative", m, Spec{Granularity: PerGroup, GroupSize: -2}, ErrSpec, "GroupSize -2"},
 		{"group size not dividing", m, Spec{Granularity: PerGroup, GroupSize: 4}, ErrSpec, "does not divide"},
-		{"axis high", m, Spec{Granularity: PerChannel, Axis: 2}, ErrAxis, "Axis 2"},
-		{"axis low", m, Spec{Granularity: PerChannel, Axis: -3}, ErrAxis, "Axis -3"},
+		{"axis high", m, Spec{Granularity: PerChannel, Axis: 2}, ops.ErrAxis, "Axis 2"},
+		{"axis low", m, Spec{Granularity: PerChannel, Axis: -3}, ops.ErrAxis, "Axis -3"},
 		{"axis negative ok", m, Spec{Granularity: PerChannel, Axis: -1, Scale: ones(6)}, nil, ""},
-		{"scalar per channel", sc, Spec{Granularity: PerChannel}, ErrShape, "scalar"},
-		{"scalar per group", sc, Spec{Granularity: PerGroup, GroupSize: 1}, ErrShape, "scalar"},
+		{"scalar per channel", sc, Spec{Granularity: PerChannel}, ops.ErrShape, "scalar"},
+		{"scalar per group", sc, Spec{Granularity: PerGroup, GroupSize: 1}, ops.ErrShape, "scalar"},
 		{"scalar per tensor", sc, Spec{Format: Int4}, nil, ""},
 		{"unknown format", m, Spec{Format: Format(42)}, ErrSpec, "unknown format"},
 		{"unknown granularity", m, Spec{Granularity: Granularity(7)}, ErrSpec, "unknown granularity"},

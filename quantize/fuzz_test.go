@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/actq/actq/internal/numtest"
+	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize/kernel"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -147,7 +148,7 @@ func paramIndex(s Spec, shape tensor.Shape, i int) int {
 // directly (no machine):
 //
 //   - building never panics: it returns a node, or an error wrapping
-//     ErrSpec, ErrAxis, ErrShape or ErrDtype that names quantize.FakeQuant;
+//     ErrSpec, ops.ErrAxis, ops.ErrShape or ops.ErrDtype that names quantize.FakeQuant;
 //   - each element equals the kernel-level reference with the parameters
 //     of its tensor, channel or group: the fixed ones, or the ones the
 //     documented dynamic rules give for the block's finite values, which
@@ -248,7 +249,7 @@ func fuzzFakeQuant[T kernel.Float](t *testing.T, fs fuzzSpec) {
 	yn, err := FakeQuant(xn, fs.spec, opts...)
 	if err != nil {
 		if !strings.HasPrefix(err.Error(), "quantize.FakeQuant: ") ||
-			!(errors.Is(err, ErrSpec) || errors.Is(err, ErrAxis) || errors.Is(err, ErrShape) || errors.Is(err, ErrDtype)) {
+			!(errors.Is(err, ErrSpec) || errors.Is(err, ops.ErrAxis) || errors.Is(err, ops.ErrShape) || errors.Is(err, ops.ErrDtype)) {
 			fail("error %q does not name quantize.FakeQuant or wrap a sentinel", err)
 		}
 		return

@@ -128,8 +128,8 @@ func NewObserver(base Spec, cfg ObserverConfig) (*Observer, error) {
 
 // Observe adds one batch. Every batch must have the shape of the first
 // (it fixes the number of channels or groups). x is a *tensor.Dense or a
-// scalar of dtype Float32 or Float64. It returns an error wrapping ErrValue
-// or ErrDtype for another x, ErrShape for a shape with another number of
+// scalar of dtype Float32 or Float64. It returns an error wrapping ops.ErrValue
+// or ops.ErrDtype for another x, ops.ErrShape for a shape with another number of
 // channels or groups than the first batch's, and FakeQuant's errors for a
 // spec that does not fit x.
 func (o *Observer) Observe(x gorgonia.Value) error {
@@ -150,7 +150,7 @@ func (o *Observer) Observe(x gorgonia.Value) error {
 			o.lo, o.hi, o.seen = make([]float64, p.nparam), make([]float64, p.nparam), make([]int, p.nparam)
 		} else if p.nparam != o.plan.nparam {
 			return fmt.Errorf("%s: x of shape %v has %d channels or groups, earlier batches (shape %v) had %d: %w",
-				fn, shape, p.nparam, o.plan.shape, o.plan.nparam, ErrShape)
+				fn, shape, p.nparam, o.plan.shape, o.plan.nparam, opkit.ErrShape)
 		}
 		o.plan = p
 	}

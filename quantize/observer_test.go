@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -178,7 +179,7 @@ func TestObserverPerGroupAndErrors(t *testing.T) {
 		t.Errorf("Spec before data: %v", err)
 	}
 	_ = obs.Observe(dense32([]int{2, 2}, 1, 2, 3, 4))
-	if err := obs.Observe(dense32([]int{3, 2}, 1, 2, 3, 4, 5, 6)); !errors.Is(err, ErrShape) {
+	if err := obs.Observe(dense32([]int{3, 2}, 1, 2, 3, 4, 5, 6)); !errors.Is(err, ops.ErrShape) {
 		t.Errorf("channel count change: %v", err)
 	}
 	if err := obs.Observe(dense32([]int{2, 3}, 1, 2, 3, 4, 5, 6)); err != nil { // same channels, other batch width

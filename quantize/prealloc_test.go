@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -80,8 +81,8 @@ func TestUsePreallocDoInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	xv := tensor.New(tensor.WithBacking([]float64{1, -2, 3}))
-	if _, err := n.Op().(*fakeQuantOp).UsePreallocDo(xv, xv); !errors.Is(err, ErrValue) {
-		t.Errorf("in place with Stats: got %v, want ErrValue", err)
+	if _, err := n.Op().(*fakeQuantOp).UsePreallocDo(xv, xv); !errors.Is(err, ops.ErrValue) {
+		t.Errorf("in place with Stats: got %v, want ops.ErrValue", err)
 	}
 	if _, err := n.Op().(*fakeQuantOp).UsePreallocDo(tensor.New(tensor.WithBacking(make([]float64, 3))), xv); err != nil {
 		t.Errorf("separate buffer with Stats: %v", err)
