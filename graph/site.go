@@ -61,8 +61,8 @@ func (s *Site) Stats() quantize.StatsSnapshot { return s.stats.Snapshot() }
 // ResetStats sets the site's counters to zero.
 func (s *Site) ResetStats() { s.stats.Reset() }
 
-// SiteStats returns the statistics of sites by site name.
-func SiteStats(sites []*Site) map[string]quantize.StatsSnapshot {
+// siteStats returns the statistics of sites by site name.
+func siteStats(sites []*Site) map[string]quantize.StatsSnapshot {
 	out := make(map[string]quantize.StatsSnapshot, len(sites))
 	for _, s := range sites {
 		out[s.Name] = s.Stats()
