@@ -83,7 +83,7 @@ func (a activation) grain(f32 bool) int {
 // grainFor returns the grain of a memory-bound (copy-like) or an
 // exp-based elementwise kernel.
 func grainFor(memoryBound, f32 bool) int {
-	fast := f32 && kernel.Vectorized()
+	fast := f32 && kernel.VectorISA() != ""
 	switch {
 	case memoryBound && fast:
 		return 1 << 20
