@@ -169,7 +169,7 @@ func (m *ccModel) train(steps int) ([]float64, error) {
 }
 
 // TestConcurrentTraining trains 8 models at once, each in its own graph
-// and goroutine (issue 8): activations, Softmax and LogSoftmax,
+// and goroutine: activations, Softmax and LogSoftmax,
 // FakeQuant with statistics (workers 0–3 share one Stats, 4–7 have
 // their own) and a shared Observer, CheckFinite, an LSQ FakeQuantLearnable
 // on the weights, the tape machine, Grad and Adam; while another goroutine

@@ -125,8 +125,8 @@ func ramp32(n int, lo, hi float32) []float32 {
 	return v
 }
 
-// TestFakeQuantONNXPerChannel is numerics.md fact 25: ONNX QuantizeLinear
-// int4, axis 0, s = [2, 3, 4], zp = 1.
+// TestFakeQuantONNXPerChannel is ONNX's QuantizeLinear/DequantizeLinear
+// to int4, axis 0, s = [2, 3, 4], zp = 1.
 func TestFakeQuantONNXPerChannel(t *testing.T) {
 	x := dense32([]int{3, 4}, 0, 2.5, 4.8, 8.6, -30, -20, 6, 9, 12, 15, 16, 40)
 	dy := dense32([]int{3, 4}, ramp32(12, 1, 2)...)
@@ -150,7 +150,7 @@ func TestFakeQuantONNXPerChannel(t *testing.T) {
 }
 
 func TestFakeQuantFloatFormatsONNX(t *testing.T) {
-	// numerics.md fact 26: QuantizeLinear to float8 with s = 2, dequantized.
+	// ONNX's QuantizeLinear to float8 with s = 2, dequantized.
 	x := dense32([]int{5}, 0, 1, 2, 100000, 200)
 	dy := dense32([]int{5}, 1, 2, 3, 4, 5)
 	for f, want := range map[Format][]float64{FP8E4M3: {0, 1, 2, 896, 192}, FP8E5M2: {0, 1, 2, 98304, 192}} {
@@ -429,8 +429,8 @@ func TestFakeQuantSTEFiniteDifferences(t *testing.T) {
 // TestFakeQuantDynamicAffineWideRange: a float32 range wider than
 // MaxFloat32 (hi − lo overflows) gave a dynamic affine scale of +Inf and
 // NaN for every element, as PyTorch's rule does; the scale is now
-// hi/(qmax−qmin) − lo/(qmax−qmin). The same for an Observer (issue 8:
-// found by FuzzFakeQuant).
+// hi/(qmax−qmin) − lo/(qmax−qmin). The same for an Observer (found by
+// FuzzFakeQuant).
 func TestFakeQuantDynamicAffineWideRange(t *testing.T) {
 	x := dense32([]int{4}, -3e38, 3e38, 1e36, 0)
 	y := runForward(t, x, Spec{Format: UInt8}, nil)

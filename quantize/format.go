@@ -23,6 +23,7 @@ const (
 	FP8E5M2               // OCP E5M2: max 57344, saturating (ONNX's default)
 )
 
+// String returns the format's Go name ("Int8", "FP8E4M3", …).
 func (f Format) String() string {
 	switch f {
 	case Int8:
@@ -139,6 +140,7 @@ const (
 	PerRow
 )
 
+// String returns the granularity's Go name ("PerTensor", …).
 func (g Granularity) String() string {
 	switch g {
 	case PerTensor:

@@ -64,7 +64,7 @@ func lsqRun(t *testing.T, x, s, dy *tensor.Dense, spec Spec, cfg LSQConfig) (y, 
 	return y, dx, ds
 }
 
-// TestLSQFact is numerics.md fact 32: int4 [−8,7], s=0.25, zp=0,
+// TestLSQFact is a hand-computed LSQ scale gradient: int4 [−8,7], s=0.25, zp=0,
 // x=[−3,−0.3,0.3,0.6,2], dY=1 → dX=[0,1,1,1,0], dScale=−1.4.
 func TestLSQFact(t *testing.T) {
 	x := dense32([]int{5}, -3, -0.3, 0.3, 0.6, 2)

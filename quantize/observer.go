@@ -33,6 +33,7 @@ const (
 	Percentile
 )
 
+// String returns the kind's Go name ("MinMax", …).
 func (k ObserverKind) String() string {
 	switch k {
 	case MinMax:

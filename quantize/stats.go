@@ -110,6 +110,8 @@ func (c StatsSnapshot) SQNR() float64 {
 	return 10 * math.Log10(c.Signal/c.Noise)
 }
 
+// String formats the counts, the clipped and zeroed percentages and the
+// SQNR on one line.
 func (c StatsSnapshot) String() string {
 	return fmt.Sprintf("runs=%d elements=%d clipped=%.4g%% zeroed=%.4g%% nan=%d inf=%d sqnr=%.2fdB",
 		c.Runs, c.Elements, 100*c.ClippedFraction(), 100*c.ZeroedFraction(), c.NaN, c.Inf, c.SQNR())

@@ -49,6 +49,7 @@ const (
 	PVHalfOffset
 )
 
+// String returns a short name of the arithmetic ("float32", "fp16", …).
 func (p PV) String() string {
 	switch p {
 	case PVFloat32:

@@ -8,8 +8,8 @@ import (
 	"github.com/actq/actq/internal/errtest"
 )
 
-// TestErrors is the audit of every exported function of the package
-// (issue 8), in both dtypes: each bad input returns an error that wraps
+// TestErrors is the audit of every exported function of the package, in
+// both dtypes: each bad input returns an error that wraps
 // ErrLength (slices, columns, groups) or ErrParam (grids, formats, scales,
 // code ranges) and names the kernel and the argument, writes nothing, and
 // nothing panics. Valid inputs beside them must succeed, and the functions

@@ -255,9 +255,9 @@ func fakeQuantIntGradVec[T Float](dst, x, dy []T, q Int[T]) int {
 // It returns an error wrapping ErrLength if the lengths differ or len(x) is
 // not a multiple of len(qs) (or qs is empty). Unlike the other kernels it
 // does not check its grids, which come one per group of as few as 32
-// elements: checking each made the per-group forward pass 45% slower
-// (BenchmarkForward/int4-group32-fixed, issue 8). Each must satisfy
-// NewInt's conditions; an invalid one (the zero Int) gives NaN or garbage
+// elements: checking each would slow the per-group forward pass markedly
+// (BenchmarkForward/int4-group32-fixed in package quantize). Each must
+// satisfy NewInt's conditions; an invalid one (the zero Int) gives NaN or garbage
 // in its group, but never a panic.
 func FakeQuantIntGroups[T Float](dst, x []T, qs []Int[T]) error {
 	if err := checkCols("kernel.FakeQuantIntGroups", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
