@@ -33,8 +33,8 @@
 // nothing panics. Ops carry their parameters by value and keep no
 // global state; Stats and Observer lock themselves, so graphs using them
 // may run in many goroutines (one graph and machine per goroutine, as
-// Gorgonia requires). The slice kernels are in package quantize/kernel; on
-// amd64 with AVX2 the integer kernels run vector code (assembly in the
-// default build, simd/archsimd with GOEXPERIMENT=simd) with the same
-// results, bit for bit.
+// Gorgonia requires). FakeQuantSlice runs a FakeQuant node's code on
+// plain slices. On amd64 with AVX2 the integer kernels run vector code
+// (assembly in the default build, simd/archsimd with GOEXPERIMENT=simd)
+// with the same results, bit for bit.
 package quantize

@@ -5,7 +5,7 @@ import (
 	"hash"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -213,7 +213,7 @@ func sameStorage(a, b any) bool {
 	return false
 }
 
-func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
+func fakeQuantForward[T qkernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
 	if err := op.plan.fits(len(x)); err != nil {
 		return err
 	}
@@ -308,7 +308,7 @@ func (op *fakeQuantGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorg
 	return out, nil
 }
 
-func fakeQuantBackward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dsta any, x []T, dya any) error {
+func fakeQuantBackward[T qkernel.Float](op *fakeQuantOp, fixed []prm[T], dsta any, x []T, dya any) error {
 	dst, ok1 := dsta.([]T)
 	dy, ok2 := dya.([]T)
 	if !ok1 || !ok2 || len(dy) != len(x) || len(x) != op.plan.n {

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/actq/actq/ops"
-	"github.com/actq/actq/quantize/kernel"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -274,7 +274,7 @@ func TestFakeQuantPerChannelLayouts(t *testing.T) {
 		y, dx := run(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) { return FakeQuant(x, spec) })
 		for i := range v {
 			ch := i / strides[ax] % c
-			q := kernel.NewInt(float32(spec.Scale[ch]), spec.ZeroPoint[ch], -8, 7)
+			q := qkernel.NewInt(float32(spec.Scale[ch]), spec.ZeroPoint[ch], -8, 7)
 			want, in := q.FakeQuant(v[i])
 			wantDx := float64(dy.Float32s()[i])
 			if !in {

@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -155,7 +155,7 @@ func LSQEffectiveScales[T float32 | float64](raw []T, cfg LSQConfig) []float64 {
 
 // effectiveScale is the scale an LSQ node with cfg (MinScale already set)
 // uses for the scale input's value v.
-func effectiveScale[T kernel.Float](v T, cfg LSQConfig) T {
+func effectiveScale[T qkernel.Float](v T, cfg LSQConfig) T {
 	s := v
 	if cfg.LogScale {
 		s = T(math.Exp(float64(v)))
@@ -167,7 +167,7 @@ func effectiveScale[T kernel.Float](v T, cfg LSQConfig) T {
 }
 
 // lsqParams returns the effective scales read from the scale value.
-func lsqParams[T kernel.Float](op *lsqOp, sv any) ([]prm[T], []T, error) {
+func lsqParams[T qkernel.Float](op *lsqOp, sv any) ([]prm[T], []T, error) {
 	raw, ok := sv.([]T)
 	if !ok || len(raw) != op.plan.nparam {
 		return nil, nil, fmt.Errorf("scale value %T does not match %d scales: %w", sv, op.plan.nparam, opkit.ErrValue)
@@ -215,7 +215,7 @@ func (op *lsqOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 		func(dst, x []float64) error { return lsqForward(op, dst, x, sd) })
 }
 
-func lsqForward[T kernel.Float](op *lsqOp, dst, x []T, sd any) error {
+func lsqForward[T qkernel.Float](op *lsqOp, dst, x []T, sd any) error {
 	if err := op.plan.fits(len(x)); err != nil {
 		return err
 	}
@@ -306,7 +306,7 @@ func (op *lsqGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return out, nil
 }
 
-func lsqBackward[T kernel.Float](op *lsqGradOp, dsta any, x []T, sd, dya any) error {
+func lsqBackward[T qkernel.Float](op *lsqGradOp, dsta any, x []T, sd, dya any) error {
 	f := op.fwd
 	dy, ok := dya.([]T)
 	if !ok || len(dy) != len(x) || len(x) != f.plan.n {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/actq/actq/internal/opkit"
 
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"gorgonia.org/gorgonia"
 )
 
@@ -204,7 +204,7 @@ func (o *Observer) average(old, cur, c float64) float64 {
 
 // batchRanges returns each parameter's range in one batch and whether it
 // had finite data.
-func batchRanges[T kernel.Float](o *Observer, x []T) (lo, hi []float64, ok []bool) {
+func batchRanges[T qkernel.Float](o *Observer, x []T) (lo, hi []float64, ok []bool) {
 	p := o.plan
 	lo, hi = make([]float64, p.nparam), make([]float64, p.nparam)
 	if o.cfg.Kind != Percentile {
@@ -240,11 +240,11 @@ func batchRanges[T kernel.Float](o *Observer, x []T) (lo, hi []float64, ok []boo
 		}
 		scratch := make([]float64, len(v))
 		ok[i] = true
-		hi[i] = kernel.Percentile(v, pc, scratch)
+		hi[i] = qkernel.Percentile(v, pc, scratch)
 		if absOnly {
 			lo[i] = -hi[i]
 		} else {
-			lo[i] = kernel.Percentile(v, 100-pc, scratch)
+			lo[i] = qkernel.Percentile(v, 100-pc, scratch)
 		}
 	}
 	return lo, hi, ok

@@ -5,7 +5,7 @@ import (
 	"hash"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -60,7 +60,7 @@ func (op *passOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 }
 
 // pass copies x into dst and records the run into st (if not nil).
-func pass[T kernel.Float](st *Stats, dst, x []T) error {
+func pass[T qkernel.Float](st *Stats, dst, x []T) error {
 	copy(dst, x)
 	if st != nil {
 		st.record(identityCounts(x))

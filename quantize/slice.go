@@ -5,7 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"gorgonia.org/tensor"
 )
 
@@ -54,7 +54,7 @@ func PassthroughSlice[T float32 | float64](x []T, st *Stats) {
 }
 
 // dtypeOf returns the tensor dtype of T.
-func dtypeOf[T kernel.Float]() tensor.Dtype {
+func dtypeOf[T qkernel.Float]() tensor.Dtype {
 	var z T
 	if unsafe.Sizeof(z) == 4 {
 		return tensor.Float32

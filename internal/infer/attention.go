@@ -5,8 +5,8 @@ import (
 	"math"
 
 	"github.com/actq/actq/internal/parallel"
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/actq/actq/ops/kernel"
-	qkernel "github.com/actq/actq/quantize/kernel"
 )
 
 // Arithmetic selects how attention computes softmax(S)·V for each query
