@@ -67,13 +67,13 @@ import (
 //	FakeQuant(−Inf) = (qmin − z)·s
 //
 // x may be a tensor of any rank, or a scalar for PerTensor. It returns an
-// error wrapping ops.ErrNilNode for a nil x, ops.ErrDtype for a dtype other than
-// Float32 and Float64, ops.ErrValue for an x in no graph, ops.ErrAxis for a PerChannel axis out of range, ops.ErrShape
-// for a scalar with PerChannel, PerGroup or PerRow, and ErrSpec for a bad spec: a
-// scale that is ≤ 0, NaN, Inf or not representable in x's dtype; a wrong
-// number of scales or zero points; a zero point outside the code range; a
-// GroupSize ≤ 0 or not dividing the last dimension; an unknown format or
-// granularity.
+// error wrapping ops.ErrNilNode for a nil x, ops.ErrDtype for a dtype other
+// than Float32 and Float64, ops.ErrValue for an x in no graph, ops.ErrAxis for
+// a PerChannel axis out of range, ops.ErrShape for a scalar with PerChannel,
+// PerGroup or PerRow, and ErrSpec for a bad spec: a scale that is ≤ 0, NaN,
+// Inf or not representable in x's dtype; a wrong number of scales or zero
+// points; a zero point outside the code range; a GroupSize ≤ 0 or not dividing
+// the last dimension; an unknown format or granularity.
 func FakeQuant(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuant"
 	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {

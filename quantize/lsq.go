@@ -60,14 +60,13 @@ func LSQGradFactor(n int, f Format, narrow bool) float64 {
 // summed over the elements that share the scale (g = cfg.GradFactor). The
 // zero points are fixed (spec.ZeroPoint, nil for zeros).
 //
-// spec must be an integer format with Scale nil. scale has x's dtype and
-// holds one value per tensor, channel or group: a scalar or a 1-element
-// vector for PerTensor, a vector of the channel or group count otherwise.
-// Errors are FakeQuant's, plus ops.ErrNilNode, ops.ErrDtype or ops.ErrValue for a
-// scale node that is nil, of another dtype than x or in another graph,
-// ErrSpec for a float format, a non-nil spec.Scale or a GradFactor or
-// MinScale that is negative, NaN or infinite, and ops.ErrShape for a scale of
-// the wrong shape.
+// spec must be an integer format with Scale nil. scale has x's dtype and holds
+// one value per tensor, channel or group: a scalar or a 1-element vector for
+// PerTensor, a vector of the channel or group count otherwise. Errors are
+// FakeQuant's, plus ops.ErrNilNode, ops.ErrDtype or ops.ErrValue for a scale
+// node that is nil, of another dtype than x or in another graph, ErrSpec for a
+// float format, a non-nil spec.Scale or a GradFactor or MinScale that is
+// negative, NaN or infinite, and ops.ErrShape for a scale of the wrong shape.
 func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuantLearnable"
 	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {

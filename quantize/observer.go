@@ -127,12 +127,12 @@ func NewObserver(base Spec, cfg ObserverConfig) (*Observer, error) {
 	return &Observer{base: base, cfg: cfg, only32: true}, nil
 }
 
-// Observe adds one batch. Every batch must have the shape of the first
-// (it fixes the number of channels or groups). x is a *tensor.Dense or a
-// scalar of dtype Float32 or Float64. It returns an error wrapping ops.ErrValue
-// or ops.ErrDtype for another x, ops.ErrShape for a shape with another number of
-// channels or groups than the first batch's, and FakeQuant's errors for a
-// spec that does not fit x.
+// Observe adds one batch. Every batch must have the shape of the first (it
+// fixes the number of channels or groups). x is a *tensor.Dense or a scalar of
+// dtype Float32 or Float64. It returns an error wrapping ops.ErrValue or
+// ops.ErrDtype for another x, ops.ErrShape for a shape with another number of
+// channels or groups than the first batch's, and FakeQuant's errors for a spec
+// that does not fit x.
 func (o *Observer) Observe(x gorgonia.Value) error {
 	const fn = "quantize.Observer.Observe"
 	data, err := opkit.FloatData(x)

@@ -20,8 +20,8 @@ import (
 // WithObserver shows x to the observer at every run; WithPlainSTE has no
 // effect.
 //
-// It returns an error wrapping ops.ErrNilNode for a nil x, ops.ErrDtype for a dtype
-// other than Float32 and Float64, and ops.ErrValue for an x in no graph.
+// It returns an error wrapping ops.ErrNilNode for a nil x, ops.ErrDtype for a
+// dtype other than Float32 and Float64, and ops.ErrValue for an x in no graph.
 func Passthrough(x *gorgonia.Node, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.Passthrough"
 	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {

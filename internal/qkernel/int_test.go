@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// refFakeQuant32 is PyTorch's per-tensor CPU kernel written out literally
-// (aten's fake_quantize_tensor_cachemask kernel), in float32: q_f = zp + nearbyint(x·inv), y =
-// (clamp(q_f) − zp)·s, mask = qmin ≤ q_f ≤ qmax, with newer PyTorch's NaN and
-// ±Inf handling (fmax(NaN, qmin) = qmin, +Inf → qmax).
+// refFakeQuant32 is PyTorch's per-tensor CPU kernel (aten's
+// fake_quantize_tensor_cachemask_kernel) written out literally in float32:
+// q_f = zp + nearbyint(x·inv), y = (clamp(q_f) − zp)·s, mask = qmin ≤ q_f ≤
+// qmax, with newer PyTorch's NaN and ±Inf handling (fmax(NaN, qmin) = qmin,
+// +Inf → qmax).
 func refFakeQuant32(x, s float32, zp, qmin, qmax int) (float32, bool) {
 	inv := 1 / s
 	t := float32(x * inv)
