@@ -43,6 +43,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -258,7 +259,7 @@ func describeMachine() {
 	}
 	fmt.Printf("CPU:           %s (%d logical CPUs)\n", cpu, runtime.NumCPU())
 	fmt.Printf("Go:            %s %s/%s, GOMAXPROCS %d, GOEXPERIMENT=%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0), exp)
-	fmt.Printf("actq float32:  vector kernels: %s\n", kernel.VectorISA())
+	fmt.Printf("actq float32:  vector kernels: %s\n", cmp.Or(kernel.VectorISA(), "none (portable Go)"))
 	fmt.Printf("actq blas:     %s\n", actqblas.Kernels())
 }
 

@@ -12,19 +12,20 @@
 // seeded initialisation (WithSeed) or from given values (WithWeights), which
 // are copied: a Weights value may seed any number of graphs.
 //
-// Shapes, weight names and the math of FFN and Attention follow actq's API
-// contract; their outputs and gradients match PyTorch (tested against
-// goldens in testdata/graph.json, and for Llama models, the checkpoints of
-// testdata/llama).
+// Shapes, weight names and the math of each layer are stated on its type
+// and New function; their outputs and gradients match PyTorch (tested
+// against goldens in testdata/graph.json, and for Llama models, the
+// checkpoints of testdata/llama).
 //
 // Quantization plans (Plan) say which quantize.Spec goes where: weights,
 // the FFN's input and hidden layer, attention keys and values (what a KV
 // cache holds), scores and probabilities, block outputs. A builder given
 // WithPlan inserts FakeQuant nodes there, each counting its statistics
-// (Site.Stats); Calibrate fixes static sites' scales from sample batches. A site whose Quant is Learnable learns its
-// scales with the weights (LSQ, quantize.FakeQuantLearnable), from the
-// calibrated or fixed ones: they are parameters of the Model, carried in
-// its Weights (Site.Scale reports them).
+// (Site.Stats, Evaluator.Stats); Calibrate fixes static sites' scales from
+// sample batches. A site whose Quant is Learnable learns its scales with
+// the weights (LSQ, quantize.FakeQuantLearnable), from the calibrated or
+// fixed ones: they are parameters of the Model, carried in its Weights
+// (Site.Scale reports them).
 //
 // Trainer trains a Model with Adam; Evaluator runs one, optionally under a
 // plan, and reports loss and accuracy (Metrics). Each owns its graph and

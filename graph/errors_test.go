@@ -13,8 +13,8 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// TestErrors is the audit of graph's exported constructors and functions
-// (issue 8): every bad config, node, weight set, plan and batch returns an
+// TestErrors is the audit of graph's exported constructors and functions:
+// every bad config, node, weight set, plan and batch returns an
 // error wrapping the right sentinel and naming the function and the
 // argument or field; valid inputs beside them succeed; nothing panics.
 func TestErrors(t *testing.T) {

@@ -49,7 +49,7 @@ func newEvaluator(fn string, cfg Config, w Weights, batch int, opts []Option) (*
 func (e *Evaluator) Sites() []*Site { return e.p.model.Sites() }
 
 // Stats returns every site's statistics by site name.
-func (e *Evaluator) Stats() map[string]quantize.StatsSnapshot { return SiteStats(e.Sites()) }
+func (e *Evaluator) Stats() map[string]quantize.StatsSnapshot { return siteStats(e.Sites()) }
 
 // ResetStats sets the counters of every activation site to zero (weight
 // sites keep the record of their one quantization).

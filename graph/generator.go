@@ -250,7 +250,7 @@ func (g *Generator) MaxContext() int {
 func (g *Generator) Sites() []*Site { return g.sites }
 
 // Stats returns every site's statistics by site name.
-func (g *Generator) Stats() map[string]quantize.StatsSnapshot { return SiteStats(g.sites) }
+func (g *Generator) Stats() map[string]quantize.StatsSnapshot { return siteStats(g.sites) }
 
 // ResetStats sets the counters of every activation site to zero.
 func (g *Generator) ResetStats() {

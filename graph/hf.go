@@ -128,8 +128,9 @@ func LoadHF(dir string) (Config, Weights, error) {
 // in the directory dir (made if missing), which transformers'
 // LlamaForCausalLM.from_pretrained and LoadHF read: config.json, in the
 // form transformers writes it, and model.safetensors with every tensor in
-// F32 (PyTorch's (out, in) layout for the Linear weights, no
-// lm_head.weight with tied embeddings), metadata {"format": "pt"}. Each
+// F32, or BF16 with the option SaveBF16 (PyTorch's (out, in) layout for
+// the Linear weights, no lm_head.weight with tied embeddings), metadata
+// {"format": "pt"}. Each
 // file is written under a temporary name and renamed when complete, the
 // weights first; a failure leaves the files that were there. The tensors
 // are streamed from w through a small buffer, never copied whole.
@@ -139,7 +140,7 @@ func LoadHF(dir string) (Config, Weights, error) {
 // quantization sites, say) are not written. max_position_embeddings is
 // written as cfg.SeqLen (set SeqLen back to the model's context length
 // before saving if you shortened it for batches), torch_dtype as
-// "float32", and the special token ids as null.
+// "float32" ("bfloat16" with SaveBF16), and the special token ids as null.
 //
 // Only what LlamaForCausalLM computes can be written: cfg must have rotary
 // positions (RoPETheta > 0), RMSNorm, a gated "silu" FFN without biases
@@ -148,11 +149,19 @@ func LoadHF(dir string) (Config, Weights, error) {
 // ErrConfig for a cfg that does not validate or weights that are missing,
 // of another dtype than cfg's or of the wrong shape (naming the tensor),
 // and the os package's errors for files that cannot be written.
-func SaveHF(dir string, cfg Config, w Weights) error {
+func SaveHF(dir string, cfg Config, w Weights, opts ...SaveOption) error {
 	const fn = "graph.SaveHF"
+	var o saveOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	hc, err := hfConfig(fn, cfg)
 	if err != nil {
 		return err
+	}
+	stDtype := safetensors.F32
+	if o.bf16 {
+		stDtype, hc.TorchDtype = safetensors.BF16, "bfloat16"
 	}
 	dt, _ := dtypeOf(fn, cfg.Dtype)
 	var tensors []safetensors.Tensor
@@ -170,7 +179,7 @@ func SaveHF(dir string, cfg Config, w Weights) error {
 		if v.RequiresIterator() { // a view: its own data, in order
 			v = v.Materialize().(*tensor.Dense)
 		}
-		st := safetensors.Tensor{Name: t.hf, Shape: t.shape}
+		st := safetensors.Tensor{Name: t.hf, Shape: t.shape, Dtype: stDtype}
 		switch d := v.Data().(type) {
 		case []float32:
 			if t.linear {
@@ -198,6 +207,19 @@ func SaveHF(dir string, cfg Config, w Weights) error {
 	}
 	return nil
 }
+
+// SaveOption is an option of SaveHF.
+type SaveOption func(*saveOptions)
+
+type saveOptions struct{ bf16 bool }
+
+// SaveBF16 makes SaveHF store every tensor in bfloat16, half the bytes of
+// float32, as PyTorch's model.to(torch.bfloat16) followed by
+// save_pretrained does: each weight rounded to nearest, ties to even
+// (values past the largest bfloat16 become ±Inf, NaN stays NaN), and
+// torch_dtype "bfloat16" in config.json. LoadHF reads the weights back as
+// those rounded values, exactly.
+func SaveBF16() SaveOption { return func(o *saveOptions) { o.bf16 = true } }
 
 // loadBlock is how many elements LoadHF reads at a time where it does
 // not read a tensor straight into its final place.

@@ -423,3 +423,66 @@ func TestSaveHFErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestSaveHFBF16 saves with SaveBF16: PyTorch's BF16 checkpoint comes out
+// byte for byte as its script wrote it, and a float32 model (with values
+// at a rounding tie, past the largest bfloat16, and NaN) loads back as its
+// weights rounded to nearest even, at half the file size.
+func TestSaveHFBF16(t *testing.T) {
+	cfg, w, err := LoadHF(llamaDir("mha-bf16-tied"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := SaveHF(dir, cfg, w, SaveBF16()); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.ReadFile(filepath.Join(llamaDir("mha-bf16-tied"), safetensors.ModelFile))
+	b, _ := os.ReadFile(filepath.Join(dir, safetensors.ModelFile))
+	if !bytes.Equal(a, b) {
+		t.Error("mha-bf16-tied: model.safetensors saved in BF16 differs from PyTorch's")
+	}
+	if c, err := os.ReadFile(filepath.Join(dir, "config.json")); err != nil || !bytes.Contains(c, []byte(`"torch_dtype": "bfloat16"`)) {
+		t.Errorf("config.json without torch_dtype bfloat16 (%v):\n%s", err, c)
+	}
+
+	cfg = llamaTestConfig()
+	w = seededWeights(t, cfg, 8)
+	g := w["final_norm.g"].Float32s()
+	g[0] = math.Float32frombits(0x3f808000) // 1 + 2^-8: a tie, to even (1)
+	g[1] = math.Float32frombits(0x3f818000) // 1 + 3·2^-8: a tie, to even (1 + 2^-6)
+	g[2] = math.MaxFloat32                  // past the largest bfloat16: +Inf
+	g[3] = float32(math.NaN())
+	dir32, dir16 := t.TempDir(), t.TempDir()
+	if err := SaveHF(dir32, cfg, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveHF(dir16, cfg, w, SaveBF16()); err != nil {
+		t.Fatal(err)
+	}
+	cfg2, w2, err := LoadHF(dir16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := cfg
+	want.Norm, want.Dtype = NormRMS, tensor.Float32
+	if cfg2 != want {
+		t.Errorf("config %+v, want %+v", cfg2, want)
+	}
+	for name, v := range w {
+		for i, x := range v.Float32s() {
+			r := safetensors.BFloat16ToFloat32(safetensors.Float32ToBFloat16(x))
+			if got := w2[name].Float32s()[i]; math.Float32bits(got) != math.Float32bits(r) && !(x != x && got != got) {
+				t.Fatalf("%s[%d] = %v saved as %v, want %v", name, i, x, got, r)
+			}
+		}
+	}
+	if got := w2["final_norm.g"].Float32s()[:4]; got[0] != 1 || got[1] != 1+0x1p-6 || !math.IsInf(float64(got[2]), 1) || got[3] == got[3] {
+		t.Errorf("ties, overflow and NaN saved as %v", got)
+	}
+	s32, _ := os.Stat(filepath.Join(dir32, safetensors.ModelFile))
+	s16, _ := os.Stat(filepath.Join(dir16, safetensors.ModelFile))
+	if s16.Size() >= s32.Size()*55/100 { // the data halves; the header does not
+		t.Errorf("BF16 file %d bytes, F32 %d", s16.Size(), s32.Size())
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/actq/actq/internal/errtest"
+	"github.com/actq/actq/ops"
 	"github.com/actq/actq/quantize"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -495,7 +496,7 @@ func TestLearnableErrors(t *testing.T) {
 		c("activation without a scale", "Spec.Scale", ErrConfig, withHidden(&Quant{Spec: int4(), Learnable: lsq}), w),
 		c("zero scale", "Spec.Scale[0] = 0", ErrConfig, withHidden(&Quant{Spec: int4(0), Learnable: lsq}), w),
 		c("NaN scale, log", "Spec.Scale[0] = NaN", ErrConfig, withHidden(&Quant{Spec: int4(math.NaN()), Learnable: &quantize.LSQConfig{LogScale: true}}), w),
-		c("three scales per tensor", "scale has shape (3)", quantize.ErrShape, withHidden(&Quant{Spec: int4(1, 2, 3), Learnable: lsq}), w),
+		c("three scales per tensor", "scale has shape (3)", ops.ErrShape, withHidden(&Quant{Spec: int4(1, 2, 3), Learnable: lsq}), w),
 		c("negative grad factor", "GradFactor", quantize.ErrSpec, withHidden(&Quant{Spec: int4(0.1), Learnable: &quantize.LSQConfig{GradFactor: -1}}), w),
 		c("weights give a scale of the wrong shape", "block0.ffn.hidden.scale", ErrConfig, withHidden(&Quant{Spec: int4(0.1), Learnable: lsq}), badW),
 		c("learnable weights start from their dynamic scales", "", nil, &Plan{Weights: &Quant{Spec: quantize.Spec{Format: quantize.Int4, Granularity: quantize.PerGroup, GroupSize: 16, Symmetric: true}, Learnable: lsq}}, w),

@@ -10,7 +10,7 @@ import (
 	"github.com/actq/actq/quantize"
 )
 
-var heapSteps = flag.Int("heapsteps", 300, "training steps for TestTrainingHeapIsStable (issue 8 asks for 2000)")
+var heapSteps = flag.Int("heapsteps", 300, "training steps for TestTrainingHeapIsStable (2000 for a long soak)")
 
 // TestConcurrentTrainersAndEvaluators runs eight goroutines at once, each
 // with its own graph and machine (four Trainers, four int8 Evaluators built
@@ -123,8 +123,8 @@ func TestConcurrentTrainersAndEvaluators(t *testing.T) {
 }
 
 // TestTrainingHeapIsStable trains the tiny model for -heapsteps steps (300
-// by default; go test ./graph -run HeapIsStable -heapsteps 2000 for the
-// figure in issue 8) under an int8 plan with statistics, and checks that
+// by default; go test ./graph -run HeapIsStable -heapsteps 2000 for a
+// long soak) under an int8 plan with statistics, and checks that
 // the live heap after a GC does not grow between the end of the warm-up and
 // the end: a training loop must not leak.
 func TestTrainingHeapIsStable(t *testing.T) {

@@ -40,6 +40,7 @@ func (m Metrics) Add(o Metrics) Metrics {
 	return r
 }
 
+// String formats the loss and both accuracies with their counts.
 func (m Metrics) String() string {
 	return fmt.Sprintf("loss %.4f, token accuracy %.4f (%d/%d), sequence accuracy %.4f (%d/%d)",
 		m.Loss, m.Accuracy(), m.Correct, m.Tokens, m.SeqAccuracy(), m.SeqOK, m.Seqs)

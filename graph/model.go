@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/actq/actq/internal/layerops"
+	"github.com/actq/actq/internal/opkit"
 	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -298,7 +299,7 @@ func (m *Model) tiedHead(x *gorgonia.Node) (*gorgonia.Node, error) {
 // are 2-D of equal shape, and ops.ErrDtype unless they share a float dtype.
 func CrossEntropy(logits, targets *gorgonia.Node) (*gorgonia.Node, error) {
 	const fn = "graph.CrossEntropy"
-	if err := ops.CheckFloatNode(fn, "logits", logits); err != nil {
+	if err := opkit.CheckFloatNode(fn, "logits", logits); err != nil {
 		return nil, err
 	}
 	if err := checkInput(fn, "targets", targets, logits.Dtype(), logits.Shape()...); err != nil || logits.Shape().Dims() != 2 {

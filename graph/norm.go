@@ -17,8 +17,8 @@ const DefaultNormEps = 1e-5
 type Norm string
 
 const (
-	NormRMS   Norm = "rms"
-	NormLayer Norm = "layer"
+	NormRMS   Norm = "rms"   // RMSNorm: x/√(mean(x²)+ε)·g
+	NormLayer Norm = "layer" // LayerNorm: (x−mean(x))/√(var(x)+ε)·g + b
 )
 
 // Normalizer is a normalisation layer over the last axis of an (n, D) input.

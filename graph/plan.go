@@ -69,6 +69,7 @@ func eachSiteKind(f func(SiteKind, *siteKind)) {
 	}
 }
 
+// String returns the kind's name ("weight", "ffn_input", …).
 func (k SiteKind) String() string {
 	if i := k.info(); i != nil {
 		return i.name

@@ -61,8 +61,8 @@ func (s *Site) Stats() quantize.StatsSnapshot { return s.stats.Snapshot() }
 // ResetStats sets the site's counters to zero.
 func (s *Site) ResetStats() { s.stats.Reset() }
 
-// SiteStats returns the statistics of sites by site name.
-func SiteStats(sites []*Site) map[string]quantize.StatsSnapshot {
+// siteStats returns the statistics of sites by site name.
+func siteStats(sites []*Site) map[string]quantize.StatsSnapshot {
 	out := make(map[string]quantize.StatsSnapshot, len(sites))
 	for _, s := range sites {
 		out[s.Name] = s.Stats()
@@ -187,7 +187,7 @@ func (s *Site) fakeQuant(x, scale *gorgonia.Node) (*gorgonia.Node, error) {
 		opts = append(opts, quantize.WithPlainSTE())
 	}
 	if scale == nil {
-		return quantize.FakeQuantWith(x, s.Quant.Spec, opts...)
+		return quantize.FakeQuant(x, s.Quant.Spec, opts...)
 	}
 	spec := s.Quant.Spec
 	spec.Scale = nil

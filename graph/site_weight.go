@@ -17,7 +17,7 @@ func observeWeight(spec quantize.Spec, w *gorgonia.Node, outIn bool) (quantize.S
 	}
 	if _, err := onOwnGraph(w, func(x *gorgonia.Node) (*gorgonia.Node, error) {
 		return inWeightLayout(spec, x, outIn, func(t *gorgonia.Node) (*gorgonia.Node, error) {
-			return quantize.FakeQuantWith(t, spec, quantize.WithObserver(obs))
+			return quantize.FakeQuant(t, spec, quantize.WithObserver(obs))
 		})
 	}); err != nil {
 		return spec, err

@@ -113,8 +113,8 @@ func Tiers() []Tier {
 	}
 }
 
-// TierNames returns the names of Tiers, in order.
-func TierNames() []string {
+// tierNames returns the names of Tiers, in order.
+func tierNames() []string {
 	var names []string
 	for _, t := range Tiers() {
 		names = append(names, t.Name)
@@ -130,5 +130,5 @@ func TierByName(name string) (Tier, error) {
 			return t, nil
 		}
 	}
-	return Tier{}, fmt.Errorf("graph.TierByName: unknown tier %q, want one of %s: %w", name, strings.Join(TierNames(), ", "), ErrConfig)
+	return Tier{}, fmt.Errorf("graph.TierByName: unknown tier %q, want one of %s: %w", name, strings.Join(tierNames(), ", "), ErrConfig)
 }

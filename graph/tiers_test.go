@@ -36,7 +36,7 @@ func TestTiers(t *testing.T) {
 }
 
 func TestTierByName(t *testing.T) {
-	for _, name := range TierNames() {
+	for _, name := range tierNames() {
 		tier, err := TierByName(name)
 		if err != nil || tier.Name != name {
 			t.Errorf("TierByName(%q) = %v, %v", name, tier.Name, err)

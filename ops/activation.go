@@ -83,7 +83,7 @@ func (a activation) grain(f32 bool) int {
 // grainFor returns the grain of a memory-bound (copy-like) or an
 // exp-based elementwise kernel.
 func grainFor(memoryBound, f32 bool) int {
-	fast := f32 && kernel.Vectorized()
+	fast := f32 && kernel.VectorISA() != ""
 	switch {
 	case memoryBound && fast:
 		return 1 << 20
@@ -98,7 +98,7 @@ func grainFor(memoryBound, f32 bool) int {
 // applyActivation is the body of GELU, GELUTanh, SiLU and ReLU.
 func applyActivation(a activation, x *gorgonia.Node) (*gorgonia.Node, error) {
 	fn := "ops." + a.String()
-	if err := CheckFloatNode(fn, "x", x); err != nil {
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
 	n, err := gorgonia.ApplyOp(activationOp{a}, x)

@@ -88,7 +88,7 @@ func CheckFiniteMasked(x *gorgonia.Node, label string) (*gorgonia.Node, error) {
 }
 
 func applyCheckFinite(fn string, x *gorgonia.Node, op checkFiniteOp) (*gorgonia.Node, error) {
-	if err := CheckFloatNode(fn, "x", x); err != nil {
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
 	n, err := gorgonia.ApplyOp(op, x)

@@ -1,10 +1,6 @@
 package ops
 
-import (
-	"github.com/actq/actq/internal/opkit"
-
-	"gorgonia.org/gorgonia"
-)
+import "github.com/actq/actq/internal/opkit"
 
 // Sentinel errors. Every error actq returns for bad input wraps one of them
 // (test with errors.Is) and names the function and the argument.
@@ -23,11 +19,3 @@ var (
 	// the node's (or a nil or uninitialised one).
 	ErrValue = opkit.ErrValue
 )
-
-// CheckFloatNode returns nil if x is a non-nil node of dtype Float32 or
-// Float64 in a graph, and otherwise an error naming fn and arg that wraps
-// ErrNilNode, ErrDtype or (for a node outside any graph, such as a
-// gorgonia.NewConstant made without one) ErrValue.
-func CheckFloatNode(fn, arg string, x *gorgonia.Node) error {
-	return opkit.CheckFloatNode(fn, arg, x)
-}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/actq/actq/internal/errtest"
+	"github.com/actq/actq/internal/opkit"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -94,9 +95,9 @@ func TestErrors(t *testing.T) {
 		}
 		add(fn, "axis 1 of an empty dimension", "", nil, func() error { _, err := f(empty, 1); return err })
 	}
-	add("check", "ops.CheckFloatNode names fn and arg", "arg", ErrNilNode, func() error { return CheckFloatNode("check", "arg", nil) })
-	add("check", "ops.CheckFloatNode dtype", "arg has dtype", ErrDtype, func() error { return CheckFloatNode("check", "arg", bad["int"]) })
-	add("check", "ops.CheckFloatNode valid", "", nil, func() error { return CheckFloatNode("check", "arg", m64) })
+	add("check", "opkit.CheckFloatNode names fn and arg", "arg", ErrNilNode, func() error { return opkit.CheckFloatNode("check", "arg", nil) })
+	add("check", "opkit.CheckFloatNode dtype", "arg has dtype", ErrDtype, func() error { return opkit.CheckFloatNode("check", "arg", bad["int"]) })
+	add("check", "opkit.CheckFloatNode valid", "", nil, func() error { return opkit.CheckFloatNode("check", "arg", m64) })
 	add("ops.FindNonFinite", "nil and foreign errors", "", nil, func() error {
 		if _, ok := FindNonFinite(nil); ok {
 			return errors.New("found in nil")

@@ -102,7 +102,7 @@ func applySoftmax(log bool, x *gorgonia.Node, axes []int) (*gorgonia.Node, error
 	if log {
 		fn = "ops.LogSoftmax"
 	}
-	if err := CheckFloatNode(fn, "x", x); err != nil {
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
 		return nil, err
 	}
 	rank := x.Shape().Dims()

@@ -104,7 +104,7 @@ func newCCModel(w int, seed uint64, dt tensor.Dtype, stats *quantize.Stats, obs 
 	if h, err = acts[w%len(acts)](h); err != nil {
 		return nil, err
 	}
-	if h, err = quantize.FakeQuantWith(h, quantize.Spec{Format: quantize.Int8, Symmetric: true}, quantize.WithStats(stats), quantize.WithObserver(obs)); err != nil {
+	if h, err = quantize.FakeQuant(h, quantize.Spec{Format: quantize.Int8, Symmetric: true}, quantize.WithStats(stats), quantize.WithObserver(obs)); err != nil {
 		return nil, err
 	}
 	if h, err = ops.CheckFinite(h, fmt.Sprintf("worker %d hidden", w)); err != nil {
@@ -169,8 +169,8 @@ func (m *ccModel) train(steps int) ([]float64, error) {
 }
 
 // TestConcurrentTraining trains 8 models at once, each in its own graph
-// and goroutine (issue 8): activations, Softmax and LogSoftmax,
-// FakeQuantWith with statistics (workers 0–3 share one Stats, 4–7 have
+// and goroutine: activations, Softmax and LogSoftmax,
+// FakeQuant with statistics (workers 0–3 share one Stats, 4–7 have
 // their own) and a shared Observer, CheckFinite, an LSQ FakeQuantLearnable
 // on the weights, the tape machine, Grad and Adam; while another goroutine
 // reads the shared Stats and Observer. Under -race this shows the ops and

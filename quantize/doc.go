@@ -18,7 +18,7 @@
 // A typical study:
 //
 //	var st quantize.Stats
-//	y, err := quantize.FakeQuantWith(h, quantize.Spec{Format: quantize.Int8, Symmetric: true},
+//	y, err := quantize.FakeQuant(h, quantize.Spec{Format: quantize.Int8, Symmetric: true},
 //		quantize.WithStats(&st))
 //	// … run the graph …
 //	fmt.Println(st.Snapshot()) // clipped %, zeroed %, NaN/Inf counts, SQNR
@@ -28,13 +28,13 @@
 // returns. Passthrough is the identity with the same options, for a place
 // to be watched or calibrated without being quantized.
 //
-// Errors at graph-build time wrap ErrSpec (a bad spec) or one of the
-// sentinels shared with package ops (ErrNilNode, ErrDtype, ErrAxis,
-// ErrShape); nothing panics. Ops carry their parameters by value and keep no
+// Errors at graph-build time wrap ErrSpec (a bad spec) or one of package
+// ops' sentinels (ops.ErrNilNode, ops.ErrDtype, ops.ErrAxis, ops.ErrShape);
+// nothing panics. Ops carry their parameters by value and keep no
 // global state; Stats and Observer lock themselves, so graphs using them
 // may run in many goroutines (one graph and machine per goroutine, as
-// Gorgonia requires). The slice kernels are in package quantize/kernel; on
-// amd64 with AVX2 the integer kernels run vector code (assembly in the
-// default build, simd/archsimd with GOEXPERIMENT=simd) with the same
-// results, bit for bit.
+// Gorgonia requires). FakeQuantSlice runs a FakeQuant node's code on
+// plain slices. On amd64 with AVX2 the integer kernels run vector code
+// (assembly in the default build, simd/archsimd with GOEXPERIMENT=simd)
+// with the same results, bit for bit.
 package quantize

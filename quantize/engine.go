@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/actq/actq/internal/parallel"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 )
 
 // The fewest elements worth handing to another goroutine (plan.chunk). The
@@ -27,7 +27,7 @@ const (
 // of 8); the column kernels and other group sizes run the scalar loops.
 func (p *plan) chunk() int {
 	grouped := p.spec.Granularity == PerGroup || p.spec.Granularity == PerRow
-	vector := p.spec.Format.IsInteger() && kernel.Vectorized() && !p.cols &&
+	vector := p.spec.Format.IsInteger() && qkernel.Vectorized() && !p.cols &&
 		(!grouped || p.block%8 == 0)
 	if vector {
 		return vectorChunk
@@ -36,15 +36,15 @@ func (p *plan) chunk() int {
 }
 
 // prm is one set of quantization parameters in dtype T.
-type prm[T kernel.Float] struct {
-	q kernel.Int[T] // integer formats
-	s T             // float formats: the scale (1 when unscaled)
+type prm[T qkernel.Float] struct {
+	q qkernel.Int[T] // integer formats
+	s T              // float formats: the scale (1 when unscaled)
 }
 
 // fixedParams converts a plan's fixed scales and zero points to T, or
 // returns nil when the parameters are dynamic. Unscaled float formats get
 // one parameter with scale 1.
-func fixedParams[T kernel.Float](p *plan) []prm[T] {
+func fixedParams[T qkernel.Float](p *plan) []prm[T] {
 	switch {
 	case p.unscaled():
 		ps := make([]prm[T], p.nparam)
@@ -62,9 +62,9 @@ func fixedParams[T kernel.Float](p *plan) []prm[T] {
 	return ps
 }
 
-func makeParam[T kernel.Float](p *plan, s T, zp int) prm[T] {
+func makeParam[T qkernel.Float](p *plan, s T, zp int) prm[T] {
 	if p.spec.Format.IsInteger() {
-		return prm[T]{q: kernel.NewInt(s, zp, p.qmin, p.qmax), s: s}
+		return prm[T]{q: qkernel.NewInt(s, zp, p.qmin, p.qmax), s: s}
 	}
 	return prm[T]{s: s}
 }
@@ -83,7 +83,7 @@ func makeParam[T kernel.Float](p *plan, s T, zp int) prm[T] {
 //   - float formats: s = max(|lo|, |hi|)/MaxFinite, z = 0.
 //
 // Every scale is at least minScale (2^-23, PyTorch's eps).
-func chooseParams[T kernel.Float](s Spec, lo, hi T, torchSym bool) (T, int) {
+func chooseParams[T qkernel.Float](s Spec, lo, hi T, torchSym bool) (T, int) {
 	amax := max(-lo, hi)
 	var scale T
 	zp := 0
@@ -118,7 +118,7 @@ func chooseParams[T kernel.Float](s Spec, lo, hi T, torchSym bool) (T, int) {
 
 // dynamicParams computes this run's parameters from x: the finite range of
 // each tensor, channel or group, then chooseParams.
-func dynamicParams[T kernel.Float](p *plan, x []T) []prm[T] {
+func dynamicParams[T qkernel.Float](p *plan, x []T) []prm[T] {
 	r := finiteRanges(p, x, !p.needsMin(), p.chunk())
 	ps := make([]prm[T], p.nparam)
 	for i := range ps {
@@ -130,7 +130,7 @@ func dynamicParams[T kernel.Float](p *plan, x []T) []prm[T] {
 
 // engine runs a plan's kernels on one run's data with the run's
 // parameters.
-type engine[T kernel.Float] struct {
+type engine[T qkernel.Float] struct {
 	p  *plan
 	ps []prm[T]
 	// x, when ps is nil: dynamic parameters, one block each (per group,
@@ -144,7 +144,7 @@ type engine[T kernel.Float] struct {
 // block), so that blocks can be batched through the grouped kernels.
 func (p *plan) wholeBlocks() bool { return p.nparam > 1 && !p.cols && p.nparam*p.block == p.n }
 
-func newEngine[T kernel.Float](p *plan, fixed []prm[T], x []T) *engine[T] {
+func newEngine[T qkernel.Float](p *plan, fixed []prm[T], x []T) *engine[T] {
 	if fixed != nil {
 		return &engine[T]{p: p, ps: fixed}
 	}
@@ -200,7 +200,7 @@ func (e *engine[T]) segmentsIn(a, b int, body func(lo, hi, param int) error) err
 // foldChunks runs part on every chunk (see chunks) in parallel, then calls
 // fold on the results in the chunks' order, so that sums over them do not
 // depend on which goroutine finished first. It returns the first error.
-func foldChunks[T kernel.Float, R any](e *engine[T], part func(a, b int) (R, error), fold func(R)) error {
+func foldChunks[T qkernel.Float, R any](e *engine[T], part func(a, b int) (R, error), fold func(R)) error {
 	type result struct {
 		a   int
 		r   R
@@ -251,10 +251,10 @@ const groupBatch = 64
 // groups runs body on batches of whole blocks, in parallel: elements
 // [lo, hi) covering len(qs) blocks with their grids (wholeBlocks layouts,
 // integer formats).
-func (e *engine[T]) groups(body func(lo, hi int, qs []kernel.Int[T]) error) error {
+func (e *engine[T]) groups(body func(lo, hi int, qs []qkernel.Int[T]) error) error {
 	p := e.p
 	return parallel.For(p.nparam, max(1, p.chunk()/p.block), func(a, b int) error {
-		var buf [groupBatch]kernel.Int[T]
+		var buf [groupBatch]qkernel.Int[T]
 		for g := a; g < b; g += groupBatch {
 			qs := buf[:min(groupBatch, b-g)]
 			for j := range qs {
@@ -270,9 +270,9 @@ func (e *engine[T]) groups(body func(lo, hi int, qs []kernel.Int[T]) error) erro
 
 // colParams expands the parameters to one per column of a row in column
 // mode.
-func (e *engine[T]) colParams() ([]kernel.Int[T], []T) {
+func (e *engine[T]) colParams() ([]qkernel.Int[T], []T) {
 	period := e.p.nparam * e.p.block
-	qs := make([]kernel.Int[T], period)
+	qs := make([]qkernel.Int[T], period)
 	ss := make([]T, period)
 	for j := range period {
 		pr := e.param(j / e.p.block)
@@ -303,15 +303,15 @@ func (e *engine[T]) forward(dst, x []T) error {
 	ff := e.p.spec.Format.floatFormat()
 	if e.symmetricGroups() {
 		return e.groupRanges(func(lo, hi, n int) error {
-			return kernel.FakeQuantIntGroupsSymmetric(dst[lo:hi], x[lo:hi], n, e.p.qmin, e.p.qmax, minScale)
+			return qkernel.FakeQuantIntGroupsSymmetric(dst[lo:hi], x[lo:hi], n, e.p.qmin, e.p.qmax, minScale)
 		})
 	}
 	if isInt && e.p.wholeBlocks() {
-		return e.groups(func(lo, hi int, qs []kernel.Int[T]) error {
-			return kernel.FakeQuantIntGroups(dst[lo:hi], x[lo:hi], qs)
+		return e.groups(func(lo, hi int, qs []qkernel.Int[T]) error {
+			return qkernel.FakeQuantIntGroups(dst[lo:hi], x[lo:hi], qs)
 		})
 	}
-	var qs []kernel.Int[T]
+	var qs []qkernel.Int[T]
 	var ss []T
 	if e.p.cols {
 		qs, ss = e.colParams()
@@ -319,13 +319,13 @@ func (e *engine[T]) forward(dst, x []T) error {
 	return e.segments(func(lo, hi, i int) error {
 		switch {
 		case i < 0 && isInt:
-			return kernel.FakeQuantIntCols(dst[lo:hi], x[lo:hi], qs)
+			return qkernel.FakeQuantIntCols(dst[lo:hi], x[lo:hi], qs)
 		case i < 0:
-			return kernel.RoundFloatCols(dst[lo:hi], x[lo:hi], ff, ss)
+			return qkernel.RoundFloatCols(dst[lo:hi], x[lo:hi], ff, ss)
 		case isInt:
-			return kernel.FakeQuantInt(dst[lo:hi], x[lo:hi], e.param(i).q)
+			return qkernel.FakeQuantInt(dst[lo:hi], x[lo:hi], e.param(i).q)
 		}
-		return kernel.RoundFloat(dst[lo:hi], x[lo:hi], ff, e.param(i).s)
+		return qkernel.RoundFloat(dst[lo:hi], x[lo:hi], ff, e.param(i).s)
 	})
 }
 
@@ -338,52 +338,52 @@ func (e *engine[T]) grad(dst, x, dy []T, plain bool) error {
 	}
 	if e.symmetricGroups() {
 		return e.groupRanges(func(lo, hi, n int) error {
-			return kernel.FakeQuantIntGroupsSymmetricGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], n, e.p.qmin, e.p.qmax, minScale)
+			return qkernel.FakeQuantIntGroupsSymmetricGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], n, e.p.qmin, e.p.qmax, minScale)
 		})
 	}
 	if e.p.wholeBlocks() {
-		return e.groups(func(lo, hi int, qs []kernel.Int[T]) error {
-			return kernel.FakeQuantIntGroupsGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], qs)
+		return e.groups(func(lo, hi int, qs []qkernel.Int[T]) error {
+			return qkernel.FakeQuantIntGroupsGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], qs)
 		})
 	}
-	var qs []kernel.Int[T]
+	var qs []qkernel.Int[T]
 	if e.p.cols {
 		qs, _ = e.colParams()
 	}
 	return e.segments(func(lo, hi, i int) error {
 		if i < 0 {
-			return kernel.FakeQuantIntColsGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], qs)
+			return qkernel.FakeQuantIntColsGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], qs)
 		}
-		return kernel.FakeQuantIntGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], e.param(i).q)
+		return qkernel.FakeQuantIntGrad(dst[lo:hi], x[lo:hi], dy[lo:hi], e.param(i).q)
 	})
 }
 
 // counts returns the statistics of y = forward(x). Each chunk is counted
 // on its own and the chunks' counts are added in order, so that the sums
 // do not depend on goroutine timing.
-func (e *engine[T]) counts(x, y []T) (kernel.Counts, error) {
+func (e *engine[T]) counts(x, y []T) (qkernel.Counts, error) {
 	isInt := e.p.spec.Format.IsInteger()
 	ff := e.p.spec.Format.floatFormat()
-	var qs []kernel.Int[T]
+	var qs []qkernel.Int[T]
 	var ss []T
 	if e.p.cols {
 		qs, ss = e.colParams()
 	}
-	var total kernel.Counts
-	err := foldChunks(e, func(a, b int) (kernel.Counts, error) {
-		var total kernel.Counts
+	var total qkernel.Counts
+	err := foldChunks(e, func(a, b int) (qkernel.Counts, error) {
+		var total qkernel.Counts
 		err := e.segmentsIn(a, b, func(lo, hi, i int) error {
-			var c kernel.Counts
+			var c qkernel.Counts
 			var err error
 			switch {
 			case i < 0 && isInt:
-				c, err = kernel.CountIntCols(x[lo:hi], y[lo:hi], qs)
+				c, err = qkernel.CountIntCols(x[lo:hi], y[lo:hi], qs)
 			case i < 0:
-				c, err = kernel.CountFloatCols(x[lo:hi], y[lo:hi], ff, ss)
+				c, err = qkernel.CountFloatCols(x[lo:hi], y[lo:hi], ff, ss)
 			case isInt:
-				c, err = kernel.CountInt(x[lo:hi], y[lo:hi], e.param(i).q)
+				c, err = qkernel.CountInt(x[lo:hi], y[lo:hi], e.param(i).q)
 			default:
-				c, err = kernel.CountFloat(x[lo:hi], y[lo:hi], ff, e.param(i).s)
+				c, err = qkernel.CountFloat(x[lo:hi], y[lo:hi], ff, e.param(i).s)
 			}
 			total.Add(c)
 			return err
@@ -396,7 +396,7 @@ func (e *engine[T]) counts(x, y []T) (kernel.Counts, error) {
 // scaleGrad returns Σ dy·∂y/∂s per parameter under the LSQ estimator
 // (integer formats), summed per chunk and then over the chunks in order.
 func (e *engine[T]) scaleGrad(x, dy []T) ([]float64, error) {
-	var qs []kernel.Int[T]
+	var qs []qkernel.Int[T]
 	if e.p.cols {
 		qs, _ = e.colParams()
 	}
@@ -406,12 +406,12 @@ func (e *engine[T]) scaleGrad(x, dy []T) ([]float64, error) {
 		sums := make([]float64, e.p.nparam)
 		err := e.segmentsIn(a, b, func(lo, hi, i int) error {
 			if i >= 0 {
-				s, err := kernel.LSQScaleGrad(x[lo:hi], dy[lo:hi], e.param(i).q)
+				s, err := qkernel.LSQScaleGrad(x[lo:hi], dy[lo:hi], e.param(i).q)
 				sums[i] += s
 				return err
 			}
 			cols := make([]float64, period)
-			if err := kernel.LSQScaleGradCols(cols, x[lo:hi], dy[lo:hi], qs); err != nil {
+			if err := qkernel.LSQScaleGradCols(cols, x[lo:hi], dy[lo:hi], qs); err != nil {
 				return err
 			}
 			for j, v := range cols {

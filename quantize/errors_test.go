@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/actq/actq/internal/errtest"
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -42,10 +43,10 @@ func TestErrors(t *testing.T) {
 	add := func(fn, name, arg string, want error, call func() error) {
 		cases = append(cases, errtest.Case{Name: name, Fn: fn, Arg: arg, Want: want, Call: call})
 	}
-	// FakeQuant (and FakeQuantWith, which it calls).
+	// FakeQuant, with and without options.
 	fq := func(x *gorgonia.Node, s Spec, opts ...Option) func() error {
 		return func() error {
-			n, err := FakeQuantWith(x, s, opts...)
+			n, err := FakeQuant(x, s, opts...)
 			if (n == nil) == (err == nil) {
 				return fmt.Errorf("node %v and error %w", n, err)
 			}
@@ -53,11 +54,11 @@ func TestErrors(t *testing.T) {
 		}
 	}
 	const fqn = "quantize.FakeQuant"
-	add(fqn, "nil x", "x", ErrNilNode, fq(nil, Spec{}))
+	add(fqn, "nil x", "x", ops.ErrNilNode, fq(nil, Spec{}))
 	for name, x := range dtypes {
-		add(fqn, name+" x", "x has dtype", ErrDtype, fq(x, Spec{}))
+		add(fqn, name+" x", "x has dtype", ops.ErrDtype, fq(x, Spec{}))
 	}
-	add(fqn, "x in no graph", "x is in no graph", ErrValue, fq(loose, Spec{}))
+	add(fqn, "x in no graph", "x is in no graph", ops.ErrValue, fq(loose, Spec{}))
 	nan, inf := math.NaN(), math.Inf(1)
 	for _, c := range []struct {
 		name string
@@ -96,14 +97,14 @@ func TestErrors(t *testing.T) {
 		{"group size not dividing", m, Spec{Granularity: PerGroup, GroupSize: 4}, ErrSpec, "Spec.GroupSize 4 does not divide"},
 		{"group size larger than the row", m, Spec{Granularity: PerGroup, GroupSize: 12}, ErrSpec, "Spec.GroupSize 12"},
 		{"group size MaxInt", m, Spec{Granularity: PerGroup, GroupSize: math.MaxInt}, ErrSpec, "Spec.GroupSize"},
-		{"axis high", m, Spec{Granularity: PerChannel, Axis: 2}, ErrAxis, "Spec.Axis 2"},
-		{"axis low", m, Spec{Granularity: PerChannel, Axis: -3}, ErrAxis, "Spec.Axis -3"},
-		{"axis MinInt", m, Spec{Granularity: PerChannel, Axis: math.MinInt}, ErrAxis, "Spec.Axis"},
-		{"axis MaxInt", m, Spec{Granularity: PerChannel, Axis: math.MaxInt}, ErrAxis, "Spec.Axis"},
+		{"axis high", m, Spec{Granularity: PerChannel, Axis: 2}, ops.ErrAxis, "Spec.Axis 2"},
+		{"axis low", m, Spec{Granularity: PerChannel, Axis: -3}, ops.ErrAxis, "Spec.Axis -3"},
+		{"axis MinInt", m, Spec{Granularity: PerChannel, Axis: math.MinInt}, ops.ErrAxis, "Spec.Axis"},
+		{"axis MaxInt", m, Spec{Granularity: PerChannel, Axis: math.MaxInt}, ops.ErrAxis, "Spec.Axis"},
 		{"axis negative ok", m, Spec{Granularity: PerChannel, Axis: -1, Scale: ones(6)}, nil, ""},
 		{"axis ignored per tensor", m, Spec{Axis: 99}, nil, ""},
-		{"scalar per channel", sc, Spec{Granularity: PerChannel}, ErrShape, "x is a scalar"},
-		{"scalar per group", sc, Spec{Granularity: PerGroup, GroupSize: 1}, ErrShape, "x is a scalar"},
+		{"scalar per channel", sc, Spec{Granularity: PerChannel}, ops.ErrShape, "x is a scalar"},
+		{"scalar per group", sc, Spec{Granularity: PerGroup, GroupSize: 1}, ops.ErrShape, "x is a scalar"},
 		{"scalar per tensor", sc, Spec{Format: Int4}, nil, ""},
 		{"unknown format", m, Spec{Format: Format(42)}, ErrSpec, "Spec.Format is Format(42)"},
 		{"negative format", m, Spec{Format: Format(-1)}, ErrSpec, "Spec.Format"},
@@ -139,21 +140,21 @@ func TestErrors(t *testing.T) {
 		want error
 		arg  string
 	}{
-		{"nil x", nil, s1, Spec{}, LSQConfig{}, ErrNilNode, "x"},
-		{"nil scale", m, nil, Spec{}, LSQConfig{}, ErrNilNode, "scale"},
-		{"int x", dtypes["int"], s1, Spec{}, LSQConfig{}, ErrDtype, "x has dtype"},
-		{"int scale", m, sInt, Spec{}, LSQConfig{}, ErrDtype, "scale has dtype"},
-		{"scale dtype differs", m, s64, Spec{}, LSQConfig{}, ErrDtype, "scale has dtype"},
-		{"x in no graph", loose, s1, Spec{}, LSQConfig{}, ErrValue, "x is in no graph"},
-		{"scale in no graph", m, looseS, Spec{}, LSQConfig{}, ErrValue, "scale is in no graph"},
-		{"scale in another graph", m, other, Spec{}, LSQConfig{}, ErrValue, "scale is in another graph"},
+		{"nil x", nil, s1, Spec{}, LSQConfig{}, ops.ErrNilNode, "x"},
+		{"nil scale", m, nil, Spec{}, LSQConfig{}, ops.ErrNilNode, "scale"},
+		{"int x", dtypes["int"], s1, Spec{}, LSQConfig{}, ops.ErrDtype, "x has dtype"},
+		{"int scale", m, sInt, Spec{}, LSQConfig{}, ops.ErrDtype, "scale has dtype"},
+		{"scale dtype differs", m, s64, Spec{}, LSQConfig{}, ops.ErrDtype, "scale has dtype"},
+		{"x in no graph", loose, s1, Spec{}, LSQConfig{}, ops.ErrValue, "x is in no graph"},
+		{"scale in no graph", m, looseS, Spec{}, LSQConfig{}, ops.ErrValue, "scale is in no graph"},
+		{"scale in another graph", m, other, Spec{}, LSQConfig{}, ops.ErrValue, "scale is in another graph"},
 		{"float format", m, s1, Spec{Format: FP8E4M3}, LSQConfig{}, ErrSpec, "Spec.Format"},
 		{"fixed scale set", m, s1, Spec{Scale: []float64{1}}, LSQConfig{}, ErrSpec, "Spec.Scale is set"},
-		{"scale shape", m, s4, Spec{}, LSQConfig{}, ErrShape, "scale has shape (4)"},
-		{"scale matrix", m, s11, Spec{}, LSQConfig{}, ErrShape, "scale has shape (1, 1)"},
-		{"per channel needs 6", m, s4, Spec{Granularity: PerChannel, Axis: 1}, LSQConfig{}, ErrShape, "scale has shape"},
-		{"per channel scalar", m, s1, Spec{Granularity: PerChannel, Axis: 1}, LSQConfig{}, ErrShape, "scale has shape"},
-		{"per channel bad axis", m, s6, Spec{Granularity: PerChannel, Axis: 5}, LSQConfig{}, ErrAxis, "Spec.Axis 5"},
+		{"scale shape", m, s4, Spec{}, LSQConfig{}, ops.ErrShape, "scale has shape (4)"},
+		{"scale matrix", m, s11, Spec{}, LSQConfig{}, ops.ErrShape, "scale has shape (1, 1)"},
+		{"per channel needs 6", m, s4, Spec{Granularity: PerChannel, Axis: 1}, LSQConfig{}, ops.ErrShape, "scale has shape"},
+		{"per channel scalar", m, s1, Spec{Granularity: PerChannel, Axis: 1}, LSQConfig{}, ops.ErrShape, "scale has shape"},
+		{"per channel bad axis", m, s6, Spec{Granularity: PerChannel, Axis: 5}, LSQConfig{}, ops.ErrAxis, "Spec.Axis 5"},
 		{"per group bad size", m, s6, Spec{Granularity: PerGroup, GroupSize: 5}, LSQConfig{}, ErrSpec, "Spec.GroupSize 5"},
 		{"zero point range", m, s1, Spec{Format: Int4, ZeroPoint: []int{9}}, LSQConfig{}, ErrSpec, "Spec.ZeroPoint[0] = 9"},
 		{"zero points count", m, s1, Spec{ZeroPoint: []int{0, 0}}, LSQConfig{}, ErrSpec, "Spec.ZeroPoint has 2"},
@@ -226,15 +227,15 @@ func TestErrors(t *testing.T) {
 		want    error
 		arg     string
 	}{
-		{"nil x", Spec{}, []gorgonia.Value{nil}, ErrValue, "x: nil value"},
-		{"nil *tensor.Dense", Spec{}, []gorgonia.Value{(*tensor.Dense)(nil)}, ErrValue, "x: a nil or uninitialised"},
-		{"zero tensor.Dense", Spec{}, []gorgonia.Value{&tensor.Dense{}}, ErrValue, "x: a nil or uninitialised"},
-		{"nil *F64", Spec{}, []gorgonia.Value{(*gorgonia.F64)(nil)}, ErrValue, "x: a nil or uninitialised"},
-		{"int tensor", Spec{}, []gorgonia.Value{tensor.New(tensor.WithShape(2), tensor.WithBacking([]int{1, 2}))}, ErrDtype, "x: tensor of dtype int"},
-		{"int scalar", Spec{}, []gorgonia.Value{gorgonia.NewI(3)}, ErrValue, "x: value of type"},
-		{"channels change", perCh, []gorgonia.Value{d(2, 3), d(2, 4)}, ErrShape, "x of shape (2, 4) has 4 channels"},
-		{"scalar per channel", perCh, []gorgonia.Value{gorgonia.NewF32(1)}, ErrShape, "x is a scalar"},
-		{"axis out of range", Spec{Granularity: PerChannel, Axis: 3}, []gorgonia.Value{d(2, 3)}, ErrAxis, "Spec.Axis 3"},
+		{"nil x", Spec{}, []gorgonia.Value{nil}, ops.ErrValue, "x: nil value"},
+		{"nil *tensor.Dense", Spec{}, []gorgonia.Value{(*tensor.Dense)(nil)}, ops.ErrValue, "x: a nil or uninitialised"},
+		{"zero tensor.Dense", Spec{}, []gorgonia.Value{&tensor.Dense{}}, ops.ErrValue, "x: a nil or uninitialised"},
+		{"nil *F64", Spec{}, []gorgonia.Value{(*gorgonia.F64)(nil)}, ops.ErrValue, "x: a nil or uninitialised"},
+		{"int tensor", Spec{}, []gorgonia.Value{tensor.New(tensor.WithShape(2), tensor.WithBacking([]int{1, 2}))}, ops.ErrDtype, "x: tensor of dtype int"},
+		{"int scalar", Spec{}, []gorgonia.Value{gorgonia.NewI(3)}, ops.ErrValue, "x: value of type"},
+		{"channels change", perCh, []gorgonia.Value{d(2, 3), d(2, 4)}, ops.ErrShape, "x of shape (2, 4) has 4 channels"},
+		{"scalar per channel", perCh, []gorgonia.Value{gorgonia.NewF32(1)}, ops.ErrShape, "x is a scalar"},
+		{"axis out of range", Spec{Granularity: PerChannel, Axis: 3}, []gorgonia.Value{d(2, 3)}, ops.ErrAxis, "Spec.Axis 3"},
 		{"group does not divide", Spec{Granularity: PerGroup, GroupSize: 2}, []gorgonia.Value{d(2, 3)}, ErrSpec, "Spec.GroupSize 2 does not divide"},
 		{"rows may change", perCh, []gorgonia.Value{d(2, 3), d(5, 3)}, nil, ""},
 		{"float64 then float32", Spec{}, []gorgonia.Value{gorgonia.NewF64(2), d(2, 3)}, nil, ""},
@@ -321,11 +322,11 @@ func TestErrors(t *testing.T) {
 	const ptn = "quantize.Passthrough"
 	add(ptn, "valid", "", nil, pt(m))
 	add(ptn, "valid scalar", "", nil, pt(sc))
-	add(ptn, "nil x", "x", ErrNilNode, pt(nil))
+	add(ptn, "nil x", "x", ops.ErrNilNode, pt(nil))
 	for name, x := range dtypes {
-		add(ptn, name+" x", "x has dtype", ErrDtype, pt(x))
+		add(ptn, name+" x", "x has dtype", ops.ErrDtype, pt(x))
 	}
-	add(ptn, "x in no graph", "x is in no graph", ErrValue, pt(loose))
+	add(ptn, "x in no graph", "x is in no graph", ops.ErrValue, pt(loose))
 	cases = append(cases, quantizeRuntimeCases(t, m, s1)...)
 	errtest.Run(t, cases)
 }
@@ -340,7 +341,7 @@ func quantizeRuntimeCases(t *testing.T, m, s1 *gorgonia.Node) []errtest.Case {
 		return n.Op()
 	}
 	var st Stats
-	fq := must(FakeQuantWith(m, Spec{Format: Int8, Scale: []float64{0.1}}, WithStats(&st))).(*fakeQuantOp)
+	fq := must(FakeQuant(m, Spec{Format: Int8, Scale: []float64{0.1}}, WithStats(&st))).(*fakeQuantOp)
 	lq := must(FakeQuantLearnable(m, s1, Spec{}, LSQConfig{})).(*lsqOp)
 	gq := &fakeQuantGradOp{fq}
 	lgx, lgs := &lsqGradOp{fwd: lq, wrt: 0}, &lsqGradOp{fwd: lq, wrt: 1}
@@ -363,37 +364,37 @@ func quantizeRuntimeCases(t *testing.T, m, s1 *gorgonia.Node) []errtest.Case {
 			}
 			return []gorgonia.Value{v}
 		}
-		add(op, "no inputs", "got 0 inputs", ErrValue)
-		add(op, "nil x", "nil value", ErrValue, with(nil)...)
-		add(op, "zero tensor.Dense", "uninitialised", ErrValue, with(&tensor.Dense{})...)
-		add(op, "int tensor", "dtype int", ErrDtype, with(dense(tensor.Int, 4, 6))...)
+		add(op, "no inputs", "got 0 inputs", ops.ErrValue)
+		add(op, "nil x", "nil value", ops.ErrValue, with(nil)...)
+		add(op, "zero tensor.Dense", "uninitialised", ops.ErrValue, with(&tensor.Dense{})...)
+		add(op, "int tensor", "dtype int", ops.ErrDtype, with(dense(tensor.Int, 4, 6))...)
 		if op != pt { // an identity takes any shape
-			add(op, "another size", "x has 30 elements", ErrShape, with(dense(tensor.Float32, 5, 6))...)
+			add(op, "another size", "x has 30 elements", ops.ErrShape, with(dense(tensor.Float32, 5, 6))...)
 		}
 		add(op, "valid", "", nil, with(x)...)
 	}
-	add(lq, "nil scale", "scale", ErrValue, x, nil)
-	add(lq, "scale of another dtype", "scale value", ErrValue, x, gorgonia.NewF64(1))
-	add(lq, "scale vector too long", "scale value", ErrValue, x, dense(tensor.Float32, 3))
+	add(lq, "nil scale", "scale", ops.ErrValue, x, nil)
+	add(lq, "scale of another dtype", "scale value", ops.ErrValue, x, gorgonia.NewF64(1))
+	add(lq, "scale vector too long", "scale value", ops.ErrValue, x, dense(tensor.Float32, 3))
 	add(lq, "scale NaN: clamped, valid", "", nil, x, gorgonia.NewF32(float32(math.NaN())))
-	add(lq, "scale +Inf", "scale", ErrValue, x, gorgonia.NewF32(float32(math.Inf(1))))
-	add(gq, "one input", "got 1 inputs", ErrValue, x)
-	add(gq, "nil dy", "dy", ErrValue, x, nil)
-	add(gq, "dy of another dtype", "dy", ErrValue, x, x64)
-	add(gq, "dy of another size", "dy", ErrValue, x, dense(tensor.Float32, 3))
+	add(lq, "scale +Inf", "scale", ops.ErrValue, x, gorgonia.NewF32(float32(math.Inf(1))))
+	add(gq, "one input", "got 1 inputs", ops.ErrValue, x)
+	add(gq, "nil dy", "dy", ops.ErrValue, x, nil)
+	add(gq, "dy of another dtype", "dy", ops.ErrValue, x, x64)
+	add(gq, "dy of another size", "dy", ops.ErrValue, x, dense(tensor.Float32, 3))
 	add(gq, "valid", "", nil, x, x.Clone().(*tensor.Dense))
 	for _, op := range []gorgonia.Op{lgx, lgs} {
-		add(op, "two inputs", "got 2 inputs", ErrValue, x, one)
-		add(op, "nil dy", "input 2", ErrValue, x, one, nil)
-		add(op, "dy of another dtype", "dy", ErrValue, x, one, x64)
+		add(op, "two inputs", "got 2 inputs", ops.ErrValue, x, one)
+		add(op, "nil dy", "input 2", ops.ErrValue, x, one, nil)
+		add(op, "dy of another dtype", "dy", ops.ErrValue, x, one, x64)
 		add(op, "valid", "", nil, x, one, x.Clone().(*tensor.Dense))
 	}
 	cases = append(cases,
-		errtest.Case{Name: "run time: prealloc over x with stats", Fn: fq.String(), Arg: "cannot overwrite x", Want: ErrValue,
+		errtest.Case{Name: "run time: prealloc over x with stats", Fn: fq.String(), Arg: "cannot overwrite x", Want: ops.ErrValue,
 			Call: func() error { _, err := fq.UsePreallocDo(x, x); return err }},
-		errtest.Case{Name: "run time: nil prealloc tensor", Fn: fq.String(), Arg: "preallocated", Want: ErrValue,
+		errtest.Case{Name: "run time: nil prealloc tensor", Fn: fq.String(), Arg: "preallocated", Want: ops.ErrValue,
 			Call: func() error { _, err := fq.UsePreallocDo((*tensor.Dense)(nil), x); return err }},
-		errtest.Case{Name: "run time: prealloc of another shape", Fn: gq.String(), Arg: "preallocated", Want: ErrValue,
+		errtest.Case{Name: "run time: prealloc of another shape", Fn: gq.String(), Arg: "preallocated", Want: ops.ErrValue,
 			Call: func() error {
 				_, err := gq.UsePreallocDo(dense(tensor.Float32, 6, 4), x, x.Clone().(*tensor.Dense))
 				return err

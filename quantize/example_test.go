@@ -72,7 +72,7 @@ func ExampleWithStats() {
 	x := gorgonia.NewTensor(g, tensor.Float32, 1, gorgonia.WithName("x"),
 		gorgonia.WithValue(tensor.New(tensor.WithBacking([]float32{0.01, 0.5, 1, 200}))))
 	var st quantize.Stats
-	y, err := quantize.FakeQuantWith(x, quantize.Spec{Format: quantize.Int8, Scale: []float64{0.1}}, quantize.WithStats(&st))
+	y, err := quantize.FakeQuant(x, quantize.Spec{Format: quantize.Int8, Scale: []float64{0.1}}, quantize.WithStats(&st))
 	if err != nil {
 		panic(err)
 	}

@@ -5,7 +5,7 @@ import (
 	"hash"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -13,7 +13,8 @@ import (
 
 // FakeQuant returns a node computing the fake quantization of x under spec
 // s: x quantized to s.Format and dequantized back, in one node of x's
-// dtype and shape. It is FakeQuantWith with no options.
+// dtype and shape. Options attach statistics (WithStats), an observer
+// (WithObserver) or the plain straight-through estimator (WithPlainSTE).
 //
 // Integer formats (Int8, UInt8, Int4, UInt4) compute, per element, with the
 // scale s and zero point z of its tensor, channel or group,
@@ -66,15 +67,30 @@ import (
 //	FakeQuant(−Inf) = (qmin − z)·s
 //
 // x may be a tensor of any rank, or a scalar for PerTensor. It returns an
-// error wrapping ErrNilNode for a nil x, ErrDtype for a dtype other than
-// Float32 and Float64, ErrValue for an x in no graph, ErrAxis for a PerChannel axis out of range, ErrShape
-// for a scalar with PerChannel, PerGroup or PerRow, and ErrSpec for a bad spec: a
-// scale that is ≤ 0, NaN, Inf or not representable in x's dtype; a wrong
-// number of scales or zero points; a zero point outside the code range; a
-// GroupSize ≤ 0 or not dividing the last dimension; an unknown format or
-// granularity.
-func FakeQuant(x *gorgonia.Node, s Spec) (*gorgonia.Node, error) {
-	return FakeQuantWith(x, s)
+// error wrapping ops.ErrNilNode for a nil x, ops.ErrDtype for a dtype other
+// than Float32 and Float64, ops.ErrValue for an x in no graph, ops.ErrAxis for
+// a PerChannel axis out of range, ops.ErrShape for a scalar with PerChannel,
+// PerGroup or PerRow, and ErrSpec for a bad spec: a scale that is ≤ 0, NaN,
+// Inf or not representable in x's dtype; a wrong number of scales or zero
+// points; a zero point outside the code range; a GroupSize ≤ 0 or not dividing
+// the last dimension; an unknown format or granularity.
+func FakeQuant(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
+	const fn = "quantize.FakeQuant"
+	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
+		return nil, err
+	}
+	p, err := newPlan(fn, s, x.Shape(), x.Dtype())
+	if err != nil {
+		return nil, err
+	}
+	op := &fakeQuantOp{plan: p}
+	op.opts.apply(opts)
+	op.fixed32, op.fixed64 = fixedParams[float32](p), fixedParams[float64](p)
+	n, err := gorgonia.ApplyOp(op, x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	return n, nil
 }
 
 // Option configures a FakeQuant node. A nil Option does nothing.
@@ -107,27 +123,6 @@ func WithObserver(obs *Observer) Option { return func(o *options) { o.observer =
 // WithPlainSTE makes the backward pass the plain straight-through estimator
 // (dy everywhere), instead of masking clipped elements.
 func WithPlainSTE() Option { return func(o *options) { o.plainSTE = true } }
-
-// FakeQuantWith is FakeQuant with options: statistics, an observer, the
-// plain straight-through estimator.
-func FakeQuantWith(x *gorgonia.Node, s Spec, opts ...Option) (*gorgonia.Node, error) {
-	const fn = "quantize.FakeQuant"
-	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
-		return nil, err
-	}
-	p, err := newPlan(fn, s, x.Shape(), x.Dtype())
-	if err != nil {
-		return nil, err
-	}
-	op := &fakeQuantOp{plan: p}
-	op.opts.apply(opts)
-	op.fixed32, op.fixed64 = fixedParams[float32](p), fixedParams[float64](p)
-	n, err := gorgonia.ApplyOp(op, x)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fn, err)
-	}
-	return n, nil
-}
 
 // fakeQuantOp is the forward op x → FakeQuant(x). Its plan and fixed
 // parameters never change after it is built, so one op may run in many
@@ -162,7 +157,7 @@ func (op *fakeQuantOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorgonia
 
 func (op *fakeQuantOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
-		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), opkit.ErrValue)
 	}
 	return forwardDo(op, &op.opts, out, inputs[0],
 		func(dst, x []float32) error { return fakeQuantForward(op, op.fixed32, dst, x) },
@@ -182,7 +177,7 @@ func forwardDo(op fmt.Stringer, o *options, out, x gorgonia.Value, k32 func(dst,
 	if out == nil {
 		out, od, err = opkit.NewLike(x)
 	} else if od, err = opkit.PreallocData(out, x); err == nil && o.stats != nil && sameStorage(od, xd) {
-		err = fmt.Errorf("statistics compare x with the result, so the result cannot overwrite x: %w", ErrValue)
+		err = fmt.Errorf("statistics compare x with the result, so the result cannot overwrite x: %w", opkit.ErrValue)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
@@ -218,7 +213,7 @@ func sameStorage(a, b any) bool {
 	return false
 }
 
-func fakeQuantForward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
+func fakeQuantForward[T qkernel.Float](op *fakeQuantOp, fixed []prm[T], dst, x []T) error {
 	if err := op.plan.fits(len(x)); err != nil {
 		return err
 	}
@@ -280,7 +275,7 @@ func (op *fakeQuantGradOp) UsePreallocDo(prealloc gorgonia.Value, inputs ...gorg
 
 func (op *fakeQuantGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
+		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), opkit.ErrValue)
 	}
 	xd, err := opkit.FloatData(inputs[0])
 	if err != nil {
@@ -294,7 +289,7 @@ func (op *fakeQuantGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorg
 	if out == nil {
 		out, od, err = opkit.NewLike(inputs[1])
 	} else if od, err = opkit.PreallocData(out, inputs[1]); err == nil && sameStorage(od, xd) {
-		err = fmt.Errorf("dx cannot overwrite x, which the mask is computed from: %w", ErrValue)
+		err = fmt.Errorf("dx cannot overwrite x, which the mask is computed from: %w", opkit.ErrValue)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%v: %w", op, err)
@@ -313,11 +308,11 @@ func (op *fakeQuantGradOp) do(out gorgonia.Value, inputs []gorgonia.Value) (gorg
 	return out, nil
 }
 
-func fakeQuantBackward[T kernel.Float](op *fakeQuantOp, fixed []prm[T], dsta any, x []T, dya any) error {
+func fakeQuantBackward[T qkernel.Float](op *fakeQuantOp, fixed []prm[T], dsta any, x []T, dya any) error {
 	dst, ok1 := dsta.([]T)
 	dy, ok2 := dya.([]T)
 	if !ok1 || !ok2 || len(dy) != len(x) || len(x) != op.plan.n {
-		return fmt.Errorf("x (%d elements) and dy (%T) do not match the node's shape %v: %w", len(x), dya, op.plan.shape, ErrValue)
+		return fmt.Errorf("x (%d elements) and dy (%T) do not match the node's shape %v: %w", len(x), dya, op.plan.shape, opkit.ErrValue)
 	}
 	if op.opts.plainSTE || !op.plan.spec.Format.IsInteger() {
 		copy(dst, dy)

@@ -6,7 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -31,8 +32,8 @@ func TestFakeQuantErrors(t *testing.T) {
 		want error
 		says string
 	}{
-		{"nil node", nil, Spec{}, ErrNilNode, "x"},
-		{"int dtype", ints, Spec{}, ErrDtype, "dtype"},
+		{"nil node", nil, Spec{}, ops.ErrNilNode, "x"},
+		{"int dtype", ints, Spec{}, ops.ErrDtype, "dtype"},
 		{"zero scale", m, Spec{Scale: []float64{0}}, ErrSpec, "not positive"},
 		{"negative scale", m, Spec{Scale: []float64{-1}}, ErrSpec, "not positive"},
 		{"NaN scale", m, Spec{Scale: []float64{math.NaN()}}, ErrSpec, "NaN"},
@@ -53,11 +54,11 @@ func TestFakeQuantErrors(t *testing.T) {
 		{"group size 0", m, Spec{Granularity: PerGroup}, ErrSpec, "GroupSize 0"},
 		{"group size negative", m, Spec{Granularity: PerGroup, GroupSize: -2}, ErrSpec, "GroupSize -2"},
 		{"group size not dividing", m, Spec{Granularity: PerGroup, GroupSize: 4}, ErrSpec, "does not divide"},
-		{"axis high", m, Spec{Granularity: PerChannel, Axis: 2}, ErrAxis, "Axis 2"},
-		{"axis low", m, Spec{Granularity: PerChannel, Axis: -3}, ErrAxis, "Axis -3"},
+		{"axis high", m, Spec{Granularity: PerChannel, Axis: 2}, ops.ErrAxis, "Axis 2"},
+		{"axis low", m, Spec{Granularity: PerChannel, Axis: -3}, ops.ErrAxis, "Axis -3"},
 		{"axis negative ok", m, Spec{Granularity: PerChannel, Axis: -1, Scale: ones(6)}, nil, ""},
-		{"scalar per channel", sc, Spec{Granularity: PerChannel}, ErrShape, "scalar"},
-		{"scalar per group", sc, Spec{Granularity: PerGroup, GroupSize: 1}, ErrShape, "scalar"},
+		{"scalar per channel", sc, Spec{Granularity: PerChannel}, ops.ErrShape, "scalar"},
+		{"scalar per group", sc, Spec{Granularity: PerGroup, GroupSize: 1}, ops.ErrShape, "scalar"},
 		{"scalar per tensor", sc, Spec{Format: Int4}, nil, ""},
 		{"unknown format", m, Spec{Format: Format(42)}, ErrSpec, "unknown format"},
 		{"unknown granularity", m, Spec{Granularity: Granularity(7)}, ErrSpec, "unknown granularity"},
@@ -124,8 +125,8 @@ func ramp32(n int, lo, hi float32) []float32 {
 	return v
 }
 
-// TestFakeQuantONNXPerChannel is numerics.md fact 25: ONNX QuantizeLinear
-// int4, axis 0, s = [2, 3, 4], zp = 1.
+// TestFakeQuantONNXPerChannel is ONNX's QuantizeLinear/DequantizeLinear
+// to int4, axis 0, s = [2, 3, 4], zp = 1.
 func TestFakeQuantONNXPerChannel(t *testing.T) {
 	x := dense32([]int{3, 4}, 0, 2.5, 4.8, 8.6, -30, -20, 6, 9, 12, 15, 16, 40)
 	dy := dense32([]int{3, 4}, ramp32(12, 1, 2)...)
@@ -149,7 +150,7 @@ func TestFakeQuantONNXPerChannel(t *testing.T) {
 }
 
 func TestFakeQuantFloatFormatsONNX(t *testing.T) {
-	// numerics.md fact 26: QuantizeLinear to float8 with s = 2, dequantized.
+	// ONNX's QuantizeLinear to float8 with s = 2, dequantized.
 	x := dense32([]int{5}, 0, 1, 2, 100000, 200)
 	dy := dense32([]int{5}, 1, 2, 3, 4, 5)
 	for f, want := range map[Format][]float64{FP8E4M3: {0, 1, 2, 896, 192}, FP8E5M2: {0, 1, 2, 98304, 192}} {
@@ -172,7 +173,7 @@ func TestFakeQuantDynamicSymmetric(t *testing.T) {
 	dy := dense32([]int{2, 4}, ramp32(8, 1, 3)...)
 	var st Stats
 	y, dx := run(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-		return FakeQuantWith(x, Spec{Format: Int4, Granularity: PerGroup, GroupSize: 4, Symmetric: true}, WithStats(&st))
+		return FakeQuant(x, Spec{Format: Int4, Granularity: PerGroup, GroupSize: 4, Symmetric: true}, WithStats(&st))
 	})
 	for i, xv := range v {
 		amax := float32(0.7)
@@ -273,7 +274,7 @@ func TestFakeQuantPerChannelLayouts(t *testing.T) {
 		y, dx := run(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) { return FakeQuant(x, spec) })
 		for i := range v {
 			ch := i / strides[ax] % c
-			q := kernel.NewInt(float32(spec.Scale[ch]), spec.ZeroPoint[ch], -8, 7)
+			q := qkernel.NewInt(float32(spec.Scale[ch]), spec.ZeroPoint[ch], -8, 7)
 			want, in := q.FakeQuant(v[i])
 			wantDx := float64(dy.Float32s()[i])
 			if !in {
@@ -345,7 +346,7 @@ func TestFakeQuantVariantsNotMerged(t *testing.T) {
 	}
 	seen := map[*gorgonia.Node]int{}
 	for i, c := range specs {
-		n, err := FakeQuantWith(x, c.s, c.opts...)
+		n, err := FakeQuant(x, c.s, c.opts...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -366,7 +367,7 @@ func TestFakeQuantPlainSTE(t *testing.T) {
 	x := dense32([]int{4}, -100, 0.3, 100, float32(math.NaN()))
 	dy := dense32([]int{4}, 1, 2, 3, 4)
 	_, dx := run(t, x, dy, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-		return FakeQuantWith(x, Spec{Scale: []float64{0.1}}, WithPlainSTE())
+		return FakeQuant(x, Spec{Scale: []float64{0.1}}, WithPlainSTE())
 	})
 	for i, want := range []float64{1, 2, 3, 4} {
 		if dx[i] != want {
@@ -428,8 +429,8 @@ func TestFakeQuantSTEFiniteDifferences(t *testing.T) {
 // TestFakeQuantDynamicAffineWideRange: a float32 range wider than
 // MaxFloat32 (hi − lo overflows) gave a dynamic affine scale of +Inf and
 // NaN for every element, as PyTorch's rule does; the scale is now
-// hi/(qmax−qmin) − lo/(qmax−qmin). The same for an Observer (issue 8:
-// found by FuzzFakeQuant).
+// hi/(qmax−qmin) − lo/(qmax−qmin). The same for an Observer (found by
+// FuzzFakeQuant).
 func TestFakeQuantDynamicAffineWideRange(t *testing.T) {
 	x := dense32([]int{4}, -3e38, 3e38, 1e36, 0)
 	y := runForward(t, x, Spec{Format: UInt8}, nil)

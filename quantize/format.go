@@ -3,7 +3,7 @@ package quantize
 import (
 	"fmt"
 
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 )
 
 // Format is a number format that FakeQuant emulates.
@@ -23,6 +23,7 @@ const (
 	FP8E5M2               // OCP E5M2: max 57344, saturating (ONNX's default)
 )
 
+// String returns the format's Go name ("Int8", "FP8E4M3", …).
 func (f Format) String() string {
 	switch f {
 	case Int8:
@@ -99,16 +100,16 @@ func (f Format) MaxFinite() float64 {
 }
 
 // floatFormat maps a float format to the kernel's; 0 (invalid) otherwise.
-func (f Format) floatFormat() kernel.FloatFormat {
+func (f Format) floatFormat() qkernel.FloatFormat {
 	switch f {
 	case FP16:
-		return kernel.FP16
+		return qkernel.FP16
 	case BF16:
-		return kernel.BF16
+		return qkernel.BF16
 	case FP8E4M3:
-		return kernel.FP8E4M3
+		return qkernel.FP8E4M3
 	case FP8E5M2:
-		return kernel.FP8E5M2
+		return qkernel.FP8E5M2
 	}
 	return 0
 }
@@ -139,6 +140,7 @@ const (
 	PerRow
 )
 
+// String returns the granularity's Go name ("PerTensor", …).
 func (g Granularity) String() string {
 	switch g {
 	case PerTensor:

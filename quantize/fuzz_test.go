@@ -8,7 +8,8 @@ import (
 	"testing"
 
 	"github.com/actq/actq/internal/numtest"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -147,7 +148,7 @@ func paramIndex(s Spec, shape tensor.Shape, i int) int {
 // directly (no machine):
 //
 //   - building never panics: it returns a node, or an error wrapping
-//     ErrSpec, ErrAxis, ErrShape or ErrDtype that names quantize.FakeQuant;
+//     ErrSpec, ops.ErrAxis, ops.ErrShape or ops.ErrDtype that names quantize.FakeQuant;
 //   - each element equals the kernel-level reference with the parameters
 //     of its tensor, channel or group: the fixed ones, or the ones the
 //     documented dynamic rules give for the block's finite values, which
@@ -216,7 +217,7 @@ func FuzzFakeQuant(f *testing.F) {
 	})
 }
 
-func fuzzFakeQuant[T kernel.Float](t *testing.T, fs fuzzSpec) {
+func fuzzFakeQuant[T qkernel.Float](t *testing.T, fs fuzzSpec) {
 	t.Helper()
 	g := gorgonia.NewGraph()
 	var xn *gorgonia.Node
@@ -245,10 +246,10 @@ func fuzzFakeQuant[T kernel.Float](t *testing.T, fs fuzzSpec) {
 	if fs.plain {
 		opts = append(opts, WithPlainSTE())
 	}
-	yn, err := FakeQuantWith(xn, fs.spec, opts...)
+	yn, err := FakeQuant(xn, fs.spec, opts...)
 	if err != nil {
 		if !strings.HasPrefix(err.Error(), "quantize.FakeQuant: ") ||
-			!(errors.Is(err, ErrSpec) || errors.Is(err, ErrAxis) || errors.Is(err, ErrShape) || errors.Is(err, ErrDtype)) {
+			!(errors.Is(err, ErrSpec) || errors.Is(err, ops.ErrAxis) || errors.Is(err, ops.ErrShape) || errors.Is(err, ops.ErrDtype)) {
 			fail("error %q does not name quantize.FakeQuant or wrap a sentinel", err)
 		}
 		return
@@ -310,7 +311,7 @@ func fuzzFakeQuant[T kernel.Float](t *testing.T, fs fuzzSpec) {
 // fuzzObserver shows x to a MinMax observer for fs's spec and checks that
 // the spec it returns builds and, when fs's spec is dynamic, gives the
 // same output y (the observer's rule is the dynamic rule).
-func fuzzObserver[T kernel.Float](t *testing.T, fail func(string, ...any), fs fuzzSpec, xn *gorgonia.Node, xv gorgonia.Value, y []T) {
+func fuzzObserver[T qkernel.Float](t *testing.T, fail func(string, ...any), fs fuzzSpec, xn *gorgonia.Node, xv gorgonia.Value, y []T) {
 	t.Helper()
 	base := fs.spec
 	base.Scale, base.ZeroPoint = nil, nil
@@ -345,21 +346,21 @@ func fuzzObserver[T kernel.Float](t *testing.T, fail func(string, ...any), fs fu
 }
 
 // fuzzParam is one tensor's, channel's or group's parameters in T.
-type fuzzParam[T kernel.Float] struct {
+type fuzzParam[T qkernel.Float] struct {
 	s T
 	z int
-	q kernel.Int[T]
+	q qkernel.Int[T]
 }
 
 // expectedParams returns the parameters of each tensor, channel or group:
 // the spec's fixed ones, 1 for unscaled float formats, or the documented
 // dynamic rules (FakeQuant's doc) computed in T over the block's finite
 // values, which must give a finite scale of at least 2^-23.
-func expectedParams[T kernel.Float](fail func(string, ...any), s Spec, shape tensor.Shape, xs []T, qmin, qmax int) []fuzzParam[T] {
+func expectedParams[T qkernel.Float](fail func(string, ...any), s Spec, shape tensor.Shape, xs []T, qmin, qmax int) []fuzzParam[T] {
 	n := max(nparamOf(s, shape, len(xs)), 1)
 	ps := make([]fuzzParam[T], n)
 	mk := func(sc T, z int) fuzzParam[T] {
-		return fuzzParam[T]{s: sc, z: z, q: kernel.NewInt(sc, z, qmin, qmax)}
+		return fuzzParam[T]{s: sc, z: z, q: qkernel.NewInt(sc, z, qmin, qmax)}
 	}
 	switch {
 	case s.Scale != nil:
@@ -416,7 +417,7 @@ func expectedParams[T kernel.Float](fail func(string, ...any), s Spec, shape ten
 }
 
 // refInt is PyTorch's formula written out in T (see the kernel's tests).
-func refInt[T kernel.Float](x, s T, zp, qmin, qmax int) (T, bool) {
+func refInt[T qkernel.Float](x, s T, zp, qmin, qmax int) (T, bool) {
 	t := T(x * (1 / s))
 	qf := float64(zp) + math.RoundToEven(float64(t))
 	q := math.Max(math.Min(qf, float64(qmax)), float64(qmin))
@@ -427,7 +428,7 @@ func refInt[T kernel.Float](x, s T, zp, qmin, qmax int) (T, bool) {
 }
 
 // runOp runs op.Do and returns the result's data.
-func runOp[T kernel.Float](t *testing.T, fail func(string, ...any), op gorgonia.Op, in ...gorgonia.Value) []T {
+func runOp[T qkernel.Float](t *testing.T, fail func(string, ...any), op gorgonia.Op, in ...gorgonia.Value) []T {
 	t.Helper()
 	v, err := op.Do(in...)
 	if err != nil {
@@ -446,7 +447,7 @@ func runOp[T kernel.Float](t *testing.T, fail func(string, ...any), op gorgonia.
 }
 
 // valueOf wraps a scalar as a Gorgonia value of its type.
-func valueOf[T kernel.Float](v T) gorgonia.Value {
+func valueOf[T qkernel.Float](v T) gorgonia.Value {
 	if _, ok := any(v).(float32); ok {
 		return gorgonia.NewF32(float32(v))
 	}
@@ -454,7 +455,7 @@ func valueOf[T kernel.Float](v T) gorgonia.Value {
 }
 
 // valueLike returns data as a value of like's kind and shape.
-func valueLike[T kernel.Float](like gorgonia.Value, data []T) gorgonia.Value {
+func valueLike[T qkernel.Float](like gorgonia.Value, data []T) gorgonia.Value {
 	if _, ok := like.(*tensor.Dense); ok {
 		return tensor.New(tensor.WithShape(like.Shape().Clone()...), tensor.WithBacking(append([]T(nil), data...)))
 	}

@@ -6,7 +6,7 @@ import (
 	"math"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -60,14 +60,13 @@ func LSQGradFactor(n int, f Format, narrow bool) float64 {
 // summed over the elements that share the scale (g = cfg.GradFactor). The
 // zero points are fixed (spec.ZeroPoint, nil for zeros).
 //
-// spec must be an integer format with Scale nil. scale has x's dtype and
-// holds one value per tensor, channel or group: a scalar or a 1-element
-// vector for PerTensor, a vector of the channel or group count otherwise.
-// Errors are FakeQuant's, plus ErrNilNode, ErrDtype or ErrValue for a
-// scale node that is nil, of another dtype than x or in another graph,
-// ErrSpec for a float format, a non-nil spec.Scale or a GradFactor or
-// MinScale that is negative, NaN or infinite, and ErrShape for a scale of
-// the wrong shape.
+// spec must be an integer format with Scale nil. scale has x's dtype and holds
+// one value per tensor, channel or group: a scalar or a 1-element vector for
+// PerTensor, a vector of the channel or group count otherwise. Errors are
+// FakeQuant's, plus ops.ErrNilNode, ops.ErrDtype or ops.ErrValue for a scale
+// node that is nil, of another dtype than x or in another graph, ErrSpec for a
+// float format, a non-nil spec.Scale or a GradFactor or MinScale that is
+// negative, NaN or infinite, and ops.ErrShape for a scale of the wrong shape.
 func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.FakeQuantLearnable"
 	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
@@ -77,7 +76,7 @@ func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts 
 		return nil, err
 	}
 	if scale.Graph() != x.Graph() {
-		return nil, fmt.Errorf("%s: scale is in another graph than x: %w", fn, ErrValue)
+		return nil, fmt.Errorf("%s: scale is in another graph than x: %w", fn, opkit.ErrValue)
 	}
 	if !spec.Format.IsInteger() {
 		return nil, fmt.Errorf("%s: Spec.Format %v: the learnable scale needs an integer format: %w", fn, spec.Format, ErrSpec)
@@ -103,12 +102,12 @@ func FakeQuantLearnable(x, scale *gorgonia.Node, spec Spec, cfg LSQConfig, opts 
 	}
 	p.learnable = true
 	if scale.Dtype() != x.Dtype() {
-		return nil, fmt.Errorf("%s: scale has dtype %v, x has %v: %w", fn, scale.Dtype(), x.Dtype(), ErrDtype)
+		return nil, fmt.Errorf("%s: scale has dtype %v, x has %v: %w", fn, scale.Dtype(), x.Dtype(), opkit.ErrDtype)
 	}
 	ss := scale.Shape()
 	okShape := (len(ss) == 0 && p.nparam == 1) || (len(ss) == 1 && ss[0] == p.nparam)
 	if !okShape {
-		return nil, fmt.Errorf("%s: scale has shape %v, want (%d) for %d scales: %w", fn, ss, p.nparam, p.nparam, ErrShape)
+		return nil, fmt.Errorf("%s: scale has shape %v, want (%d) for %d scales: %w", fn, ss, p.nparam, p.nparam, opkit.ErrShape)
 	}
 	if cfg.GradFactor == 0 {
 		cfg.GradFactor = 1
@@ -155,7 +154,7 @@ func LSQEffectiveScales[T float32 | float64](raw []T, cfg LSQConfig) []float64 {
 
 // effectiveScale is the scale an LSQ node with cfg (MinScale already set)
 // uses for the scale input's value v.
-func effectiveScale[T kernel.Float](v T, cfg LSQConfig) T {
+func effectiveScale[T qkernel.Float](v T, cfg LSQConfig) T {
 	s := v
 	if cfg.LogScale {
 		s = T(math.Exp(float64(v)))
@@ -167,17 +166,17 @@ func effectiveScale[T kernel.Float](v T, cfg LSQConfig) T {
 }
 
 // lsqParams returns the effective scales read from the scale value.
-func lsqParams[T kernel.Float](op *lsqOp, sv any) ([]prm[T], []T, error) {
+func lsqParams[T qkernel.Float](op *lsqOp, sv any) ([]prm[T], []T, error) {
 	raw, ok := sv.([]T)
 	if !ok || len(raw) != op.plan.nparam {
-		return nil, nil, fmt.Errorf("scale value %T does not match %d scales: %w", sv, op.plan.nparam, ErrValue)
+		return nil, nil, fmt.Errorf("scale value %T does not match %d scales: %w", sv, op.plan.nparam, opkit.ErrValue)
 	}
 	eff := make([]T, len(raw))
 	ps := make([]prm[T], len(raw))
 	for i, v := range raw {
 		s := effectiveScale(v, op.cfg)
 		if math.IsInf(float64(s), 0) || math.IsInf(float64(1/s), 0) {
-			return nil, nil, fmt.Errorf("scale %g (from %g) is not usable: %w", float64(s), float64(v), ErrValue)
+			return nil, nil, fmt.Errorf("scale %g (from %g) is not usable: %w", float64(s), float64(v), opkit.ErrValue)
 		}
 		eff[i] = s
 		ps[i] = makeParam(op.plan, s, op.plan.zeroPoint(i))
@@ -204,7 +203,7 @@ func (op *lsqOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 
 func (op *lsqOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 2 {
-		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), ErrValue)
+		return nil, fmt.Errorf("%v: got %d inputs, want 2: %w", op, len(inputs), opkit.ErrValue)
 	}
 	sd, err := opkit.FloatData(inputs[1])
 	if err != nil {
@@ -215,7 +214,7 @@ func (op *lsqOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 		func(dst, x []float64) error { return lsqForward(op, dst, x, sd) })
 }
 
-func lsqForward[T kernel.Float](op *lsqOp, dst, x []T, sd any) error {
+func lsqForward[T qkernel.Float](op *lsqOp, dst, x []T, sd any) error {
 	if err := op.plan.fits(len(x)); err != nil {
 		return err
 	}
@@ -279,7 +278,7 @@ func (op *lsqGradOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 
 func (op *lsqGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 3 {
-		return nil, fmt.Errorf("%v: got %d inputs, want 3: %w", op, len(inputs), ErrValue)
+		return nil, fmt.Errorf("%v: got %d inputs, want 3: %w", op, len(inputs), opkit.ErrValue)
 	}
 	var data [3]any
 	for i, v := range inputs {
@@ -306,11 +305,11 @@ func (op *lsqGradOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	return out, nil
 }
 
-func lsqBackward[T kernel.Float](op *lsqGradOp, dsta any, x []T, sd, dya any) error {
+func lsqBackward[T qkernel.Float](op *lsqGradOp, dsta any, x []T, sd, dya any) error {
 	f := op.fwd
 	dy, ok := dya.([]T)
 	if !ok || len(dy) != len(x) || len(x) != f.plan.n {
-		return fmt.Errorf("x (%d elements) and dy (%T) do not match the node's shape %v: %w", len(x), dya, f.plan.shape, ErrValue)
+		return fmt.Errorf("x (%d elements) and dy (%T) do not match the node's shape %v: %w", len(x), dya, f.plan.shape, opkit.ErrValue)
 	}
 	ps, eff, err := lsqParams[T](f, sd)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/actq/actq/internal/numtest"
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -63,7 +64,7 @@ func lsqRun(t *testing.T, x, s, dy *tensor.Dense, spec Spec, cfg LSQConfig) (y, 
 	return y, dx, ds
 }
 
-// TestLSQFact is numerics.md fact 32: int4 [−8,7], s=0.25, zp=0,
+// TestLSQFact is a hand-computed LSQ scale gradient: int4 [−8,7], s=0.25, zp=0,
 // x=[−3,−0.3,0.3,0.6,2], dY=1 → dX=[0,1,1,1,0], dScale=−1.4.
 func TestLSQFact(t *testing.T) {
 	x := dense32([]int{5}, -3, -0.3, 0.3, 0.6, 2)
@@ -286,13 +287,13 @@ func TestLSQErrors(t *testing.T) {
 		cfg  LSQConfig
 		want error
 	}{
-		{"nil x", nil, s1, Spec{}, LSQConfig{}, ErrNilNode},
-		{"nil scale", x, nil, Spec{}, LSQConfig{}, ErrNilNode},
+		{"nil x", nil, s1, Spec{}, LSQConfig{}, ops.ErrNilNode},
+		{"nil scale", x, nil, Spec{}, LSQConfig{}, ops.ErrNilNode},
 		{"float format", x, s1, Spec{Format: FP8E4M3}, LSQConfig{}, ErrSpec},
 		{"fixed scale set", x, s1, Spec{Scale: []float64{1}}, LSQConfig{}, ErrSpec},
-		{"scale dtype", x, s64, Spec{}, LSQConfig{}, ErrDtype},
-		{"scale shape", x, s4, Spec{}, LSQConfig{}, ErrShape},
-		{"per channel needs 6", x, s4, Spec{Granularity: PerChannel, Axis: 1}, LSQConfig{}, ErrShape},
+		{"scale dtype", x, s64, Spec{}, LSQConfig{}, ops.ErrDtype},
+		{"scale shape", x, s4, Spec{}, LSQConfig{}, ops.ErrShape},
+		{"per channel needs 6", x, s4, Spec{Granularity: PerChannel, Axis: 1}, LSQConfig{}, ops.ErrShape},
 		{"zero point range", x, s1, Spec{Format: Int4, ZeroPoint: []int{9}}, LSQConfig{}, ErrSpec},
 		{"negative grad factor", x, s1, Spec{}, LSQConfig{GradFactor: -1}, ErrSpec},
 		{"per channel ok", x, s4, Spec{Granularity: PerChannel, Axis: 0}, LSQConfig{}, nil},

@@ -8,7 +8,7 @@ import (
 
 	"github.com/actq/actq/internal/opkit"
 
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"gorgonia.org/gorgonia"
 )
 
@@ -33,6 +33,7 @@ const (
 	Percentile
 )
 
+// String returns the kind's Go name ("MinMax", …).
 func (k ObserverKind) String() string {
 	switch k {
 	case MinMax:
@@ -126,12 +127,12 @@ func NewObserver(base Spec, cfg ObserverConfig) (*Observer, error) {
 	return &Observer{base: base, cfg: cfg, only32: true}, nil
 }
 
-// Observe adds one batch. Every batch must have the shape of the first
-// (it fixes the number of channels or groups). x is a *tensor.Dense or a
-// scalar of dtype Float32 or Float64. It returns an error wrapping ErrValue
-// or ErrDtype for another x, ErrShape for a shape with another number of
-// channels or groups than the first batch's, and FakeQuant's errors for a
-// spec that does not fit x.
+// Observe adds one batch. Every batch must have the shape of the first (it
+// fixes the number of channels or groups). x is a *tensor.Dense or a scalar of
+// dtype Float32 or Float64. It returns an error wrapping ops.ErrValue or
+// ops.ErrDtype for another x, ops.ErrShape for a shape with another number of
+// channels or groups than the first batch's, and FakeQuant's errors for a spec
+// that does not fit x.
 func (o *Observer) Observe(x gorgonia.Value) error {
 	const fn = "quantize.Observer.Observe"
 	data, err := opkit.FloatData(x)
@@ -150,7 +151,7 @@ func (o *Observer) Observe(x gorgonia.Value) error {
 			o.lo, o.hi, o.seen = make([]float64, p.nparam), make([]float64, p.nparam), make([]int, p.nparam)
 		} else if p.nparam != o.plan.nparam {
 			return fmt.Errorf("%s: x of shape %v has %d channels or groups, earlier batches (shape %v) had %d: %w",
-				fn, shape, p.nparam, o.plan.shape, o.plan.nparam, ErrShape)
+				fn, shape, p.nparam, o.plan.shape, o.plan.nparam, opkit.ErrShape)
 		}
 		o.plan = p
 	}
@@ -203,7 +204,7 @@ func (o *Observer) average(old, cur, c float64) float64 {
 
 // batchRanges returns each parameter's range in one batch and whether it
 // had finite data.
-func batchRanges[T kernel.Float](o *Observer, x []T) (lo, hi []float64, ok []bool) {
+func batchRanges[T qkernel.Float](o *Observer, x []T) (lo, hi []float64, ok []bool) {
 	p := o.plan
 	lo, hi = make([]float64, p.nparam), make([]float64, p.nparam)
 	if o.cfg.Kind != Percentile {
@@ -239,11 +240,11 @@ func batchRanges[T kernel.Float](o *Observer, x []T) (lo, hi []float64, ok []boo
 		}
 		scratch := make([]float64, len(v))
 		ok[i] = true
-		hi[i] = kernel.Percentile(v, pc, scratch)
+		hi[i] = qkernel.Percentile(v, pc, scratch)
 		if absOnly {
 			lo[i] = -hi[i]
 		} else {
-			lo[i] = kernel.Percentile(v, 100-pc, scratch)
+			lo[i] = qkernel.Percentile(v, 100-pc, scratch)
 		}
 	}
 	return lo, hi, ok

@@ -5,6 +5,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -85,52 +86,53 @@ func observe(t *testing.T, base Spec, cfg ObserverConfig, batches ...*tensor.Den
 	return s
 }
 
-// TestObserverFacts are numerics.md §4 facts 28–31.
+// TestObserverFacts checks PyTorch's observer rules on hand-computed cases
+// (torch.ao.quantization's MinMaxObserver, float32 arithmetic).
 func TestObserverFacts(t *testing.T) {
-	// #28: quint8 affine, min −1, max 2 → s = 0.0117647061 (float32), z = 85;
+	// quint8 affine, min −1, max 2 → s = 0.0117647061 (float32), z = 85;
 	// fq(0.5) = 0.49411765.
 	s := observe(t, Spec{Format: UInt8}, ObserverConfig{}, dense32([]int{3}, -1, 0.5, 2))
 	if float32(s.Scale[0]) != float32(3.0)/255 || s.ZeroPoint[0] != 85 {
-		t.Errorf("#28: %v %v", s.Scale, s.ZeroPoint)
+		t.Errorf("quint8 affine: %v %v", s.Scale, s.ZeroPoint)
 	}
 	y := runForward(t, dense32([]int{1}, 0.5), s, nil)
 	if float32(y[0]) != 0.49411765 {
-		t.Errorf("#28: fq(0.5) = %v", float32(y[0]))
+		t.Errorf("quint8 affine: fq(0.5) = %v", float32(y[0]))
 	}
-	// #29: qint8 symmetric, amax 1, torch's rule → s = 1/127.5; fq(±1) = ±0.99607849.
+	// qint8 symmetric, amax 1, torch's rule → s = 1/127.5; fq(±1) = ±0.99607849.
 	s = observe(t, Spec{Format: Int8, Symmetric: true}, ObserverConfig{TorchSymmetric: true}, dense32([]int{2}, -1, 0.5))
 	if float32(s.Scale[0]) != float32(1/127.5) {
-		t.Errorf("#29: s = %v", s.Scale[0])
+		t.Errorf("qint8 symmetric: s = %v", s.Scale[0])
 	}
 	y = runForward(t, dense32([]int{2}, 1, -1), s, nil)
 	if float32(y[0]) != 0.99607849 || float32(y[1]) != -0.99607849 {
-		t.Errorf("#29: fq(±1) = %v", y)
+		t.Errorf("qint8 symmetric: fq(±1) = %v", y)
 	}
 	// Our default symmetric rule maps amax to 127: fq(±1) = ±1 exactly.
 	s = observe(t, Spec{Format: Int8, Symmetric: true}, ObserverConfig{}, dense32([]int{2}, -1, 0.5))
 	if y := runForward(t, dense32([]int{2}, 1, -1), s, nil); y[0] != 1 || y[1] != -1 {
 		t.Errorf("amax/127 rule: fq(±1) = %v", y)
 	}
-	// #30: int4 (−8,7) symmetric, torch's rule → s = 0.13333334, fq(1) =
+	// int4 (−8,7) symmetric, torch's rule → s = 0.13333334, fq(1) =
 	// 0.9333334; narrow (−7,7) → s = 1/7, fq(1) = 1.
 	s = observe(t, Spec{Format: Int4, Symmetric: true}, ObserverConfig{TorchSymmetric: true}, dense32([]int{1}, 1))
 	if float32(s.Scale[0]) != 0.13333334 {
-		t.Errorf("#30: s = %v", s.Scale[0])
+		t.Errorf("int4 symmetric: s = %v", s.Scale[0])
 	}
 	if y := runForward(t, dense32([]int{1}, 1), s, nil); float32(y[0]) != 0.9333334 {
-		t.Errorf("#30: fq(1) = %v", float32(y[0]))
+		t.Errorf("int4 symmetric: fq(1) = %v", float32(y[0]))
 	}
 	s = observe(t, Spec{Format: Int4, Symmetric: true, NarrowRange: true}, ObserverConfig{TorchSymmetric: true}, dense32([]int{1}, 1))
 	if float32(s.Scale[0]) != float32(1.0/7) {
-		t.Errorf("#30 narrow: s = %v", s.Scale[0])
+		t.Errorf("int4 symmetric narrow: s = %v", s.Scale[0])
 	}
 	if y := runForward(t, dense32([]int{1}, 1), s, nil); y[0] != 1 {
-		t.Errorf("#30 narrow: fq(1) = %v", y[0])
+		t.Errorf("int4 symmetric narrow: fq(1) = %v", y[0])
 	}
-	// #31: all zeros, quint8 affine → s = 2^-23, z = 0.
+	// all zeros, quint8 affine → s = 2^-23, z = 0.
 	s = observe(t, Spec{Format: UInt8}, ObserverConfig{}, dense32([]int{4}, 0, 0, 0, 0))
 	if s.Scale[0] != 0x1p-23 || s.ZeroPoint[0] != 0 {
-		t.Errorf("#31: %v %v", s.Scale, s.ZeroPoint)
+		t.Errorf("all zeros: %v %v", s.Scale, s.ZeroPoint)
 	}
 }
 
@@ -178,7 +180,7 @@ func TestObserverPerGroupAndErrors(t *testing.T) {
 		t.Errorf("Spec before data: %v", err)
 	}
 	_ = obs.Observe(dense32([]int{2, 2}, 1, 2, 3, 4))
-	if err := obs.Observe(dense32([]int{3, 2}, 1, 2, 3, 4, 5, 6)); !errors.Is(err, ErrShape) {
+	if err := obs.Observe(dense32([]int{3, 2}, 1, 2, 3, 4, 5, 6)); !errors.Is(err, ops.ErrShape) {
 		t.Errorf("channel count change: %v", err)
 	}
 	if err := obs.Observe(dense32([]int{2, 3}, 1, 2, 3, 4, 5, 6)); err != nil { // same channels, other batch width
@@ -204,7 +206,7 @@ func TestObserverInGraph(t *testing.T) {
 	}
 	g := gorgonia.NewGraph()
 	x := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(4), gorgonia.WithName("x"))
-	if _, err := FakeQuantWith(x, Spec{Format: Int8, Symmetric: true}, WithObserver(obs)); err != nil {
+	if _, err := FakeQuant(x, Spec{Format: Int8, Symmetric: true}, WithObserver(obs)); err != nil {
 		t.Fatal(err)
 	}
 	m := gorgonia.NewTapeMachine(g)

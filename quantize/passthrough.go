@@ -5,7 +5,7 @@ import (
 	"hash"
 
 	"github.com/actq/actq/internal/opkit"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/chewxy/hm"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -20,8 +20,8 @@ import (
 // WithObserver shows x to the observer at every run; WithPlainSTE has no
 // effect.
 //
-// It returns an error wrapping ErrNilNode for a nil x, ErrDtype for a dtype
-// other than Float32 and Float64, and ErrValue for an x in no graph.
+// It returns an error wrapping ops.ErrNilNode for a nil x, ops.ErrDtype for a
+// dtype other than Float32 and Float64, and ops.ErrValue for an x in no graph.
 func Passthrough(x *gorgonia.Node, opts ...Option) (*gorgonia.Node, error) {
 	const fn = "quantize.Passthrough"
 	if err := opkit.CheckFloatNode(fn, "x", x); err != nil {
@@ -52,7 +52,7 @@ func (op *passOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, error) {
 
 func (op *passOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 	if len(inputs) != 1 {
-		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), ErrValue)
+		return nil, fmt.Errorf("%v: got %d inputs, want 1: %w", op, len(inputs), opkit.ErrValue)
 	}
 	return forwardDo(op, &op.opts, nil, inputs[0],
 		func(dst, x []float32) error { return pass(op.opts.stats, dst, x) },
@@ -60,7 +60,7 @@ func (op *passOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
 }
 
 // pass copies x into dst and records the run into st (if not nil).
-func pass[T kernel.Float](st *Stats, dst, x []T) error {
+func pass[T qkernel.Float](st *Stats, dst, x []T) error {
 	copy(dst, x)
 	if st != nil {
 		st.record(identityCounts(x))

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -75,13 +76,13 @@ func TestUsePreallocDoInPlace(t *testing.T) {
 	var st Stats
 	g := gorgonia.NewGraph()
 	x := gorgonia.NewVector(g, tensor.Float64, gorgonia.WithShape(3), gorgonia.WithName("x"))
-	n, err := FakeQuantWith(x, Spec{Format: Int8, Symmetric: true}, WithStats(&st))
+	n, err := FakeQuant(x, Spec{Format: Int8, Symmetric: true}, WithStats(&st))
 	if err != nil {
 		t.Fatal(err)
 	}
 	xv := tensor.New(tensor.WithBacking([]float64{1, -2, 3}))
-	if _, err := n.Op().(*fakeQuantOp).UsePreallocDo(xv, xv); !errors.Is(err, ErrValue) {
-		t.Errorf("in place with Stats: got %v, want ErrValue", err)
+	if _, err := n.Op().(*fakeQuantOp).UsePreallocDo(xv, xv); !errors.Is(err, ops.ErrValue) {
+		t.Errorf("in place with Stats: got %v, want ops.ErrValue", err)
 	}
 	if _, err := n.Op().(*fakeQuantOp).UsePreallocDo(tensor.New(tensor.WithBacking(make([]float64, 3))), xv); err != nil {
 		t.Errorf("separate buffer with Stats: %v", err)

@@ -4,7 +4,7 @@ import (
 	"sync"
 
 	"github.com/actq/actq/internal/parallel"
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 )
 
 // walk calls f, in order, on the runs of consecutive elements of [lo, hi)
@@ -36,23 +36,23 @@ func (p *plan) needsMin() bool {
 // whether it has one. With absOnly, for rules that need only the largest
 // magnitude a, it returns −a and a (0 and 0 without a finite element), and
 // ok is always true.
-func finiteRange[T kernel.Float](seg []T, absOnly bool) (lo, hi T, ok bool) {
+func finiteRange[T qkernel.Float](seg []T, absOnly bool) (lo, hi T, ok bool) {
 	if absOnly {
-		a := kernel.AbsMax(seg)
+		a := qkernel.AbsMax(seg)
 		return -a, a, true
 	}
-	lo, hi, n := kernel.MinMax(seg)
+	lo, hi, n := qkernel.MinMax(seg)
 	return lo, hi, n > 0
 }
 
 // ranges accumulates the finite range [lo, hi] of each parameter; a
 // parameter that was never seen keeps [0, 0].
-type ranges[T kernel.Float] struct {
+type ranges[T qkernel.Float] struct {
 	lo, hi []T
 	seen   []bool
 }
 
-func newRanges[T kernel.Float](n int) *ranges[T] {
+func newRanges[T qkernel.Float](n int) *ranges[T] {
 	return &ranges[T]{lo: make([]T, n), hi: make([]T, n), seen: make([]bool, n)}
 }
 
@@ -78,7 +78,7 @@ func (r *ranges[T]) merge(o *ranges[T]) {
 // (see finiteRange for absOnly), split over goroutines in chunks of at
 // least grain elements; a grain of len(x) or more walks x in order on the
 // caller.
-func finiteRanges[T kernel.Float](p *plan, x []T, absOnly bool, grain int) *ranges[T] {
+func finiteRanges[T qkernel.Float](p *plan, x []T, absOnly bool, grain int) *ranges[T] {
 	r := newRanges[T](p.nparam)
 	var mu sync.Mutex
 	_ = parallel.For(len(x), grain, func(a, b int) error {

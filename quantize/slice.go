@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"unsafe"
 
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/opkit"
+	"github.com/actq/actq/internal/qkernel"
 	"gorgonia.org/tensor"
 )
 
@@ -17,10 +18,10 @@ import (
 // loop that quantizes one row at a time. Each call counts as one run in st.
 //
 // dst may be x itself when st is nil; with statistics, which compare x with
-// the result, it must not overlap x. It returns an error wrapping ErrShape
-// if x or dst does not hold shape's number of elements, ErrValue if dst is
+// the result, it must not overlap x. It returns an error wrapping ops.ErrShape
+// if x or dst does not hold shape's number of elements, ops.ErrValue if dst is
 // x and st is not nil, and FakeQuant's errors for a spec that does not fit
-// the shape (ErrSpec, ErrAxis, ErrShape).
+// the shape (ErrSpec, ops.ErrAxis, ops.ErrShape).
 func FakeQuantSlice[T float32 | float64](dst, x []T, shape []int, s Spec, st *Stats) error {
 	const fn = "quantize.FakeQuantSlice"
 	p, err := newPlan(fn, s, tensor.Shape(shape), dtypeOf[T]())
@@ -34,7 +35,7 @@ func FakeQuantSlice[T float32 | float64](dst, x []T, shape []int, s Spec, st *St
 		return fmt.Errorf("%s: dst: %w", fn, err)
 	}
 	if st != nil && sameStorage(dst, x) {
-		return fmt.Errorf("%s: statistics compare x with the result, so dst cannot be x: %w", fn, ErrValue)
+		return fmt.Errorf("%s: statistics compare x with the result, so dst cannot be x: %w", fn, opkit.ErrValue)
 	}
 	if err := newEngine(p, fixedParams[T](p), x).run(dst, x, st); err != nil {
 		return fmt.Errorf("%s: %v: %w", fn, p, err)
@@ -53,7 +54,7 @@ func PassthroughSlice[T float32 | float64](x []T, st *Stats) {
 }
 
 // dtypeOf returns the tensor dtype of T.
-func dtypeOf[T kernel.Float]() tensor.Dtype {
+func dtypeOf[T qkernel.Float]() tensor.Dtype {
 	var z T
 	if unsafe.Sizeof(z) == 4 {
 		return tensor.Float32

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/actq/actq/ops"
 	"gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -51,7 +52,7 @@ func fakeQuantNode(t *testing.T, x *tensor.Dense, s Spec) ([]float32, StatsSnaps
 	var st Stats
 	zeros := tensor.New(tensor.Of(tensor.Float32), tensor.WithShape(x.Shape()...))
 	y, _ := runTape(t, x.Clone().(*tensor.Dense), zeros, func(x *gorgonia.Node) (*gorgonia.Node, error) {
-		return FakeQuantWith(x, s, WithStats(&st))
+		return FakeQuant(x, s, WithStats(&st))
 	})
 	out := make([]float32, len(y))
 	for i, v := range y {
@@ -130,7 +131,7 @@ func TestPerRowSpecs(t *testing.T) {
 		want error
 		msg  string
 	}{
-		{"scalar", sc, Spec{Granularity: PerRow}, ErrShape, "PerRow needs a tensor of rank ≥ 1"},
+		{"scalar", sc, Spec{Granularity: PerRow}, ops.ErrShape, "PerRow needs a tensor of rank ≥ 1"},
 		{"too few scales", m, Spec{Granularity: PerRow, Scale: []float64{1, 1}}, ErrSpec, "2 scales, want 4 (one per row"},
 		{"zero points without scales", m, Spec{Granularity: PerRow, ZeroPoint: []int{0, 0, 0, 0}}, ErrSpec, "ZeroPoint given without Scale"},
 	} {
@@ -251,12 +252,12 @@ func TestFakeQuantSlice(t *testing.T) {
 		want   error
 		msg    string
 	}{
-		{"short x", buf, v[:95], shape, Spec{}, nil, ErrShape, "x: x has 95 elements"},
-		{"short dst", buf[:10], v, shape, Spec{}, nil, ErrShape, "dst: x has 10 elements"},
-		{"in place with stats", buf, buf, shape, Spec{}, &st, ErrValue, "dst cannot be x"},
+		{"short x", buf, v[:95], shape, Spec{}, nil, ops.ErrShape, "x: x has 95 elements"},
+		{"short dst", buf[:10], v, shape, Spec{}, nil, ops.ErrShape, "dst: x has 10 elements"},
+		{"in place with stats", buf, buf, shape, Spec{}, &st, ops.ErrValue, "dst cannot be x"},
 		{"bad group", buf, v, shape, Spec{Granularity: PerGroup, GroupSize: 5}, nil, ErrSpec, "does not divide"},
-		{"bad axis", buf, v, shape, Spec{Granularity: PerChannel, Axis: 3}, nil, ErrAxis, "Spec.Axis 3"},
-		{"scalar per row", buf[:1], v[:1], nil, Spec{Granularity: PerRow}, nil, ErrShape, "rank ≥ 1"},
+		{"bad axis", buf, v, shape, Spec{Granularity: PerChannel, Axis: 3}, nil, ops.ErrAxis, "Spec.Axis 3"},
+		{"scalar per row", buf[:1], v[:1], nil, Spec{Granularity: PerRow}, nil, ops.ErrShape, "rank ≥ 1"},
 	} {
 		err := FakeQuantSlice(c.dst, c.x, c.shape, c.s, c.st)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) || !strings.Contains(err.Error(), "quantize.FakeQuantSlice") {

@@ -45,21 +45,12 @@ type Spec struct {
 	DynamicFloatScale bool
 }
 
-// Errors. Every error of this package wraps one of these. ErrNilNode,
-// ErrDtype, ErrAxis, ErrShape and ErrValue are the same values as package
-// ops' errors of those names, so errors.Is works with either name.
-var (
-	// ErrSpec reports a Spec that cannot be used: a bad scale or zero
-	// point, a wrong number of them, a bad group size or an unknown format
-	// or granularity.
-	ErrSpec = errors.New("bad quantization spec")
-
-	ErrNilNode = opkit.ErrNilNode // a nil node
-	ErrDtype   = opkit.ErrDtype   // a dtype other than Float32 or Float64
-	ErrAxis    = opkit.ErrAxis    // an axis outside [−rank, rank)
-	ErrShape   = opkit.ErrShape   // a shape that does not fit the spec
-	ErrValue   = opkit.ErrValue   // a run-time value the op cannot use
-)
+// ErrSpec reports a Spec that cannot be used: a bad scale or zero point, a
+// wrong number of them, a bad group size or an unknown format or
+// granularity. Every other error of this package wraps one of package ops'
+// sentinels (ops.ErrNilNode, ops.ErrDtype, ops.ErrAxis, ops.ErrShape,
+// ops.ErrValue), or ErrNoData from an Observer.
+var ErrSpec = errors.New("bad quantization spec")
 
 // minScale is the smallest scale a dynamic rule or an observer produces:
 // float32's machine epsilon 2^-23, the clamp of PyTorch's observers
@@ -97,7 +88,7 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 		return fmt.Errorf("%s: %s: %w", fn, fmt.Sprintf(format, args...), ErrSpec)
 	}
 	if dt != tensor.Float32 && dt != tensor.Float64 {
-		return nil, fmt.Errorf("%s: x has dtype %v, want Float32 or Float64: %w", fn, dt, ErrDtype)
+		return nil, fmt.Errorf("%s: x has dtype %v, want Float32 or Float64: %w", fn, dt, opkit.ErrDtype)
 	}
 	if !s.Format.Valid() {
 		return nil, bad("Spec.Format is %v, an unknown format", s.Format)
@@ -121,14 +112,14 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 		p.block, p.nparam = p.n, 1
 	case PerChannel:
 		if rank == 0 {
-			return nil, fmt.Errorf("%s: Spec.Granularity PerChannel needs a tensor of rank ≥ 1, x is a scalar: %w", fn, ErrShape)
+			return nil, fmt.Errorf("%s: Spec.Granularity PerChannel needs a tensor of rank ≥ 1, x is a scalar: %w", fn, opkit.ErrShape)
 		}
 		ax := s.Axis
 		if ax < 0 {
 			ax += rank
 		}
 		if ax < 0 || ax >= rank {
-			return nil, fmt.Errorf("%s: Spec.Axis %d out of range for x of shape %v: %w", fn, s.Axis, shape, ErrAxis)
+			return nil, fmt.Errorf("%s: Spec.Axis %d out of range for x of shape %v: %w", fn, s.Axis, shape, opkit.ErrAxis)
 		}
 		p.spec.Axis = ax
 		p.nparam = shape[ax]
@@ -139,7 +130,7 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 		p.cols = p.block < colsBelow
 	case PerGroup:
 		if rank == 0 {
-			return nil, fmt.Errorf("%s: Spec.Granularity PerGroup needs a tensor of rank ≥ 1, x is a scalar: %w", fn, ErrShape)
+			return nil, fmt.Errorf("%s: Spec.Granularity PerGroup needs a tensor of rank ≥ 1, x is a scalar: %w", fn, opkit.ErrShape)
 		}
 		last := shape[rank-1]
 		if s.GroupSize <= 0 {
@@ -151,7 +142,7 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 		p.block, p.nparam = s.GroupSize, p.n/s.GroupSize
 	case PerRow:
 		if rank == 0 {
-			return nil, fmt.Errorf("%s: Spec.Granularity PerRow needs a tensor of rank ≥ 1, x is a scalar: %w", fn, ErrShape)
+			return nil, fmt.Errorf("%s: Spec.Granularity PerRow needs a tensor of rank ≥ 1, x is a scalar: %w", fn, opkit.ErrShape)
 		}
 		// PerGroup's layout with the last dimension as the group. Rows of
 		// no element make a tensor of no element, with no scale.
@@ -232,11 +223,11 @@ func checkScale(v float64, dt tensor.Dtype) string {
 	return ""
 }
 
-// fits returns an error wrapping ErrShape unless n, the element count of a
+// fits returns an error wrapping ops.ErrShape unless n, the element count of a
 // run-time value, is the plan's.
 func (p *plan) fits(n int) error {
 	if n != p.n {
-		return fmt.Errorf("x has %d elements, the node was built for shape %v: %w", n, p.shape, ErrShape)
+		return fmt.Errorf("x has %d elements, the node was built for shape %v: %w", n, p.shape, opkit.ErrShape)
 	}
 	return nil
 }

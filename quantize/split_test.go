@@ -86,7 +86,7 @@ func TestSplitSumsRepeatable(t *testing.T) {
 		s := gorgonia.NewVector(g, tensor.Float32, gorgonia.WithShape(ch), gorgonia.WithName("s"),
 			gorgonia.WithValue(tensor.New(tensor.WithShape(ch), tensor.WithBacking(scales))))
 		var st Stats
-		y, err := FakeQuantWith(x, Spec{Format: Int4, Symmetric: true, Granularity: PerGroup, GroupSize: 4}, WithStats(&st))
+		y, err := FakeQuant(x, Spec{Format: Int4, Symmetric: true, Granularity: PerGroup, GroupSize: 4}, WithStats(&st))
 		if err != nil {
 			t.Fatal(err)
 		}

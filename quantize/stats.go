@@ -5,7 +5,7 @@ import (
 	"math"
 	"sync"
 
-	"github.com/actq/actq/quantize/kernel"
+	"github.com/actq/actq/internal/qkernel"
 )
 
 // Stats collects what fake quantization did to the values that went
@@ -57,7 +57,7 @@ func (s *Stats) Reset() {
 }
 
 // record adds one run's counts.
-func (s *Stats) record(c kernel.Counts) {
+func (s *Stats) record(c qkernel.Counts) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.s.Runs++
@@ -72,8 +72,8 @@ func (s *Stats) record(c kernel.Counts) {
 
 // identityCounts returns the statistics of y = x: elements, NaN, ±Inf and
 // the signal Σx² over the finite elements, summed in order.
-func identityCounts[T kernel.Float](x []T) kernel.Counts {
-	c := kernel.Counts{N: int64(len(x))}
+func identityCounts[T qkernel.Float](x []T) qkernel.Counts {
+	c := qkernel.Counts{N: int64(len(x))}
 	for _, v := range x {
 		f := float64(v)
 		switch {
@@ -117,6 +117,8 @@ func (c StatsSnapshot) SQNR() float64 {
 	return 10 * math.Log10(c.Signal/c.Noise)
 }
 
+// String formats the counts, the clipped and zeroed percentages and the
+// SQNR on one line.
 func (c StatsSnapshot) String() string {
 	return fmt.Sprintf("runs=%d elements=%d clipped=%.4g%% zeroed=%.4g%% nan=%d inf=%d sqnr=%.2fdB",
 		c.Runs, c.Elements, 100*c.ClippedFraction(), 100*c.ZeroedFraction(), c.NaN, c.Inf, c.SQNR())

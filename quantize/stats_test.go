@@ -9,13 +9,13 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// runForward runs y = FakeQuantWith(x, spec, WithStats(st)) once on a tape
+// runForward runs y = FakeQuant(x, spec, WithStats(st)) once on a tape
 // machine.
 func runForward(t *testing.T, x *tensor.Dense, spec Spec, st *Stats) []float64 {
 	t.Helper()
 	g := gorgonia.NewGraph()
 	xn := gorgonia.NodeFromAny(g, x, gorgonia.WithName("x"))
-	y, err := FakeQuantWith(xn, spec, WithStats(st))
+	y, err := FakeQuant(xn, spec, WithStats(st))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestStatsConcurrent(t *testing.T) {
 			v := ramp32(n, -2, 2)
 			v[w] = float32(math.NaN())
 			x := gorgonia.NodeFromAny(g, dense32([]int{n}, v...), gorgonia.WithName("x"))
-			if _, err := FakeQuantWith(x, Spec{Format: Int4, Scale: []float64{0.1}}, WithStats(&st)); err != nil {
+			if _, err := FakeQuant(x, Spec{Format: Int4, Scale: []float64{0.1}}, WithStats(&st)); err != nil {
 				t.Error(err)
 				return
 			}

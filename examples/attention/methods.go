@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/actq/actq/internal/qkernel"
 	okernel "github.com/actq/actq/ops/kernel"
-	qkernel "github.com/actq/actq/quantize/kernel"
 )
 
 // A method computes one row of attention probabilities from one row of

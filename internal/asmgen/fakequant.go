@@ -8,9 +8,9 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// The target quantize/kernel: the integer fake-quantization kernels and
+// The target internal/qkernel: the integer fake-quantization kernels and
 // AbsMax (vec_avx2_amd64.s, vec_avx2_stubs_amd64.go). They compute exactly
-// what the scalar loops of quantize/kernel's int.go and ranges.go compute
+// what the scalar loops of internal/qkernel's int.go and ranges.go compute
 // (vec_asm_amd64.go there has the Go side and the contract of each):
 //
 //   - the code is round_half_even(x·inv) with a VMULPS and a VROUNDPS
@@ -350,7 +350,7 @@ func transposeMax(m [8]VecVirtual) VecVirtual {
 	return a
 }
 
-// fakeQuant emits the kernels of quantize/kernel.
+// fakeQuant emits the kernels of internal/qkernel.
 func fakeQuant() {
 	perTensor(f32)
 	absMax()

@@ -6,7 +6,7 @@ import (
 	. "github.com/mmcloughlin/avo/reg"
 )
 
-// accumulateFP16 emits quantize/kernel's fp16 accumulator kernel,
+// accumulateFP16 emits internal/qkernel's fp16 accumulator kernel,
 // AccumulateFP16 (float.go) on four float64 lanes: each step computes
 // a = acc + w·v in float64 (VCVTPS2PD, VMULPD, VADDPD: the product of an
 // fp16 weight and a float32 is exact, the sum rounded once, as the scalar

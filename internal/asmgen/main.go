@@ -1,6 +1,6 @@
 // Command asmgen writes actq's assembly with avo
 // (github.com/mmcloughlin/avo): the activation kernels of ops/kernel, the
-// fake-quant kernels of quantize/kernel, blas's GEMM micro-kernels and
+// fake-quant kernels of internal/qkernel, blas's GEMM micro-kernels and
 // internal/cpupeak's FMA loops. It is a module of its own so that actq
 // does not depend on avo. Its argument names the package to write, by its
 // directory in the repository; go generate runs it there, from its own
@@ -41,7 +41,7 @@ type target struct {
 // targets are the packages asmgen writes.
 var targets = []target{
 	{"ops/kernel", "activation_amd64.s", "activation_stub_amd64.go", defaultBuild, "activation_consts_amd64.go", &activationConsts, activations},
-	{"quantize/kernel", "vec_avx2_amd64.s", "vec_avx2_stubs_amd64.go", defaultBuild, "", nil, fakeQuant},
+	{"internal/qkernel", "vec_avx2_amd64.s", "vec_avx2_stubs_amd64.go", defaultBuild, "", nil, fakeQuant},
 	{"blas", "gemm_amd64.s", "gemm_stub_amd64.go", defaultBuild, "", nil, gemm},
 	{"internal/cpupeak", "peak_amd64.s", "peak_stub_amd64.go", notPurego, "", nil, fmaLoops},
 }

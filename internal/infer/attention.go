@@ -5,8 +5,8 @@ import (
 	"math"
 
 	"github.com/actq/actq/internal/parallel"
+	"github.com/actq/actq/internal/qkernel"
 	"github.com/actq/actq/ops/kernel"
-	qkernel "github.com/actq/actq/quantize/kernel"
 )
 
 // Arithmetic selects how attention computes softmax(S)·V for each query
@@ -50,6 +50,7 @@ const (
 	PVHalfOffset
 )
 
+// String returns a short name of the arithmetic ("float32", "fp16", …).
 func (p PV) String() string {
 	switch p {
 	case PVFloat32:

@@ -32,6 +32,7 @@ const (
 	ProductsGraph
 )
 
+// String returns a short name of the routines ("fast", "graph").
 func (p Products) String() string {
 	switch p {
 	case ProductsFast:

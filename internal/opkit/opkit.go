@@ -15,8 +15,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// The sentinel errors (re-exported as ops.ErrNilNode, … and
-// quantize.ErrNilNode, …).
+// The sentinel errors, exported to users as ops.ErrNilNode, ….
 var (
 	ErrNilNode = errors.New("nil node")
 	ErrDtype   = errors.New("unsupported dtype")

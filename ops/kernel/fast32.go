@@ -319,13 +319,14 @@ func (v vecISA) String() string {
 	return "none (portable Go)"
 }
 
-// Vectorized reports whether the float32 kernels run on a vector path
-// (AVX2 or AVX-512) in this build and on this CPU.
-func Vectorized() bool { return vecLevel != vecNone }
-
 // VectorISA names the instruction set the float32 kernels run on in this
 // build and on this CPU, and how: AVX2+FMA assembly in the default build on
 // amd64 (without the purego tag), AVX-512 or AVX2 with simd/archsimd when
-// built with GOEXPERIMENT=simd, on CPUs with those instructions; otherwise
-// the portable Go path.
-func VectorISA() string { return vecLevel.String() }
+// built with GOEXPERIMENT=simd, on CPUs with those instructions. It returns
+// "" where they run the portable Go path.
+func VectorISA() string {
+	if vecLevel == vecNone {
+		return ""
+	}
+	return vecLevel.String()
+}

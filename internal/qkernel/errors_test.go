@@ -1,4 +1,4 @@
-package kernel
+package qkernel
 
 import (
 	"fmt"
@@ -8,8 +8,8 @@ import (
 	"github.com/actq/actq/internal/errtest"
 )
 
-// TestErrors is the audit of every exported function of the package
-// (issue 8), in both dtypes: each bad input returns an error that wraps
+// TestErrors is the audit of every exported function of the package, in
+// both dtypes: each bad input returns an error that wraps
 // ErrLength (slices, columns, groups) or ErrParam (grids, formats, scales,
 // code ranges) and names the kernel and the argument, writes nothing, and
 // nothing panics. Valid inputs beside them must succeed, and the functions
@@ -77,10 +77,10 @@ func kernelErrorCases[T Float](t *testing.T) []errtest.Case {
 		return []short{{"x shorter", 4, 3, 4, "len(" + y + ") = 4, want len(x) = 3"}, {y + " shorter", 4, 4, 3, "len(" + y + ") = 3"}}
 	}
 	for _, k := range []gridKernel{
-		{"kernel.FakeQuantInt", func(dst, x, _ []T, q Int[T]) error { return FakeQuantInt(dst, x, q) }, dstX},
-		{"kernel.FakeQuantIntGrad", func(dst, x, dy []T, q Int[T]) error { return FakeQuantIntGrad(dst, x, dy, q) }, dstXDy},
-		{"kernel.LSQScaleGrad", func(_, x, dy []T, q Int[T]) error { _, err := LSQScaleGrad(x, dy, q); return err }, xY("dy")},
-		{"kernel.CountInt", func(_, x, y []T, q Int[T]) error { _, err := CountInt(x, y, q); return err }, xY("y")},
+		{"qkernel.FakeQuantInt", func(dst, x, _ []T, q Int[T]) error { return FakeQuantInt(dst, x, q) }, dstX},
+		{"qkernel.FakeQuantIntGrad", func(dst, x, dy []T, q Int[T]) error { return FakeQuantIntGrad(dst, x, dy, q) }, dstXDy},
+		{"qkernel.LSQScaleGrad", func(_, x, dy []T, q Int[T]) error { _, err := LSQScaleGrad(x, dy, q); return err }, xY("dy")},
+		{"qkernel.CountInt", func(_, x, y []T, q Int[T]) error { _, err := CountInt(x, y, q); return err }, xY("y")},
 	} {
 		for _, c := range k.short {
 			add(k.fn, c.name, c.arg, ErrLength, func() error {
@@ -105,12 +105,12 @@ func kernelErrorCases[T Float](t *testing.T) []errtest.Case {
 		checkGrids bool
 	}
 	for _, k := range []colsKernel{
-		{"kernel.FakeQuantIntCols", func(dst, x, _ []T, qs []Int[T]) error { return FakeQuantIntCols(dst, x, qs) }, true},
-		{"kernel.FakeQuantIntColsGrad", func(dst, x, dy []T, qs []Int[T]) error { return FakeQuantIntColsGrad(dst, x, dy, qs) }, true},
-		{"kernel.FakeQuantIntGroups", func(dst, x, _ []T, qs []Int[T]) error { return FakeQuantIntGroups(dst, x, qs) }, false},
-		{"kernel.FakeQuantIntGroupsGrad", func(dst, x, dy []T, qs []Int[T]) error { return FakeQuantIntGroupsGrad(dst, x, dy, qs) }, false},
-		{"kernel.CountIntCols", func(_, x, y []T, qs []Int[T]) error { _, err := CountIntCols(x, y, qs); return err }, true},
-		{"kernel.LSQScaleGradCols", func(_, x, dy []T, qs []Int[T]) error {
+		{"qkernel.FakeQuantIntCols", func(dst, x, _ []T, qs []Int[T]) error { return FakeQuantIntCols(dst, x, qs) }, true},
+		{"qkernel.FakeQuantIntColsGrad", func(dst, x, dy []T, qs []Int[T]) error { return FakeQuantIntColsGrad(dst, x, dy, qs) }, true},
+		{"qkernel.FakeQuantIntGroups", func(dst, x, _ []T, qs []Int[T]) error { return FakeQuantIntGroups(dst, x, qs) }, false},
+		{"qkernel.FakeQuantIntGroupsGrad", func(dst, x, dy []T, qs []Int[T]) error { return FakeQuantIntGroupsGrad(dst, x, dy, qs) }, false},
+		{"qkernel.CountIntCols", func(_, x, y []T, qs []Int[T]) error { _, err := CountIntCols(x, y, qs); return err }, true},
+		{"qkernel.LSQScaleGradCols", func(_, x, dy []T, qs []Int[T]) error {
 			return LSQScaleGradCols(make([]float64, len(qs)), x, dy, qs)
 		}, true},
 	} {
@@ -141,13 +141,13 @@ func kernelErrorCases[T Float](t *testing.T) []errtest.Case {
 		}
 		add(k.fn, "valid", "", nil, func() error { return k.call(make([]T, 6), make([]T, 6), make([]T, 6), two) })
 	}
-	add("kernel.FakeQuantIntColsGrad", "dy shorter", "len(dy)", ErrLength, func() error {
+	add("qkernel.FakeQuantIntColsGrad", "dy shorter", "len(dy)", ErrLength, func() error {
 		return FakeQuantIntColsGrad(make([]T, 6), make([]T, 6), make([]T, 5), []Int[T]{good})
 	})
-	add("kernel.FakeQuantIntGroupsGrad", "dy shorter", "len(dy)", ErrLength, func() error {
+	add("qkernel.FakeQuantIntGroupsGrad", "dy shorter", "len(dy)", ErrLength, func() error {
 		return FakeQuantIntGroupsGrad(make([]T, 6), make([]T, 6), make([]T, 5), []Int[T]{good})
 	})
-	add("kernel.LSQScaleGradCols", "dst shorter than qs", "len(dst)", ErrLength, func() error {
+	add("qkernel.LSQScaleGradCols", "dst shorter than qs", "len(dst)", ErrLength, func() error {
 		return LSQScaleGradCols(make([]float64, 1), make([]T, 6), make([]T, 6), []Int[T]{good, good})
 	})
 
@@ -156,10 +156,10 @@ func kernelErrorCases[T Float](t *testing.T) []errtest.Case {
 		fn   string
 		call func(dst, x, dy []T, groups, qmin, qmax int, minScale T) error
 	}{
-		{"kernel.FakeQuantIntGroupsSymmetric", func(dst, x, _ []T, g, lo, hi int, m T) error {
+		{"qkernel.FakeQuantIntGroupsSymmetric", func(dst, x, _ []T, g, lo, hi int, m T) error {
 			return FakeQuantIntGroupsSymmetric(dst, x, g, lo, hi, m)
 		}},
-		{"kernel.FakeQuantIntGroupsSymmetricGrad", func(dst, x, dy []T, g, lo, hi int, m T) error {
+		{"qkernel.FakeQuantIntGroupsSymmetricGrad", func(dst, x, dy []T, g, lo, hi int, m T) error {
 			return FakeQuantIntGroupsSymmetricGrad(dst, x, dy, g, lo, hi, m)
 		}},
 	} {
@@ -190,7 +190,7 @@ func kernelErrorCases[T Float](t *testing.T) []errtest.Case {
 			})
 		}
 	}
-	add("kernel.FakeQuantIntGroupsSymmetricGrad", "dy shorter", "len(dy)", ErrLength, func() error {
+	add("qkernel.FakeQuantIntGroupsSymmetricGrad", "dy shorter", "len(dy)", ErrLength, func() error {
 		return FakeQuantIntGroupsSymmetricGrad(make([]T, 64), make([]T, 64), make([]T, 60), 2, -8, 7, 0x1p-23)
 	})
 
@@ -208,8 +208,8 @@ func kernelErrorCases[T Float](t *testing.T) []errtest.Case {
 		call func(dst, x []T, f FloatFormat, s T) error
 		ref  string
 	}{
-		{"kernel.RoundFloat", func(dst, x []T, f FloatFormat, s T) error { return RoundFloat(dst, x, f, s) }, "len(x)"},
-		{"kernel.CountFloat", func(dst, x []T, f FloatFormat, s T) error { _, err := CountFloat(x, dst, f, s); return err }, "len(y)"},
+		{"qkernel.RoundFloat", func(dst, x []T, f FloatFormat, s T) error { return RoundFloat(dst, x, f, s) }, "len(x)"},
+		{"qkernel.CountFloat", func(dst, x []T, f FloatFormat, s T) error { _, err := CountFloat(x, dst, f, s); return err }, "len(y)"},
 	} {
 		add(k.fn, "lengths differ", k.ref, ErrLength, func() error {
 			dst := dstOf(3)
@@ -233,8 +233,8 @@ func kernelErrorCases[T Float](t *testing.T) []errtest.Case {
 		fn   string
 		call func(dst, x []T, f FloatFormat, s []T) error
 	}{
-		{"kernel.RoundFloatCols", func(dst, x []T, f FloatFormat, s []T) error { return RoundFloatCols(dst, x, f, s) }},
-		{"kernel.CountFloatCols", func(dst, x []T, f FloatFormat, s []T) error { _, err := CountFloatCols(x, dst, f, s); return err }},
+		{"qkernel.RoundFloatCols", func(dst, x []T, f FloatFormat, s []T) error { return RoundFloatCols(dst, x, f, s) }},
+		{"qkernel.CountFloatCols", func(dst, x []T, f FloatFormat, s []T) error { _, err := CountFloatCols(x, dst, f, s); return err }},
 	} {
 		add(k.fn, "lengths differ", "len(", ErrLength, func() error {
 			dst := dstOf(3)
@@ -267,33 +267,33 @@ func kernelErrorCases[T Float](t *testing.T) []errtest.Case {
 	// gives the documented result.
 	noError := func(fn, name string, f func() error) { add(fn, name, "", nil, f) }
 	for _, g := range grids {
-		noError("kernel.Int", g.name+": methods", func() error {
+		noError("qkernel.Int", g.name+": methods", func() error {
 			_, _ = g.q.FakeQuant(1)
 			_, _ = g.q.Bounds()
 			_ = g.q.Scale()
 			return nil
 		})
 	}
-	noError("kernel.SymmetricInt", "NaN amax, zero range", func() error { _ = SymmetricInt(nan, 0, 0, 0); return nil })
-	noError("kernel.AbsMax", "nil", func() error { return want(AbsMax[T](nil) == 0, "AbsMax(nil) != 0") })
-	noError("kernel.MinMax", "nil", func() error { _, _, n := MinMax[T](nil); return want(n == 0, "n != 0") })
-	noError("kernel.Percentile", "nil", func() error { return want(Percentile[T](nil, 50, nil) == 0, "≠ 0") })
-	noError("kernel.Percentile", "short scratch", func() error {
+	noError("qkernel.SymmetricInt", "NaN amax, zero range", func() error { _ = SymmetricInt(nan, 0, 0, 0); return nil })
+	noError("qkernel.AbsMax", "nil", func() error { return want(AbsMax[T](nil) == 0, "AbsMax(nil) != 0") })
+	noError("qkernel.MinMax", "nil", func() error { _, _, n := MinMax[T](nil); return want(n == 0, "n != 0") })
+	noError("qkernel.Percentile", "nil", func() error { return want(Percentile[T](nil, 50, nil) == 0, "≠ 0") })
+	noError("qkernel.Percentile", "short scratch", func() error {
 		return want(Percentile([]T{3, 1, 2}, 50, nil) == 2, "median of 1, 2, 3 ≠ 2")
 	})
-	noError("kernel.Percentile", "p NaN", func() error { return want(math.IsNaN(Percentile([]T{1, 2}, math.NaN(), nil)), "not NaN") })
-	noError("kernel.Percentile", "p outside [0, 100]", func() error {
+	noError("qkernel.Percentile", "p NaN", func() error { return want(math.IsNaN(Percentile([]T{1, 2}, math.NaN(), nil)), "not NaN") })
+	noError("qkernel.Percentile", "p outside [0, 100]", func() error {
 		return want(Percentile([]T{1, 2}, -5, nil) == 1 && Percentile([]T{1, 2}, 500, nil) == 2, "not clamped")
 	})
 	for _, f := range formats {
-		noError("kernel.FloatFormat", f.name+": methods", func() error {
+		noError("qkernel.FloatFormat", f.name+": methods", func() error {
 			r, _ := f.f.Round(1)
 			_ = f.f.String()
 			return want(math.IsNaN(r) && f.f.Max() == 0 && f.f.SmallestSubnormal() == 0 && !f.f.Valid() && !f.f.Saturates(),
 				"an unknown format should round to NaN and have Max, SmallestSubnormal 0")
 		})
 	}
-	noError("kernel.Counts", "Add", func() error { var c Counts; c.Add(Counts{N: 1}); return want(c.N == 1, "N ≠ 1") })
+	noError("qkernel.Counts", "Add", func() error { var c Counts; c.Add(Counts{N: 1}); return want(c.N == 1, "N ≠ 1") })
 	return cases
 }
 

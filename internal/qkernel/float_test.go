@@ -1,4 +1,4 @@
-package kernel
+package qkernel
 
 import (
 	"errors"
@@ -173,7 +173,8 @@ func TestAccumulateFP16(t *testing.T) {
 	}
 }
 
-// TestRoundFacts are numerics.md §4 facts 26, 35–38 and the fp16 edges.
+// TestRoundFacts checks hand-computed casts to each float format (ONNX's
+// float8 QuantizeLinear, PyTorch's half and bfloat16) and the fp16 edges.
 func TestRoundFacts(t *testing.T) {
 	for _, c := range []struct {
 		f        FloatFormat
@@ -226,7 +227,7 @@ func TestRoundFacts(t *testing.T) {
 }
 
 // TestRoundFloatScaled is ONNX's QuantizeLinear to float8 with s = 2
-// (fact #26): y = cast(x/2)·2.
+// y = cast(x/2)·2.
 func TestRoundFloatScaled(t *testing.T) {
 	x := []float32{0, 1, 2, 100000, 200}
 	for _, c := range []struct {
@@ -299,7 +300,7 @@ func roundCases(f FloatFormat, vals []float64, next func(x, y float64) float64) 
 
 // TestCountFloatDivisionOverflow: a finite x whose x/s overflows T is
 // clipped (it saturates, or becomes ±Inf), though T(x/s) is infinite and
-// Round reports no overflow for an infinite input (issue 8: found by
+// Round reports no overflow for an infinite input (found by
 // FuzzRoundFloat; CountFloat counted it as not clipped).
 func TestCountFloatDivisionOverflow(t *testing.T) {
 	x := []float32{3e38, -3e38, 1}

@@ -1,6 +1,6 @@
 //go:build amd64 && !goexperiment.simd && !purego
 
-package kernel
+package qkernel
 
 import (
 	"unsafe"

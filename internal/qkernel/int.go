@@ -1,4 +1,4 @@
-package kernel
+package qkernel
 
 import (
 	"fmt"
@@ -73,10 +73,10 @@ func (q Int[T]) FakeQuant(x T) (y T, inside bool) {
 // differ and ErrParam for an invalid q (see NewInt), and writes nothing
 // then.
 func FakeQuantInt[T Float](dst, x []T, q Int[T]) error {
-	if err := checkLengths("kernel.FakeQuantInt", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
+	if err := checkLengths("qkernel.FakeQuantInt", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	if err := checkInt("kernel.FakeQuantInt", "q", q); err != nil {
+	if err := checkInt("qkernel.FakeQuantInt", "q", q); err != nil {
 		return err
 	}
 	start := fakeQuantIntVec(dst, x, q)
@@ -102,10 +102,10 @@ func FakeQuantInt[T Float](dst, x []T, q Int[T]) error {
 // dst may alias x or dy. It returns an error wrapping ErrLength if the
 // lengths differ and ErrParam for an invalid q (see NewInt).
 func FakeQuantIntGrad[T Float](dst, x, dy []T, q Int[T]) error {
-	if err := checkLengths("kernel.FakeQuantIntGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
+	if err := checkLengths("qkernel.FakeQuantIntGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	if err := checkInt("kernel.FakeQuantIntGrad", "q", q); err != nil {
+	if err := checkInt("qkernel.FakeQuantIntGrad", "q", q); err != nil {
 		return err
 	}
 	start := fakeQuantIntGradVec(dst, x, dy, q)
@@ -131,10 +131,10 @@ func FakeQuantIntGrad[T Float](dst, x, dy []T, q Int[T]) error {
 // not a multiple of len(qs) (or qs is empty), and ErrParam for an invalid
 // grid.
 func FakeQuantIntCols[T Float](dst, x []T, qs []Int[T]) error {
-	if err := checkCols("kernel.FakeQuantIntCols", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
+	if err := checkCols("qkernel.FakeQuantIntCols", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
-	if err := checkInts("kernel.FakeQuantIntCols", qs); err != nil {
+	if err := checkInts("qkernel.FakeQuantIntCols", qs); err != nil {
 		return err
 	}
 	magic := roundMagic[T]()
@@ -157,13 +157,13 @@ func FakeQuantIntCols[T Float](dst, x []T, qs []Int[T]) error {
 // FakeQuantIntColsGrad is FakeQuantIntGrad with one grid per column, as in
 // FakeQuantIntCols.
 func FakeQuantIntColsGrad[T Float](dst, x, dy []T, qs []Int[T]) error {
-	if err := checkCols("kernel.FakeQuantIntColsGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
+	if err := checkCols("qkernel.FakeQuantIntColsGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
-	if err := checkLengths("kernel.FakeQuantIntColsGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
+	if err := checkLengths("qkernel.FakeQuantIntColsGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	if err := checkInts("kernel.FakeQuantIntColsGrad", qs); err != nil {
+	if err := checkInts("qkernel.FakeQuantIntColsGrad", qs); err != nil {
 		return err
 	}
 	magic := roundMagic[T]()
@@ -255,12 +255,12 @@ func fakeQuantIntGradVec[T Float](dst, x, dy []T, q Int[T]) int {
 // It returns an error wrapping ErrLength if the lengths differ or len(x) is
 // not a multiple of len(qs) (or qs is empty). Unlike the other kernels it
 // does not check its grids, which come one per group of as few as 32
-// elements: checking each made the per-group forward pass 45% slower
-// (BenchmarkForward/int4-group32-fixed, issue 8). Each must satisfy
-// NewInt's conditions; an invalid one (the zero Int) gives NaN or garbage
+// elements: checking each would slow the per-group forward pass markedly
+// (BenchmarkForward/int4-group32-fixed in package quantize). Each must
+// satisfy NewInt's conditions; an invalid one (the zero Int) gives NaN or garbage
 // in its group, but never a panic.
 func FakeQuantIntGroups[T Float](dst, x []T, qs []Int[T]) error {
-	if err := checkCols("kernel.FakeQuantIntGroups", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
+	if err := checkCols("qkernel.FakeQuantIntGroups", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
 	g := len(x) / len(qs)
@@ -287,10 +287,10 @@ func FakeQuantIntGroups[T Float](dst, x []T, qs []Int[T]) error {
 // FakeQuantIntGroupsGrad is FakeQuantIntGrad with one grid per group, as
 // in FakeQuantIntGroups (whose grids are not checked either).
 func FakeQuantIntGroupsGrad[T Float](dst, x, dy []T, qs []Int[T]) error {
-	if err := checkCols("kernel.FakeQuantIntGroupsGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
+	if err := checkCols("qkernel.FakeQuantIntGroupsGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
-	if err := checkLengths("kernel.FakeQuantIntGroupsGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
+	if err := checkLengths("qkernel.FakeQuantIntGroupsGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
 	g := len(x) / len(qs)
@@ -344,10 +344,10 @@ func fakeQuantIntGroupsGradVec[T Float](dst, x, dy []T, qs []Int[T]) bool {
 // is not a positive divisor of len(x), and ErrParam unless qmin ≤ 0 < qmax
 // and minScale is positive with a finite reciprocal.
 func FakeQuantIntGroupsSymmetric[T Float](dst, x []T, groups, qmin, qmax int, minScale T) error {
-	if err := checkCols("kernel.FakeQuantIntGroupsSymmetric", arg{"dst", len(dst)}, arg{"x", len(x)}, "groups", groups); err != nil {
+	if err := checkCols("qkernel.FakeQuantIntGroupsSymmetric", arg{"dst", len(dst)}, arg{"x", len(x)}, "groups", groups); err != nil {
 		return err
 	}
-	if err := checkSymmetric("kernel.FakeQuantIntGroupsSymmetric", qmin, qmax, minScale); err != nil {
+	if err := checkSymmetric("qkernel.FakeQuantIntGroupsSymmetric", qmin, qmax, minScale); err != nil {
 		return err
 	}
 	g := len(x) / groups
@@ -365,13 +365,13 @@ func FakeQuantIntGroupsSymmetric[T Float](dst, x []T, groups, qmin, qmax int, mi
 // FakeQuantIntGroupsSymmetricGrad is FakeQuantIntGrad on the grids of
 // FakeQuantIntGroupsSymmetric.
 func FakeQuantIntGroupsSymmetricGrad[T Float](dst, x, dy []T, groups, qmin, qmax int, minScale T) error {
-	if err := checkCols("kernel.FakeQuantIntGroupsSymmetricGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "groups", groups); err != nil {
+	if err := checkCols("qkernel.FakeQuantIntGroupsSymmetricGrad", arg{"dst", len(dst)}, arg{"x", len(x)}, "groups", groups); err != nil {
 		return err
 	}
-	if err := checkLengths("kernel.FakeQuantIntGroupsSymmetricGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
+	if err := checkLengths("qkernel.FakeQuantIntGroupsSymmetricGrad", arg{"dst", len(dst)}, arg{"dy", len(dy)}); err != nil {
 		return err
 	}
-	if err := checkSymmetric("kernel.FakeQuantIntGroupsSymmetricGrad", qmin, qmax, minScale); err != nil {
+	if err := checkSymmetric("qkernel.FakeQuantIntGroupsSymmetricGrad", qmin, qmax, minScale); err != nil {
 		return err
 	}
 	g := len(x) / groups

@@ -1,4 +1,4 @@
-package kernel
+package qkernel
 
 import (
 	"encoding/binary"
@@ -51,10 +51,11 @@ func fuzzInts[T Float](data []byte, e int, s T) []T {
 // single reports whether T is float32.
 func single[T Float]() bool { return is32[T]() }
 
-// refFakeQuant is PyTorch's per-tensor kernel written out literally in T
-// (numerics notes §3.1), independently of the kernel's magic-number
-// rounding: q_f = zp + nearbyint(x·(1/s)), y = (clamp(q_f) − zp)·s, mask
-// qmin ≤ q_f ≤ qmax; NaN gives qmin and the mask false.
+// refFakeQuant is PyTorch's per-tensor kernel (aten's
+// fake_quantize_tensor_cachemask_kernel) written out literally in T,
+// independently of the kernel's magic-number rounding: q_f = zp +
+// nearbyint(x·(1/s)), y = (clamp(q_f) − zp)·s, mask qmin ≤ q_f ≤ qmax; NaN
+// gives qmin and the mask false.
 func refFakeQuant[T Float](x, s T, zp, qmin, qmax int) (T, bool) {
 	inv := 1 / s
 	t := T(x * inv)

@@ -1,4 +1,4 @@
-package kernel
+package qkernel
 
 import "math"
 
@@ -66,10 +66,10 @@ func finite[T Float](v T) bool { return v-v == 0 }
 // ErrParam for an invalid q.
 func CountInt[T Float](x, y []T, q Int[T]) (Counts, error) {
 	var c Counts
-	if err := checkLengths("kernel.CountInt", arg{"x", len(x)}, arg{"y", len(y)}); err != nil {
+	if err := checkLengths("qkernel.CountInt", arg{"x", len(x)}, arg{"y", len(y)}); err != nil {
 		return c, err
 	}
-	if err := checkInt("kernel.CountInt", "q", q); err != nil {
+	if err := checkInt("qkernel.CountInt", "q", q); err != nil {
 		return c, err
 	}
 	magic := roundMagic[T]()
@@ -87,10 +87,10 @@ func CountInt[T Float](x, y []T, q Int[T]) (Counts, error) {
 // CountIntCols is CountInt with one grid per column, as in FakeQuantIntCols.
 func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
 	var c Counts
-	if err := checkCols("kernel.CountIntCols", arg{"x", len(x)}, arg{"y", len(y)}, "len(qs)", len(qs)); err != nil {
+	if err := checkCols("qkernel.CountIntCols", arg{"x", len(x)}, arg{"y", len(y)}, "len(qs)", len(qs)); err != nil {
 		return c, err
 	}
-	if err := checkInts("kernel.CountIntCols", qs); err != nil {
+	if err := checkInts("qkernel.CountIntCols", qs); err != nil {
 		return c, err
 	}
 	magic := roundMagic[T]()
@@ -111,10 +111,10 @@ func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
 // finite value, or x/s overflows T.
 func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 	var c Counts
-	if err := checkLengths("kernel.CountFloat", arg{"x", len(x)}, arg{"y", len(y)}); err != nil {
+	if err := checkLengths("qkernel.CountFloat", arg{"x", len(x)}, arg{"y", len(y)}); err != nil {
 		return c, err
 	}
-	if err := checkFloat("kernel.CountFloat", f, "s", s); err != nil {
+	if err := checkFloat("qkernel.CountFloat", f, "s", s); err != nil {
 		return c, err
 	}
 	p := f.params()
@@ -133,10 +133,10 @@ func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 // RoundFloatCols.
 func CountFloatCols[T Float](x, y []T, f FloatFormat, s []T) (Counts, error) {
 	var c Counts
-	if err := checkCols("kernel.CountFloatCols", arg{"x", len(x)}, arg{"y", len(y)}, "len(s)", len(s)); err != nil {
+	if err := checkCols("qkernel.CountFloatCols", arg{"x", len(x)}, arg{"y", len(y)}, "len(s)", len(s)); err != nil {
 		return c, err
 	}
-	if err := checkFloats("kernel.CountFloatCols", f, s); err != nil {
+	if err := checkFloats("qkernel.CountFloatCols", f, s); err != nil {
 		return c, err
 	}
 	p := f.params()

@@ -1,6 +1,6 @@
 //go:build !amd64 || (purego && !goexperiment.simd)
 
-package kernel
+package qkernel
 
 // Off amd64, or with -tags purego (and no GOEXPERIMENT=simd), there are no
 // vector kernels: each processes nothing and the scalar loops do all the

@@ -1,4 +1,4 @@
-package kernel
+package qkernel
 
 import (
 	"errors"
@@ -7,10 +7,11 @@ import (
 	"testing"
 )
 
-// refFakeQuant32 is PyTorch's per-tensor CPU kernel written out literally
-// (numerics.md §3.1), in float32: q_f = zp + nearbyint(x·inv), y =
-// (clamp(q_f) − zp)·s, mask = qmin ≤ q_f ≤ qmax, with newer PyTorch's NaN and
-// ±Inf handling (fmax(NaN, qmin) = qmin, +Inf → qmax).
+// refFakeQuant32 is PyTorch's per-tensor CPU kernel (aten's
+// fake_quantize_tensor_cachemask_kernel) written out literally in float32:
+// q_f = zp + nearbyint(x·inv), y = (clamp(q_f) − zp)·s, mask = qmin ≤ q_f ≤
+// qmax, with newer PyTorch's NaN and ±Inf handling (fmax(NaN, qmin) = qmin,
+// +Inf → qmax).
 func refFakeQuant32(x, s float32, zp, qmin, qmax int) (float32, bool) {
 	inv := 1 / s
 	t := float32(x * inv)
@@ -80,8 +81,8 @@ func TestFakeQuantIntMatchesReference(t *testing.T) {
 	}
 }
 
-// TestFakeQuantIntFacts are numerics.md §4 facts 20–23 (and 25's int4 row
-// with s = 2).
+// TestFakeQuantIntFacts checks hand-computed cases of PyTorch's
+// fake_quantize_per_tensor_affine (and ONNX's int4 QuantizeLinear with s = 2).
 func TestFakeQuantIntFacts(t *testing.T) {
 	nan, inf := float32(math.NaN()), float32(math.Inf(1))
 	for _, c := range []struct {
@@ -159,7 +160,7 @@ func TestFakeQuantInt64(t *testing.T) {
 	}
 }
 
-// TestLSQScaleGradFact is numerics.md fact 32: int4 [−8,7], s=0.25, zp=0,
+// TestLSQScaleGradFact is a hand-computed LSQ scale gradient: int4 [−8,7], s=0.25, zp=0,
 // x=[−3,−0.3,0.3,0.6,2], dy=1 → dX=[0,1,1,1,0], dScale=−8+0.2−0.2−0.4+7=−1.4.
 func TestLSQScaleGradFact(t *testing.T) {
 	q := NewInt[float32](0.25, 0, -8, 7)

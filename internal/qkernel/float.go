@@ -1,4 +1,4 @@
-package kernel
+package qkernel
 
 import (
 	"fmt"
@@ -216,10 +216,10 @@ func checkFloats[T Float](kernel string, f FloatFormat, s []T) error {
 // differ, and ErrParam for an unknown format or a scale that is not
 // positive and finite.
 func RoundFloat[T Float](dst, x []T, f FloatFormat, s T) error {
-	if err := checkLengths("kernel.RoundFloat", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
+	if err := checkLengths("qkernel.RoundFloat", arg{"dst", len(dst)}, arg{"x", len(x)}); err != nil {
 		return err
 	}
-	if err := checkFloat("kernel.RoundFloat", f, "s", s); err != nil {
+	if err := checkFloat("qkernel.RoundFloat", f, "s", s); err != nil {
 		return err
 	}
 	p := f.params()
@@ -251,10 +251,10 @@ func RoundFloat[T Float](dst, x []T, f FloatFormat, s T) error {
 // not a multiple of len(s) (or s is empty), and ErrParam for an unknown
 // format or a scale that is not positive and finite.
 func RoundFloatCols[T Float](dst, x []T, f FloatFormat, s []T) error {
-	if err := checkCols("kernel.RoundFloatCols", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(s)", len(s)); err != nil {
+	if err := checkCols("qkernel.RoundFloatCols", arg{"dst", len(dst)}, arg{"x", len(x)}, "len(s)", len(s)); err != nil {
 		return err
 	}
-	if err := checkFloats("kernel.RoundFloatCols", f, s); err != nil {
+	if err := checkFloats("qkernel.RoundFloatCols", f, s); err != nil {
 		return err
 	}
 	p := f.params()

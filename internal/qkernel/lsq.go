@@ -1,4 +1,4 @@
-package kernel
+package qkernel
 
 // LSQScaleGrad returns Σᵢ dy[i]·∂y[i]/∂s for y = FakeQuantInt(x) on grid q
 // under the LSQ estimator (Esser et al., arXiv:1902.08153, Eq. 3), in the
@@ -16,10 +16,10 @@ package kernel
 // It returns an error wrapping ErrLength if the lengths differ and
 // ErrParam for an invalid q (see NewInt).
 func LSQScaleGrad[T Float](x, dy []T, q Int[T]) (float64, error) {
-	if err := checkLengths("kernel.LSQScaleGrad", arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
+	if err := checkLengths("qkernel.LSQScaleGrad", arg{"x", len(x)}, arg{"dy", len(dy)}); err != nil {
 		return 0, err
 	}
-	if err := checkInt("kernel.LSQScaleGrad", "q", q); err != nil {
+	if err := checkInt("qkernel.LSQScaleGrad", "q", q); err != nil {
 		return 0, err
 	}
 	magic := roundMagic[T]()
@@ -45,13 +45,13 @@ func LSQScaleGrad[T Float](x, dy []T, q Int[T]) (float64, error) {
 // FakeQuantIntCols: it adds column j's sum into dst[j]. dst must have
 // len(qs) elements.
 func LSQScaleGradCols[T Float](dst []float64, x, dy []T, qs []Int[T]) error {
-	if err := checkCols("kernel.LSQScaleGradCols", arg{"x", len(x)}, arg{"dy", len(dy)}, "len(qs)", len(qs)); err != nil {
+	if err := checkCols("qkernel.LSQScaleGradCols", arg{"x", len(x)}, arg{"dy", len(dy)}, "len(qs)", len(qs)); err != nil {
 		return err
 	}
-	if err := checkLengths("kernel.LSQScaleGradCols", arg{"qs", len(qs)}, arg{"dst", len(dst)}); err != nil {
+	if err := checkLengths("qkernel.LSQScaleGradCols", arg{"qs", len(qs)}, arg{"dst", len(dst)}); err != nil {
 		return err
 	}
-	if err := checkInts("kernel.LSQScaleGradCols", qs); err != nil {
+	if err := checkInts("qkernel.LSQScaleGradCols", qs); err != nil {
 		return err
 	}
 	magic := roundMagic[T]()

@@ -1,4 +1,4 @@
-// Package kernel holds the numerical kernels of package quantize: plain
+// Package qkernel holds the numerical kernels of package quantize: plain
 // generic functions over []float32 and []float64 slices, with no Gorgonia
 // types. They follow the conventions of actq's ops/kernel:
 //
@@ -25,7 +25,7 @@
 // repository's internal/asmgen, a module of its own: go generate); with
 // GOEXPERIMENT=simd, simd/archsimd code (vec_amd64.go). With -tags purego,
 // or off amd64, only the scalar loops run.
-package kernel
+package qkernel
 
 import (
 	"errors"
@@ -54,7 +54,7 @@ var ErrLength = okernel.ErrLength
 // scale is not positive and finite with a finite reciprocal or whose zero
 // point lies outside its codes, an unknown FloatFormat, a scale that is not
 // positive and finite, or a bad code range or minimum scale.
-var ErrParam = errors.New("kernel: bad parameter")
+var ErrParam = errors.New("qkernel: bad parameter")
 
 // arg is a slice argument of a kernel, for checkLengths: its name and
 // length.
