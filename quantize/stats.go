@@ -88,13 +88,6 @@ func identityCounts[T qkernel.Float](x []T) qkernel.Counts {
 	return c
 }
 
-// Add returns the counters of c and o together, as one Stats that saw
-// both would hold them (several sites, or several runs, summed).
-func (c StatsSnapshot) Add(o StatsSnapshot) StatsSnapshot {
-	return StatsSnapshot{Runs: c.Runs + o.Runs, Elements: c.Elements + o.Elements, Clipped: c.Clipped + o.Clipped,
-		Zeroed: c.Zeroed + o.Zeroed, NaN: c.NaN + o.NaN, Inf: c.Inf + o.Inf, Signal: c.Signal + o.Signal, Noise: c.Noise + o.Noise}
-}
-
 // ClippedFraction returns Clipped/Elements (0 before any element).
 func (c StatsSnapshot) ClippedFraction() float64 { return frac(c.Clipped, c.Elements) }
 

@@ -108,11 +108,6 @@ func TestStatsDerived(t *testing.T) {
 	if (StatsSnapshot{}).ClippedFraction() != 0 {
 		t.Error("empty stats: clipped fraction not 0")
 	}
-	a := StatsSnapshot{Runs: 1, Elements: 2, Clipped: 3, Zeroed: 4, NaN: 5, Inf: 6, Signal: 7, Noise: 8}
-	b := StatsSnapshot{Runs: 10, Elements: 20, Clipped: 30, Zeroed: 40, NaN: 50, Inf: 60, Signal: 70, Noise: 80}
-	if got, want := a.Add(b), (StatsSnapshot{11, 22, 33, 44, 55, 66, 77, 88}); got != want {
-		t.Errorf("Add: %+v, want %+v", got, want)
-	}
 }
 
 // TestStatsSQNRInt8Uniform: uniform data on the int8 grid's range has

@@ -539,7 +539,7 @@ func kindStats(sites []*graph.Site) []siteStats {
 		if _, ok := sum[k]; !ok {
 			kinds = append(kinds, k)
 		}
-		sum[k] = sum[k].Add(site.Stats())
+		sum[k] = studyio.AddStats(sum[k], site.Stats())
 		count[k]++
 	}
 	out := make([]siteStats, len(kinds))

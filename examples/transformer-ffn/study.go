@@ -351,7 +351,7 @@ func evaluate(cfg graph.Config, w graph.Weights, planFor func(seqLen int) *graph
 			}
 		}
 		for name, st := range ev.Stats() {
-			e.stats[name] = e.stats[name].Add(st)
+			e.stats[name] = studyio.AddStats(e.stats[name], st)
 		}
 		if err := ev.Close(); err != nil {
 			return e, err
@@ -380,7 +380,7 @@ func summarize(stats map[string]quantize.StatsSnapshot, layers int, ratio map[st
 		if !ok {
 			continue
 		}
-		all = all.Add(st)
+		all = studyio.AddStats(all, st)
 		ls := layerStats{Site: name, Clipped: number(st.ClippedFraction()), Zeroed: number(st.ZeroedFraction()), SQNR: roundDB(st.SQNR())}
 		if r, ok := ratio[name]; ok {
 			v := number(r)

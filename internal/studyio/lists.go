@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/actq/actq/quantize"
 )
 
 // SplitList returns the items of a comma-separated flag value, each with
@@ -71,4 +73,12 @@ func Parallel(n, workers int, f func(i int) error) error {
 		}
 	}
 	return nil
+}
+
+// AddStats returns the counters of a and b together, as one
+// quantize.Stats that saw both would hold them: several sites of a kind,
+// or several runs, summed.
+func AddStats(a, b quantize.StatsSnapshot) quantize.StatsSnapshot {
+	return quantize.StatsSnapshot{Runs: a.Runs + b.Runs, Elements: a.Elements + b.Elements, Clipped: a.Clipped + b.Clipped,
+		Zeroed: a.Zeroed + b.Zeroed, NaN: a.NaN + b.NaN, Inf: a.Inf + b.Inf, Signal: a.Signal + b.Signal, Noise: a.Noise + b.Noise}
 }

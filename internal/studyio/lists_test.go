@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/actq/actq/quantize"
 )
 
 func TestSplitList(t *testing.T) {
@@ -95,3 +97,14 @@ func TestParallel(t *testing.T) {
 }
 
 var errTest = errors.New("test error")
+
+func TestAddStats(t *testing.T) {
+	a := quantize.StatsSnapshot{Runs: 1, Elements: 2, Clipped: 3, Zeroed: 4, NaN: 5, Inf: 6, Signal: 7, Noise: 8}
+	b := quantize.StatsSnapshot{Runs: 10, Elements: 20, Clipped: 30, Zeroed: 40, NaN: 50, Inf: 60, Signal: 70, Noise: 80}
+	if got, want := AddStats(a, b), (quantize.StatsSnapshot{Runs: 11, Elements: 22, Clipped: 33, Zeroed: 44, NaN: 55, Inf: 66, Signal: 77, Noise: 88}); got != want {
+		t.Errorf("AddStats: %+v, want %+v", got, want)
+	}
+	if got := AddStats(quantize.StatsSnapshot{}, a); got != a {
+		t.Errorf("AddStats(zero, a) = %+v, want a", got)
+	}
+}
