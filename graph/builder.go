@@ -20,8 +20,8 @@ type options struct {
 	// calibrate: static sites observe instead of quantizing (Calibrate);
 	// prequant: weights are quantized once at build time (Evaluator).
 	calibrate, prequant bool
-	attention           infer.Arithmetic // the Generator's (WithAttention)
-	products            infer.Products   // the Generator's (withProducts)
+	attention           AttentionArithmetic // the Generator's (WithAttention)
+	products            infer.Products      // the Generator's (withProducts)
 }
 
 // WithSeed sets the seed of the initial weights (default 0). Each

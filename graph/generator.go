@@ -57,13 +57,6 @@ type Generator struct {
 	sites []*Site
 }
 
-// WithAttention sets the arithmetic of a Generator's attention (see
-// infer.Arithmetic: fp16 scores, fp16 P·V accumulation with and without
-// the offset of the maximum); the zero value is the graph's. Other builders
-// ignore it. Its type is internal to actq: it is for actq's own studies of
-// attention numerics.
-func WithAttention(a infer.Arithmetic) Option { return func(o *options) { o.attention = a } }
-
 // withProducts sets the routines of a Generator's matrix products (the
 // tests' infer.ProductsGraph gives the Evaluator's arithmetic).
 func withProducts(p infer.Products) Option { return func(o *options) { o.products = p } }
@@ -76,8 +69,10 @@ func withProducts(p infer.Products) Option { return func(o *options) { o.product
 //
 // It returns an error wrapping ErrConfig for a config that does not
 // validate, a Float64 model (the Generator runs float32), nil weights,
-// weights that do not fit cfg, and a plan site whose scales span tokens (see
-// Generator); quantize.ErrSpec for a spec that does not fit its site.
+// weights that do not fit cfg, a plan site whose scales span tokens (see
+// Generator), an unknown AttentionArithmetic.PV, and fp16 P·V with a
+// probabilities site; quantize.ErrSpec for a spec that does not fit its
+// site.
 func NewGenerator(cfg Config, w Weights, opts ...Option) (*Generator, error) {
 	const fn = "graph.NewGenerator"
 	if err := cfg.Validate(); err != nil {
@@ -101,7 +96,10 @@ func NewGenerator(cfg Config, w Weights, opts ...Option) (*Generator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
-	eng, err := infer.New(im, infer.Options{Attention: b.opts.attention, Products: b.opts.products})
+	if err := b.opts.attention.check(im); err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
+	}
+	eng, err := infer.New(im, infer.Options{Attention: b.opts.attention.infer(), Products: b.opts.products})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", fn, err)
 	}

@@ -444,7 +444,7 @@ func TestNewGeneratorErrors(t *testing.T) {
 		{"bad config", bad, w, nil, "not divisible by Heads"},
 		{"nil weights", cfg, nil, nil, "nil weights"},
 		{"missing weight", cfg, short, nil, `"block1.ffn.W2": not in the given weights`},
-		{"probs with fp16 P·V", cfg, w, []Option{WithPlan(&Plan{AttnProbs: Passthrough()}), WithAttention(infer.Arithmetic{PV: infer.PVHalf})}, "no normalised probabilities"},
+		{"probs with fp16 P·V", cfg, w, []Option{WithPlan(&Plan{AttnProbs: Passthrough()}), WithAttention(AttentionArithmetic{PV: PVHalf})}, "no normalised probabilities"},
 	} {
 		_, err := NewGenerator(c.cfg, c.w, c.opts...)
 		if err == nil || !strings.Contains(err.Error(), c.msg) {

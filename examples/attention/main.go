@@ -34,7 +34,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -75,7 +74,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	cfg := defaultConfig()
 	fs := flag.NewFlagSet("attention", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	lengths := fs.String("lengths", joinInts(cfg.Lengths), "comma-separated sequence lengths")
+	lengths := fs.String("lengths", studyio.JoinInts(cfg.Lengths), "comma-separated sequence lengths")
 	fs.IntVar(&cfg.Scores.Rows, "rows", cfg.Scores.Rows, "query rows per length")
 	fs.IntVar(&cfg.Scores.DHead, "dhead", cfg.Scores.DHead, "query/key dimension")
 	fs.IntVar(&cfg.Scores.DValue, "dvalue", cfg.Scores.DValue, "value dimension")
@@ -83,7 +82,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.Scores.Sinks, "sinks", cfg.Scores.Sinks, "attention-sink positions at the start of each row")
 	fs.Float64Var(&cfg.Scores.SinkLo, "sink-lo", cfg.Scores.SinkLo, "smallest sink logit")
 	fs.Float64Var(&cfg.Scores.SinkHi, "sink-hi", cfg.Scores.SinkHi, "largest sink logit")
-	moduleLengths := fs.String("module-lengths", joinInts(cfg.Module.Lengths), "comma-separated lengths for the attention module under the tiers (empty: skip that part)")
+	moduleLengths := fs.String("module-lengths", studyio.JoinInts(cfg.Module.Lengths), "comma-separated lengths for the attention module under the tiers (empty: skip that part)")
 	tiers := fs.String("tiers", strings.Join(cfg.Module.Tiers, ","), "comma-separated precision tiers for the module ("+strings.Join(tierNames(), ", ")+")")
 	fs.IntVar(&cfg.Module.DModel, "dmodel", cfg.Module.DModel, "the module's model width")
 	fs.IntVar(&cfg.Module.Heads, "heads", cfg.Module.Heads, "the module's attention heads")
@@ -95,10 +94,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return cfg, err
 	}
 	var err error
-	if cfg.Lengths, err = parseInts(*lengths); err != nil {
+	if cfg.Lengths, err = studyio.ParseInts(*lengths); err != nil {
 		return cfg, fmt.Errorf("-lengths: %w", err)
 	}
-	if cfg.Module.Lengths, err = parseInts(*moduleLengths); err != nil {
+	if cfg.Module.Lengths, err = studyio.ParseInts(*moduleLengths); err != nil {
 		return cfg, fmt.Errorf("-module-lengths: %w", err)
 	}
 	cfg.Module.Tiers = nil
@@ -160,30 +159,6 @@ func (c config) validate() error {
 		}
 	}
 	return nil
-}
-
-func parseInts(s string) ([]int, error) {
-	var out []int
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		n, err := strconv.Atoi(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not an integer", f)
-		}
-		out = append(out, n)
-	}
-	return out, nil
-}
-
-func joinInts(v []int) string {
-	s := make([]string, len(v))
-	for i, n := range v {
-		s[i] = strconv.Itoa(n)
-	}
-	return strings.Join(s, ",")
 }
 
 // results is what results.json holds.

@@ -24,6 +24,11 @@
 // weights (LSQ, graph.Quant.Learnable) — and evaluated again, against an
 // fp32 fine-tune on the same batches.
 //
+// With -seeds 1,2,3 the whole study runs once per seed (each seed its own
+// initial weights, training data, evaluation and calibration sequences)
+// and every figure is reported as the mean over the seeds ± its standard
+// error; with one seed, the drops' errors are paired over the tokens.
+//
 // Output: the report on stdout; results.json, the same report in Markdown
 // (results.md) and PNG plots under -out (default out/transformer-ffn); a
 // progress bar on stderr. The exit status is 0 whatever the gate finds,
@@ -90,7 +95,7 @@ type config struct {
 	EvalSeqs      int         `json:"eval_sequences"`  // per cohort
 	CalibSeqs     int         `json:"calib_sequences"` // in-distribution sequences for calibration
 	GateThreshold float64     `json:"gate_threshold_points"`
-	Seed          uint64      `json:"seed"`
+	Seeds         []uint64    `json:"seeds"`
 	Gate          bool        `json:"-"`
 	Workers       int         `json:"-"`
 	Out           string      `json:"-"`
@@ -109,7 +114,7 @@ func defaultConfig() config {
 		EvalSeqs:      512,
 		CalibSeqs:     128,
 		GateThreshold: 1,
-		Seed:          1,
+		Seeds:         []uint64{1},
 		Workers:       runtime.GOMAXPROCS(0),
 		Out:           filepath.Join("out", "transformer-ffn"),
 		Plots:         true,
@@ -143,7 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.CalibSeqs, "calib-seqs", cfg.CalibSeqs, "in-distribution calibration sequences")
 	fs.Float64Var(&cfg.GateThreshold, "gate-threshold", cfg.GateThreshold, "accuracy drop against fp32, in points, that the gate reports")
 	fs.BoolVar(&cfg.Gate, "gate", cfg.Gate, "exit with status 3 if any drop exceeds -gate-threshold")
-	fs.Uint64Var(&cfg.Seed, "seed", cfg.Seed, "random seed (weights and data)")
+	seeds := fs.String("seeds", studyio.JoinSeeds(cfg.Seeds), "comma-separated seeds (weights and data): the study runs once per seed, and every figure is the mean ± standard error over them")
 	fs.IntVar(&cfg.Workers, "workers", cfg.Workers, "activations studied in parallel")
 	fs.StringVar(&cfg.Out, "out", cfg.Out, "output directory")
 	fs.BoolVar(&cfg.Plots, "plots", cfg.Plots, "draw the PNG plots (results.json is always written)")
@@ -151,22 +156,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if err := studyio.ParseFlags(fs, args); err != nil {
 		return cfg, err
 	}
-	cfg.Activations = splitList(*acts)
-	cfg.Tiers = splitList(*tiers)
-	cfg.Train.QATScales = splitList(*qatScales)
+	var err error
+	if cfg.Seeds, err = studyio.ParseSeeds(*seeds); err != nil {
+		return cfg, fmt.Errorf("-seeds: %w", err)
+	}
+	cfg.Activations = studyio.SplitList(*acts)
+	cfg.Tiers = studyio.SplitList(*tiers)
+	cfg.Train.QATScales = studyio.SplitList(*qatScales)
 	// fp32 is the baseline of every drop: always there, and first.
 	cfg.Tiers = append([]string{"fp32"}, slices.DeleteFunc(cfg.Tiers, func(t string) bool { return t == "fp32" })...)
 	return cfg, cfg.validate()
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, f := range strings.Split(s, ",") {
-		if f = strings.TrimSpace(f); f != "" {
-			out = append(out, f)
-		}
-	}
-	return out
 }
 
 func (c config) validate() error {

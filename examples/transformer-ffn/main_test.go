@@ -163,11 +163,12 @@ func TestStudyEndToEnd(t *testing.T) {
 func padRight(s string, n int) string { return s + strings.Repeat(" ", max(0, n-len(s))) }
 
 func TestGate(t *testing.T) {
-	rows := []row{
-		{Activation: "gelu", Tier: "w8a8", Cohort: "in-dist", Drop: 0.5},
-		{Activation: "relu", Tier: "w4a8", Cohort: "stressed", Drop: 1.5},
-		{Activation: "silu", Tier: "bf16", Cohort: "in-dist", Drop: number(math.NaN())},
-		{Activation: "silu", Tier: "fp16", Cohort: "in-dist", Drop: -3},
+	drop := func(v float64) estimate { return estimate{Mean: number(v), SE: 0, Seeds: 2} }
+	rows := []summary{
+		{Activation: "gelu", Tier: "w8a8", Cohort: "in-dist", Drop: drop(0.5)},
+		{Activation: "relu", Tier: "w4a8", Cohort: "stressed", Drop: drop(1.5)},
+		{Activation: "silu", Tier: "bf16", Cohort: "in-dist", Drop: drop(math.NaN())},
+		{Activation: "silu", Tier: "fp16", Cohort: "in-dist", Drop: drop(-3)},
 	}
 	g := gate(rows, 1)
 	if len(g.Failures) != 2 || g.Failures[0].Activation != "relu" || g.Failures[1].Activation != "silu" {
@@ -178,6 +179,48 @@ func TestGate(t *testing.T) {
 	}
 	if s := gate(rows[:1], 1).String(); !strings.Contains(s, "PASS") {
 		t.Errorf("gate line %q", s)
+	}
+}
+
+// TestSeeds: with two seeds every row comes twice, once per seed, and each
+// summary is the mean of its two rows ± their standard error; the report
+// says so.
+func TestSeeds(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.Seeds = []uint64{3, 4}
+	cfg.Activations = []string{"relu"}
+	cfg.Tiers = []string{"fp32", "w8a8"}
+	cfg.Train.Steps, cfg.Train.QATSteps = 20, 2
+	cfg.EvalSeqs, cfg.CalibSeqs = 32, 16
+	cfg.Plots = false
+	var stdout bytes.Buffer
+	if err := run(cfg, &stdout, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(cfg.Out, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res results
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rows) != 2*len(res.Summary) || len(res.Summary) != 4 || len(res.Training) != 2 {
+		t.Fatalf("%d rows, %d summaries, %d trainings", len(res.Rows), len(res.Summary), len(res.Training))
+	}
+	for _, s := range res.Summary {
+		a, b := findRow(res, 3, s.Activation, s.Tier, s.Cohort), findRow(res, 4, s.Activation, s.Tier, s.Cohort)
+		mean := (float64(a.Accuracy) + float64(b.Accuracy)) / 2
+		se := math.Abs(float64(a.Accuracy)-float64(b.Accuracy)) / 2
+		if math.Abs(float64(s.Accuracy.Mean)-mean) > 1e-15 || math.Abs(float64(s.Accuracy.SE)-se) > 1e-15 || s.Accuracy.Seeds != 2 {
+			t.Errorf("%s/%s: accuracy %+v from %v and %v", s.Tier, s.Cohort, s.Accuracy, a.Accuracy, b.Accuracy)
+		}
+	}
+	if a, b := findRow(res, 3, "relu", "w8a8", "in-dist"), findRow(res, 4, "relu", "w8a8", "in-dist"); a.Accuracy == b.Accuracy && a.Loss == b.Loss {
+		t.Error("the two seeds gave the same model")
+	}
+	if !strings.Contains(stdout.String(), "mean over the 2 seeds ± its standard error") {
+		t.Error("the report does not say what ± is")
 	}
 }
 
@@ -206,6 +249,8 @@ func TestBadFlags(t *testing.T) {
 		{"-eval-seqs", "0"},
 		{"-gate-threshold", "-1"},
 		{"-workers", "0"},
+		{"-seeds", ""},
+		{"-seeds", "1,x"},
 		{"-out", ""},
 		{"-nosuchflag"},
 		{"extra"},
@@ -250,21 +295,6 @@ func TestMainExitCodes(t *testing.T) {
 		if s := stderr.String(); strings.Contains(s, "panic") || !strings.Contains(s, "-h") {
 			t.Errorf("%s: stderr %q", args, s)
 		}
-	}
-}
-
-func TestPairedSE(t *testing.T) {
-	// One token right only in the base, one right only in the other, of
-	// four: the drop is 0 with variance (b + c − (b−c)²/N)/N² = 2/16.
-	got := pairedSE([]bool{true, true, false, false}, []bool{true, false, true, false})
-	if want := 100 * math.Sqrt(2) / 4; math.Abs(got-want) > 1e-12 {
-		t.Errorf("pairedSE = %g, want %g", got, want)
-	}
-	if got := pairedSE([]bool{true, false}, []bool{true, false}); got != 0 {
-		t.Errorf("identical predictions: SE %g, want 0", got)
-	}
-	if got := pairedSE([]bool{true}, nil); !math.IsNaN(got) {
-		t.Errorf("mismatched lengths: SE %g, want NaN", got)
 	}
 }
 

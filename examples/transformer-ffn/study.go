@@ -79,8 +79,9 @@ func (m qatMode) apply(p *graph.Plan) {
 // evalBatch is the largest number of sequences an Evaluator runs at once.
 const evalBatch = 64
 
-// row is one activation × tier × cohort result.
+// row is one seed × activation × tier × cohort result.
 type row struct {
+	Seed       uint64       `json:"seed"`
 	Activation string       `json:"activation"`
 	Tier       string       `json:"tier"`
 	Cohort     string       `json:"cohort"`
@@ -116,8 +117,9 @@ type layerStats struct {
 	RangeRatio *number `json:"range_ratio,omitempty"`
 }
 
-// training summarises one activation's training run.
+// training summarises one activation's training run with one seed.
 type training struct {
+	Seed       uint64 `json:"seed"`
 	Activation string `json:"activation"`
 	Params     int    `json:"parameters"`
 	// Over the last tenth of the steps (the training batches):
@@ -137,10 +139,11 @@ type actResult struct {
 	QAT      []row
 }
 
-// study holds what every activation's run shares: the config and the
-// evaluation and calibration data (read-only).
+// study holds what every activation's run with one seed shares: the
+// config, the seed and the evaluation and calibration data (read-only).
 type study struct {
 	cfg     config
+	seed    uint64
 	cohorts []cohort
 	eval    map[string][]lengthBatches // by cohort name
 	calib   []lengthBatches
@@ -150,8 +153,8 @@ type study struct {
 	progress func(n int, desc string) // nil: no progress reports
 }
 
-func newStudy(cfg config) (*study, error) {
-	s := &study{cfg: cfg, cohorts: cfg.Task.cohorts(), eval: map[string][]lengthBatches{}}
+func newStudy(cfg config, seed uint64) (*study, error) {
+	s := &study{cfg: cfg, seed: seed, cohorts: cfg.Task.cohorts(), eval: map[string][]lengthBatches{}}
 	for _, name := range cfg.Tiers {
 		t, err := graph.TierByName(name)
 		if err != nil {
@@ -159,11 +162,11 @@ func newStudy(cfg config) (*study, error) {
 		}
 		s.tiers = append(s.tiers, t)
 	}
-	rng := rand.New(rand.NewPCG(cfg.Seed, streamEval))
+	rng := rand.New(rand.NewPCG(seed, streamEval))
 	for _, co := range s.cohorts {
 		s.eval[co.Name] = co.sample(rng, cfg.EvalSeqs)
 	}
-	s.calib = s.cohorts[0].sample(rand.New(rand.NewPCG(cfg.Seed, streamCalib)), cfg.CalibSeqs)
+	s.calib = s.cohorts[0].sample(rand.New(rand.NewPCG(seed, streamCalib)), cfg.CalibSeqs)
 	return s, nil
 }
 
@@ -196,12 +199,12 @@ func (s *study) advance(n int, desc string) {
 // weights.
 func (s *study) train(act string) (graph.Weights, training, error) {
 	cfg, tc := s.modelConfig(act), s.cfg.Train
-	tr, err := graph.NewTrainer(cfg, nil, graph.TrainConfig{Batch: tc.Batch, LearnRate: tc.LearnRate, Seed: s.cfg.Seed})
+	tr, err := graph.NewTrainer(cfg, nil, graph.TrainConfig{Batch: tc.Batch, LearnRate: tc.LearnRate, Seed: s.seed})
 	if err != nil {
 		return nil, training{}, err
 	}
 	defer tr.Close()
-	rng := rand.New(rand.NewPCG(s.cfg.Seed, streamTrain)) // the same data for every activation
+	rng := rand.New(rand.NewPCG(s.seed, streamTrain)) // the same data for every activation
 	decay := int(math.Round(tc.DecayAt * float64(tc.Steps)))
 	tail := max(1, tc.Steps/10)
 	var last graph.Metrics
@@ -223,7 +226,7 @@ func (s *study) train(act string) (graph.Weights, training, error) {
 	if err != nil {
 		return nil, training{}, err
 	}
-	return w, training{Activation: act, Params: w.Count(), Loss: number(last.Loss), Accuracy: number(last.Accuracy())}, nil
+	return w, training{Seed: s.seed, Activation: act, Params: w.Count(), Loss: number(last.Loss), Accuracy: number(last.Accuracy())}, nil
 }
 
 // plan returns the tier's plan for windows of seqLen tokens with the
@@ -348,40 +351,13 @@ func evaluate(cfg graph.Config, w graph.Weights, planFor func(seqLen int) *graph
 			}
 		}
 		for name, st := range ev.Stats() {
-			e.stats[name] = addStats(e.stats[name], st)
+			e.stats[name] = studyio.AddStats(e.stats[name], st)
 		}
 		if err := ev.Close(); err != nil {
 			return e, err
 		}
 	}
 	return e, nil
-}
-
-// pairedSE returns the standard error, in points, of the difference in
-// accuracy between two evaluations of the same tokens (a paired difference:
-// only the tokens where they disagree carry information, as in McNemar's
-// test): √(b + c − (b−c)²/N) / N, with b tokens right only in base and c
-// right only in other. It returns NaN if the two do not line up.
-func pairedSE(base, other []bool) float64 {
-	if len(base) != len(other) || len(base) == 0 {
-		return math.NaN()
-	}
-	var b, c float64
-	for i := range base {
-		switch {
-		case base[i] && !other[i]:
-			b++
-		case !base[i] && other[i]:
-			c++
-		}
-	}
-	n := float64(len(base))
-	return 100 * math.Sqrt(max(0, b+c-(b-c)*(b-c)/n)) / n
-}
-
-func addStats(a, b quantize.StatsSnapshot) quantize.StatsSnapshot {
-	return quantize.StatsSnapshot{Runs: a.Runs + b.Runs, Elements: a.Elements + b.Elements, Clipped: a.Clipped + b.Clipped,
-		Zeroed: a.Zeroed + b.Zeroed, NaN: a.NaN + b.NaN, Inf: a.Inf + b.Inf, Signal: a.Signal + b.Signal, Noise: a.Noise + b.Noise}
 }
 
 // hiddenSites returns the FFN hidden site names of a model with the given
@@ -404,7 +380,7 @@ func summarize(stats map[string]quantize.StatsSnapshot, layers int, ratio map[st
 		if !ok {
 			continue
 		}
-		all = addStats(all, st)
+		all = studyio.AddStats(all, st)
 		ls := layerStats{Site: name, Clipped: number(st.ClippedFraction()), Zeroed: number(st.ZeroedFraction()), SQNR: roundDB(st.SQNR())}
 		if r, ok := ratio[name]; ok {
 			v := number(r)
@@ -497,8 +473,8 @@ func (s *study) runActivation(act string) (actResult, error) {
 
 func (s *study) row(act, tier, cohort string, e evaluation, h *hiddenStats, fp32 evaluation) row {
 	m := e.m
-	return row{Activation: act, Tier: tier, Cohort: cohort, Accuracy: number(m.Accuracy()), SeqAcc: number(m.SeqAccuracy()),
-		Loss: number(m.Loss), Drop: number(100 * (fp32.m.Accuracy() - m.Accuracy())), DropSE: number(pairedSE(fp32.correct, e.correct)),
+	return row{Seed: s.seed, Activation: act, Tier: tier, Cohort: cohort, Accuracy: number(m.Accuracy()), SeqAcc: number(m.SeqAccuracy()),
+		Loss: number(m.Loss), Drop: number(100 * (fp32.m.Accuracy() - m.Accuracy())), DropSE: number(studyio.PairedSE(fp32.correct, e.correct)),
 		Tokens: m.Tokens, Seqs: m.Seqs, Hidden: h}
 }
 
@@ -575,7 +551,7 @@ func (s *study) finetune(act string, w graph.Weights, opts ...graph.Option) (gra
 		return nil, nil, err
 	}
 	defer tr.Close()
-	rng := rand.New(rand.NewPCG(s.cfg.Seed, streamQAT))
+	rng := rand.New(rand.NewPCG(s.seed, streamQAT))
 	for step := range tc.QATSteps {
 		if _, err := tr.Step(s.cfg.Task.trainingBatch(rng, tc.Batch)); err != nil {
 			return nil, nil, fmt.Errorf("step %d: %w", step, err)
@@ -604,27 +580,13 @@ func mapValues(m map[string]*graph.Quant) []*graph.Quant {
 func (s *study) runAll() ([]actResult, error) {
 	acts := s.cfg.Activations
 	out := make([]actResult, len(acts))
-	errs := make([]error, len(acts))
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range min(s.cfg.Workers, len(acts)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				out[i], errs[i] = s.runActivation(acts[i])
-			}
-		}()
-	}
-	for i := range acts {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	err := studyio.Parallel(len(acts), s.cfg.Workers, func(i int) error {
+		var err error
+		out[i], err = s.runActivation(acts[i])
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -647,12 +609,14 @@ type gateResult struct {
 	Failures  []gateFailure `json:"failures"`
 }
 
-func gate(rows []row, threshold float64) gateResult {
+// gate names every combination whose drop, the mean over the seeds,
+// exceeds threshold points.
+func gate(rows []summary, threshold float64) gateResult {
 	g := gateResult{Threshold: number(threshold), Failures: []gateFailure{}}
 	for _, r := range rows {
 		// NaN (no tokens) fails too: a drop that cannot be measured passes nothing.
-		if d := float64(r.Drop); d > threshold || math.IsNaN(d) {
-			g.Failures = append(g.Failures, gateFailure{r.Activation, r.Tier, r.Cohort, r.Drop})
+		if d := float64(r.Drop.Mean); d > threshold || math.IsNaN(d) {
+			g.Failures = append(g.Failures, gateFailure{r.Activation, r.Tier, r.Cohort, r.Drop.Mean})
 		}
 	}
 	return g

@@ -357,4 +357,5 @@ func fakeQuant() {
 	groups()
 	groupsSym()
 	perTensor(f64)
+	accumulateFP16()
 }

@@ -12,9 +12,9 @@
 // avo's context, the names of the files it goes to, the build they are
 // for, and, for a target whose assembly reads its constants from a table
 // built in Go, that table. The targets live one file to a package or two
-// (activation.go, fakequant.go, gemm.go); the helpers they share (builds,
-// element types and lane widths, comparison predicates, constant tables,
-// the checks on the output) are in vec.go. Adding a target is a file with
+// (activation.go, fakequant.go with fp16.go, gemm.go); the helpers they
+// share (builds, element types and lane widths, comparison predicates,
+// constant tables, the checks on the output) are in vec.go. Adding a target is a file with
 // its function and a line in targets.
 package main
 

@@ -131,6 +131,8 @@ const (
 	cmpLT = 1  // LT_OS
 	cmpLE = 2  // LE_OS
 	cmpGE = 13 // GE_OS
+
+	cmpGEOrdered = 29 // GE_OQ: ≥, false for NaN, without the invalid exception
 )
 
 // Rounding modes of VROUNDPS and VROUNDPD.

@@ -33,10 +33,11 @@ const (
 	// with m the row's largest score,
 	//
 	//	w_j = fp16(e^(s_j − m))                     (e^ in float64, rounded once)
-	//	a   = fp16(a + w_j·v_j)   for j = 0, 1, …   (one rounding per key and element: an fp16 FMA)
+	//	a   = fp16(a + w_j·v_j)   for j = 0, 1, …   (one rounding per key and element: an fp16 FMA, qkernel.AccumulateFP16)
 	//	l   = Σ w_j                                 (in float32)
 	//	o   = a / l                                 (in float32)
 	//
+	// Keys with w_j = 0 are skipped: they add exactly 0.
 	// Values are read as the cache holds them: a plan that quantizes the
 	// values to FP16 models an fp16 cache. An accumulator past 65504
 	// overflows to ±Inf, and the row's output to ±Inf or NaN: the
@@ -211,6 +212,11 @@ func (s *State) attendTasks(sc *attnScratch, l int, q, o []float32, first, bq, b
 // ln8 is ln 8, PVHalfOffset's offset of the maximum.
 var ln8 = math.Log(8)
 
+// halfUnderflow is a little below −25·ln 2 ≈ −17.33: e^x for any x below
+// it is under 2^-25, half of fp16's smallest subnormal, and rounds to 0,
+// so halfPV does not compute it.
+const halfUnderflow = -17.5
+
 // halfPV writes one query row's attention output to out under PVHalf or
 // PVHalfOffset, from its visible scores and the head's values (rows of
 // Dh, position 0 first).
@@ -228,23 +234,23 @@ func (e *Engine) halfPV(sc *attnScratch, scores, values, out []float32) error {
 	}
 	w := sc.w[:len(scores)]
 	for j, v := range scores {
-		w[j] = math.Exp(float64(v) - shift)
+		if x := float64(v) - shift; x >= halfUnderflow {
+			w[j] = math.Exp(x)
+		} else {
+			w[j] = 0 // below 2^-25: fp16 rounds it to 0
+		}
 	}
 	if err := qkernel.RoundFloat(w, w, qkernel.FP16, 1); err != nil {
 		return err
 	}
 	var l float32
+	for _, wj := range w {
+		l += float32(wj)
+	}
 	acc := sc.acc[:dh]
 	clear(acc)
-	for j, wj := range w {
-		l += float32(wj)
-		v := values[j*dh : (j+1)*dh]
-		for d := range acc {
-			acc[d] += wj * float64(v[d])
-		}
-		if err := qkernel.RoundFloat(acc, acc, qkernel.FP16, 1); err != nil {
-			return err
-		}
+	if err := qkernel.AccumulateFP16(acc, w, values[:len(w)*dh]); err != nil {
+		return err
 	}
 	for d, a := range acc {
 		out[d] = float32(a) / l

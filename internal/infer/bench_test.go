@@ -54,18 +54,25 @@ func BenchmarkRowProduct(b *testing.B) {
 
 // BenchmarkPrefill times a prefill of 4096 tokens through a small RoPE
 // model (2 layers, 4 heads of 32, 2 KV heads), where attention over the
-// cache dominates.
+// cache dominates, in each attention arithmetic.
 func BenchmarkPrefill(b *testing.B) {
 	sh := shape{name: "long", vocab: 64, d: 128, heads: 4, kv: 2, hidden: 256, layers: 2, act: "silu", gated: true, theta: 10000}
 	m := randomModel(sh, 1)
-	e := mustEngine(b, m, Options{})
 	tokens := randomTokens(4096, sh.vocab, 2)
 	out := make([]float32, sh.vocab)
-	s := e.NewState(len(tokens))
-	for b.Loop() {
-		s.Reset()
-		if err := s.Forward(tokens, out, []int{len(tokens) - 1}); err != nil {
-			b.Fatal(err)
+	for _, a := range []Arithmetic{{}, {ScoresFP16: true}, {PV: PVHalf}} {
+		name := a.PV.String()
+		if a.ScoresFP16 {
+			name = "scores-fp16"
 		}
+		b.Run(name, func(b *testing.B) {
+			s := mustEngine(b, m, Options{Attention: a}).NewState(len(tokens))
+			for b.Loop() {
+				s.Reset()
+				if err := s.Forward(tokens, out, []int{len(tokens) - 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package qkernel
 
 import (
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -151,6 +152,63 @@ func BenchmarkFakeQuantInt8Float64Grad(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := FakeQuantIntGrad(dst, x, dy, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRoundFloat casts attention-probability-like values (exponential,
+// mean 2.4e-4: a quarter of them below fp16's smallest normal) to each
+// format, and counts what the cast did (CountFloat), as an FP16 or BF16
+// site at attention probabilities does.
+func BenchmarkRoundFloat(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	x, dst := make([]float32, benchN), make([]float32, benchN)
+	for i := range x {
+		x[i] = float32(r.ExpFloat64() * 2.4e-4)
+	}
+	for _, f := range []FloatFormat{FP16, BF16, FP8E4M3} {
+		b.Run(f.String(), func(b *testing.B) {
+			b.SetBytes(8 * benchN)
+			for b.Loop() {
+				if err := RoundFloat(dst, x, f, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(f.String()+"/count", func(b *testing.B) {
+			if err := RoundFloat(dst, x, f, 1); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(8 * benchN)
+			for b.Loop() {
+				if _, err := CountFloat(x, dst, f, 1); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAccumulateFP16 accumulates 4096 rows of 32 values (one query
+// row of attention's P·V at 4096 keys, head size 32) in fp16, with weights
+// e^−u for u uniform in [0, 8) (none zero); SetBytes counts the values
+// read.
+func BenchmarkAccumulateFP16(b *testing.B) {
+	const rows, n = 4096, 32
+	r := rand.New(rand.NewPCG(1, 2))
+	w, v := make([]float64, rows), make([]float32, rows*n)
+	for j := range w {
+		w[j], _ = FP16.Round(math.Exp(-8 * r.Float64()))
+	}
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	acc := make([]float64, n)
+	b.SetBytes(4 * rows * n)
+	for b.Loop() {
+		clear(acc)
+		if err := AccumulateFP16(acc, w, v); err != nil {
 			b.Fatal(err)
 		}
 	}

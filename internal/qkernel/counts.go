@@ -25,27 +25,38 @@ func (c *Counts) Add(o Counts) {
 	c.Noise += o.Noise
 }
 
-// add counts one element.
-func (c *Counts) add(x, y float64, clipped bool) {
-	c.N++
-	switch {
-	case x != x:
-		c.NaN++
-		return
-	case math.IsInf(x, 0):
-		c.Inf++
-		return
+// moments returns the counts of y = f(x) but Clipped: elements, NaN and
+// ±Inf among x, and over the finite x the zeroed elements, Σx² and
+// Σ(y−x)², summed in order. The sums are kept in locals, not in a Counts
+// in memory, so that the loop runs at the speed of its additions.
+func moments[T Float](x, y []T) Counts {
+	c := Counts{N: int64(len(x))}
+	var zeroed int64
+	var signal, noise float64
+	y = y[:len(x)]
+	for i, v := range x {
+		xf, yf := float64(v), float64(y[i])
+		if xf-xf != 0 { // NaN or ±Inf
+			if xf != xf {
+				c.NaN++
+			} else {
+				c.Inf++
+			}
+			continue
+		}
+		if yf == 0 && xf != 0 {
+			zeroed++
+		}
+		e := yf - xf
+		signal += xf * xf
+		noise += e * e
 	}
-	if clipped {
-		c.Clipped++
-	}
-	if y == 0 && x != 0 {
-		c.Zeroed++
-	}
-	e := y - x
-	c.Signal += x * x
-	c.Noise += e * e
+	c.Zeroed, c.Signal, c.Noise = zeroed, signal, noise
+	return c
 }
+
+// finite reports whether v is neither NaN nor ±Inf.
+func finite[T Float](v T) bool { return v-v == 0 }
 
 // CountInt returns the statistics of y = FakeQuantInt(x) on grid q. The
 // clip decision is recomputed from x; y is used for the zero count and the
@@ -62,11 +73,14 @@ func CountInt[T Float](x, y []T, q Int[T]) (Counts, error) {
 		return c, err
 	}
 	magic := roundMagic[T]()
-	y = y[:len(x)]
-	for i, v := range x {
-		r := q.code(v, magic)
-		c.add(float64(v), float64(y[i]), !(r >= q.lo && r <= q.hi))
+	c = moments(x, y)
+	var clipped int64
+	for _, v := range x {
+		if r := q.code(v, magic); !(r >= q.lo && r <= q.hi) && finite(v) {
+			clipped++
+		}
 	}
+	c.Clipped = clipped
 	return c, nil
 }
 
@@ -80,11 +94,15 @@ func CountIntCols[T Float](x, y []T, qs []Int[T]) (Counts, error) {
 		return c, err
 	}
 	magic := roundMagic[T]()
+	c = moments(x, y)
+	var clipped int64
 	for i, v := range x {
 		q := &qs[i%len(qs)]
-		r := q.code(v, magic)
-		c.add(float64(v), float64(y[i]), !(r >= q.lo && r <= q.hi))
+		if r := q.code(v, magic); !(r >= q.lo && r <= q.hi) && finite(v) {
+			clipped++
+		}
 	}
+	c.Clipped = clipped
 	return c, nil
 }
 
@@ -100,10 +118,14 @@ func CountFloat[T Float](x, y []T, f FloatFormat, s T) (Counts, error) {
 		return c, err
 	}
 	p := f.params()
-	y = y[:len(x)]
-	for i, v := range x {
-		c.add(float64(v), float64(y[i]), floatClipped(v/s, p))
+	c = moments(x, y)
+	var clipped int64
+	for _, v := range x {
+		if t := v / s; !(math.Abs(float64(t)) <= p.max) && finite(v) && floatClipped(t, &p) {
+			clipped++
+		}
 	}
+	c.Clipped = clipped
 	return c, nil
 }
 
@@ -118,16 +140,22 @@ func CountFloatCols[T Float](x, y []T, f FloatFormat, s []T) (Counts, error) {
 		return c, err
 	}
 	p := f.params()
+	c = moments(x, y)
+	var clipped int64
 	for i, v := range x {
-		c.add(float64(v), float64(y[i]), floatClipped(v/s[i%len(s)], p))
+		if t := v / s[i%len(s)]; !(math.Abs(float64(t)) <= p.max) && finite(v) && floatClipped(t, &p) {
+			clipped++
+		}
 	}
+	c.Clipped = clipped
 	return c, nil
 }
 
 // floatClipped reports whether t = x/s, for a finite x, was clipped: its
 // rounded magnitude exceeds the format's largest finite value, or the
-// division itself overflowed T (which add ignores for infinite x).
-func floatClipped[T Float](t T, p floatParams) bool {
+// division itself overflowed T. A |t| up to that value never rounds past
+// it, so the callers round only the t beyond it.
+func floatClipped[T Float](t T, p *floatParams) bool {
 	_, over := roundFloat(float64(t), p)
 	return over || math.IsInf(float64(t), 0)
 }

@@ -48,24 +48,32 @@ func (f FloatFormat) String() string {
 
 // floatParams describes a format: stored significand bits, the exponent of
 // the smallest normal, the largest finite value and whether overflow
-// saturates (true) or gives ±Inf.
+// saturates (true) or gives ±Inf; and, for roundFloat, the float64 bits
+// of the smallest normal 2^emin and the exponent step (52−mant)<<52 that
+// turns a binade's exponent bits into those of 2^(e+52−mant).
 type floatParams struct {
 	mant     uint
 	emin     int
 	max      float64
 	saturate bool
+
+	minNormalBits, shiftBits uint64
 }
 
 func (f FloatFormat) params() floatParams {
+	p := func(mant uint, emin int, max float64, saturate bool) floatParams {
+		return floatParams{mant: mant, emin: emin, max: max, saturate: saturate,
+			minNormalBits: uint64(1023+emin) << 52, shiftBits: uint64(52-mant) << 52}
+	}
 	switch f {
 	case FP16:
-		return floatParams{mant: 10, emin: -14, max: 65504}
+		return p(10, -14, 65504, false)
 	case BF16:
-		return floatParams{mant: 7, emin: -126, max: 0x1.fep127}
+		return p(7, -126, 0x1.fep127, false)
 	case FP8E4M3:
-		return floatParams{mant: 3, emin: -6, max: 448, saturate: true}
+		return p(3, -6, 448, true)
 	case FP8E5M2:
-		return floatParams{mant: 2, emin: -14, max: 57344, saturate: true}
+		return p(2, -14, 57344, true)
 	}
 	return floatParams{}
 }
@@ -109,32 +117,58 @@ func (f FloatFormat) Round(x float64) (r float64, overflow bool) {
 	if !f.Valid() {
 		return math.NaN(), false
 	}
-	return roundFloat(x, f.params())
+	p := f.params()
+	return roundFloat(x, &p)
 }
 
-// roundFloat rounds x to p: the significand with the float64 carry trick in
-// the normal range, a fixed quantum in the subnormal range.
-func roundFloat(x float64, p floatParams) (float64, bool) {
+// roundFloat rounds x to p. Up to the format's largest value it adds and
+// subtracts c = 2^(e+52−mant), e the binade of |x| (of the smallest normal
+// in the subnormal range): the float64 sum's ulp is then the format's
+// quantum at |x|, so the addition rounds |x| to it, half to even, and the
+// subtraction is exact; no branch depends on the value there. NaN and
+// magnitudes past the largest value take roundLarge.
+func roundFloat(x float64, p *floatParams) (float64, bool) {
+	if !(math.Abs(x) <= p.max) {
+		return roundLarge(x, p)
+	}
+	return roundSmall(x, p.minNormalBits, p.shiftBits), false
+}
+
+// round is roundFloat without the overflow flag. The loops over slices
+// spell its two cases out instead of calling it: a call per element
+// (roundFloat does not inline) takes several times the rounding itself.
+func (p *floatParams) round(x float64) float64 {
+	if math.Abs(x) <= p.max {
+		return roundSmall(x, p.minNormalBits, p.shiftBits)
+	}
+	r, _ := roundLarge(x, p)
+	return r
+}
+
+// roundSmall is roundFloat for |x| ≤ max, given the format's
+// minNormalBits and shiftBits (small enough to inline in a loop).
+func roundSmall(x float64, minNormalBits, shiftBits uint64) float64 {
+	const sign, exponent = 1 << 63, 0x7FF << 52
+	u := math.Float64bits(x)
+	a := math.Float64frombits(u &^ sign)
+	c := math.Float64frombits(max(u&exponent, minNormalBits) + shiftBits)
+	return math.Float64frombits(math.Float64bits((a+c)-c) | u&sign)
+}
+
+// roundLarge is roundFloat for NaN and for |x| past the format's largest
+// value: the float64 significand rounded to mant bits with the carry trick
+// (a carry moves into the exponent; +Inf stays +Inf), then the overflow to
+// ±Inf or, saturating, ±max.
+func roundLarge(x float64, p *floatParams) (float64, bool) {
 	if x != x {
 		return math.NaN(), false
 	}
 	a := math.Abs(x)
-	var m float64
-	if a < math.Ldexp(1, p.emin) {
-		// Subnormal range (and zero): multiples of 2^(emin−mant). Adding
-		// b, whose float64 ulp is that quantum, rounds half to even.
-		b := math.Ldexp(1, p.emin-int(p.mant)+52)
-		m = (a + b) - b
-	} else {
-		// Round the float64 significand to mant bits, half to even; a carry
-		// out of the significand moves into the exponent, as it should.
-		// +Inf has a zero significand and stays +Inf.
-		sh := 52 - p.mant
-		u := math.Float64bits(a)
-		u += (1<<(sh-1) - 1) + (u>>sh)&1
-		u &^= 1<<sh - 1
-		m = math.Float64frombits(u)
-	}
+	sh := 52 - p.mant
+	u := math.Float64bits(a)
+	u += (1<<(sh-1) - 1) + (u>>sh)&1
+	u &^= 1<<sh - 1
+	m := math.Float64frombits(u)
 	overflow := false
 	if m > p.max {
 		overflow = !math.IsInf(a, 1)
@@ -192,14 +226,20 @@ func RoundFloat[T Float](dst, x []T, f FloatFormat, s T) error {
 	dst = dst[:len(x)]
 	if s == 1 {
 		for i, v := range x {
-			r, _ := roundFloat(float64(v), p)
-			dst[i] = T(r)
+			if f := float64(v); math.Abs(f) <= p.max {
+				dst[i] = T(roundSmall(f, p.minNormalBits, p.shiftBits))
+			} else {
+				dst[i] = T(p.round(f))
+			}
 		}
 		return nil
 	}
 	for i, v := range x {
-		r, _ := roundFloat(float64(T(v/s)), p)
-		dst[i] = T(r) * s
+		if f := float64(T(v / s)); math.Abs(f) <= p.max {
+			dst[i] = T(roundSmall(f, p.minNormalBits, p.shiftBits)) * s
+		} else {
+			dst[i] = T(p.round(f)) * s
+		}
 	}
 	return nil
 }
@@ -221,8 +261,55 @@ func RoundFloatCols[T Float](dst, x []T, f FloatFormat, s []T) error {
 	for lo := 0; lo < len(x); lo += len(s) {
 		row, out := x[lo:lo+len(s)], dst[lo:lo+len(s)]
 		for j, v := range row {
-			r, _ := roundFloat(float64(T(v/s[j])), p)
-			out[j] = T(r) * s[j]
+			if f := float64(T(v / s[j])); math.Abs(f) <= p.max {
+				out[j] = T(roundSmall(f, p.minNormalBits, p.shiftBits)) * s[j]
+			} else {
+				out[j] = T(p.round(f)) * s[j]
+			}
+		}
+	}
+	return nil
+}
+
+// AccumulateFP16 adds the rows of v, weighted by w, to fp16 accumulators,
+// one rounding per row and element, as an fp16 fused multiply-add does:
+// with n = len(acc) and v holding len(w) rows of n values,
+//
+//	acc[i] = round_FP16(acc[i] + w[j]·v[j·n+i])   for j = 0, 1, …, in order
+//
+// with round_FP16 FP16.Round (ties to even, subnormals, overflow to ±Inf).
+// Each product and sum is formed in float64 and rounded once to fp16: for
+// acc[i] and w[j] in fp16 and v a float32, w[j]·v[j·n+i] is exact in
+// float64 and the float64 sum within half a float64 ulp of the exact one,
+// so each step is the correctly rounded FMA but where that float64
+// rounding lands exactly on an fp16 tie (a double rounding). It is the
+// accumulator of attention's P·V in an fp16 kernel (w the unnormalised
+// weights, v the values); acc holds fp16 values kept as float64. A row
+// whose weight is 0 adds exactly 0 to finite accumulators and is skipped
+// (its values are not read). Special cases are FP16.Round's: a sum past
+// 65504 becomes ±Inf and stays so; NaN propagates.
+//
+// It returns an error wrapping ErrLength unless len(v) = len(w)·len(acc).
+func AccumulateFP16(acc, w []float64, v []float32) error {
+	if len(v) != len(w)*len(acc) {
+		return fmt.Errorf("kernel.AccumulateFP16: len(v) = %d, want len(w)·len(acc) = %d·%d: %w", len(v), len(w), len(acc), ErrLength)
+	}
+	if accumulateFP16Vec(acc, w, v) {
+		return nil
+	}
+	p := FP16.params()
+	n := len(acc)
+	for j, wj := range w {
+		if wj == 0 {
+			continue
+		}
+		row := v[j*n : (j+1)*n]
+		for i, x := range row {
+			if a := acc[i] + wj*float64(x); math.Abs(a) <= p.max {
+				acc[i] = roundSmall(a, p.minNormalBits, p.shiftBits)
+			} else {
+				acc[i] = p.round(a)
+			}
 		}
 	}
 	return nil

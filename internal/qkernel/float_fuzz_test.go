@@ -314,3 +314,26 @@ func from[T Float](x []T) []float64 {
 	}
 	return out
 }
+
+// add counts one element into c, the element-by-element reference for
+// the Count kernels (which sum in locals, in the same order).
+func (c *Counts) add(x, y float64, clipped bool) {
+	c.N++
+	switch {
+	case x != x:
+		c.NaN++
+		return
+	case math.IsInf(x, 0):
+		c.Inf++
+		return
+	}
+	if clipped {
+		c.Clipped++
+	}
+	if y == 0 && x != 0 {
+		c.Zeroed++
+	}
+	e := y - x
+	c.Signal += x * x
+	c.Noise += e * e
+}

@@ -1,7 +1,9 @@
 package qkernel
 
 import (
+	"errors"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -110,6 +112,64 @@ func TestRoundExhaustive(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestAccumulateFP16: each step is FP16.Round of the float64 sum, rows in
+// order, zero weights skipped, on the vector path (when there is one) and
+// the scalar loop: random weights and values over many binades, then
+// sums that land on fp16 ties, subnormals, the overflow threshold 65520
+// and just below it, ±Inf and NaN; lengths must agree.
+func TestAccumulateFP16(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ties := []float32{0.5, 1.5, 1 + 0x1p-11, 1 + 3*0x1p-11, 0x1p-25, 3 * 0x1p-25, 0x1p-15 + 0x1p-25, 65519, 65520, 65535.9,
+		-65520, 1e-8, -1e-8, 0x1p-24, float32(math.Inf(1)), float32(math.NaN()), -0.0, 2049, 2051, 4097}
+	bothPaths(t, func(vector bool) {
+		for _, n := range []int{1, 3, 4, 8, 32, 36, 48} {
+			const rows = 400
+			acc, want := make([]float64, n), make([]float64, n)
+			w := make([]float64, rows)
+			v := make([]float32, rows*n)
+			for j := range w {
+				w[j], _ = FP16.Round(math.Exp(-20 * rng.Float64())) // attention weights, some 0
+				if j%7 == 0 {
+					w[j] = 1
+				}
+				for i := range n {
+					v[j*n+i] = float32(rng.NormFloat64() * math.Exp(8*rng.Float64()-4))
+					if j%5 == 0 {
+						v[j*n+i] = ties[rng.IntN(len(ties))]
+					}
+				}
+			}
+			for j := range w {
+				for i := range n {
+					if w[j] != 0 { // 0·Inf would be NaN: the row is skipped
+						want[i], _ = FP16.Round(want[i] + w[j]*float64(v[j*n+i]))
+					}
+				}
+			}
+			if err := AccumulateFP16(acc, w, v); err != nil {
+				t.Fatal(err)
+			}
+			for i := range acc {
+				if acc[i] != want[i] && !(math.IsNaN(acc[i]) && math.IsNaN(want[i])) {
+					t.Fatalf("vector %v, n %d: acc[%d] = %v, want %v", vector, n, i, acc[i], want[i])
+				}
+			}
+		}
+		big := []float64{65000, 1, math.NaN(), 65504}
+		if err := AccumulateFP16(big, []float64{1, 0, -1}, []float32{1000, 1, 1, 15, 5, 5, 5, 5, 1e30, 0, 0, 0}); err != nil {
+			t.Fatal(err)
+		}
+		// Row 0 overflows element 0, adds 1 to element 1 and leaves 65504+15
+		// at 65504; row 1 (weight 0) is skipped; row 2 leaves +Inf an Inf.
+		if !math.IsInf(big[0], 1) || big[1] != 2 || !math.IsNaN(big[2]) || big[3] != 65504 {
+			t.Errorf("vector %v: overflow, plain, NaN, below the threshold: %v", vector, big)
+		}
+	})
+	if err := AccumulateFP16(make([]float64, 3), []float64{1}, []float32{1}); !errors.Is(err, ErrLength) {
+		t.Errorf("3 accumulators, 1 weight, 1 value: %v", err)
 	}
 }
 
@@ -264,5 +324,17 @@ func mustNil(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestFloatParamsConstants: the precomputed bits of each format are those
+// of 2^emin and of the exponent step 2^(52−mant).
+func TestFloatParamsConstants(t *testing.T) {
+	for _, f := range []FloatFormat{FP16, BF16, FP8E4M3, FP8E5M2} {
+		p := f.params()
+		if math.Float64frombits(p.minNormalBits) != math.Ldexp(1, p.emin) ||
+			math.Float64frombits(p.shiftBits+1023<<52) != math.Ldexp(1, 52-int(p.mant)) {
+			t.Errorf("%v: minNormalBits %#x, shiftBits %#x", f, p.minNormalBits, p.shiftBits)
+		}
 	}
 }

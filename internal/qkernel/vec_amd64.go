@@ -200,3 +200,37 @@ func fakeQuantIntGroupsSymVec32(dst, x, dy []float32, g, qmin, qmax int, minScal
 	}
 	return true
 }
+
+// accumulateFP16Vec is AccumulateFP16 on four float64 lanes, for len(acc)
+// a multiple of 4: the operations of the assembly of the default build
+// (internal/asmgen's fp16.go explains them), which give the scalar loop's
+// results.
+func accumulateFP16Vec(acc, w []float64, v []float32) bool {
+	n := len(acc)
+	if !haveAVX2 || n == 0 || n%4 != 0 {
+		return false
+	}
+	absMask := archsimd.BroadcastUint64x4(0x7FFFFFFFFFFFFFFF)
+	expMask := archsimd.BroadcastUint64x4(0x7FF0000000000000)
+	minNormal := archsimd.BroadcastFloat64x4(0x1p-14)
+	step := archsimd.BroadcastFloat64x4(0x1p42)
+	overflow := archsimd.BroadcastFloat64x4(65520)
+	inf := archsimd.BroadcastFloat64x4(math.Inf(1))
+	for j, wj := range w {
+		if wj == 0 {
+			continue
+		}
+		wv := archsimd.BroadcastFloat64x4(wj)
+		row := v[j*n : (j+1)*n]
+		for i := 0; i < n; i += 4 {
+			a := archsimd.LoadFloat32x4Slice(row[i : i+4]).ConvertToFloat64().Mul(wv).Add(archsimd.LoadFloat64x4Slice(acc[i : i+4]))
+			bits := a.AsUint64x4()
+			abs := bits.And(absMask).AsFloat64x4()
+			c := abs.AsUint64x4().And(expMask).AsFloat64x4().Max(minNormal).Mul(step)
+			m := abs.Add(c).Sub(c)
+			m = inf.Merge(m, abs.GreaterEqual(overflow))
+			m.AsUint64x4().Or(bits.AndNot(absMask)).AsFloat64x4().StoreSlice(acc[i : i+4])
+		}
+	}
+	return true
+}

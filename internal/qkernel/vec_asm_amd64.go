@@ -125,3 +125,11 @@ func fakeQuantIntGroupsSymVec32(dst, x, dy []float32, g, qmin, qmax int, minScal
 	}
 	return true
 }
+
+func accumulateFP16Vec(acc, w []float64, v []float32) bool {
+	if !haveAVX2 || len(acc) == 0 || len(acc)%4 != 0 {
+		return false
+	}
+	accumulateFP16AVX2(acc, w, v)
+	return true
+}

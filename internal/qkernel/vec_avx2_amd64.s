@@ -1049,3 +1049,65 @@ grad_one:
 grad_done:
 	VZEROUPPER
 	RET
+
+// func accumulateFP16AVX2(acc []float64, w []float64, v []float32)
+// Requires: AVX, AVX2
+TEXT ·accumulateFP16AVX2(SB), NOSPLIT, $0-72
+	MOVQ         acc_base+0(FP), AX
+	MOVQ         acc_len+8(FP), CX
+	MOVQ         w_base+24(FP), DX
+	MOVQ         w_len+32(FP), BX
+	MOVQ         v_base+48(FP), SI
+	MOVQ         $0x7fffffffffffffff, DI
+	VMOVQ        DI, X0
+	VPBROADCASTQ X0, Y0
+	MOVQ         $0x7ff0000000000000, DI
+	VMOVQ        DI, X1
+	VPBROADCASTQ X1, Y1
+	MOVQ         $0x3f10000000000000, DI
+	VMOVQ        DI, X2
+	VPBROADCASTQ X2, Y2
+	MOVQ         $0x4290000000000000, DI
+	VMOVQ        DI, X3
+	VPBROADCASTQ X3, Y3
+	MOVQ         $0x40effe0000000000, DI
+	VMOVQ        DI, X4
+	VPBROADCASTQ X4, Y4
+	XORQ         DI, DI
+
+row:
+	CMPQ         DI, BX
+	JAE          done
+	MOVQ         (DX)(DI*8), R8
+	SHLQ         $0x01, R8
+	JZ           next
+	VBROADCASTSD (DX)(DI*8), Y5
+	XORQ         R8, R8
+
+elem:
+	VCVTPS2PD (SI)(R8*4), Y6
+	VMULPD    Y5, Y6, Y6
+	VADDPD    (AX)(R8*8), Y6, Y6
+	VANDPD    Y0, Y6, Y7
+	VANDPD    Y1, Y7, Y8
+	VMAXPD    Y2, Y8, Y8
+	VMULPD    Y3, Y8, Y8
+	VADDPD    Y8, Y7, Y9
+	VSUBPD    Y8, Y9, Y9
+	VCMPPD    $0x1d, Y4, Y7, Y8
+	VBLENDVPD Y8, Y1, Y9, Y9
+	VANDNPD   Y6, Y0, Y6
+	VORPD     Y6, Y9, Y9
+	VMOVUPD   Y9, (AX)(R8*8)
+	ADDQ      $+4, R8
+	CMPQ      R8, CX
+	JB        elem
+
+next:
+	LEAQ (SI)(CX*4), SI
+	INCQ DI
+	JMP  row
+
+done:
+	VZEROUPPER
+	RET

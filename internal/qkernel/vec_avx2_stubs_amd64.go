@@ -41,3 +41,7 @@ func fakeQuantInt64AVX2(dst []float64, x []float64, inv float64, lo float64, hi 
 // fakeQuantIntGrad64AVX2 sets dst[i] to dy[i] where lo ≤ round(x[i]·inv) ≤ hi and to +0 elsewhere,
 // for len(x) elements, a multiple of the lane count; dst and dy are at least as long.
 func fakeQuantIntGrad64AVX2(dst []float64, x []float64, dy []float64, inv float64, lo float64, hi float64)
+
+// accumulateFP16AVX2 is AccumulateFP16 for len(acc) a positive multiple of 4
+// and len(v) = len(w)·len(acc).
+func accumulateFP16AVX2(acc []float64, w []float64, v []float32)

@@ -23,3 +23,5 @@ func fakeQuantIntGroupsGradVec32(dst, x, dy []float32, qs []Int[float32]) bool {
 func fakeQuantIntGroupsSymVec32(dst, x, dy []float32, g, qmin, qmax int, minScale float32) bool {
 	return false
 }
+
+func accumulateFP16Vec(acc, w []float64, v []float32) bool { return false }

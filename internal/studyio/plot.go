@@ -28,11 +28,23 @@ type Series struct {
 type LinePlot struct {
 	Title, XLabel, YLabel string
 	LogX, LogY            bool
-	Series                []Series
+	// XTicks, if not empty, are the only labelled ticks of the x axis (the
+	// lengths of a sweep, say), in place of the axis' default ticks.
+	XTicks []float64
+	Series []Series
 }
 
 // Save writes the plot as a PNG to path, creating its directory.
 func (lp LinePlot) Save(path string) error {
+	p, legend, err := lp.build()
+	if err != nil {
+		return err
+	}
+	return saveWithLegend(p, legend, path, 9, 5)
+}
+
+// build makes the plot and its legend.
+func (lp LinePlot) build() (*plot.Plot, plot.Legend, error) {
 	p := plot.New()
 	p.Title.Text = lp.Title
 	p.X.Label.Text = lp.XLabel
@@ -40,6 +52,13 @@ func (lp LinePlot) Save(path string) error {
 	if lp.LogX {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = decadeTicks{}
+	}
+	if len(lp.XTicks) > 0 {
+		ticks := make(plot.ConstantTicks, len(lp.XTicks))
+		for i, v := range lp.XTicks {
+			ticks[i] = plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'g', -1, 64)}
+		}
+		p.X.Tick.Marker = ticks
 	}
 	if lp.LogY {
 		p.Y.Scale = plot.LogScale{}
@@ -63,7 +82,7 @@ func (lp LinePlot) Save(path string) error {
 		}
 		line, points, err := plotter.NewLinePoints(pts)
 		if err != nil {
-			return err
+			return nil, legend, err
 		}
 		c := plotutil.Color(i)
 		line.Color, points.Color = c, c
@@ -74,9 +93,9 @@ func (lp LinePlot) Save(path string) error {
 		drawn++
 	}
 	if drawn == 0 {
-		return fmt.Errorf("plot %q: no drawable points", lp.Title)
+		return nil, legend, fmt.Errorf("plot %q: no drawable points", lp.Title)
 	}
-	return saveWithLegend(p, legend, path, 9, 5)
+	return p, legend, nil
 }
 
 // decadeTicks labels powers of ten (every k-th one when there are many

@@ -62,6 +62,21 @@ func (n Number) MarshalJSON() ([]byte, error) {
 	return json.Marshal(f)
 }
 
+// UnmarshalJSON decodes a JSON number, or null as NaN (so that a value
+// written by MarshalJSON reads back, the infinities as NaN).
+func (n *Number) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*n = Number(math.NaN())
+		return nil
+	}
+	var f float64
+	if err := json.Unmarshal(b, &f); err != nil {
+		return err
+	}
+	*n = Number(f)
+	return nil
+}
+
 // DB formats a value in decibels: one decimal, ∞ and −∞ for the
 // infinities (a lossless or an overflowed site).
 func (n Number) DB() string {

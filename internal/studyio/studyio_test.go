@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,6 +64,22 @@ func TestPlotsWritePNGs(t *testing.T) {
 		if err != nil || img.Bounds().Dx() < 400 {
 			t.Errorf("%s: %v, bounds %v", name, err, img.Bounds())
 		}
+	}
+	// Given ticks replace the axis' own: exactly those values, labelled.
+	lp.XTicks = []float64{128, 1024, 16384, 65536}
+	p, _, err := lp.build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var labels []string
+	for _, tk := range p.X.Tick.Marker.Ticks(p.X.Min, p.X.Max) {
+		labels = append(labels, tk.Label)
+	}
+	if want := []string{"128", "1024", "16384", "65536"}; !slices.Equal(labels, want) {
+		t.Errorf("x ticks %q, want %q", labels, want)
+	}
+	if err := lp.Save(filepath.Join(dir, "ticks.png")); err != nil {
+		t.Error(err)
 	}
 	empty := LinePlot{Title: "empty", Series: []Series{{Name: "nan", X: []float64{1}, Y: []float64{math.NaN()}}}}
 	if err := empty.Save(filepath.Join(dir, "empty.png")); err == nil {
