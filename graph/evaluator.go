@@ -53,13 +53,7 @@ func (e *Evaluator) Stats() map[string]quantize.StatsSnapshot { return siteStats
 
 // ResetStats sets the counters of every activation site to zero (weight
 // sites keep the record of their one quantization).
-func (e *Evaluator) ResetStats() {
-	for _, s := range e.Sites() {
-		if !s.Kind.isWeight() {
-			s.ResetStats()
-		}
-	}
-}
+func (e *Evaluator) ResetStats() { resetActivationStats(e.Sites()) }
 
 // Eval runs the model on b and returns its metrics.
 func (e *Evaluator) Eval(b Batch) (Metrics, error) {

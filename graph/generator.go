@@ -253,13 +253,7 @@ func (g *Generator) Sites() []*Site { return g.sites }
 func (g *Generator) Stats() map[string]quantize.StatsSnapshot { return siteStats(g.sites) }
 
 // ResetStats sets the counters of every activation site to zero.
-func (g *Generator) ResetStats() {
-	for _, s := range g.sites {
-		if !s.Kind.isWeight() {
-			s.ResetStats()
-		}
-	}
-}
+func (g *Generator) ResetStats() { resetActivationStats(g.sites) }
 
 // checkTokens returns an error wrapping ops.ErrValue for a token outside
 // [0, Vocab), naming what and the index.
