@@ -102,7 +102,8 @@ func (t *Trainer) Step(b Batch) (Metrics, error) {
 		return Metrics{}, fmt.Errorf("%s: %w", fn, err)
 	}
 	t.steps++
-	return t.p.metrics(b, count), nil
+	m, _ := t.p.metrics(b, count)
+	return m, nil
 }
 
 // Steps returns the number of steps taken.
