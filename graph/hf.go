@@ -11,6 +11,7 @@ import (
 
 	"github.com/actq/actq/internal/hf"
 	"github.com/actq/actq/internal/layerops"
+	"github.com/actq/actq/internal/opkit"
 	"github.com/actq/actq/internal/safetensors"
 	"gorgonia.org/tensor"
 )
@@ -176,11 +177,12 @@ func SaveHF(dir string, cfg Config, w Weights, opts ...SaveOption) error {
 		case v.Dtype() != dt || !v.Shape().Eq(tensor.Shape(t.actqShape())):
 			return fmt.Errorf("%s: w: tensor %q is %v %v, want %v %v: %w", fn, t.actq, v.Dtype(), v.Shape(), dt, tensor.Shape(t.actqShape()), ErrConfig)
 		}
-		if v.RequiresIterator() { // a view: its own data, in order
-			v = v.Materialize().(*tensor.Dense)
+		data, err := opkit.FloatData(v) // a view's data materialised, in order
+		if err != nil {
+			return fmt.Errorf("%s: w: tensor %q: %w", fn, t.actq, err)
 		}
 		st := safetensors.Tensor{Name: t.hf, Shape: t.shape, Dtype: stDtype}
-		switch d := v.Data().(type) {
+		switch d := data.(type) {
 		case []float32:
 			if t.linear {
 				st.Fill = fillFrom(d, t.shape)
