@@ -19,9 +19,9 @@ import (
 // internal/infer), with the graph's kernels: its logits are those an
 // Evaluator computes at the last position of the sequence so far, within
 // float32 rounding (its matrix products are actq's Sgemm for a prompt and
-// gonum's Sgemv for each new token, where graph's layers use actq's
-// Sgemm throughout: the logits agree within a few 1e-7 of their largest magnitude),
-// and greedy decoding gives their argmax but at near ties.
+// gonum's Sgemv for each new token, where graph's layers use actq's Sgemm
+// throughout: the logits agree within a few 1e-7 of their largest
+// magnitude), and greedy decoding gives their argmax but at near ties.
 //
 // Under a plan (WithPlan), weight sites are quantized once, when the
 // Generator is built, as an Evaluator's are, and activation sites are
