@@ -14,7 +14,7 @@ import (
 type Evaluator struct {
 	p    *program
 	vm   gorgonia.VM
-	last []int
+	last []int // the argmax predictions of the last batch evaluated
 }
 
 // NewEvaluator builds the evaluation graph of cfg with weights w (copied)
@@ -53,13 +53,7 @@ func (e *Evaluator) Stats() map[string]quantize.StatsSnapshot { return siteStats
 
 // ResetStats sets the counters of every activation site to zero (weight
 // sites keep the record of their one quantization).
-func (e *Evaluator) ResetStats() {
-	for _, s := range e.Sites() {
-		if !s.Kind.isWeight() {
-			s.ResetStats()
-		}
-	}
-}
+func (e *Evaluator) ResetStats() { resetActivationStats(e.Sites()) }
 
 // Eval runs the model on b and returns its metrics.
 func (e *Evaluator) Eval(b Batch) (Metrics, error) {
@@ -72,8 +66,9 @@ func (e *Evaluator) Eval(b Batch) (Metrics, error) {
 	if err := e.vm.RunAll(); err != nil {
 		return Metrics{}, fmt.Errorf("%s: %w", fn, err)
 	}
-	e.last = nil
-	return e.p.metrics(b, count), nil
+	m, pred := e.p.metrics(b, count)
+	e.last = pred
+	return m, nil
 }
 
 // EvalAll evaluates every batch and returns the combined metrics.
@@ -90,13 +85,8 @@ func (e *Evaluator) EvalAll(batches []Batch) (Metrics, error) {
 }
 
 // Predictions returns the argmax token at every position of the last
-// batch evaluated (batch·SeqLen values).
-func (e *Evaluator) Predictions() []int {
-	if e.last == nil && e.p.logits != nil {
-		e.last = argmaxRows(e.p.logits, e.p.cfg.Vocab)
-	}
-	return e.last
-}
+// batch evaluated (batch·SeqLen values), nil before the first.
+func (e *Evaluator) Predictions() []int { return e.last }
 
 // Logits returns a copy of the logits (batch·SeqLen, Vocab) of the last
 // batch evaluated, as float64.

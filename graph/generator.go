@@ -19,9 +19,9 @@ import (
 // internal/infer), with the graph's kernels: its logits are those an
 // Evaluator computes at the last position of the sequence so far, within
 // float32 rounding (its matrix products are actq's Sgemm for a prompt and
-// gonum's Sgemv for each new token, where graph's layers use actq's
-// Sgemm throughout: the logits agree within a few 1e-7 of their largest magnitude),
-// and greedy decoding gives their argmax but at near ties.
+// gonum's Sgemv for each new token, where graph's layers use actq's Sgemm
+// throughout: the logits agree within a few 1e-7 of their largest
+// magnitude), and greedy decoding gives their argmax but at near ties.
 //
 // Under a plan (WithPlan), weight sites are quantized once, when the
 // Generator is built, as an Evaluator's are, and activation sites are
@@ -253,13 +253,7 @@ func (g *Generator) Sites() []*Site { return g.sites }
 func (g *Generator) Stats() map[string]quantize.StatsSnapshot { return siteStats(g.sites) }
 
 // ResetStats sets the counters of every activation site to zero.
-func (g *Generator) ResetStats() {
-	for _, s := range g.sites {
-		if !s.Kind.isWeight() {
-			s.ResetStats()
-		}
-	}
-}
+func (g *Generator) ResetStats() { resetActivationStats(g.sites) }
 
 // checkTokens returns an error wrapping ops.ErrValue for a token outside
 // [0, Vocab), naming what and the index.

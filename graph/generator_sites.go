@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/actq/actq/internal/infer"
 	"github.com/actq/actq/ops"
@@ -180,7 +181,7 @@ func checkFinite(name string, x []float32, masked bool, coord func(int) []int) e
 		neg = 0
 		first = -1
 		for i, v := range x {
-			if v != v || v > 3.4028234663852886e38 {
+			if v != v || v > math.MaxFloat32 { // NaN or +Inf
 				first = i
 				break
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/actq/actq/internal/hf"
 	"github.com/actq/actq/internal/layerops"
+	"github.com/actq/actq/internal/opkit"
 	"github.com/actq/actq/internal/safetensors"
 	"gorgonia.org/tensor"
 )
@@ -55,9 +56,9 @@ const configFile = "config.json"
 // float32 exactly. PyTorch's Linear weights, stored (out, in), are
 // transposed into actq's (in, out) layout. Each tensor is read straight
 // into the memory of its final tensor, a transposed one a block of rows at
-// a time through a small buffer, so loading holds the weights once. The rotary inverse frequencies that
-// old checkpoints store (model.layers.N.self_attn.rotary_emb.inv_freq) are
-// skipped. With tied embeddings the file may leave out lm_head.weight; if
+// a time through a small buffer, so loading holds the weights once. The
+// rotary inverse frequencies that old checkpoints store
+// (model.layers.N.self_attn.rotary_emb.inv_freq) are skipped. With tied embeddings the file may leave out lm_head.weight; if
 // it holds one, it must equal model.embed_tokens.weight bit for bit, or
 // LoadHF refuses the checkpoint (a model whose head differs from its
 // embedding is not tied).
@@ -130,10 +131,11 @@ func LoadHF(dir string) (Config, Weights, error) {
 // form transformers writes it, and model.safetensors with every tensor in
 // F32, or BF16 with the option SaveBF16 (PyTorch's (out, in) layout for
 // the Linear weights, no lm_head.weight with tied embeddings), metadata
-// {"format": "pt"}. Each
-// file is written under a temporary name and renamed when complete, the
-// weights first; a failure leaves the files that were there. The tensors
-// are streamed from w through a small buffer, never copied whole.
+// {"format": "pt"}. Each file is written under a temporary name and
+// renamed when complete, the weights first: a failed write leaves that
+// file as it was (a failure at config.json leaves the new weights beside
+// the old config). The tensors are streamed from w through a small
+// buffer, never copied whole.
 //
 // A Float64 model's weights are rounded to float32 (to nearest). Names in
 // w that are not the model's parameters (the scales of learnable
@@ -176,11 +178,12 @@ func SaveHF(dir string, cfg Config, w Weights, opts ...SaveOption) error {
 		case v.Dtype() != dt || !v.Shape().Eq(tensor.Shape(t.actqShape())):
 			return fmt.Errorf("%s: w: tensor %q is %v %v, want %v %v: %w", fn, t.actq, v.Dtype(), v.Shape(), dt, tensor.Shape(t.actqShape()), ErrConfig)
 		}
-		if v.RequiresIterator() { // a view: its own data, in order
-			v = v.Materialize().(*tensor.Dense)
+		data, err := opkit.FloatData(v) // a view's data materialised, in order
+		if err != nil {
+			return fmt.Errorf("%s: w: tensor %q: %w", fn, t.actq, err)
 		}
 		st := safetensors.Tensor{Name: t.hf, Shape: t.shape, Dtype: stDtype}
-		switch d := v.Data().(type) {
+		switch d := data.(type) {
 		case []float32:
 			if t.linear {
 				st.Fill = fillFrom(d, t.shape)

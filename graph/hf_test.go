@@ -381,6 +381,30 @@ func TestSaveHFRoundTrip(t *testing.T) {
 			t.Errorf("float64 %s: not rounded to float32 as expected", name)
 		}
 	}
+
+	// A weight given as a non-contiguous view (the transpose of its
+	// transpose) is written as the values it shows.
+	const sq = "block0.attn.Wq" // (DModel, DModel)
+	wt := w[sq].Clone().(*tensor.Dense)
+	if err := wt.T(); err != nil {
+		t.Fatal(err)
+	}
+	tt := wt.Materialize().(*tensor.Dense)
+	if err := tt.T(); err != nil {
+		t.Fatal(err)
+	}
+	if !tt.RequiresIterator() {
+		t.Fatalf("%s: the test's view is contiguous", sq)
+	}
+	view := w.Clone()
+	view[sq] = tt
+	if err := SaveHF(dir, cfg, view); err != nil {
+		t.Fatal(err)
+	}
+	if _, w2, err = LoadHF(dir); err != nil {
+		t.Fatal(err)
+	}
+	sameWeights(t, w2, w)
 }
 
 // TestSaveHFErrors checks that SaveHF refuses configs a Llama checkpoint

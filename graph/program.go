@@ -94,8 +94,9 @@ func (p *program) load(fn string, b Batch) (int, error) {
 	return count, nil
 }
 
-// metrics returns the metrics of the last run on b.
-func (p *program) metrics(b Batch, count int) Metrics {
+// metrics returns the metrics of the last run on b, and the argmax
+// predictions they count (batch·SeqLen tokens).
+func (p *program) metrics(b Batch, count int) (Metrics, []int) {
 	m := Metrics{Tokens: count, Seqs: p.batch, Loss: scalar(p.lossOut)}
 	v, seq := p.cfg.Vocab, p.cfg.SeqLen
 	pred := argmaxRows(p.logits, v)
@@ -116,7 +117,7 @@ func (p *program) metrics(b Batch, count int) Metrics {
 			m.SeqOK++
 		}
 	}
-	return m
+	return m, pred
 }
 
 func scalar(v gorgonia.Value) float64 {

@@ -70,6 +70,16 @@ func siteStats(sites []*Site) map[string]quantize.StatsSnapshot {
 	return out
 }
 
+// resetActivationStats sets the counters of every activation site among
+// sites to zero; weight sites keep the record of their one quantization.
+func resetActivationStats(sites []*Site) {
+	for _, s := range sites {
+		if !s.Kind.isWeight() {
+			s.ResetStats()
+		}
+	}
+}
+
 // quantizer is a builder's plan and the sites it has made.
 type quantizer struct {
 	plan      *Plan

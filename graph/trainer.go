@@ -20,8 +20,9 @@ type TrainConfig struct {
 }
 
 // Trainer trains a Model with Adam (NewAdam: Gorgonia's AdamSolver's
-// numbers, computed faster) on batches of a fixed size. It owns one graph and one tape machine: use it from one
-// goroutine; run several Trainers in parallel for parallel studies.
+// numbers, computed faster) on batches of a fixed size. It owns one graph
+// and one tape machine: use it from one goroutine; run several Trainers in
+// parallel for parallel studies.
 type Trainer struct {
 	p      *program
 	vm     gorgonia.VM
@@ -82,8 +83,8 @@ func NewAdam(tc TrainConfig) *Adam {
 }
 
 // SetSolver makes later steps use s. Adam (like Gorgonia's AdamSolver)
-// has no way to change its learning rate; a schedule can swap in a new solver (its
-// moment estimates start again from zero).
+// has no way to change its learning rate; a schedule can swap in a new
+// solver (its moment estimates start again from zero).
 func (t *Trainer) SetSolver(s gorgonia.Solver) { t.solver = s }
 
 // Step runs one training step on b: forward, backward and an Adam update.
@@ -102,7 +103,8 @@ func (t *Trainer) Step(b Batch) (Metrics, error) {
 		return Metrics{}, fmt.Errorf("%s: %w", fn, err)
 	}
 	t.steps++
-	return t.p.metrics(b, count), nil
+	m, _ := t.p.metrics(b, count)
+	return m, nil
 }
 
 // Steps returns the number of steps taken.

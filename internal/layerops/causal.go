@@ -123,10 +123,6 @@ func (op *causalOp) Kernel64(dst []float64, in [][]float64, vals []gorgonia.Valu
 	return causalKernel(op, dst, in, vals[0].Shape())
 }
 
-// visible returns the number of keys query i sees among tk: keys 0 …
-// offset+i.
-func visible(i, offset, tk int) int { return min(offset+i+1, tk) }
-
 // softmaxGrain is the fewest scores worth handing to another goroutine.
 const softmaxGrain = 1 << 13
 
@@ -142,6 +138,7 @@ func causalKernel[T float32 | float64](op *causalOp, dst []T, in [][]T, shape te
 	if op.kind == causalMask {
 		fill = T(math.Inf(-1))
 	}
+	c := causal{offset: op.offset}
 	src := in[len(in)-1]
 	same := len(dst) > 0 && &dst[0] == &src[0]
 	grain := len(dst) // the mask is a copy at most: one goroutine
@@ -150,7 +147,7 @@ func causalKernel[T float32 | float64](op *causalOp, dst []T, in [][]T, shape te
 	}
 	return parallel.For(len(dst)/tk, max(grain/tk, 1), func(lo, hi int) error {
 		for row := lo; row < hi; row++ {
-			off, vis := row*tk, visible(row%tq, op.offset, tk)
+			off, vis := row*tk, c.visible(row%tq, tk)
 			out, a := dst[off:off+vis], kernel.Along(vis, vis, 1)
 			var err error
 			switch op.kind {

@@ -103,17 +103,7 @@ func (op *crossEntropyOp) InferShape(ds ...gorgonia.DimSizer) (tensor.Shape, err
 }
 
 func (op *crossEntropyOp) Do(inputs ...gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != op.Arity() {
-		return nil, fmt.Errorf("%v: got %d inputs, want %d: %w", op, len(inputs), op.Arity(), opkit.ErrValue)
-	}
-	ds := make([]gorgonia.DimSizer, len(inputs))
-	for i, v := range inputs {
-		if err := opkit.Usable(v); err != nil {
-			return nil, fmt.Errorf("%v: input %d: %w", op, i, err)
-		}
-		ds[i] = v.Shape()
-	}
-	shape, err := op.InferShape(ds...)
+	shape, err := opkit.ResultShape(op, inputs)
 	if err != nil {
 		return nil, err
 	}

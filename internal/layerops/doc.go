@@ -5,7 +5,8 @@
 // above the diagonal; a fused RMSNorm and LayerNorm; the causal mask and
 // causal softmax of attention scores; the moves of attention heads between
 // the row and the per-head layouts; rotary position embeddings (RoPE); a
-// transpose of the last two axes; and a reshape that copies.
+// transpose of the last two axes; a reshape that copies; and the
+// cross-entropy of logits against target indices (CrossEntropy).
 //
 // Their Gorgonia plumbing (data access, shape checks, hashing, gradients on
 // both machines, results kept from run to run) goes through internal/opkit;

@@ -43,17 +43,7 @@ func DoDenseInto(op DenseOp, out gorgonia.Value, inputs []gorgonia.Value) (gorgo
 }
 
 func doDense(op DenseOp, out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.Value, error) {
-	if len(inputs) != op.Arity() {
-		return nil, fmt.Errorf("%v: got %d inputs, want %d: %w", op, len(inputs), op.Arity(), ErrValue)
-	}
-	ds := make([]gorgonia.DimSizer, len(inputs))
-	for i, v := range inputs {
-		if err := Usable(v); err != nil {
-			return nil, fmt.Errorf("%v: input %d: %w", op, i, err)
-		}
-		ds[i] = v.Shape()
-	}
-	shape, err := op.InferShape(ds...)
+	shape, err := ResultShape(op, inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -81,6 +71,25 @@ func doDense(op DenseOp, out gorgonia.Value, inputs []gorgonia.Value) (gorgonia.
 		return nil, err
 	}
 	return out, nil
+}
+
+// ResultShape checks the inputs of op's Do and returns the shape of its
+// result, op.InferShape of the inputs' shapes. It returns an error
+// wrapping ErrValue for a number of inputs other than op.Arity() or an
+// unusable input (see Usable), and InferShape's error for shapes op does
+// not accept.
+func ResultShape(op gorgonia.Op, inputs []gorgonia.Value) (tensor.Shape, error) {
+	if len(inputs) != op.Arity() {
+		return nil, fmt.Errorf("%v: got %d inputs, want %d: %w", op, len(inputs), op.Arity(), ErrValue)
+	}
+	ds := make([]gorgonia.DimSizer, len(inputs))
+	for i, v := range inputs {
+		if err := Usable(v); err != nil {
+			return nil, fmt.Errorf("%v: input %d: %w", op, i, err)
+		}
+		ds[i] = v.Shape()
+	}
+	return op.InferShape(ds...)
 }
 
 func runDense[T float32 | float64](op fmt.Stringer, dst []T, inputs []gorgonia.Value,

@@ -1,7 +1,10 @@
-// Package opkit holds what actq's Gorgonia ops share: the sentinel errors,
-// access to the float data of Gorgonia values, shape inference for
-// elementwise ops, op hashing and the Lisp machine's gradient accumulation.
-// Packages ops, quantize and graph build on it; users see its errors through
+// Package opkit holds what actq's Gorgonia ops share: the sentinel errors
+// and the checks of node arguments (CheckFloatNode), access to the float
+// data of Gorgonia values, shape and type inference for common cases, the
+// Do of an op computed by slice kernels (DenseOp, DoDense), its gradients
+// on both machines from one description (Grad, SymDiff, DoDiff), results
+// kept from run to run (Reuse) and op hashing. Packages ops, quantize,
+// graph and internal/layerops build on it; users see its errors through
 // ops' re-exports.
 package opkit
 
