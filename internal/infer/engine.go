@@ -283,6 +283,9 @@ func (s *State) chunk(tokens []int, off int, logits []float32, rows []int) error
 			}
 		}
 	}
+	if m.RoPETheta > 0 {
+		s.ropeTable(n, first)
+	}
 	for l := range m.Layers {
 		if err := s.layer(l, n, first); err != nil {
 			return fmt.Errorf("layer %d: %w", l, err)
@@ -322,7 +325,7 @@ func (s *State) layer(l, n, first int) error {
 	e.linear(n, d, kd, h, L.Wk, nil, k)
 	e.linear(n, d, kd, h, L.Wv, nil, v)
 	if m.RoPETheta > 0 {
-		s.rotate(q, k, n, first)
+		s.rotate(q, k, n)
 	}
 	// Append to the cache, head-major.
 	kc, vc := s.k[l], s.v[l]
