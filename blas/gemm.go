@@ -500,9 +500,9 @@ func packB[T float](dst, b []T, rsB, csB, p0, kc, j0, nb, nr int) {
 	}
 }
 
-// align is the alignment of the buffers take returns, in elements of
-// either type: 64 bytes for float32 (16) and 128 for float64, so that
-// vector loads do not straddle cache lines.
+// align bounds the leading elements take skips to start a buffer on 64
+// bytes (at most 15 float32 or 7 float64), so that vector loads do not
+// straddle cache lines: a buffer of n elements needs n + align of room.
 const align = 16
 
 // take cuts n elements, aligned, from the front of *buf.

@@ -4,6 +4,7 @@ package blas
 
 // Off amd64, and with the purego tag, the portable Go kernel is the only
 // one.
+
 // buildKernels names how this build writes its micro-kernels.
 const buildKernels = "portable Go"
 

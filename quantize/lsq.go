@@ -18,9 +18,8 @@ import (
 type LSQConfig struct {
 	// LogScale: the scale node holds log s, and the node uses s = exp(node),
 	// which is positive whatever step an optimiser takes; the gradient is
-	// ∂L/∂log s = s·∂L/∂s. This is the way to keep a learned scale positive
-	// (a plain scale can be pushed through zero by a large step; see
-	// ZouJiu1/LSQplus#12).
+	// ∂L/∂log s = s·∂L/∂s. This is the way to keep a learned scale positive:
+	// a plain scale can be pushed through zero by a large step.
 	LogScale bool
 	// GradFactor multiplies the scale's gradient (PyTorch's grad_factor);
 	// 0 means 1. LSQGradFactor gives the LSQ paper's g = 1/√(N·Qp).

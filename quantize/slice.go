@@ -19,8 +19,9 @@ import (
 //
 // dst may be x itself when st is nil; with statistics, which compare x with
 // the result, it must not overlap x. It returns an error wrapping ops.ErrShape
-// if x or dst does not hold shape's number of elements, ops.ErrValue if dst is
-// x and st is not nil, and FakeQuant's errors for a spec that does not fit
+// if x or dst does not hold shape's number of elements or shape has a
+// negative dimension or too many elements for an int, ops.ErrValue if dst
+// is x and st is not nil, and FakeQuant's errors for a spec that does not fit
 // the shape (ErrSpec, ops.ErrAxis, ops.ErrShape).
 func FakeQuantSlice[T float32 | float64](dst, x []T, shape []int, s Spec, st *Stats) error {
 	const fn = "quantize.FakeQuantSlice"

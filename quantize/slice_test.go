@@ -258,6 +258,11 @@ func TestFakeQuantSlice(t *testing.T) {
 		{"bad group", buf, v, shape, Spec{Granularity: PerGroup, GroupSize: 5}, nil, ErrSpec, "does not divide"},
 		{"bad axis", buf, v, shape, Spec{Granularity: PerChannel, Axis: 3}, nil, ops.ErrAxis, "Spec.Axis 3"},
 		{"scalar per row", buf[:1], v[:1], nil, Spec{Granularity: PerRow}, nil, ops.ErrShape, "rank ≥ 1"},
+		// Negative dimensions whose product is len(x), and a product that
+		// wraps to 0, are refused before any parameter is allocated.
+		{"negative dimensions", buf[:4], v[:4], []int{-1, -4}, Spec{Granularity: PerChannel}, nil, ops.ErrShape, "negative dimension"},
+		{"negative dimension per group", buf[:4], v[:4], []int{2, -2}, Spec{Granularity: PerGroup, GroupSize: 2}, nil, ops.ErrShape, "negative dimension"},
+		{"too many elements", nil, nil, []int{1 << 62, 4}, Spec{Granularity: PerChannel}, nil, ops.ErrShape, "more elements than an int holds"},
 	} {
 		err := FakeQuantSlice(c.dst, c.x, c.shape, c.s, c.st)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), c.msg) || !strings.Contains(err.Error(), "quantize.FakeQuantSlice") {

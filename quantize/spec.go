@@ -81,6 +81,24 @@ type plan struct {
 // block.
 const colsBelow = 16
 
+// elements returns the number of elements of an array of the given shape
+// (1 for a scalar), or an error wrapping ops.ErrShape for a negative
+// dimension or a count an int cannot hold, which only FakeQuantSlice's
+// shape, unlike a node's, can have.
+func elements(shape tensor.Shape) (int, error) {
+	n := 1
+	for _, d := range shape {
+		if d < 0 {
+			return 0, fmt.Errorf("shape %v has a negative dimension: %w", shape, opkit.ErrShape)
+		}
+		if d != 0 && n > math.MaxInt/d {
+			return 0, fmt.Errorf("shape %v has more elements than an int holds: %w", shape, opkit.ErrShape)
+		}
+		n *= d
+	}
+	return n, nil
+}
+
 // newPlan checks s against a tensor of the given shape and dtype. fn names
 // the caller in errors.
 func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, error) {
@@ -93,10 +111,11 @@ func newPlan(fn string, s Spec, shape tensor.Shape, dt tensor.Dtype) (*plan, err
 	if !s.Format.Valid() {
 		return nil, bad("Spec.Format is %v, an unknown format", s.Format)
 	}
-	p := &plan{dtype: dt, shape: shape.Clone(), n: shape.TotalSize()}
-	if len(shape) == 0 {
-		p.n = 1
+	n, err := elements(shape)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fn, err)
 	}
+	p := &plan{dtype: dt, shape: shape.Clone(), n: n}
 	p.spec = s
 	p.spec.Scale = append([]float64(nil), s.Scale...)
 	p.spec.ZeroPoint = append([]int(nil), s.ZeroPoint...)

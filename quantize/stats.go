@@ -10,9 +10,10 @@ import (
 
 // Stats collects what fake quantization did to the values that went
 // through a FakeQuant (or Passthrough) node: attach one with WithStats, run
-// the graph, read a Snapshot. The node adds to it at every run, inside the op, so the
-// numbers do not depend on node values that Gorgonia may have reused and
-// overwritten since.
+// the graph, read a Snapshot. The node adds to it at every run, inside the
+// op, so the numbers do not depend on node values that Gorgonia may have
+// reused and overwritten since. FakeQuantSlice and PassthroughSlice add to
+// a Stats as the nodes do.
 //
 // A Stats may be shared by several nodes (their counts add up) and read or
 // reset from any goroutine while graphs run: every method is safe for

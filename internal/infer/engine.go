@@ -137,8 +137,8 @@ type State struct {
 	n   int // positions run so far
 	cap int // positions the caches hold
 	// k and v are the float32 caches the layers computed; kq and vq what
-	// attention reads: the same slices without KV hooks, the quantized
-	// copies with them.
+	// attention reads: per layer, the same caches without a KV hook, the
+	// hook's quantized copies with one.
 	k, v, kq, vq []Cache
 	ws           workspace
 }
@@ -181,11 +181,6 @@ func (s *State) Reserve(n int) {
 func (s *State) grow(capacity int) {
 	m := s.e.m
 	kv := m.KVHeads
-	quantK, quantV := false, false
-	for i := range m.Layers {
-		quantK = quantK || m.Layers[i].Keys != nil
-		quantV = quantV || m.Layers[i].Values != nil
-	}
 	resize := func(old []Cache, layer int) Cache {
 		c := Cache{Data: make([]float32, kv*capacity*s.e.dh), Heads: kv, Cap: capacity, Dh: s.e.dh}
 		if old != nil {
@@ -198,19 +193,14 @@ func (s *State) grow(capacity int) {
 	}
 	nl := len(m.Layers)
 	k, v := make([]Cache, nl), make([]Cache, nl)
-	kq, vq := k, v
-	if quantK {
-		kq = make([]Cache, nl)
-	}
-	if quantV {
-		vq = make([]Cache, nl)
-	}
+	kq, vq := make([]Cache, nl), make([]Cache, nl)
 	for l := range nl {
 		k[l], v[l] = resize(s.k, l), resize(s.v, l)
-		if quantK {
+		kq[l], vq[l] = k[l], v[l]
+		if m.Layers[l].Keys != nil {
 			kq[l] = resize(s.kq, l)
 		}
-		if quantV {
+		if m.Layers[l].Values != nil {
 			vq[l] = resize(s.vq, l)
 		}
 	}
@@ -293,6 +283,9 @@ func (s *State) chunk(tokens []int, off int, logits []float32, rows []int) error
 			}
 		}
 	}
+	if m.RoPETheta > 0 {
+		s.ropeTable(n, first)
+	}
 	for l := range m.Layers {
 		if err := s.layer(l, n, first); err != nil {
 			return fmt.Errorf("layer %d: %w", l, err)
@@ -332,7 +325,7 @@ func (s *State) layer(l, n, first int) error {
 	e.linear(n, d, kd, h, L.Wk, nil, k)
 	e.linear(n, d, kd, h, L.Wv, nil, v)
 	if m.RoPETheta > 0 {
-		s.rotate(q, k, n, first)
+		s.rotate(q, k, n)
 	}
 	// Append to the cache, head-major.
 	kc, vc := s.k[l], s.v[l]

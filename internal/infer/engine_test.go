@@ -570,6 +570,39 @@ func TestHooks(t *testing.T) {
 	}
 }
 
+// TestKVHooksOnSomeLayers: a layer without a KV hook attends to the keys
+// and values it computed, also when other layers have hooks (and so the
+// state keeps quantized copies of the caches).
+func TestKVHooksOnSomeLayers(t *testing.T) {
+	sh := shapes[2]
+	m := randomModel(sh, 11)
+	tokens := randomTokens(20, sh.vocab, 12)
+	plain := prefill(t, mustEngine(t, m, Options{}), tokens)
+	identity := func(q, master Cache, from, n int) error {
+		copy(q.Data, master.Data)
+		return nil
+	}
+	for _, c := range []struct {
+		name        string
+		keys, value int // the one layer with each hook
+	}{{"keys on layer 0", 0, -1}, {"values on layer 1", -1, 1}, {"keys on 0, values on 1", 0, 1}} {
+		for i := range m.Layers {
+			m.Layers[i].Keys, m.Layers[i].Values = nil, nil
+		}
+		if c.keys >= 0 {
+			m.Layers[c.keys].Keys = identity
+		}
+		if c.value >= 0 {
+			m.Layers[c.value].Values = identity
+		}
+		for _, opt := range []Options{{}, {Chunk: 8}} {
+			if got := prefill(t, mustEngine(t, m, opt), tokens); sameBits32(got, plain) >= 0 {
+				t.Errorf("%s, chunk %d: identity KV hooks change the logits", c.name, opt.Chunk)
+			}
+		}
+	}
+}
+
 // TestHalfPV: fp16 P·V agrees with float32 where fp16 suffices, overflows
 // where the accumulator passes 65504, and the ln 8 offset keeps that case
 // finite.

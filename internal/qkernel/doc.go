@@ -18,11 +18,12 @@
 // emulated by correctly rounded round-to-nearest-even casts with
 // subnormals.
 //
-// The integer kernels (per tensor, per group, dynamic symmetric groups)
-// and AbsMax have AVX2 vector paths, chosen at run time on a CPU that has
-// AVX2 and computing the same bits as the scalar loops: in the default
-// build, assembly (vec_avx2_amd64.s, generated with avo by the
-// repository's internal/asmgen, a module of its own: go generate); with
+// The integer kernels (per tensor, per group, dynamic symmetric groups),
+// AbsMax and AccumulateFP16 (on four float64 lanes) have AVX2 vector
+// paths, chosen at run time on a CPU that has AVX2 and computing the same
+// bits as the scalar loops: in the default build, assembly
+// (vec_avx2_amd64.s, generated with avo by the repository's
+// internal/asmgen, a module of its own: go generate); with
 // GOEXPERIMENT=simd, simd/archsimd code (vec_amd64.go). With -tags purego,
 // or off amd64, only the scalar loops run.
 package qkernel

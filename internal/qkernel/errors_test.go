@@ -16,6 +16,34 @@ import (
 // without an error result must not panic on bad input.
 func TestErrors(t *testing.T) {
 	cases := append(kernelErrorCases[float32](t), kernelErrorCases[float64](t)...)
+	// AccumulateFP16 is not generic: its cases once.
+	for _, c := range []struct {
+		name      string
+		acc, w, v int
+		arg       string
+		want      error
+	}{
+		{"v short", 4, 2, 7, "len(v) = 7, want len(w)·len(acc) = 2·4", ErrLength},
+		{"v long", 4, 2, 9, "len(v) = 9", ErrLength},
+		{"no accumulators", 0, 2, 1, "len(v) = 1", ErrLength},
+		{"valid", 4, 2, 8, "", nil},
+		{"valid empty", 0, 0, 0, "", nil},
+	} {
+		acc := make([]float64, c.acc)
+		for i := range acc {
+			acc[i] = 7
+		}
+		cases = append(cases, errtest.Case{Name: c.name, Fn: "qkernel.AccumulateFP16", Arg: c.arg, Want: c.want, Call: func() error {
+			err := AccumulateFP16(acc, make([]float64, c.w), make([]float32, c.v))
+			for i, a := range acc {
+				if err != nil && a != 7 {
+					t.Errorf("AccumulateFP16: acc[%d] written despite the error %v", i, err)
+					break
+				}
+			}
+			return err
+		}})
+	}
 	errtest.Run(t, cases)
 }
 

@@ -292,7 +292,7 @@ func RoundFloatCols[T Float](dst, x []T, f FloatFormat, s []T) error {
 // It returns an error wrapping ErrLength unless len(v) = len(w)·len(acc).
 func AccumulateFP16(acc, w []float64, v []float32) error {
 	if len(v) != len(w)*len(acc) {
-		return fmt.Errorf("kernel.AccumulateFP16: len(v) = %d, want len(w)·len(acc) = %d·%d: %w", len(v), len(w), len(acc), ErrLength)
+		return fmt.Errorf("qkernel.AccumulateFP16: len(v) = %d, want len(w)·len(acc) = %d·%d: %w", len(v), len(w), len(acc), ErrLength)
 	}
 	if accumulateFP16Vec(acc, w, v) {
 		return nil

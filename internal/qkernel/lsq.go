@@ -26,19 +26,22 @@ func LSQScaleGrad[T Float](x, dy []T, q Int[T]) (float64, error) {
 	dy = dy[:len(x)]
 	var sum float64
 	for i, v := range x {
-		r := q.code(v, magic)
-		var d T
-		switch {
-		case r >= q.lo && r <= q.hi:
-			d = T(T(r*q.scale)-v) * q.inv
-		case r > q.hi:
-			d = q.hi
-		default: // below, or NaN
-			d = q.lo
-		}
-		sum += float64(T(dy[i] * d))
+		sum += float64(T(dy[i] * q.scaleSlope(v, magic)))
 	}
 	return sum, nil
+}
+
+// scaleSlope returns LSQScaleGrad's ∂y/∂s for one element x, in T; magic
+// is roundMagic[T]().
+func (q Int[T]) scaleSlope(x, magic T) T {
+	r := q.code(x, magic)
+	switch {
+	case r >= q.lo && r <= q.hi:
+		return T(T(r*q.scale)-x) * q.inv
+	case r > q.hi:
+		return q.hi
+	}
+	return q.lo // below, or NaN
 }
 
 // LSQScaleGradCols is LSQScaleGrad with one grid per column, as in
@@ -57,18 +60,7 @@ func LSQScaleGradCols[T Float](dst []float64, x, dy []T, qs []Int[T]) error {
 	magic := roundMagic[T]()
 	for i, v := range x {
 		j := i % len(qs)
-		q := &qs[j]
-		r := q.code(v, magic)
-		var d T
-		switch {
-		case r >= q.lo && r <= q.hi:
-			d = T(T(r*q.scale)-v) * q.inv
-		case r > q.hi:
-			d = q.hi
-		default:
-			d = q.lo
-		}
-		dst[j] += float64(T(dy[i] * d))
+		dst[j] += float64(T(dy[i] * qs[j].scaleSlope(v, magic)))
 	}
 	return nil
 }

@@ -309,24 +309,17 @@ const (
 	vecAVX512               // 16 lanes, AVX-512 (simd_amd64.go)
 )
 
-func (v vecISA) String() string {
-	switch v {
-	case vecAVX2:
-		return "AVX2+FMA (" + vecImpl + ", 8 lanes)"
-	case vecAVX512:
-		return "AVX-512 (simd/archsimd, 16 lanes)"
-	}
-	return "none (portable Go)"
-}
-
 // VectorISA names the instruction set the float32 kernels run on in this
 // build and on this CPU, and how: AVX2+FMA assembly in the default build on
 // amd64 (without the purego tag), AVX-512 or AVX2 with simd/archsimd when
 // built with GOEXPERIMENT=simd, on CPUs with those instructions. It returns
 // "" where they run the portable Go path.
 func VectorISA() string {
-	if vecLevel == vecNone {
-		return ""
+	switch vecLevel {
+	case vecAVX2:
+		return "AVX2+FMA (" + vecImpl + ", 8 lanes)"
+	case vecAVX512:
+		return "AVX-512 (simd/archsimd, 16 lanes)"
 	}
-	return vecLevel.String()
+	return ""
 }
