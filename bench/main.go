@@ -448,14 +448,7 @@ func benchOne(c config, o benchOp, torch *torchServer) {
 				vs = append(vs, torch.variant(o.torch, shape, threads, pass))
 			}
 			med := measure(c, vs, median)
-			ns := func(name string) float64 {
-				for i, v := range vs {
-					if v.name == name {
-						return med[i] / float64(n)
-					}
-				}
-				return math.NaN()
-			}
+			ns := func(name string) float64 { return byName(vs, med, name) / float64(n) }
 			tns := ns("torch")
 			label := map[string]string{"fwd": "forward", "fwdbwd": "fwd+bwd"}[pass]
 			fmt.Printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, threads,
@@ -477,6 +470,17 @@ func ratio(a, b float64) string {
 		return "—"
 	}
 	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
+}
+
+// byName returns the figure in figs (one per variant) of the variant of vs
+// called name, or NaN if there is none.
+func byName(vs []variant, figs []float64, name string) float64 {
+	for i, v := range vs {
+		if v.name == name {
+			return figs[i]
+		}
+	}
+	return math.NaN()
 }
 
 // measure returns, for each variant, pick of c.count samples of its time
