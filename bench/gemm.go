@@ -120,14 +120,7 @@ func benchGEMM(c config, torch *torchServer) {
 				vs = append(vs, torch.variant(op, []int{s.m, s.k, s.n}, threads, "fwd"))
 			}
 			ns := measure(c, vs, best)
-			gflops := func(name string) float64 {
-				for i, v := range vs {
-					if v.name == name {
-						return flops / ns[i]
-					}
-				}
-				return math.NaN()
-			}
+			gflops := func(name string) float64 { return flops / byName(vs, ns, name) }
 			frac := func(g float64) string {
 				if peak == 0 || math.IsNaN(g) {
 					return "—"

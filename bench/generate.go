@@ -125,14 +125,7 @@ func benchGenerate(c config, gm genModel, torch *torchServer) {
 			}
 		}
 		med := measure(c, vs, best) // other processes only ever slow a run down
-		ms := func(name string) float64 {
-			for i, v := range vs {
-				if v.name == name {
-					return med[i] / 1e6
-				}
-			}
-			return math.NaN()
-		}
+		ms := func(name string) float64 { return byName(vs, med, name) / 1e6 }
 		decode := func(who string) float64 { return (ms(who+" gen") - ms(who+" prefill")) / float64(gm.steps-1) }
 		ad, td := decode("actq"), decode("torch")
 		fmt.Printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", gm.name, threads,

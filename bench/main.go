@@ -160,6 +160,12 @@ func main() {
 	flag.BoolVar(&c.noTorch, "notorch", false, "skip PyTorch")
 	flag.BoolVar(&c.tape, "tape", true, "also time whole tape-machine programs (actq tape, gorgonia)")
 	flag.Parse()
+	if flag.NArg() > 0 {
+		usagef("unexpected arguments: %v", flag.Args())
+	}
+	if c.n < 1 || c.count < 1 || c.sample <= 0 {
+		usagef("-n %d, -count %d and -sample %v must be positive", c.n, c.count, c.sample)
+	}
 	if *quick {
 		c.n, c.count, c.sample = 1<<18, 3, 10*time.Millisecond
 		if !flagSet("models") {
@@ -175,6 +181,22 @@ func main() {
 			c.gemm = quickGEMM
 		}
 	}
+	if _, err := parseGEMM(c.gemm); err != nil {
+		usagef("-gemm: %v", err)
+	}
+	opNames, modelNames, genNames := []string{"gemm", "none"}, []string{"all", "none"}, []string{"all", "none"}
+	for _, o := range benchOps {
+		opNames = append(opNames, o.name)
+	}
+	for _, m := range benchModels {
+		modelNames = append(modelNames, m.name)
+	}
+	for _, gm := range genModels {
+		genNames = append(genNames, gm.name)
+	}
+	checkNames("ops", opsFlag, opNames)
+	checkNames("models", *modelsFlag, modelNames)
+	checkNames("generate", *genFlag, genNames)
 	for _, o := range benchOps {
 		if opsFlag == "" || slices.Contains(strings.Split(opsFlag, ","), o.name) {
 			c.ops = append(c.ops, o.name)
@@ -193,13 +215,10 @@ func main() {
 		for _, s := range strings.Split(threadsFlag, ",") {
 			t, err := strconv.Atoi(s)
 			if err != nil || t < 1 {
-				fatalf("bad -threads %q", threadsFlag)
+				usagef("bad -threads %q", threadsFlag)
 			}
 			c.threads = append(c.threads, t)
 		}
-	}
-	if len(c.ops) == 0 && opsFlag != "none" {
-		fatalf("no known op in -ops %q", opsFlag)
 	}
 	models := strings.Split(*modelsFlag, ",")
 	describeMachine()
@@ -231,6 +250,26 @@ func flagSet(name string) bool {
 	set := false
 	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
+}
+
+// checkNames exits through usagef unless every comma-separated name in
+// list is one of known; the empty list passes.
+func checkNames(flagName, list string, known []string) {
+	if list == "" {
+		return
+	}
+	for _, name := range strings.Split(list, ",") {
+		if !slices.Contains(known, name) {
+			usagef("-%s: unknown name %q (want %s)", flagName, name, strings.Join(known, ", "))
+		}
+	}
+}
+
+// usagef reports a bad command line and the flags, and exits with status 2.
+func usagef(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+	flag.Usage()
+	os.Exit(2)
 }
 
 func fatalf(format string, args ...any) {
@@ -409,14 +448,7 @@ func benchOne(c config, o benchOp, torch *torchServer) {
 				vs = append(vs, torch.variant(o.torch, shape, threads, pass))
 			}
 			med := measure(c, vs, median)
-			ns := func(name string) float64 {
-				for i, v := range vs {
-					if v.name == name {
-						return med[i] / float64(n)
-					}
-				}
-				return math.NaN()
-			}
+			ns := func(name string) float64 { return byName(vs, med, name) / float64(n) }
 			tns := ns("torch")
 			label := map[string]string{"fwd": "forward", "fwdbwd": "fwd+bwd"}[pass]
 			fmt.Printf("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", label, threads,
@@ -438,6 +470,17 @@ func ratio(a, b float64) string {
 		return "—"
 	}
 	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
+}
+
+// byName returns the figure in figs (one per variant) of the variant of vs
+// called name, or NaN if there is none.
+func byName(vs []variant, figs []float64, name string) float64 {
+	for i, v := range vs {
+		if v.name == name {
+			return figs[i]
+		}
+	}
+	return math.NaN()
 }
 
 // measure returns, for each variant, pick of c.count samples of its time

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
-	"time"
 
 	"github.com/actq/actq/graph"
 )
@@ -90,25 +88,13 @@ func benchModelRows(c config, names []string, torch *torchServer) {
 			vs := []variant{{name: "actq", run: p.run}}
 			if torch != nil {
 				for _, threads := range []int{1, 2} {
-					vs = append(vs, variant{name: fmt.Sprintf("torch%d", threads), timed: func(d time.Duration) float64 {
-						ns, err := torch.time(p.torchOp, m.torchSpec(), threads, "fwd", d)
-						if err != nil {
-							fmt.Fprintf(os.Stderr, "bench: PyTorch %s: %v\n", p.torchOp, err)
-							return math.NaN()
-						}
-						return ns
-					}})
+					v := torch.variant(p.torchOp, m.torchSpec(), threads, "fwd")
+					v.name = fmt.Sprintf("torch%d", threads)
+					vs = append(vs, v)
 				}
 			}
 			med := measure(c, vs, median)
-			ms := func(name string) float64 {
-				for i, v := range vs {
-					if v.name == name {
-						return med[i] / 1e6
-					}
-				}
-				return math.NaN()
-			}
+			ms := func(name string) float64 { return byName(vs, med, name) / 1e6 }
 			best := math.Min(ms("torch1"), ms("torch2")) // NaN without PyTorch
 			fmt.Printf("| %s | %s | %s | %s | %s | %s |\n", m.name, p.label,
 				num(ms("actq")), num(ms("torch1")), num(ms("torch2")), ratio(ms("actq"), best))

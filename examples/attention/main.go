@@ -83,7 +83,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.Float64Var(&cfg.Scores.SinkLo, "sink-lo", cfg.Scores.SinkLo, "smallest sink logit")
 	fs.Float64Var(&cfg.Scores.SinkHi, "sink-hi", cfg.Scores.SinkHi, "largest sink logit")
 	moduleLengths := fs.String("module-lengths", studyio.JoinInts(cfg.Module.Lengths), "comma-separated lengths for the attention module under the tiers (empty: skip that part)")
-	tiers := fs.String("tiers", strings.Join(cfg.Module.Tiers, ","), "comma-separated precision tiers for the module ("+strings.Join(tierNames(), ", ")+")")
+	tiers := fs.String("tiers", strings.Join(cfg.Module.Tiers, ","), "comma-separated precision tiers for the module ("+strings.Join(studyio.TierNames(), ", ")+")")
 	fs.IntVar(&cfg.Module.DModel, "dmodel", cfg.Module.DModel, "the module's model width")
 	fs.IntVar(&cfg.Module.Heads, "heads", cfg.Module.Heads, "the module's attention heads")
 	fs.Float64Var(&cfg.Module.LogitScale, "module-logit-scale", cfg.Module.LogitScale, "factor on the module's Wq, sharpening its attention")
@@ -235,13 +235,4 @@ func run(cfg config, stdout, stderr io.Writer) error {
 	}
 	studyio.Wrote(stdout, cfg.Out, res.Seconds, "results.json", "results.md", "*.png")
 	return nil
-}
-
-// tierNames returns the names of graph's standard tiers, in order.
-func tierNames() []string {
-	var names []string
-	for _, t := range graph.Tiers() {
-		names = append(names, t.Name)
-	}
-	return names
 }

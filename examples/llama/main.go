@@ -24,6 +24,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 
@@ -54,8 +55,8 @@ func parse(args []string, stderr io.Writer) (config, error) {
 	if err := studyio.ParseFlags(fs, args); err != nil {
 		return c, err
 	}
-	if c.SeqLen < 2 || c.Steps < 0 || c.New < 1 || !(c.LR > 0) {
-		return c, fmt.Errorf("-seq %d, -steps %d, -new %d, -lr %g: want -seq ≥ 2, -steps ≥ 0, -new ≥ 1 and -lr > 0", c.SeqLen, c.Steps, c.New, c.LR)
+	if c.SeqLen < 2 || c.Steps < 0 || c.New < 1 || !(c.LR > 0) || math.IsInf(c.LR, 1) {
+		return c, fmt.Errorf("-seq %d, -steps %d, -new %d, -lr %g: want -seq ≥ 2, -steps ≥ 0, -new ≥ 1 and finite -lr > 0", c.SeqLen, c.Steps, c.New, c.LR)
 	}
 	return c, nil
 }

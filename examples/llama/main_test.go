@@ -48,6 +48,7 @@ func TestCommand(t *testing.T) {
 	}{
 		{[]string{"-seq", "1"}, studyio.ExitUsage, "want -seq ≥ 2"},
 		{[]string{"-lr", "NaN"}, studyio.ExitUsage, "-lr > 0"},
+		{[]string{"-lr", "Inf"}, studyio.ExitUsage, "-lr > 0"},
 		{[]string{"-nope"}, studyio.ExitUsage, "flag provided but not defined"},
 		{[]string{"extra"}, studyio.ExitUsage, "unexpected arguments"},
 		{[]string{"-model", filepath.Join(out, "missing")}, studyio.ExitError, filepath.Join(out, "missing")},

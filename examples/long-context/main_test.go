@@ -219,6 +219,23 @@ func TestShardsMergeToTheRun(t *testing.T) {
 	other.Shard = studyio.Shard{Index: 3, Count: n}
 	foreign := filepath.Join(dir, "foreign")
 	runTo(t, other, foreign)
+	// A shard edited by hand: no cohort lengths.
+	var edited map[string]any
+	raw, err := os.ReadFile(paths[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &edited); err != nil {
+		t.Fatal(err)
+	}
+	edited["config"].(map[string]any)["lengths"] = []int{}
+	noLengths := filepath.Join(dir, "no-lengths.json")
+	if raw, err = json.Marshal(edited); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(noLengths, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range []struct {
 		name  string
 		paths []string
@@ -229,6 +246,7 @@ func TestShardsMergeToTheRun(t *testing.T) {
 		{"foreign", []string{paths[0], paths[1], filepath.Join(foreign, "results.json")}, "a shard of another sweep"},
 		{"not a shard", []string{filepath.Join(dir, "whole", "results.json")}, "not the results of a shard"},
 		{"no file", []string{filepath.Join(dir, "nothing.json")}, "no such file"},
+		{"bad config", []string{noLengths}, "-lengths: need at least one length"},
 	} {
 		if _, err := mergeShards(c.paths); err == nil || !strings.Contains(err.Error(), c.msg) {
 			t.Errorf("%s: %v, want an error with %q", c.name, err, c.msg)

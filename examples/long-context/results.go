@@ -278,6 +278,14 @@ func mergeShards(paths []string) (results, error) {
 		return results{}, errors.New("no shards to merge")
 	}
 	cfg := first.Config
+	// The shards checked their config when they ran; an edited file gets
+	// an error here rather than a crash in the report. Workers and Out are
+	// not in results.json.
+	check := cfg
+	check.Workers, check.Out = 1, "-"
+	if err := check.validate(); err != nil {
+		return results{}, fmt.Errorf("%s: config: %w", paths[0], err)
+	}
 	if len(seen) != first.Shard.Count {
 		var missing []string
 		for i := 1; i <= first.Shard.Count; i++ {

@@ -546,18 +546,7 @@ func kindStats(sites []*graph.Site) []siteStats {
 	for i, k := range kinds {
 		st := sum[k]
 		out[i] = siteStats{Kind: k, Sites: count[k], Elements: st.Elements, Clipped: number(st.ClippedFraction()),
-			Zeroed: number(st.ZeroedFraction()), SQNR: roundDB(st.SQNR()), NonFinite: st.NaN + st.Inf}
+			Zeroed: number(st.ZeroedFraction()), SQNR: studyio.RoundDB(st.SQNR()), NonFinite: st.NaN + st.Inf}
 	}
 	return out
-}
-
-// roundDB rounds an SQNR to 1e-4 dB. The sites add Σx² and Σ(y−x)² as
-// concurrent sequences reach them, in an order that varies from run to run,
-// so the last digits of an SQNR do too; rounded, results.json is the same
-// from run to run (±Inf stay).
-func roundDB(v float64) number {
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return number(v)
-	}
-	return number(math.Round(v*1e4) / 1e4)
 }

@@ -110,7 +110,7 @@ func defaultConfig() config {
 		Train: trainConfig{Steps: 600, Batch: 32, LearnRate: 5e-3, DecayAt: 0.7, QATSteps: 100, QATRate: 1e-3,
 			QATScales: []string{"fixed", "learnable"}},
 		Activations:   []string{"gelu", "gelu_tanh", "silu", "relu"},
-		Tiers:         tierNames(),
+		Tiers:         studyio.TierNames(),
 		EvalSeqs:      512,
 		CalibSeqs:     128,
 		GateThreshold: 1,
@@ -129,7 +129,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("transformer-ffn", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	acts := fs.String("activations", strings.Join(cfg.Activations, ","), "comma-separated FFN activations ("+strings.Join(graph.Activations(), ", ")+")")
-	tiers := fs.String("tiers", strings.Join(cfg.Tiers, ","), "comma-separated precision tiers ("+strings.Join(tierNames(), ", ")+"); fp32, the baseline, is always evaluated")
+	tiers := fs.String("tiers", strings.Join(cfg.Tiers, ","), "comma-separated precision tiers ("+strings.Join(studyio.TierNames(), ", ")+"); fp32, the baseline, is always evaluated")
 	fs.IntVar(&cfg.Train.Steps, "steps", cfg.Train.Steps, "training steps per activation")
 	fs.IntVar(&cfg.Train.Batch, "batch", cfg.Train.Batch, "training sequences per step")
 	fs.Float64Var(&cfg.Train.LearnRate, "lr", cfg.Train.LearnRate, "Adam learning rate (divided by 5 for the last 30% of the steps)")
@@ -247,13 +247,4 @@ func qatModeHelp() string {
 		parts = append(parts, fmt.Sprintf("%s (%s)", m.Name, m.Desc))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// tierNames returns the names of graph's standard tiers, in order.
-func tierNames() []string {
-	var names []string
-	for _, t := range graph.Tiers() {
-		names = append(names, t.Name)
-	}
-	return names
 }

@@ -381,7 +381,7 @@ func summarize(stats map[string]quantize.StatsSnapshot, layers int, ratio map[st
 			continue
 		}
 		all = studyio.AddStats(all, st)
-		ls := layerStats{Site: name, Clipped: number(st.ClippedFraction()), Zeroed: number(st.ZeroedFraction()), SQNR: roundDB(st.SQNR())}
+		ls := layerStats{Site: name, Clipped: number(st.ClippedFraction()), Zeroed: number(st.ZeroedFraction()), SQNR: studyio.RoundDB(st.SQNR())}
 		if r, ok := ratio[name]; ok {
 			v := number(r)
 			ls.RangeRatio = &v
@@ -392,19 +392,8 @@ func summarize(stats map[string]quantize.StatsSnapshot, layers int, ratio map[st
 	if len(h.Layers) == 0 {
 		return nil
 	}
-	h.Clipped, h.Zeroed, h.SQNR = number(all.ClippedFraction()), number(all.ZeroedFraction()), roundDB(all.SQNR())
+	h.Clipped, h.Zeroed, h.SQNR = number(all.ClippedFraction()), number(all.ZeroedFraction()), studyio.RoundDB(all.SQNR())
 	return h
-}
-
-// roundDB rounds an SQNR to 1e-4 dB. The quantization nodes sum Σx² and
-// Σ(y−x)² in chunks split over GOMAXPROCS goroutines, so the last digits of
-// an SQNR depend on the machine's core count; rounded, results.json is the
-// same on any machine (±Inf stay).
-func roundDB(v float64) number {
-	if math.IsInf(v, 0) || math.IsNaN(v) {
-		return number(v)
-	}
-	return number(math.Round(v*1e4) / 1e4)
 }
 
 // runActivation trains one activation's model and evaluates it under every

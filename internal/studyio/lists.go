@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/actq/actq/graph"
 	"github.com/actq/actq/quantize"
 )
 
@@ -81,4 +82,14 @@ func Parallel(n, workers int, f func(i int) error) error {
 func AddStats(a, b quantize.StatsSnapshot) quantize.StatsSnapshot {
 	return quantize.StatsSnapshot{Runs: a.Runs + b.Runs, Elements: a.Elements + b.Elements, Clipped: a.Clipped + b.Clipped,
 		Zeroed: a.Zeroed + b.Zeroed, NaN: a.NaN + b.NaN, Inf: a.Inf + b.Inf, Signal: a.Signal + b.Signal, Noise: a.Noise + b.Noise}
+}
+
+// TierNames returns the names of graph's standard tiers (graph.Tiers), in
+// order.
+func TierNames() []string {
+	var names []string
+	for _, t := range graph.Tiers() {
+		names = append(names, t.Name)
+	}
+	return names
 }

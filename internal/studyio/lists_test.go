@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/actq/actq/graph"
 	"github.com/actq/actq/quantize"
 )
 
@@ -106,5 +107,18 @@ func TestAddStats(t *testing.T) {
 	}
 	if got := AddStats(quantize.StatsSnapshot{}, a); got != a {
 		t.Errorf("AddStats(zero, a) = %+v, want a", got)
+	}
+}
+
+func TestTierNames(t *testing.T) {
+	names := TierNames()
+	tiers := graph.Tiers()
+	if len(names) != len(tiers) || len(names) == 0 {
+		t.Fatalf("TierNames: %d names for %d tiers", len(names), len(tiers))
+	}
+	for i, tier := range tiers {
+		if names[i] != tier.Name {
+			t.Errorf("TierNames()[%d] = %q, want %q", i, names[i], tier.Name)
+		}
 	}
 }

@@ -13,11 +13,7 @@ import (
 // ignored.
 func ParseSeeds(s string) ([]uint64, error) {
 	var seeds []uint64
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
+	for _, f := range SplitList(s) {
 		v, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
 			return nil, fmt.Errorf("seed %q is not an unsigned integer", f)

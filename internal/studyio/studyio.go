@@ -77,6 +77,18 @@ func (n *Number) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// RoundDB rounds an SQNR in decibels to 1e-4 dB; ±Inf and NaN stay. The
+// quantization sites add Σx² and Σ(y−x)² in an order that depends on the
+// core count and on which concurrent sequence reaches them first, so the
+// last digits of an SQNR vary from run to run; rounded, results.json is
+// the same from run to run and machine to machine.
+func RoundDB(v float64) Number {
+	if math.IsInf(v, 0) || math.IsNaN(v) {
+		return Number(v)
+	}
+	return Number(math.Round(v*1e4) / 1e4)
+}
+
 // DB formats a value in decibels: one decimal, ∞ and −∞ for the
 // infinities (a lossless or an overflowed site).
 func (n Number) DB() string {

@@ -331,3 +331,19 @@ func TestParseFlags(t *testing.T) {
 		}
 	}
 }
+
+func TestRoundDB(t *testing.T) {
+	for _, c := range []struct{ in, want float64 }{
+		{12.345678, 12.3457},
+		{-3.00004, -3},
+		{math.Inf(1), math.Inf(1)},
+		{math.Inf(-1), math.Inf(-1)},
+	} {
+		if got := RoundDB(c.in); float64(got) != c.want {
+			t.Errorf("RoundDB(%g) = %g, want %g", c.in, float64(got), c.want)
+		}
+	}
+	if got := RoundDB(math.NaN()); !math.IsNaN(float64(got)) {
+		t.Errorf("RoundDB(NaN) = %g, want NaN", float64(got))
+	}
+}
